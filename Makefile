@@ -1,0 +1,34 @@
+# attnlab build. CPU targets need gcc + OpenMP; CUDA targets need nvcc (they compile without a GPU).
+CC ?= gcc
+PYTHON ?= /usr/bin/python3
+CFLAGS ?= -O3 -march=native -ffp-contract=fast
+CFLAGS += -std=c11 -D_GNU_SOURCE -fopenmp -fPIC -Wall -Wextra -I.
+LDLIBS = -lm -fopenmp
+
+# Everything but the two programs: kernels, model graph, data. test/capi.c is the test entry point.
+LIB_SRC = $(wildcard common/*.c layers/*.c attention/*.c model/*.c data/*.c dist/*.c)
+LIB_OBJ = $(patsubst %.c,build/%.o,$(LIB_SRC))
+
+.PHONY: all lib test bench clean
+all: train_gpt2 infer lib
+
+build/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+train_gpt2: build/train.o $(LIB_OBJ)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+infer: build/infer.o $(LIB_OBJ)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+lib: build/libattnlab.so
+build/libattnlab.so: $(LIB_OBJ) build/test/capi.o
+	$(CC) $(CFLAGS) -shared $^ -o $@ $(LDLIBS)
+
+# The tests: every kernel and the whole model against PyTorch float64 (see README).
+test: train_gpt2 infer lib
+	$(PYTHON) -m pytest -q test
+
+clean:
+	rm -rf build train_gpt2 infer

@@ -1,0 +1,31 @@
+// Checked wrappers and the one-line fatal error used everywhere.
+// Every failure prints "error: <what>" on one line and exits with status 1; wrappers that
+// fail on a programming or system error also name the source file and line of the caller.
+#pragma once
+#include <stddef.h>
+#include <stdio.h>
+
+// Print "error: ..." and exit(1). For problems with the user's input: name the file and the problem.
+void fail(const char* fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+FILE* fopen_at(const char* path, const char* mode, const char* src, int line);
+void fread_at(void* ptr, size_t size, size_t count, FILE* f, const char* path, const char* src, int line);
+void fwrite_at(const void* ptr, size_t size, size_t count, FILE* f, const char* path, const char* src, int line);
+void fclose_at(FILE* f, const char* path, const char* src, int line);
+void* malloc_at(size_t size, const char* src, int line);
+void* calloc_at(size_t count, size_t size, const char* src, int line);
+
+#define fopen_check(path, mode) fopen_at(path, mode, __FILE__, __LINE__)
+#define fread_check(ptr, size, count, f, path) fread_at(ptr, size, count, f, path, __FILE__, __LINE__)
+#define fwrite_check(ptr, size, count, f, path) fwrite_at(ptr, size, count, f, path, __FILE__, __LINE__)
+#define fclose_check(f, path) fclose_at(f, path, __FILE__, __LINE__)
+#define malloc_check(size) malloc_at(size, __FILE__, __LINE__)
+#define calloc_check(count, size) calloc_at(count, size, __FILE__, __LINE__)
+
+// Size of an open file in bytes.
+long file_size(FILE* f);
+// Crash-safe output: open "<path>.tmp" for writing; commit fsyncs, closes and renames it over path.
+FILE* atomic_open(const char* path);
+void atomic_commit(FILE* f, const char* path);
+// Wall clock in seconds.
+double now_seconds(void);

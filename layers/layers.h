@@ -1,0 +1,53 @@
+// The CPU kernel set for the layers of a GPT (fp32 reference, OpenMP).
+// Convention: outputs first, inputs next, sizes last; shapes in the comment.
+// Every backward ACCUMULATES (+=) into its gradient outputs, so gradient accumulation over
+// micro-batches and weight tying (wte is used twice) fall out for free.
+// The CUDA twins in the .cu files have the same arguments and the suffix _cuda.
+#pragma once
+#include <stddef.h>
+
+// out (B,T,C) = wte[inp[b,t]] + wpe[t]. inp (B,T) token ids; wte (V,C); wpe (T,C).
+void encoder_forward(float* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C);
+// dwte (V,C), dwpe (T,C) += from dout (B,T,C).
+void encoder_backward(float* dwte, float* dwpe, const float* dout, const int* inp, int B, int T, int C);
+
+// LayerNorm over the last dim (eps 1e-5). inp (N,C) -> out (N,C); saves mean, rstd (N).
+void layernorm_forward(float* out, float* mean, float* rstd,
+                       const float* inp, const float* weight, const float* bias, int N, int C);
+// dinp (N,C), dweight (C), dbias (C) +=.
+void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                        const float* inp, const float* weight, const float* mean, const float* rstd,
+                        int N, int C);
+
+// out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias (OC); bias may be NULL.
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC);
+// dinp (N,C), dweight (OC,C), dbias (OC) += from dout (N,OC); dinp or dbias may be NULL.
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                     const float* inp, const float* weight, int N, int C, int OC);
+
+// GELU, tanh approximation. inp (N) -> out (N).
+void gelu_forward(float* out, const float* inp, int N);
+// dinp (N) += gelu'(inp) * dout.
+void gelu_backward(float* dinp, const float* inp, const float* dout, int N);
+
+// out (N) = inp1 + inp2.
+void residual_forward(float* out, const float* inp1, const float* inp2, int N);
+// dinp1, dinp2 (N) += dout.
+void residual_backward(float* dinp1, float* dinp2, const float* dout, int N);
+
+// Fused softmax + cross-entropy over rows of logits (N,Vp); only the first V columns are real.
+// losses (N) = -log softmax(logits)[target]. If dlogits is not NULL it is OVERWRITTEN with
+// (softmax - onehot(target)) * dloss in the first V columns and 0 in the padding; dlogits may
+// alias logits (the trainer does this to avoid a second (N,Vp) buffer). targets (N).
+void crossentropy_forward_backward(float* losses, float* dlogits, const float* logits, const int* targets,
+                                   float dloss, int N, int V, int Vp);
+
+// AdamW step on one tensor (llm.c / torch.optim.AdamW semantics, decoupled weight decay):
+// g = grad * grad_scale; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+// param -= lr * (m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps) + weight_decay * param). t starts at 1.
+void adamw_update(float* params, float* m, float* v, const float* grads, size_t N,
+                  float lr, float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t);
+
+// out[0] = sum of squares of values (N), accumulated in double. Global-norm clipping is
+// sqrt of the sum over all gradients; adamw then gets grad_scale = clip / max(norm, clip).
+void global_norm_squared(float* out, const float* values, size_t N);
