@@ -6,11 +6,11 @@ CFLAGS += -std=c11 -D_GNU_SOURCE -fopenmp -fPIC -Wall -Wextra -I.
 LDLIBS = -lm -fopenmp
 
 # Everything but the two programs: kernels, model graph, data. test/capi.c is the test entry point.
-LIB_SRC = $(wildcard common/*.c layers/*.c attention/*.c model/*.c data/*.c dist/*.c)
+LIB_SRC = $(filter-out data/prepare.c,$(wildcard common/*.c layers/*.c attention/*.c model/*.c data/*.c dist/*.c))
 LIB_OBJ = $(patsubst %.c,build/%.o,$(LIB_SRC))
 
 .PHONY: all lib test bench clean
-all: train_gpt2 infer lib
+all: train_gpt2 infer prepare lib
 
 build/%.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
@@ -22,13 +22,16 @@ train_gpt2: build/train.o $(LIB_OBJ)
 infer: build/infer.o $(LIB_OBJ)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
+prepare: build/data/prepare.o $(LIB_OBJ)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
 lib: build/libattnlab.so
 build/libattnlab.so: $(LIB_OBJ) build/test/capi.o
 	$(CC) $(CFLAGS) -shared $^ -o $@ $(LDLIBS)
 
 # The tests: every kernel and the whole model against PyTorch float64 (see README).
-test: train_gpt2 infer lib
+test: train_gpt2 infer prepare lib
 	$(PYTHON) -m pytest -q test
 
 clean:
-	rm -rf build train_gpt2 infer
+	rm -rf build train_gpt2 infer prepare
