@@ -80,6 +80,7 @@ void dataloader_init(DataLoader* dl, const char* pattern, int B, int T, int rank
             fail("%s: shard has %zu tokens, fewer than one batch needs (%d ranks x B=%d x T=%d + 1 = %zu); "
                  "use a smaller -b or -t", path, ntok, num_ranks, B, T, need);
         dl->num_tokens += ntok;
+        dl->num_batches += (int)((ntok - 1) / (need - 1));
     }
     dl->shard_order = malloc_check(sizeof(int) * dl->num_shards);
     dl->buffer = malloc_check(sizeof(uint16_t) * (batch_tokens(dl) + 1));

@@ -25,6 +25,7 @@ typedef struct {
     glob_t shards;
     int num_shards;
     size_t num_tokens;          // over all shards
+    int num_batches;            // batches in one epoch (each shard rounds down)
     // position; with the RNG this is all a resumed run needs
     int epoch, shard_pos, sample_pos;
     Rng rng;                    // drives shuffling; reseeded from seed + epoch at each epoch

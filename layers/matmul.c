@@ -1,0 +1,316 @@
+// Linear layer (matmul) forward and backward on the CPU, through one hand-written SGEMM.
+//
+// All three products are C (M,N) = beta*C + alpha * op(A) (M,K) @ op(B) (K,N), row-major:
+//   forward   out   (N,OC) = inp (N,C)     @ weight^T (C,OC)   NT, beta 0, then + bias
+//   backward  dinp  (N,C) += dout (N,OC)   @ weight (OC,C)     NN, beta 1
+//             dweight(OC,C) += dout^T (OC,N) @ inp (N,C)       TN, beta 1
+//
+// The SGEMM follows the GotoBLAS / BLIS scheme (Goto & van de Geijn, "Anatomy of high-performance
+// matrix multiplication", TOMS 2008; Van Zee & van de Geijn, "BLIS", TOMS 2015):
+//   for each KC-deep slice of K:
+//     pack op(B) (KC x N-slice) into NR-wide column panels, each KC x NR contiguous (L3 / L2);
+//     for each MC-tall block of M:
+//       pack op(A) (MC x KC) into MR-tall row panels, each KC x MR contiguous (L2);
+//       for each NR panel of B (stays in L1 while it is reused MC/MR times):
+//         for each MR panel of A: micro-kernel, an MR x NR tile of C held in registers.
+// The micro-kernel is MR x NR = 8 x 48 floats: 24 accumulator vectors of 16 floats (AVX-512 zmm),
+// 3 vector loads of B and 8 broadcasts of A per step of k, 24 FMAs. It is written with GCC
+// vector extensions, so without AVX-512 it still compiles (to pairs of 256-bit vectors).
+// Packing zero-pads partial panels, so the micro-kernel always runs full tiles and only the
+// store to C is clipped at the edges. Transposes are resolved once, in the packing.
+// Threads (OpenMP, 2 cores here) each take a contiguous slice of N (or of M, whichever
+// duplicates less packing work) and run the serial blocked GEMM on it with private buffers.
+#include "layers.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/check.h"
+
+#ifdef __AVX512F__
+#define VLEN 16
+#else
+#define VLEN 8
+#endif
+typedef float vfloat __attribute__((vector_size(VLEN * 4)));
+typedef float vfloat_unaligned __attribute__((vector_size(VLEN * 4), aligned(4)));
+
+enum {
+    MR = 8,            // rows of the register tile
+    NV = 3,            // vectors per row of the register tile
+    NR = NV * VLEN,    // columns of the register tile
+    KC = 384,          // depth of a packed slice
+    MC = 256,          // rows of a packed A block (MC x KC floats: 384 KiB, in L2)
+    NC = 3072,         // columns of a packed B block (KC x NC floats, in L3)
+};
+
+// ---------------------------------------------------------------------------------------------
+// Micro-kernel: c (m x n, ldc) = beta*c + alpha * a_panel (MR x kc) @ b_panel (kc x NR).
+
+static inline void store_tile(float* restrict c, int ldc, const vfloat acc[MR][NV], int m, int n,
+                              float alpha, float beta) {
+    if (m == MR && n == NR) {
+        for (int i = 0; i < MR; i++)
+            for (int j = 0; j < NV; j++) {
+                vfloat_unaligned* cp = (vfloat_unaligned*)(c + (size_t)i * ldc + j * VLEN);
+                *cp = beta == 0.0f ? alpha * acc[i][j] : beta * *cp + alpha * acc[i][j];
+            }
+        return;
+    }
+    float tile[MR][NR] __attribute__((aligned(64)));
+    memcpy(tile, acc, sizeof(tile));
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float* cp = c + (size_t)i * ldc + j;
+            *cp = beta == 0.0f ? alpha * tile[i][j] : beta * *cp + alpha * tile[i][j];
+        }
+}
+
+static void micro_kernel(int kc, const float* restrict a, const float* restrict b, float* restrict c,
+                         int ldc, int m, int n, float alpha, float beta) {
+    vfloat acc[MR][NV];
+    memset(acc, 0, sizeof(acc));
+    for (int k = 0; k < kc; k++) {
+        const vfloat* bk = (const vfloat*)(b + (size_t)k * NR);
+        vfloat b0 = bk[0], b1 = bk[1], b2 = bk[2];
+        const float* ak = a + (size_t)k * MR;
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; i++) {
+            acc[i][0] += ak[i] * b0;
+            acc[i][1] += ak[i] * b1;
+            acc[i][2] += ak[i] * b2;
+        }
+    }
+    store_tile(c, ldc, acc, m, n, alpha, beta);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packing. A panel of width w holds, for each k, w consecutive floats: element (r, k) of the
+// block goes to dst[(r / w) * w * kc + k * w + r % w]; rows past the edge are zero.
+// Two cases: the source runs along k ("copy": k-major, rows contiguous) or along r ("transpose":
+// r-major, each row contiguous along k, transposed VLEN x VLEN at a time in registers).
+
+// In-register transpose of a VLEN x VLEN block: log2(VLEN) stages of two-source shuffles, stage
+// `bit` swapping that bit of the row index with the same bit of the column index.
+typedef int vint __attribute__((vector_size(VLEN * 4)));
+
+static inline __attribute__((always_inline)) void transpose_stage(vfloat r[VLEN], int bit) {
+    vint lo_mask, hi_mask;
+#pragma GCC unroll 16
+    for (int j = 0; j < VLEN; j++) {
+        lo_mask[j] = (j & bit) ? VLEN + (j ^ bit) : j;
+        hi_mask[j] = (j & bit) ? VLEN + j : (j | bit);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < VLEN; i++) {
+        if (i & bit) continue;
+        vfloat lo = __builtin_shuffle(r[i], r[i | bit], lo_mask);
+        r[i | bit] = __builtin_shuffle(r[i], r[i | bit], hi_mask);
+        r[i] = lo;
+    }
+}
+
+static inline __attribute__((always_inline)) void transpose_block(vfloat r[VLEN]) {
+    for (int bit = 1; bit < VLEN; bit <<= 1) transpose_stage(r, bit);
+}
+
+// VLEN rows of src (row stride ld, `rows` of them valid), each kc long, into panels of width w.
+// w is a compile-time constant after inlining: a multiple of VLEN (B panels) or a divisor (A).
+static inline __attribute__((always_inline)) void pack_strip_transposed(
+    float* restrict dst, const float* src, int ld, int kc, int rows, int w) {
+    int piece = w < VLEN ? w : VLEN;
+    int k = 0;
+    for (; k + VLEN <= kc; k += VLEN) {
+        vfloat r[VLEN];
+        if (rows == VLEN) {
+#pragma GCC unroll 16
+            for (int j = 0; j < VLEN; j++) r[j] = *(const vfloat_unaligned*)(src + (size_t)j * ld + k);
+        } else {
+            for (int j = 0; j < VLEN; j++)
+                r[j] = j < rows ? *(const vfloat_unaligned*)(src + (size_t)j * ld + k) : (vfloat){0};
+        }
+        transpose_block(r);
+#pragma GCC unroll 16
+        for (int kk = 0; kk < VLEN; kk++)
+            for (int p = 0; p < VLEN; p += piece)
+                memcpy(dst + (size_t)(p / w) * w * kc + (size_t)(k + kk) * w + p % w, (float*)&r[kk] + p,
+                       sizeof(float) * piece);
+    }
+    for (; k < kc; k++)
+        for (int j = 0; j < VLEN; j++)
+            dst[(size_t)(j / w) * w * kc + (size_t)k * w + j % w] = j < rows ? src[(size_t)j * ld + k] : 0.0f;
+}
+
+// `rows` (<= w) rows running along k (src[k*ld + r]) into one panel of width w.
+static inline __attribute__((always_inline)) void pack_panel_copy(
+    float* restrict dst, const float* src, int ld, int kc, int rows, int w) {
+    if (rows == w) {
+        for (int k = 0; k < kc; k++) memcpy(dst + (size_t)k * w, src + (size_t)k * ld, sizeof(float) * w);
+        return;
+    }
+    for (int k = 0; k < kc; k++)
+        for (int r = 0; r < w; r++) dst[(size_t)k * w + r] = r < rows ? src[(size_t)k * ld + r] : 0.0f;
+}
+
+static int clamp_rows(int rows, int w) { return rows < 0 ? 0 : rows > w ? w : rows; }
+
+// op(A) block (mc x kc) -> ceil(mc/MR) panels of width MR. op(A)(i,k) = trans_a ? a[k*lda+i] : a[i*lda+k].
+// The transposing path writes VLEN/MR panels per strip: the buffer has VLEN rows of slack.
+static void pack_a(float* restrict dst, const float* a, int lda, int trans_a, int mc, int kc) {
+    if (trans_a) {
+        for (int i0 = 0; i0 < mc; i0 += MR)
+            pack_panel_copy(dst + (size_t)i0 * kc, a + i0, lda, kc, clamp_rows(mc - i0, MR), MR);
+    } else {
+        for (int i0 = 0; i0 < mc; i0 += VLEN)
+            pack_strip_transposed(dst + (size_t)i0 * kc, a + (size_t)i0 * lda, lda, kc, clamp_rows(mc - i0, VLEN), MR);
+    }
+}
+
+// op(B) block (kc x nc) -> ceil(nc/NR) panels of width NR. op(B)(k,j) = trans_b ? b[j*ldb+k] : b[k*ldb+j].
+static void pack_b(float* restrict dst, const float* b, int ldb, int trans_b, int kc, int nc) {
+    for (int j0 = 0; j0 < nc; j0 += NR, dst += (size_t)NR * kc) {
+        if (trans_b) {
+            for (int v = 0; v < NV; v++)
+                pack_strip_transposed(dst + v * VLEN, b + (size_t)(j0 + v * VLEN) * ldb, ldb, kc,
+                                      clamp_rows(nc - j0 - v * VLEN, VLEN), NR);
+        } else {
+            pack_panel_copy(dst, b + j0, ldb, kc, clamp_rows(nc - j0, NR), NR);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The blocked GEMM on one thread, with its own packing buffers.
+
+typedef struct {
+    int trans_a, trans_b, M, N, K;
+    float alpha;
+    const float* a;
+    int lda;
+    const float* b;
+    int ldb;
+    float beta;
+    float* c;
+    int ldc;
+} Gemm;
+
+// Packing buffers, one pair per thread, grown on demand and kept (no page faults per call).
+static _Thread_local float* packed_a;
+static _Thread_local float* packed_b;
+
+static float* aligned_floats(size_t count) {
+    void* p = NULL;
+    if (posix_memalign(&p, 64, count * sizeof(float)) != 0)
+        fail("out of memory allocating %zu floats for matmul packing", count);
+    return p;
+}
+
+static void ensure_buffers(void) {
+    if (!packed_a) {
+        packed_a = aligned_floats((size_t)(MC + VLEN) * KC);
+        packed_b = aligned_floats((size_t)(NC + NR) * KC);
+    }
+}
+
+static inline const float* a_at(const Gemm* g, int i, int k) {
+    return g->trans_a ? g->a + (size_t)k * g->lda + i : g->a + (size_t)i * g->lda + k;
+}
+static inline const float* b_at(const Gemm* g, int k, int j) {
+    return g->trans_b ? g->b + (size_t)j * g->ldb + k : g->b + (size_t)k * g->ldb + j;
+}
+
+// C block (mc x nc) at (ic, jc) += packed A block @ packed B block, over depth kc.
+static void macro_kernel(const Gemm* g, int ic, int jc, int mc, int nc, int kc, float beta) {
+    for (int j0 = 0; j0 < nc; j0 += NR) {
+        const float* bp = packed_b + (size_t)j0 * kc;
+        for (int i0 = 0; i0 < mc; i0 += MR) {
+            float* c = g->c + (size_t)(ic + i0) * g->ldc + jc + j0;
+            int m = mc - i0 < MR ? mc - i0 : MR, n = nc - j0 < NR ? nc - j0 : NR;
+            micro_kernel(kc, packed_a + (size_t)i0 * kc, bp, c, g->ldc, m, n, g->alpha, beta);
+        }
+    }
+}
+
+static void gemm_serial(const Gemm* g) {
+    ensure_buffers();
+    for (int jc = 0; jc < g->N; jc += NC) {
+        int nc = g->N - jc < NC ? g->N - jc : NC;
+        for (int pc = 0; pc < g->K; pc += KC) {
+            int kc = g->K - pc < KC ? g->K - pc : KC;
+            float beta = pc == 0 ? g->beta : 1.0f;
+            pack_b(packed_b, b_at(g, pc, jc), g->ldb, g->trans_b, kc, nc);
+            for (int ic = 0; ic < g->M; ic += MC) {
+                int mc = g->M - ic < MC ? g->M - ic : MC;
+                pack_a(packed_a, a_at(g, ic, pc), g->lda, g->trans_a, mc, kc);
+                macro_kernel(g, ic, jc, mc, nc, kc, beta);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// C (M,N) = beta*C + alpha * op(A) @ op(B). beta 0 never reads C. Parallel over slices of N or M.
+
+static void sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float* a, int lda,
+                  const float* b, int ldb, float beta, float* c, int ldc) {
+    Gemm whole = {trans_a, trans_b, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc};
+    double flops = 2.0 * M * N * K;
+    int threads = flops < 4e6 ? 1 : omp_get_max_threads();
+    int n_panels = (N + NR - 1) / NR, m_panels = (M + MR - 1) / MR;
+    // Splitting N makes every thread pack all of A (M*K); splitting M, all of B (K*N).
+    int split_n = n_panels >= threads && ((long)M <= (long)N || m_panels < threads);
+#pragma omp parallel num_threads(threads)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int panels = split_n ? n_panels : m_panels, unit = split_n ? NR : MR;
+        int lo = (int)((long)panels * t / nt) * unit, hi = (int)((long)panels * (t + 1) / nt) * unit;
+        int extent = split_n ? N : M;
+        if (hi > extent) hi = extent;
+        if (lo < hi) {
+            Gemm part = whole;
+            if (split_n) {
+                part.N = hi - lo;
+                part.b = b_at(&whole, 0, lo);
+                part.c = c + lo;
+            } else {
+                part.M = hi - lo;
+                part.a = a_at(&whole, lo, 0);
+                part.c = c + (size_t)lo * ldc;
+            }
+            gemm_serial(&part);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC) {
+    sgemm(0, 1, N, OC, C, 1.0f, inp, C, weight, C, 0.0f, out, OC);
+    if (!bias) return;
+#pragma omp parallel for schedule(static) if ((long)N * OC > 65536)
+    for (int n = 0; n < N; n++) {
+        float* row = out + (size_t)n * OC;
+        for (int o = 0; o < OC; o++) row[o] += bias[o];
+    }
+}
+
+// dbias (OC) += column sums of dout (N,OC); each thread owns a range of columns.
+static void bias_backward(float* dbias, const float* dout, int N, int OC) {
+#pragma omp parallel if ((long)N * OC > 65536)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int lo = (int)((long)OC * t / nt), hi = (int)((long)OC * (t + 1) / nt);
+        for (int n = 0; n < N; n++) {
+            const float* row = dout + (size_t)n * OC;
+            for (int o = lo; o < hi; o++) dbias[o] += row[o];
+        }
+    }
+}
+
+void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                     const float* inp, const float* weight, int N, int C, int OC) {
+    if (dinp) sgemm(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
+    sgemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+    if (dbias) bias_backward(dbias, dout, N, OC);
+}

@@ -1,0 +1,35 @@
+// The CPU kernel set: the fp32 OpenMP reference kernels of layers/ and attention/.
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention/attention.h"
+#include "common/check.h"
+#include "layers/layers.h"
+#include "model/kernels.h"
+
+static void* cpu_alloc(size_t bytes) { return malloc_check(bytes); }
+static void cpu_zero(void* ptr, size_t bytes) { memset(ptr, 0, bytes); }
+static void cpu_copy(void* dst, const void* src, size_t bytes) { memcpy(dst, src, bytes); }
+
+const Kernels cpu_kernels = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .release = free,
+    .zero = cpu_zero,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .encoder_forward = encoder_forward,
+    .encoder_backward = encoder_backward,
+    .layernorm_forward = layernorm_forward,
+    .layernorm_backward = layernorm_backward,
+    .matmul_forward = matmul_forward,
+    .matmul_backward = matmul_backward,
+    .gelu_forward = gelu_forward,
+    .gelu_backward = gelu_backward,
+    .residual_forward = residual_forward,
+    .crossentropy_forward_backward = crossentropy_forward_backward,
+    .adamw_update = adamw_update,
+    .global_norm_squared = global_norm_squared,
+    .attention_forward = attention_forward,
+    .attention_backward = attention_backward,
+};

@@ -1,0 +1,101 @@
+"""GFLOP/s of our matmul_forward / matmul_backward (build/libattnlab.so) against PyTorch on the CPU.
+
+Usage: /usr/bin/python3 scripts/bench_matmul.py [--threads 2] [--lib build/libattnlab.so]
+Torch's CPU matmul goes to the system BLAS (Debian torch 1.13: OpenBLAS, see torch.__config__.show()).
+Both sides get the same number of threads (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / torch.set_num_threads).
+Forward counts 2*N*C*OC flops; backward 4*N*C*OC (dinp and dweight; dbias is negligible).
+"""
+import argparse
+import ctypes
+import os
+import sys
+import time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--lib", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                              "build", "libattnlab.so"))
+ap.add_argument("--min-time", type=float, default=0.3, help="seconds of repeats per measurement")
+args = ap.parse_args()
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[var] = str(args.threads)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(args.threads)
+lib = ctypes.CDLL(args.lib)
+P = ctypes.c_void_p
+
+
+def ptr(a):
+    return None if a is None else P(a.ctypes.data)
+
+
+def timeit(fn):
+    fn()  # warm-up: page faults, packing buffers, thread pool
+    reps, start = 0, time.perf_counter()
+    best = float("inf")
+    while time.perf_counter() - start < args.min_time or reps < 3:
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+        reps += 1
+    return best
+
+
+# (name, N, C, OC, bias): GPT-2 124M with B*T = 256, then the small test model with B*T = 1024.
+SHAPES = [
+    ("attn qkv", 256, 768, 2304, True),
+    ("attn proj", 256, 768, 768, True),
+    ("mlp fc", 256, 768, 3072, True),
+    ("mlp proj", 256, 3072, 768, True),
+    ("lm head", 256, 768, 50304, False),
+    ("tiny qkv", 1024, 128, 384, True),
+    ("tiny fc", 1024, 128, 512, True),
+    ("tiny proj", 1024, 128, 128, True),
+    ("tiny odd", 1024, 128, 257, True),
+]
+
+
+def bench(name, N, C, OC, has_bias):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, C), dtype=np.float32)
+    w = rng.standard_normal((OC, C), dtype=np.float32) * 0.02
+    b = rng.standard_normal(OC, dtype=np.float32) if has_bias else None
+    dout = rng.standard_normal((N, OC), dtype=np.float32)
+    out = np.empty((N, OC), np.float32)
+    dx, dw = np.zeros((N, C), np.float32), np.zeros((OC, C), np.float32)
+    db = np.zeros(OC, np.float32) if has_bias else None
+    ci = ctypes.c_int
+    ours_f = timeit(lambda: lib.matmul_forward(ptr(out), ptr(x), ptr(w), ptr(b), ci(N), ci(C), ci(OC)))
+    ours_b = timeit(lambda: lib.matmul_backward(ptr(dx), ptr(dw), ptr(db), ptr(dout), ptr(x), ptr(w),
+                                                ci(N), ci(C), ci(OC)))
+    tx, tw, tdout = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(dout)
+    tb = torch.from_numpy(b) if has_bias else None
+    tout, tdx, tdw = torch.empty(N, OC), torch.empty(N, C), torch.empty(OC, C)
+
+    def torch_backward():  # what autograd runs for F.linear: two GEMMs and a column sum
+        torch.mm(tdout, tw, out=tdx)
+        torch.mm(tdout.t(), tx, out=tdw)
+        if has_bias:
+            tdout.sum(0)
+
+    torch_f = timeit(lambda: torch.nn.functional.linear(tx, tw, tb))
+    torch_b = timeit(torch_backward)
+    flops = 2.0 * N * C * OC
+    row = [name, f"{N}x{C}->{OC}", flops / ours_f / 1e9, flops / torch_f / 1e9,
+           2 * flops / ours_b / 1e9, 2 * flops / torch_b / 1e9]
+    print("%-10s %-16s %8.1f %8.1f %8.1f %8.1f" % tuple(row), flush=True)
+    return row
+
+
+blas = [l.strip() for l in torch.__config__.show().splitlines() if "BLAS" in l]
+print(f"threads {args.threads}; torch {torch.__version__}; {' '.join(blas)[:120]}")
+print("%-10s %-16s %8s %8s %8s %8s" % ("layer", "N x C -> OC", "ours fw", "torch fw", "ours bw", "torch bw"))
+print("(GFLOP/s, best of repeats)")
+rows = [bench(*s) for s in SHAPES]
+gpt = [r for r in rows if not r[0].startswith("tiny")]
+print("GPT-2 mean  ours fw %.1f torch fw %.1f | ours bw %.1f torch bw %.1f" % tuple(
+    sum(r[i] for r in gpt) / len(gpt) for i in range(2, 6)))
+sys.exit(0)

@@ -1,0 +1,175 @@
+"""The whole CPU model against the PyTorch reference (scripts/ref_gpt2.py) built from the same
+checkpoint file: loss, every parameter gradient, AdamW steps, KV-cache decoding, file formats."""
+import ctypes
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from clib import LIB, ROOT, call, rel_err
+
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import ref_gpt2  # noqa: E402
+
+LIB.capi_load.restype = ctypes.c_void_p
+LIB.capi_random.restype = ctypes.c_void_p
+LIB.capi_num_parameters.restype = ctypes.c_size_t
+LIB.capi_params.restype = ctypes.POINTER(ctypes.c_float)
+LIB.capi_grads.restype = ctypes.POINTER(ctypes.c_float)
+LIB.capi_forward_backward.restype = ctypes.c_float
+LIB.capi_update.restype = ctypes.c_float
+
+CONFIGS = [
+    dict(maxT=16, V=67, Vp=128, L=2, H=4, C=32),
+    dict(maxT=24, V=300, Vp=384, L=3, H=3, C=48),
+]
+
+
+class CModel:
+    def __init__(self, path=None, descriptor=None, seed=0):
+        if path:
+            self.h = ctypes.c_void_p(LIB.capi_load(path.encode()))
+        else:
+            self.h = ctypes.c_void_p(LIB.capi_random(descriptor.encode(), seed))
+        self.n = LIB.capi_num_parameters(self.h)
+
+    def _view(self, ptr):
+        return np.ctypeslib.as_array(ptr, shape=(self.n,))
+
+    def params(self):
+        return self._view(LIB.capi_params(self.h)).copy()
+
+    def grads(self):
+        return self._view(LIB.capi_grads(self.h)).copy()
+
+    def __del__(self):
+        LIB.capi_free(self.h)
+
+
+def split(flat, cfg):
+    out, off = {}, 0
+    for name, shape in ref_gpt2.tensor_shapes(cfg):
+        n = int(np.prod(shape))
+        out[name] = flat[off:off + n].reshape(shape)
+        off += n
+    return out
+
+
+def tokens(cfg, B, T, seed):
+    g = np.random.default_rng(seed)
+    return g.integers(0, cfg["V"], (B, T)).astype(np.int32), g.integers(0, cfg["V"], (B, T)).astype(np.int32)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"L{c['L']}C{c['C']}V{c['V']}")
+@pytest.mark.parametrize("B,T", [(1, 1), (2, 7), (3, 16)])
+def test_loss_and_every_gradient(tmp_path, cfg, B, T):
+    T = min(T, cfg["maxT"])
+    path = str(tmp_path / "model.bin")
+    params = ref_gpt2.random_params(cfg, seed=B * 10 + T)
+    ref_gpt2.write_checkpoint(path, cfg, params)
+    cm = CModel(path)
+    inp, tgt = tokens(cfg, B, T, seed=T)
+    loss = LIB.capi_forward_backward(cm.h, ctypes.c_void_p(inp.ctypes.data), ctypes.c_void_p(tgt.ctypes.data), B, T)
+    # the reference starts from the fp32 values the C code holds
+    _, p32, _ = ref_gpt2.read_checkpoint(path)
+    ref = ref_gpt2.GPT2(cfg, p32)
+    _, ref_loss = ref(torch.from_numpy(inp).long(), torch.from_numpy(tgt).long())
+    ref_loss.backward()
+    # fp32 through a few layers against float64: 1e-5 relative is about 100 ulp of fp32
+    assert abs(loss - ref_loss.item()) / ref_loss.item() < 1e-5, f"loss {loss} vs {ref_loss.item()}"
+    grads = split(cm.grads(), cfg)
+    for name, _ in ref_gpt2.tensor_shapes(cfg):
+        err = rel_err(grads[name], ref.p[name].grad)
+        assert err < 1e-4, f"grad {name}: rel err {err:.2e}"
+
+
+@pytest.mark.parametrize("weight_decay,clip", [(0.0, 1.0), (0.1, 0.05)])
+def test_five_adamw_steps(tmp_path, weight_decay, clip):
+    cfg = CONFIGS[0]
+    path = str(tmp_path / "model.bin")
+    ref_gpt2.write_checkpoint(path, cfg, ref_gpt2.random_params(cfg, seed=3))
+    cm = CModel(path)
+    _, p32, _ = ref_gpt2.read_checkpoint(path)
+    ref = ref_gpt2.GPT2(cfg, p32)
+    opt = ref_gpt2.adamw(ref, lr=1e-2, weight_decay=weight_decay)
+    B, T = 2, 12
+    for step in range(1, 6):
+        inp, tgt = tokens(cfg, B, T, seed=100 + step)
+        loss = LIB.capi_forward_backward(cm.h, ctypes.c_void_p(inp.ctypes.data), ctypes.c_void_p(tgt.ctypes.data), B, T)
+        norm = LIB.capi_update(cm.h, ctypes.c_float(1e-2), ctypes.c_float(0.9), ctypes.c_float(0.95),
+                               ctypes.c_float(1e-8), ctypes.c_float(weight_decay), ctypes.c_float(clip), step)
+        opt.zero_grad()
+        _, ref_loss = ref(torch.from_numpy(inp).long(), torch.from_numpy(tgt).long())
+        ref_loss.backward()
+        ref_norm = ref_gpt2.clip_grad_norm(ref, clip)
+        opt.step()
+        assert abs(loss - ref_loss.item()) / ref_loss.item() < 1e-5, f"step {step}: loss {loss} vs {ref_loss.item()}"
+        assert abs(norm - ref_norm) / ref_norm < 1e-4, f"step {step}: grad norm {norm} vs {ref_norm}"
+    params = split(cm.params(), cfg)
+    C = cfg["C"]
+    for name, _ in ref_gpt2.tensor_shapes(cfg):
+        got, want = params[name], ref.p[name].detach().numpy()
+        if name == "qkvb":
+            # The key bias adds q.b_k to a whole score row, which softmax ignores: its true gradient
+            # is 0, both sides hold rounding noise (1e-9 vs 1e-18), and Adam's m/sqrt(v) turns noise
+            # of either size into a step of +-lr. Compare the query and value biases only.
+            got, want = np.delete(got, np.s_[C:2 * C], axis=1), np.delete(want, np.s_[C:2 * C], axis=1)
+        err = rel_err(got, want)
+        assert err < 1e-4, f"param {name} after 5 steps: rel err {err:.2e}"
+
+
+def test_kv_cache_decoding_matches_full_forward(tmp_path):
+    cfg = dict(maxT=64, V=67, Vp=128, L=2, H=4, C=32)
+    path = str(tmp_path / "model.bin")
+    ref_gpt2.write_checkpoint(path, cfg, ref_gpt2.random_params(cfg, seed=7, scale=0.3))
+    cm = CModel(path)
+    seq = np.random.default_rng(1).integers(0, cfg["V"], (1, 64)).astype(np.int32)
+    full = np.zeros((1, 64, cfg["Vp"]), dtype=np.float32)
+    LIB.capi_forward_logits(cm.h, ctypes.c_void_p(seq.ctypes.data), 1, 64, ctypes.c_void_p(full.ctypes.data))
+    out = np.zeros(cfg["Vp"], dtype=np.float32)
+    # a 5-token prefill, then one token at a time: 64 positions in all
+    prefix = np.ascontiguousarray(seq[0, :5])
+    LIB.capi_decode(cm.h, ctypes.c_void_p(prefix.ctypes.data), 5, 0, ctypes.c_void_p(out.ctypes.data))
+    assert rel_err(out[:cfg["V"]], full[0, 4, :cfg["V"]]) < 1e-5
+    for pos in range(5, 64):
+        tok = np.ascontiguousarray(seq[0, pos:pos + 1])
+        LIB.capi_decode(cm.h, ctypes.c_void_p(tok.ctypes.data), 1, pos, ctypes.c_void_p(out.ctypes.data))
+        err = rel_err(out[:cfg["V"]], full[0, pos, :cfg["V"]])
+        assert err < 1e-5, f"position {pos}: cached logits differ from the full forward by {err:.2e}"
+    # and the full forward itself matches PyTorch
+    _, p32, _ = ref_gpt2.read_checkpoint(path)
+    ref_logits, _ = ref_gpt2.GPT2(cfg, p32)(torch.from_numpy(seq).long())
+    assert rel_err(full[..., :cfg["V"]], ref_logits[..., :cfg["V"]]) < 1e-5
+
+
+def test_random_init_and_saved_file(tmp_path):
+    """llm.c's init (N(0,0.02), residual projections 0.02/sqrt(2L), LayerNorm 1/0, zero biases), and a
+    saved checkpoint that the independent Python reader parses as llm.c's layout."""
+    path = str(tmp_path / "init.bin")
+    cm = CModel(descriptor="L=4,C=64,H=4,T=32,V=100", seed=5)
+    call("capi_save", cm.h, path.encode())
+    cfg, p, header = ref_gpt2.read_checkpoint(path)
+    assert cfg == dict(maxT=32, V=100, L=4, H=4, C=64, Vp=128)
+    assert header[1] == 3 and not header[8:].any(), "a plain GPT-2 must keep llm.c's header bytes"
+    assert abs(p["wte"][:100].std().item() - 0.02) < 0.002
+    assert not p["wte"][100:].any(), "padded vocabulary rows stay zero"
+    assert abs(p["qkvw"].std().item() - 0.02) < 0.002
+    assert abs(p["attprojw"].std().item() - 0.02 / math.sqrt(8)) < 0.001
+    assert abs(p["fcprojw"].std().item() - 0.02 / math.sqrt(8)) < 0.001
+    assert (p["ln1w"] == 1).all() and (p["lnfw"] == 1).all() and not p["qkvb"].any() and not p["lnfb"].any()
+    again = CModel(descriptor="L=4,C=64,H=4,T=32,V=100", seed=5)
+    assert np.array_equal(again.params(), cm.params()), "init must be reproducible from the seed"
+
+
+def test_reads_bf16_checkpoint(tmp_path):
+    cfg = CONFIGS[1]
+    params = ref_gpt2.random_params(cfg, seed=11)
+    path = str(tmp_path / "bf16.bin")
+    ref_gpt2.write_checkpoint(path, cfg, params, version=ref_gpt2.V_BF16)
+    _, rounded, _ = ref_gpt2.read_checkpoint(path)
+    got = split(CModel(path).params(), cfg)
+    for name, _ in ref_gpt2.tensor_shapes(cfg):
+        assert np.array_equal(got[name], rounded[name].numpy().astype(np.float32)), name

@@ -1,0 +1,146 @@
+"""End to end through the programs: training lowers the loss, checkpoints are complete and
+resumable bit for bit, infer samples the same tokens with and without the KV cache, and bad
+input gets one line naming the file and the problem with a non-zero exit."""
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from clib import ROOT
+from files import byte_corpus, write_byte_tokenizer, write_shard
+
+TRAIN = os.path.join(ROOT, "train_gpt2")
+INFER = os.path.join(ROOT, "infer")
+TINY = "L=2,C=32,H=2,T=32,V=257"
+
+
+def run(*args, ok=True):
+    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=300)
+    if ok:
+        assert p.returncode == 0, f"{args} failed:\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    write_shard(d / "tiny_train_000.bin", byte_corpus(40000, seed=1))
+    write_shard(d / "tiny_val_000.bin", byte_corpus(5000, seed=2))
+    write_byte_tokenizer(d / "tokenizer.bin")
+    return d
+
+
+def train_args(data, out, steps, *extra):
+    return [TRAIN, "-e", TINY, "-i", data / "*train*.bin", "-j", data / "*val*.bin", "-o", out, "-b", 4, "-t", 32,
+            "-x", steps, "-l", 3e-3, "-v", 10, "-m", 5, "-s", 0, *extra]
+
+
+def test_training_lowers_val_loss_and_infer_samples(data, tmp_path):
+    out = tmp_path / "run"
+    p = run(*train_args(data, out, 40))
+    log = (out / "main.log").read_text().splitlines()
+    val = [float(l.split("tel:")[1]) for l in log if "tel:" in l]
+    assert val[-1] < val[0] - 1.0, f"val loss did not fall: {val}"
+    assert "tok/s" in p.stdout and (out / "model_00000040.bin").exists() and (out / "state_00000040.bin").exists()
+    assert not list(out.glob("*.tmp")), "temporary files left behind"
+    ckpt = out / "model_00000040.bin"
+    cached = run(INFER, "-e", ckpt, "-tk", data / "tokenizer.bin", "-n", 24, "-temp", 0)
+    nocache = run(INFER, "-e", ckpt, "-tk", data / "tokenizer.bin", "-n", 24, "-temp", 0, "-nocache", 1)
+    assert cached.stdout == nocache.stdout and len(cached.stdout) > 10
+    sampled = run(INFER, "-e", ckpt, "-pi", "116,104,101", "-n", 20, "-topk", 5, "-topp", 0.9, "-seed", 3)
+    assert sampled.stdout.startswith("116 104 101 ")
+    ev = run(INFER, "-e", ckpt, "-eval", data / "*val*.bin", "-b", 2, "-t", 32)
+    assert abs(float(ev.stdout.split()[2]) - val[-1]) < 0.3
+
+
+def test_resume_is_bit_identical(data, tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    run(*train_args(data, straight, 12, "-n", 6))
+    run(*train_args(data, resumed, 12, "-n", 6))
+    (resumed / "model_00000012.bin").unlink()
+    (resumed / "state_00000012.bin").unlink()
+    p = run(*train_args(data, resumed, 12, "-n", 6, "-y", 1))
+    assert "resumed" in p.stdout
+    assert (straight / "model_00000012.bin").read_bytes() == (resumed / "model_00000012.bin").read_bytes()
+    assert (straight / "state_00000012.bin").read_bytes() == (resumed / "state_00000012.bin").read_bytes()
+
+
+def test_gradient_accumulation_equals_big_batch(data, tmp_path):
+    """-d 256 with B=4,T=32 (2 micro-batches) takes the same steps as B=8 in one: same loss curve."""
+    small, big = tmp_path / "small", tmp_path / "big"
+    run(*train_args(data, small, 3, "-d", 256, "-sh", 0, "-v", 100))
+    args = train_args(data, big, 3, "-sh", 0, "-v", 100)
+    args[args.index("-b") + 1] = 8
+    run(*args)
+    ls = [float(l.split("trl:")[1].split()[0]) for l in (small / "main.log").read_text().splitlines() if "trl:" in l]
+    lb = [float(l.split("trl:")[1].split()[0]) for l in (big / "main.log").read_text().splitlines() if "trl:" in l]
+    assert len(ls) == 3 and np.allclose(ls, lb, rtol=1e-5), f"{ls} vs {lb}"
+
+
+def one_line_error(p, *needles):
+    assert p.returncode != 0, "expected a failure"
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), f"expected one error line, got:\n{p.stderr}"
+    for n in needles:
+        assert str(n) in lines[0], f"'{n}' not in: {lines[0]}"
+
+
+def test_truncated_shard(data, tmp_path):
+    bad = tmp_path / "bad_train.bin"
+    write_shard(bad, byte_corpus(3000), count=5000)
+    one_line_error(run(TRAIN, "-e", TINY, "-i", bad, "-j", bad, ok=False), bad, "truncated")
+
+
+def test_wrong_shard_magic(data, tmp_path):
+    bad = tmp_path / "bad_train.bin"
+    write_shard(bad, byte_corpus(3000), magic=12345)
+    one_line_error(run(TRAIN, "-e", TINY, "-i", bad, "-j", bad, ok=False), bad, "magic")
+
+
+def test_token_id_outside_vocabulary(data, tmp_path):
+    bad = tmp_path / "bad_train.bin"
+    toks = byte_corpus(3000)
+    toks[100] = 300
+    write_shard(bad, toks)
+    one_line_error(run(TRAIN, "-e", TINY, "-i", bad, "-j", bad, "-b", 4, "-t", 32, "-x", 2, "-sh", 0, ok=False),
+                   bad, "300", "vocabulary")
+
+
+def test_sequence_longer_than_model(data):
+    one_line_error(run(TRAIN, "-e", TINY, "-i", data / "*train*.bin", "-t", 64, ok=False), "-t 64", "maximum 32")
+
+
+def test_foreign_checkpoint_version(data, tmp_path):
+    out = tmp_path / "run"
+    run(*train_args(data, out, 1))
+    ckpt = (out / "model_00000001.bin").read_bytes()
+    bad = tmp_path / "v4.bin"
+    bad.write_bytes(ckpt[:4] + (4).to_bytes(4, "little") + ckpt[8:])
+    one_line_error(run(INFER, "-e", bad, ok=False), bad, "version 4")
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(ckpt[:-100])
+    one_line_error(run(INFER, "-e", cut, ok=False), cut, "truncated")
+    foreign = tmp_path / "foreign.bin"
+    foreign.write_bytes(b"PK\x03\x04" + ckpt[4:])
+    one_line_error(run(INFER, "-e", foreign, ok=False), foreign, "magic")
+
+
+def test_missing_files(data, tmp_path):
+    one_line_error(run(INFER, "-e", tmp_path / "nope.bin", ok=False), "nope.bin")
+    one_line_error(run(TRAIN, "-e", TINY, "-i", tmp_path / "nothing*.bin", ok=False), "nothing*.bin")
+
+
+def test_bad_descriptor_and_tokenizer_mismatch(data, tmp_path):
+    one_line_error(run(TRAIN, "-e", "L=2,C=30,H=4,T=32,V=257", ok=False), "not divisible")
+    one_line_error(run(TRAIN, "-e", "L=2,C=32,H=2,Q=3", ok=False), "unknown key 'Q'")
+    out = tmp_path / "run"
+    run(*train_args(data, out, 1))
+    tok = tmp_path / "tok.bin"
+    tok.write_bytes(b"\0" * 2000)
+    one_line_error(run(INFER, "-e", out / "model_00000001.bin", "-tk", tok, ok=False), tok, "magic")
+
+
+def test_nan_loss_stops_the_run(data, tmp_path):
+    p = run(*train_args(data, tmp_path / "nan", 5, "-l", 1e30, "-gc", 0), ok=False)
+    one_line_error(p, "diverged")
