@@ -2,14 +2,20 @@
 CC ?= gcc
 PYTHON ?= /usr/bin/python3
 CFLAGS ?= -O3 -march=native -ffp-contract=fast
-CFLAGS += -std=c11 -D_GNU_SOURCE -fopenmp -fPIC -Wall -Wextra -I.
+CFLAGS += -std=c11 -D_GNU_SOURCE -fopenmp -fPIC -Wall -Wextra -I. $(EXTRA_CFLAGS)
 LDLIBS = -lm -fopenmp
 
 # Everything but the two programs: kernels, model graph, data. test/capi.c is the test entry point.
 LIB_SRC = $(filter-out data/prepare.c,$(wildcard common/*.c layers/*.c attention/*.c model/*.c data/*.c dist/*.c))
 LIB_OBJ = $(patsubst %.c,build/%.o,$(LIB_SRC))
 
-.PHONY: all lib test bench clean
+# CUDA: SASS for sm_80 (A100) and sm_90 (H100/H200), so no PTX JIT on the target.
+NVCC ?= nvcc
+NVCC_FLAGS = -O3 -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+             -Xcompiler -Wall,-Wextra --Werror all-warnings
+CUDA_LIBS = -lcublasLt -lcublas -lnccl
+
+.PHONY: all lib test bench clean cuda_check
 all: train_gpt2 infer prepare lib
 
 build/%.o: %.c $(wildcard */*.h)
@@ -32,6 +38,12 @@ build/libattnlab.so: $(LIB_OBJ) build/test/capi.o
 # The tests: every kernel and the whole model against PyTorch float64 (see README).
 test: train_gpt2 infer prepare lib
 	$(PYTHON) -m pytest -q test
+
+# Compile-and-link check of the CUDA toolkit, cuBLASLt and NCCL (runs nothing here).
+cuda_check: build/cuda_link_check
+build/cuda_link_check: test/cuda/link_check.cu
+	@mkdir -p build
+	$(NVCC) $(NVCC_FLAGS) $< -o $@ $(CUDA_LIBS)
 
 clean:
 	rm -rf build train_gpt2 infer prepare

@@ -112,24 +112,38 @@ static inline __attribute__((always_inline)) void transpose_stage(vfloat r[VLEN]
 }
 
 static inline __attribute__((always_inline)) void transpose_block(vfloat r[VLEN]) {
-    for (int bit = 1; bit < VLEN; bit <<= 1) transpose_stage(r, bit);
+    transpose_stage(r, 1);
+    transpose_stage(r, 2);
+    transpose_stage(r, 4);
+    if (VLEN == 16) transpose_stage(r, 8);
+}
+
+// Loads rows 0..VLEN-1 of a VLEN-wide column block at p (row stride ld). The offsets are spelled
+// as base + {1,2,4,8} * index so that they fit x86 addressing modes instead of VLEN pointers.
+static inline __attribute__((always_inline)) void load_rows(vfloat r[VLEN], const float* p, size_t ld) {
+    size_t ld3 = 3 * ld, ld5 = 5 * ld, ld7 = 7 * ld;
+    for (int half = 0; half < VLEN; half += 8, p += 8 * ld) {
+        r[half + 0] = *(const vfloat_unaligned*)(p);
+        r[half + 1] = *(const vfloat_unaligned*)(p + ld);
+        r[half + 2] = *(const vfloat_unaligned*)(p + 2 * ld);
+        r[half + 3] = *(const vfloat_unaligned*)(p + ld3);
+        r[half + 4] = *(const vfloat_unaligned*)(p + 4 * ld);
+        r[half + 5] = *(const vfloat_unaligned*)(p + ld5);
+        r[half + 6] = *(const vfloat_unaligned*)(p + 2 * ld3);
+        r[half + 7] = *(const vfloat_unaligned*)(p + ld7);
+    }
 }
 
 // VLEN rows of src (row stride ld, `rows` of them valid), each kc long, into panels of width w.
 // w is a compile-time constant after inlining: a multiple of VLEN (B panels) or a divisor (A).
+// Full strips go through registers VLEN x VLEN at a time; edge strips and the k tail are scalar.
 static inline __attribute__((always_inline)) void pack_strip_transposed(
     float* restrict dst, const float* src, int ld, int kc, int rows, int w) {
     int piece = w < VLEN ? w : VLEN;
     int k = 0;
-    for (; k + VLEN <= kc; k += VLEN) {
+    for (; rows == VLEN && k + VLEN <= kc; k += VLEN) {
         vfloat r[VLEN];
-        if (rows == VLEN) {
-#pragma GCC unroll 16
-            for (int j = 0; j < VLEN; j++) r[j] = *(const vfloat_unaligned*)(src + (size_t)j * ld + k);
-        } else {
-            for (int j = 0; j < VLEN; j++)
-                r[j] = j < rows ? *(const vfloat_unaligned*)(src + (size_t)j * ld + k) : (vfloat){0};
-        }
+        load_rows(r, src + k, (size_t)ld);
         transpose_block(r);
 #pragma GCC unroll 16
         for (int kk = 0; kk < VLEN; kk++)

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what attnlab needs on Debian 12 (run as root): the C toolchain with OpenMP, PyTorch and
+# NumPy for the test references (Debian's python3-torch, with OpenBLAS so it is not on the slow
+# reference BLAS), pytest, the King James Bible (the offline default corpus), and tiktoken (PyPI)
+# for the tokenizer tests. The CUDA toolkit is expected to be installed already (nvcc on PATH).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends build-essential python3 python3-torch python3-numpy \
+    python3-pytest python3-pip libopenblas0-pthread bible-kjv > /dev/null
+/usr/bin/python3 -c "import tiktoken" 2>/dev/null || \
+    $SUDO /usr/bin/python3 -m pip install -q --break-system-packages tiktoken
