@@ -2,214 +2,248 @@
 // section 0): the forward keeps only the log-sum-exp LSE_i of each score row, and the backward
 // recomputes p_ij = exp(s_ij - LSE_i) from it, so no (T,T) buffer exists in either direction.
 // Scores s_ij = q_i.k_j / sqrt(hs).
-// Speed: keys and values are copied TRANSPOSED, (hs, ld), into scratch, so every product runs along
-// the keys j with contiguous loads, and query rows go in groups of GROUP, so each load of a key or
-// value feeds GROUP multiply-adds: scores are a (GROUP x TILE) register tile summed over hs; dK and
-// dV are rank-GROUP updates of transposed accumulators, added back into dqkv once per head; the
-// products with V (forward) and K (dQ) are GROUP dot products along the keys.
+// Speed: query rows go in groups of GROUP, and every product is one of two register-tiled loops
+// over zero-padded scratch copies of the head: group_times_matrix (GROUP rows times a matrix, a
+// GROUP x TILE tile of the result held in registers: S = Q K^T with K^T copied as (hs, keys),
+// O = P V, dP = dO V^T, dQ = dS K) and add_outer_group (dK += dS^T Q, dV += P^T dO into (keys, hs)
+// accumulators added back into dqkv once per head). Inner loops run along contiguous memory with a
+// fixed trip count, so they vectorize; exp_softmax is a vectorizable exp.
 // Parallelism: the forward runs one task per (b, h, block of query rows); the backward one task per
 // (b, h), which owns that head's columns of dqkv, so its += into dK and dV needs no atomics.
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "attention/attention.h"
 #include "common/check.h"
 
-#define GROUP 4          // query rows handled together
-#define TILE 32          // keys per register tile of scores; scratch rows are padded to a multiple
-#define LANES 16         // partial sums per dot product (one AVX-512 register)
-#define QUERY_BLOCK 64   // query rows per forward task; they share one transposed copy of K and V
+// GROUP x TILE accumulators are 16 AVX-512 registers (of 32); measured best on Zen 4 (T=1024, hs=64).
+#define GROUP 8           // query rows handled together
+#define TILE 32           // result columns per register tile; scratch rows are zero-padded to a multiple
+#define QUERY_BLOCK 128   // query rows per forward task; they share one scratch copy of K and V
 
 static inline int min_int(int a, int b) { return a < b ? a : b; }
 static inline int round_up(int n, int m) { return (n + m - 1) / m * m; }
 
-// dst (hs, ld) = the first n rows of src (n, hs) transposed, zero in columns n..ld-1;
-// src rows are `stride` floats apart.
+// exp(x) for the x <= 0 of a softmax (cephes expf: Cody-Waite reduction, degree-6 polynomial,
+// about 1 ulp), written as plain arithmetic so that loops over it vectorize, unlike libm's expf.
+// Below -87 it returns exp(-87) = 1.6e-38 instead of less, which no sum of probabilities can see;
+// a NaN stays NaN.
+static inline float exp_softmax(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    // x = k ln2 + r with k = round(x / ln2): adding 1.5 * 2^23 leaves k in the low mantissa bits.
+    union { float f; uint32_t u; } k_bits = {.f = 1.44269504088896341f * x + 12582912.0f};
+    float k = k_bits.f - 12582912.0f;
+    float r = x - k * 0.693359375f + k * 2.12194440e-4f;
+    float poly = 1.9875691500e-4f;
+    poly = poly * r + 1.3981999507e-3f;
+    poly = poly * r + 8.3334519073e-3f;
+    poly = poly * r + 4.1665795894e-2f;
+    poly = poly * r + 1.6666665459e-1f;
+    poly = poly * r + 5.0000001201e-1f;
+    union { uint32_t u; float f; } two_k = {.u = (k_bits.u - 0x4B400000u + 127u) << 23};   // 2^k
+    return (poly * r * r + r + 1.0f) * two_k.f;
+}
+
+// dst (n, ld) = src (n, hs) rows, `stride` floats apart, zero-padded to ld >= hs columns.
+static void copy_rows(float* restrict dst, int ld, const float* restrict src, int n, size_t stride, int hs) {
+    for (int j = 0; j < n; j++) {
+        memcpy(dst + (size_t)j * ld, src + j * stride, (size_t)hs * sizeof(float));
+        memset(dst + (size_t)j * ld + hs, 0, (size_t)(ld - hs) * sizeof(float));
+    }
+}
+
+// dst (hs, ld) = src (n, hs) rows, `stride` floats apart, transposed, zero in columns n..ld-1.
+// Blocks of 16 rows keep the reads in L1 and write whole cache lines.
 static void transpose_rows(float* restrict dst, int ld, const float* restrict src, int n, size_t stride, int hs) {
-    for (int j = 0; j < n; j++)
-        for (int c = 0; c < hs; c++) dst[(size_t)c * ld + j] = src[j * stride + c];
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        int j1 = min_int(j0 + 16, n);
+        for (int c = 0; c < hs; c++)
+            for (int j = j0; j < j1; j++) dst[(size_t)c * ld + j] = src[j * stride + c];
+    }
     for (int c = 0; c < hs; c++)
         for (int j = n; j < ld; j++) dst[(size_t)c * ld + j] = 0.0f;
 }
 
-// dst rows (n, hs), `stride` floats apart, += src (hs, ld) [:, :n] transposed.
-static void add_transposed(float* restrict dst, size_t stride, const float* restrict src, int ld, int n, int hs) {
+// dst rows (n, hs), `stride` floats apart, += src (n, ld) [:, :hs].
+static void add_rows(float* restrict dst, size_t stride, const float* restrict src, int ld, int n, int hs) {
     for (int j = 0; j < n; j++)
-        for (int c = 0; c < hs; c++) dst[j * stride + c] += src[(size_t)c * ld + j];
+        for (int c = 0; c < hs; c++) dst[j * stride + c] += src[(size_t)j * ld + c];
 }
 
-// s (GROUP, ld) [:, :n] = alpha * x (GROUP rows of hs) @ mt (hs, ld) [:, :n]; mt is zero-padded to
-// a multiple of TILE columns. One (GROUP x TILE) tile of s stays in registers over the hs loop.
-static void rows_times_columns(float* restrict s, float alpha, const float* const x[GROUP],
-                               const float* restrict mt, int ld, int n, int hs) {
-    for (int j0 = 0; j0 < n; j0 += TILE) {
+// out_r (ncols) (= or +=) alpha * a_r (k) @ b (k, ldb) [:, :ncols] for the first g of the GROUP rows
+// (a_r of rows past g must be readable; their results are dropped). b is zero-padded to a multiple
+// of TILE columns; one GROUP x TILE tile of the result stays in registers over the k loop.
+static void group_times_matrix(float* const out[GROUP], int accumulate, float alpha, const float* const a[GROUP],
+                               const float* restrict b, int ldb, int k, int ncols, int g) {
+    for (int j0 = 0; j0 < ncols; j0 += TILE) {
         float acc[GROUP][TILE] = {{0.0f}};
-        for (int c = 0; c < hs; c++) {
-            const float* restrict mt_c = mt + (size_t)c * ld + j0;
+        for (int kk = 0; kk < k; kk++) {
+            const float* restrict b_k = b + (size_t)kk * ldb + j0;
             for (int r = 0; r < GROUP; r++) {
-                float x_rc = x[r][c];
-                for (int j = 0; j < TILE; j++) acc[r][j] += x_rc * mt_c[j];
+                float a_rk = a[r][kk];
+                for (int j = 0; j < TILE; j++) acc[r][j] += a_rk * b_k[j];
             }
         }
-        int nj = min_int(TILE, n - j0);
-        for (int r = 0; r < GROUP; r++)
-            for (int j = 0; j < nj; j++) s[(size_t)r * ld + j0 + j] = alpha * acc[r][j];
-    }
-}
-
-// m (hs, ld) [:, :n] += sum_r x_r (hs) outer y_r (n), for the GROUP rows x and the rows of y (GROUP, ld).
-static void rank_group_update(float* restrict m, const float* const x[GROUP], const float* restrict y,
-                              int ld, int n, int hs) {
-    for (int c = 0; c < hs; c++) {
-        float x_c[GROUP];
-        for (int r = 0; r < GROUP; r++) x_c[r] = x[r][c];
-        float* restrict m_c = m + (size_t)c * ld;
-        for (int j = 0; j < n; j++) {
-            float sum = 0.0f;
-            for (int r = 0; r < GROUP; r++) sum += x_c[r] * y[(size_t)r * ld + j];
-            m_c[j] += sum;
+        int nj = min_int(TILE, ncols - j0);
+        for (int r = 0; r < g; r++) {
+            float* out_r = out[r] + j0;
+            for (int j = 0; j < nj; j++) out_r[j] = (accumulate ? out_r[j] : 0.0f) + alpha * acc[r][j];
         }
     }
 }
 
-// dots[r] = y_r (n) . column (n) for the rows of y (GROUP, ld), with LANES partial sums each so
-// that it vectorizes without -ffast-math.
-static void group_dots(float dots[GROUP], const float* restrict y, int ld, const float* restrict column, int n) {
-    float partial[GROUP][LANES] = {{0.0f}};
-    int j = 0;
-    for (; j + LANES <= n; j += LANES)
-        for (int r = 0; r < GROUP; r++)
-            for (int l = 0; l < LANES; l++) partial[r][l] += y[(size_t)r * ld + j + l] * column[j + l];
-    for (int r = 0; r < GROUP; r++) {
-        float sum = 0.0f;
-        for (int jt = j; jt < n; jt++) sum += y[(size_t)r * ld + jt] * column[jt];
-        for (int l = 0; l < LANES; l++) sum += partial[r][l];
-        dots[r] = sum;
+// m (n, ldm) += y^T x: row j of m gets sum_r y[r][j] * x[r], for y (GROUP, ldy) and x (GROUP, ldm),
+// where ldm is a multiple of TILE (x zero-padded).
+static void add_outer_group(float* restrict m, const float* restrict y, int ldy, const float* restrict x,
+                            int ldm, int n) {
+    for (int c0 = 0; c0 < ldm; c0 += TILE) {
+        for (int j = 0; j < n; j++) {
+            float* restrict m_j = m + (size_t)j * ldm + c0;
+            for (int c = 0; c < TILE; c++) {
+                float sum = 0.0f;
+                for (int r = 0; r < GROUP; r++) sum += y[(size_t)r * ldy + j] * x[(size_t)r * ldm + c0 + c];
+                m_j[c] += sum;
+            }
+        }
     }
 }
 
-// p (n) = softmax of the first n_seen scores of s, 0 for the masked rest; returns the LSE.
-static float softmax_row(float* restrict p, const float* restrict s, int n_seen, int n) {
-    float maxs = -INFINITY;
+// s (n) = softmax of its first n_seen scores, in place, 0 for the masked rest; returns the LSE.
+static float softmax_row(float* restrict s, int n_seen, int n) {
+    float maxs = -INFINITY, sum = 0.0f;
+    #pragma omp simd reduction(max:maxs)
     for (int j = 0; j < n_seen; j++) maxs = s[j] > maxs ? s[j] : maxs;
-    float sum = 0.0f;
+    #pragma omp simd reduction(+:sum)
     for (int j = 0; j < n_seen; j++) {
-        p[j] = expf(s[j] - maxs);
-        sum += p[j];
+        s[j] = exp_softmax(s[j] - maxs);
+        sum += s[j];
     }
     float inv_sum = 1.0f / sum;
-    for (int j = 0; j < n_seen; j++) p[j] *= inv_sum;
-    for (int j = n_seen; j < n; j++) p[j] = 0.0f;
+    for (int j = 0; j < n_seen; j++) s[j] *= inv_sum;
+    for (int j = n_seen; j < n; j++) s[j] = 0.0f;
     return maxs + logf(sum);
 }
 
-// The forward for query rows i0..i0+g-1 (g <= GROUP) of one (b, h); n = keys seen by the last row.
-// head: qkv at (b, row 0, column h*hs); kt, vt (hs, ld) keys and values transposed; s (GROUP, ld) scratch.
-static void attention_group(float* out, float* lse, const float* head, const float* kt, const float* vt,
-                            float* s, int ld, int i0, int g, int first_pos, int C, int hs, float scale) {
-    size_t stride = 3 * (size_t)C;
-    const float* q[GROUP];
-    for (int r = 0; r < GROUP; r++) q[r] = head + (size_t)(first_pos + i0 + min_int(r, g - 1)) * stride;
-    int n = first_pos + i0 + g;
-    rows_times_columns(s, scale, q, kt, ld, n, hs);
-    for (int r = 0; r < GROUP; r++)   // rows past g are padding: all-zero probabilities
-        lse[i0 + min_int(r, g - 1)] = softmax_row(s + (size_t)r * ld, s + (size_t)r * ld,
-                                                  r < g ? first_pos + i0 + r + 1 : 0, n);
-    for (int c = 0; c < hs; c++) {
-        float o[GROUP];
-        group_dots(o, s, ld, vt + (size_t)c * ld, n);
-        for (int r = 0; r < g; r++) out[(size_t)(i0 + r) * C + c] = o[r];
-    }
+// Rows r of a (GROUP, ld) scratch matrix, as pointers.
+static void row_pointers(float* rows[GROUP], float* m, int ld) {
+    for (int r = 0; r < GROUP; r++) rows[r] = m + (size_t)r * ld;
+}
+
+// Forward scratch of one task: keys transposed kt (hs, ld), values vp (keys, hsp), scores s (GROUP, ld).
+typedef struct {
+    float *kt, *vp, *s;
+} ForwardScratch;
+
+// The forward for the g <= GROUP query rows i0.. of one (b, h), which see n keys at most.
+// q[r]: query rows; out, lse: this head's (Tq rows, C apart), (Tq).
+static void attention_forward_group(float* out, float* lse, const float* const q[GROUP], const ForwardScratch* w,
+                                    int ld, int hsp, int i0, int g, int n, int C, int hs, float scale) {
+    float* s[GROUP];
+    row_pointers(s, w->s, ld);
+    group_times_matrix(s, 0, scale, q, w->kt, ld, hs, n, GROUP);   // S = scale Q K^T
+    for (int r = 0; r < GROUP; r++)   // query i0+r sees n-g+1+r keys; padding rows get p = 0
+        if (r < g) lse[i0 + r] = softmax_row(s[r], n - g + 1 + r, n);
+        else memset(s[r], 0, (size_t)n * sizeof(float));
+    float* out_rows[GROUP];
+    for (int r = 0; r < GROUP; r++) out_rows[r] = out + (size_t)(i0 + min_int(r, g - 1)) * C;
+    group_times_matrix(out_rows, 0, 1.0f, (const float* const*)s, w->vp, hsp, n, hs, g);   // O = P V
 }
 
 // qkv (B,Tmax,3C) -> out (B,Tq,C), lse (B,NH,Tq); query i is position Tk-Tq+i (see attention.h).
 void attention_forward(float* out, float* lse, const float* qkv, int B, int Tq, int Tk, int Tmax, int C, int NH) {
-    int hs = C / NH, n_blocks = (Tq + QUERY_BLOCK - 1) / QUERY_BLOCK, first_pos = Tk - Tq;
+    int hs = C / NH, hsp = round_up(hs, TILE), n_blocks = (Tq + QUERY_BLOCK - 1) / QUERY_BLOCK;
     float scale = 1.0f / sqrtf((float)hs);
     size_t stride = 3 * (size_t)C, max_ld = round_up(Tk, TILE);
     #pragma omp parallel
     {
-        float* kt = malloc_check(max_ld * hs * sizeof(float));
-        float* vt = malloc_check(max_ld * hs * sizeof(float));
-        float* s = malloc_check(max_ld * GROUP * sizeof(float));
+        ForwardScratch w = {malloc_check(max_ld * hs * sizeof(float)), malloc_check(max_ld * hsp * sizeof(float)),
+                            malloc_check(max_ld * GROUP * sizeof(float))};
         #pragma omp for collapse(3) schedule(dynamic, 1)
         for (int b = 0; b < B; b++) {
             for (int h = 0; h < NH; h++) {
                 for (int blk = 0; blk < n_blocks; blk++) {
                     int i0 = blk * QUERY_BLOCK, i1 = min_int(i0 + QUERY_BLOCK, Tq);
-                    int n_keys = first_pos + i1, ld = round_up(n_keys, TILE);
+                    int n_keys = Tk - Tq + i1, ld = round_up(n_keys, TILE);   // keys of the block's last row
                     const float* head = qkv + (size_t)b * Tmax * stride + (size_t)h * hs;
-                    transpose_rows(kt, ld, head + C, n_keys, stride, hs);
-                    transpose_rows(vt, ld, head + 2 * C, n_keys, stride, hs);
-                    float* out_bh = out + (size_t)b * Tq * C + (size_t)h * hs;
-                    float* lse_bh = lse + ((size_t)b * NH + h) * Tq;
-                    for (int i = i0; i < i1; i += GROUP)
-                        attention_group(out_bh, lse_bh, head, kt, vt, s, ld, i, min_int(GROUP, i1 - i),
-                                        first_pos, C, hs, scale);
+                    transpose_rows(w.kt, ld, head + C, n_keys, stride, hs);
+                    copy_rows(w.vp, hsp, head + 2 * C, n_keys, stride, hs);
+                    for (int i = i0; i < i1; i += GROUP) {
+                        int g = min_int(GROUP, i1 - i);
+                        const float* q[GROUP];
+                        for (int r = 0; r < GROUP; r++) q[r] = head + (Tk - Tq + i + min_int(r, g - 1)) * stride;
+                        attention_forward_group(out + (size_t)b * Tq * C + (size_t)h * hs,
+                                                lse + ((size_t)b * NH + h) * Tq, q, &w, ld, hsp, i, g,
+                                                Tk - Tq + i + g, C, hs, scale);
+                    }
                 }
             }
         }
-        free(s);
-        free(vt);
-        free(kt);
+        free(w.s);
+        free(w.vp);
+        free(w.kt);
     }
 }
 
-// Per-thread scratch of the backward: K, V and the dK, dV accumulators transposed (hs, ld);
-// probabilities p and scaled score gradients ds of a group of rows (GROUP, ld).
+// Backward scratch of one thread: keys and values transposed kt, vt (hs, ld); keys kp and the dK, dV
+// accumulators (T, hsp); a group's queries qg and output gradients dog (GROUP, hsp); its
+// probabilities p and scaled score gradients ds (GROUP, ld).
 typedef struct {
-    float *kt, *vt, *dkt, *dvt, *p, *ds;
+    float *kt, *vt, *kp, *dk, *dv, *qg, *dog, *p, *ds;
 } BackwardScratch;
 
-// The backward for rows i0..i0+g-1 (g <= GROUP) of one head (see attention_backward_head).
+// The backward for the g <= GROUP rows i0.. of one head (see attention_backward_head).
 static void attention_backward_group(float* dqkv, const float* dout, const float* qkv, const float* out,
-                                     const float* lse, int i0, int g, int ld, int C, int hs, float scale,
-                                     BackwardScratch* w) {
+                                     const float* lse, const BackwardScratch* w, int ld, int hsp,
+                                     int i0, int g, int C, int hs, float scale) {
     size_t stride = 3 * (size_t)C;
-    const float *q[GROUP], *dO[GROUP];
+    int n = i0 + g;   // keys seen by the last row
+    copy_rows(w->qg, hsp, qkv + (size_t)i0 * stride, g, stride, hs);
+    copy_rows(w->dog, hsp, dout + (size_t)i0 * C, g, C, hs);
+    memset(w->qg + (size_t)g * hsp, 0, (size_t)(GROUP - g) * hsp * sizeof(float));
+    memset(w->dog + (size_t)g * hsp, 0, (size_t)(GROUP - g) * hsp * sizeof(float));
+    float *qg[GROUP], *dog[GROUP], *p[GROUP], *ds[GROUP];
+    row_pointers(qg, w->qg, hsp);
+    row_pointers(dog, w->dog, hsp);
+    row_pointers(p, w->p, ld);
+    row_pointers(ds, w->ds, ld);
+    group_times_matrix(p, 0, scale, (const float* const*)qg, w->kt, ld, hs, n, GROUP);   // S = scale Q K^T
+    group_times_matrix(ds, 0, 1.0f, (const float* const*)dog, w->vt, ld, hs, n, GROUP);  // dP = dO V^T
     for (int r = 0; r < GROUP; r++) {
-        int i = i0 + min_int(r, g - 1);
-        q[r] = qkv + (size_t)i * stride;
-        dO[r] = dout + (size_t)i * C;
-    }
-    int n = i0 + g;
-    rows_times_columns(w->p, scale, q, w->kt, ld, n, hs);    // scores s_ij
-    rows_times_columns(w->ds, 1.0f, dO, w->vt, ld, n, hs);   // dP_ij = dO_i . v_j
-    for (int r = 0; r < GROUP; r++) {
-        float* p = w->p + (size_t)r * ld;
-        float* ds = w->ds + (size_t)r * ld;
-        int i = i0 + r, n_seen = r < g ? i + 1 : 0;           // rows past g are padding
-        float D_i = 0.0f;                                      // sum_c dO_ic O_ic = rowsum(dP * P)
-        if (r < g)
-            for (int c = 0; c < hs; c++) D_i += dO[r][c] * out[(size_t)i * C + c];
+        int i = i0 + r, n_seen = r < g ? i + 1 : 0;   // padding rows get p = ds = 0
+        float D_i = 0.0f;                             // sum_c dO_ic O_ic = rowsum(dP * P)
+        for (int c = 0; c < hs && r < g; c++) D_i += dog[r][c] * out[(size_t)i * C + c];
+        float lse_i = r < g ? lse[i] : 0.0f;
+        #pragma omp simd
         for (int j = 0; j < n_seen; j++) {
-            p[j] = expf(p[j] - lse[i]);
-            ds[j] = scale * p[j] * (ds[j] - D_i);              // scale * dS_ij
+            p[r][j] = exp_softmax(p[r][j] - lse_i);
+            ds[r][j] = scale * p[r][j] * (ds[r][j] - D_i);   // scale * dS_ij
         }
-        for (int j = n_seen; j < n; j++) p[j] = ds[j] = 0.0f;
+        for (int j = n_seen; j < n; j++) p[r][j] = ds[r][j] = 0.0f;
     }
-    rank_group_update(w->dvt, dO, w->p, ld, n, hs);          // dV_j += p_ij dO_i
-    rank_group_update(w->dkt, q, w->ds, ld, n, hs);          // dK_j += scale dS_ij Q_i
-    for (int c = 0; c < hs; c++) {                            // dQ_i += scale dS_ij K_j
-        float dq[GROUP];
-        group_dots(dq, w->ds, ld, w->kt + (size_t)c * ld, n);
-        for (int r = 0; r < g; r++) dqkv[(size_t)(i0 + r) * stride + c] += dq[r];
-    }
+    add_outer_group(w->dv, w->p, ld, w->dog, hsp, n);     // dV += P^T dO
+    add_outer_group(w->dk, w->ds, ld, w->qg, hsp, n);     // dK += scale dS^T Q
+    float* dq[GROUP];
+    for (int r = 0; r < GROUP; r++) dq[r] = dqkv + (size_t)(i0 + min_int(r, g - 1)) * stride;
+    group_times_matrix(dq, 1, 1.0f, (const float* const*)ds, w->kp, hsp, n, hs, g);   // dQ += scale dS K
 }
 
 // One (b, h): dqkv (T,3C) += for this head's columns, from dout, qkv, out (T rows) and lse (T).
 // Pointers are at row 0, column h*hs; rows are 3C (qkv, dqkv) or C (out, dout) floats apart.
 static void attention_backward_head(float* dqkv, const float* dout, const float* qkv, const float* out,
-                                    const float* lse, int T, int C, int hs, float scale, BackwardScratch* w) {
+                                    const float* lse, int T, int C, int hs, float scale, const BackwardScratch* w) {
     size_t stride = 3 * (size_t)C;
-    int ld = round_up(T, TILE);
+    int ld = round_up(T, TILE), hsp = round_up(hs, TILE);
     transpose_rows(w->kt, ld, qkv + C, T, stride, hs);
     transpose_rows(w->vt, ld, qkv + 2 * C, T, stride, hs);
-    for (size_t k = 0; k < (size_t)hs * ld; k++) w->dkt[k] = w->dvt[k] = 0.0f;
+    copy_rows(w->kp, hsp, qkv + C, T, stride, hs);
+    memset(w->dk, 0, (size_t)T * hsp * sizeof(float));
+    memset(w->dv, 0, (size_t)T * hsp * sizeof(float));
     for (int i0 = 0; i0 < T; i0 += GROUP)
-        attention_backward_group(dqkv, dout, qkv, out, lse, i0, min_int(GROUP, T - i0), ld, C, hs, scale, w);
-    add_transposed(dqkv + C, stride, w->dkt, ld, T, hs);
-    add_transposed(dqkv + 2 * C, stride, w->dvt, ld, T, hs);
+        attention_backward_group(dqkv, dout, qkv, out, lse, w, ld, hsp, i0, min_int(GROUP, T - i0), C, hs, scale);
+    add_rows(dqkv + C, stride, w->dk, hsp, T, hs);
+    add_rows(dqkv + 2 * C, stride, w->dv, hsp, T, hs);
 }
 
 // dqkv (B,T,3C) += from dout (B,T,C), qkv (B,T,3C), out (B,T,C), lse (B,NH,T).
@@ -219,9 +253,11 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
     float scale = 1.0f / sqrtf((float)hs);
     #pragma omp parallel
     {
-        size_t ld = round_up(T, TILE), n = (size_t)hs * ld;
-        float* buf = malloc_check((4 * n + 2 * GROUP * ld) * sizeof(float));
-        BackwardScratch w = {buf, buf + n, buf + 2 * n, buf + 3 * n, buf + 4 * n, buf + 4 * n + GROUP * ld};
+        size_t ld = round_up(T, TILE), hsp = round_up(hs, TILE), nt = (size_t)hs * ld, np = (size_t)T * hsp;
+        float* buf = malloc_check((2 * nt + 3 * np + 2 * GROUP * hsp + 2 * GROUP * ld) * sizeof(float));
+        BackwardScratch w;
+        w.kt = buf, w.vt = w.kt + nt, w.kp = w.vt + nt, w.dk = w.kp + np, w.dv = w.dk + np;
+        w.qg = w.dv + np, w.dog = w.qg + GROUP * hsp, w.p = w.dog + GROUP * hsp, w.ds = w.p + GROUP * ld;
         #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < B; b++) {
             for (int h = 0; h < NH; h++) {

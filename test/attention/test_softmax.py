@@ -22,14 +22,16 @@ def reference(qkv64, Tk, NH):
     return out.transpose(1, 2).reshape(B, Tk, C), torch.logsumexp(scores, dim=-1)
 
 
-# (B, T, C, NH): hs = C/NH of 1, 8, 64 and odd T.
-SHAPES = [(1, 1, 1, 1), (2, 7, 8, 1), (1, 7, 12, 12), (2, 65, 96, 12), (1, 33, 128, 2), (2, 64, 768, 12)]
+# (B, T, C, NH, scale of qkv): hs = C/NH of 1, 8, 12, 64, 96 and odd T; T = 203 spans two forward
+# blocks of 128 query rows and ends in a partial group of rows; scale 3 gives peaked softmax rows.
+SHAPES = [(1, 1, 1, 1, 1.0), (2, 7, 8, 1, 1.0), (1, 7, 12, 12, 1.0), (2, 9, 36, 3, 1.0), (2, 65, 96, 12, 1.0),
+          (1, 33, 128, 2, 3.0), (1, 17, 192, 2, 1.0), (2, 64, 768, 12, 1.0), (1, 203, 64, 1, 1.0)]
 
 
-@pytest.mark.parametrize("B,T,C,NH", SHAPES)
-def test_attention(B, T, C, NH):
+@pytest.mark.parametrize("B,T,C,NH,scale", SHAPES)
+def test_attention(B, T, C, NH, scale):
     gen = np.random.default_rng(B * 1000 + T * 10 + NH)
-    qkv = f32(B, T, 3 * C, gen=gen)
+    qkv = f32(B, T, 3 * C, gen=gen, scale=scale)
     dout = f32(B, T, C, gen=gen)
     out, lse = poison(B, T, C), poison(B, NH, T)
     call("attention_forward", out, lse, qkv, B, T, T, T, C, NH)
@@ -51,9 +53,10 @@ def test_attention(B, T, C, NH):
         assert err < 2e-5, f"attention backward d{name} B={B} T={T} C={C} NH={NH}: {err:.2e}"
 
 
-# (B, Tq, Tk, Tmax, C, NH): one new token, a chunk of new tokens, a full cache, prefill.
+# (B, Tq, Tk, Tmax, C, NH): one new token, a chunk of new tokens, a full cache, prefill, and a
+# chunk longer than one forward block of 128 rows.
 DECODE = [(1, 1, 1, 4, 8, 1), (2, 1, 9, 16, 64, 8), (2, 3, 17, 17, 96, 12), (1, 5, 5, 33, 128, 2),
-          (3, 4, 40, 64, 768, 12)]
+          (3, 4, 40, 64, 768, 12), (1, 130, 300, 320, 64, 4)]
 
 
 @pytest.mark.parametrize("B,Tq,Tk,Tmax,C,NH", DECODE)

@@ -11,12 +11,14 @@ from clib import call, f32, poison, rel_err, t64
 
 BOUND = 1e-5
 
-# (N, C, OC): edges (1, odd, one past a register tile), the GPT-2 124M layers and the small model's.
+# (N, C, OC): edges (1, odd, one past a register tile or a cache block), the GPT-2 124M layers and
+# the small model's. Between them each GEMM (NT, NN, TN) sees K, M and N below and above KC, MC, NC.
 SHAPES = [
     (1, 1, 1), (1, 3, 17), (3, 1, 5), (17, 3, 1), (3, 17, 64), (64, 65, 3), (65, 64, 130),
     (17, 257, 65), (130, 1, 257), (257, 130, 17), (7, 768, 33), (65, 385, 770),
     (1024, 128, 384), (1024, 128, 257), (1024, 128, 128), (256, 768, 768), (64, 3072, 768),
     (256, 768, 2304), (33, 768, 3072),
+    (5, 40, 6500),  # N of the forward GEMM spans several NC blocks on each thread
 ]
 
 

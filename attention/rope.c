@@ -1,0 +1,102 @@
+// Rotary position embedding (RoPE, Su et al. 2021; METHODS.md sections 0 and 1.1: applied to q and
+// k after QK-norm, before the scores), rotate-half / GPT-NeoX convention, base 10000: within each
+// head of size hs, channel j pairs with channel j + hs/2 and the pair rotates by the angle
+// pos * 10000^(-2j/hs):  x1' = x1 cos - x2 sin,  x2' = x2 cos + x1 sin.
+// The backward applies the transposed rotation (the angle negated). The angles and their sin/cos
+// are computed in double once per call into a (T, hs/2) table, so large positions (pos0 in the
+// thousands, KV-cache decoding) keep full float accuracy; the table is shared by the B rows, the
+// q and k parts and all heads.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention/options.h"
+#include "common/check.h"
+
+#define ROPE_BASE 10000.0
+
+// Head size for C, NH; fails with a one-line message unless hs is whole and even.
+static int rope_head_size(const char* fn, int C, int NH) {
+    if (NH <= 0 || C % NH != 0)
+        fail("%s: n_embd %d is not a multiple of n_head %d; choose n_embd divisible by n_head", fn, C, NH);
+    int hs = C / NH;
+    if (hs % 2 != 0)
+        fail("%s: head size %d (n_embd %d / n_head %d) is odd, but RoPE rotates channel pairs "
+             "(j, j + hs/2); choose n_embd / n_head even", fn, hs, C, NH);
+    return hs;
+}
+
+// cos_sin (T, 2, half): cos then sin of (pos0 + t) * ROPE_BASE^(-2j/hs), j < half = hs/2.
+static float* rope_table(int T, int hs, int pos0) {
+    int half = hs / 2;
+    float* table = malloc_check((size_t)T * 2 * half * sizeof(float));
+    double* inv_freq = malloc_check((size_t)half * sizeof(double));
+    for (int j = 0; j < half; j++) inv_freq[j] = pow(ROPE_BASE, -2.0 * j / hs);
+    #pragma omp parallel for if ((size_t)T * half >= 4096)
+    for (int t = 0; t < T; t++) {
+        float* cs = table + (size_t)t * 2 * half;
+        double pos = (double)pos0 + t;
+        for (int j = 0; j < half; j++) {
+            double angle = pos * inv_freq[j];
+            cs[j] = (float)cos(angle);
+            cs[half + j] = (float)sin(angle);
+        }
+    }
+    free(inv_freq);
+    return table;
+}
+
+// inp/out (B,T,3C): q and k parts rotated, v copied; out may alias inp.
+void rope_forward(float* out, const float* inp, int B, int T, int C, int NH, int pos0) {
+    int hs = rope_head_size("rope_forward", C, NH), half = hs / 2;
+    float* table = rope_table(T, hs, pos0);
+    #pragma omp parallel for
+    for (int row = 0; row < B * T; row++) {
+        const float* cs = table + (size_t)(row % T) * 2 * half;
+        const float* sn = cs + half;
+        const float* x = inp + (size_t)row * 3 * C;
+        float* y = out + (size_t)row * 3 * C;
+        for (int head = 0; head < 2 * NH; head++) {          // q heads then k heads
+            const float* x1 = x + (size_t)head * hs;
+            const float* x2 = x1 + half;
+            float* y1 = y + (size_t)head * hs;
+            float* y2 = y1 + half;
+            #pragma omp simd
+            for (int j = 0; j < half; j++) {
+                float a = x1[j], b = x2[j];
+                y1[j] = a * cs[j] - b * sn[j];
+                y2[j] = b * cs[j] + a * sn[j];
+            }
+        }
+        if (y != x) memcpy(y + 2 * C, x + 2 * C, (size_t)C * sizeof(float));
+    }
+    free(table);
+}
+
+// dinp (B,T,3C) += R^T dout on q and k, += dout on v.
+void rope_backward(float* dinp, const float* dout, int B, int T, int C, int NH, int pos0) {
+    int hs = rope_head_size("rope_backward", C, NH), half = hs / 2;
+    float* table = rope_table(T, hs, pos0);
+    #pragma omp parallel for
+    for (int row = 0; row < B * T; row++) {
+        const float* cs = table + (size_t)(row % T) * 2 * half;
+        const float* sn = cs + half;
+        const float* dy = dout + (size_t)row * 3 * C;
+        float* dx = dinp + (size_t)row * 3 * C;
+        for (int head = 0; head < 2 * NH; head++) {
+            const float* dy1 = dy + (size_t)head * hs;
+            const float* dy2 = dy1 + half;
+            float* dx1 = dx + (size_t)head * hs;
+            float* dx2 = dx1 + half;
+            #pragma omp simd
+            for (int j = 0; j < half; j++) {
+                float a = dy1[j], b = dy2[j];
+                dx1[j] += a * cs[j] + b * sn[j];
+                dx2[j] += b * cs[j] - a * sn[j];
+            }
+        }
+        #pragma omp simd
+        for (int c = 2 * C; c < 3 * C; c++) dx[c] += dy[c];
+    }
+    free(table);
+}
