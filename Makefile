@@ -1,7 +1,7 @@
 # attnlab build. CPU targets need gcc + OpenMP; CUDA targets need nvcc (they compile without a GPU).
 CC ?= gcc
 PYTHON ?= /usr/bin/python3
-CFLAGS ?= -O3 -march=native -ffp-contract=fast
+CFLAGS ?= -O3 -march=native -ffp-contract=fast -fno-math-errno
 CFLAGS += -std=c11 -D_GNU_SOURCE -fopenmp -fPIC -Wall -Wextra -I. $(EXTRA_CFLAGS)
 LDLIBS = -lm -fopenmp
 

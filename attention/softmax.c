@@ -1,13 +1,18 @@
-// Causal softmax attention on the CPU, flash-style (FlashAttention, Dao et al. 2022; METHODS.md
-// section 0): the forward keeps only the log-sum-exp LSE_i of each score row, and the backward
-// recomputes p_ij = exp(s_ij - LSE_i) from it, so no (T,T) buffer exists in either direction.
-// Scores s_ij = q_i.k_j / sqrt(hs).
+// Causal attention on the CPU, flash-style (FlashAttention, Dao et al. 2022; METHODS.md section 0),
+// with the score-to-weight map of AttnScore: softmax, sigmoid(s + b) (METHODS.md 1.3, FlashSigmoid)
+// or sigmoid divided by its row sum (the sink paper's normalized variant, METHODS.md 2.3c).
+// No (T,T) buffer exists in either direction: the forward keeps one statistic per row (softmax: the
+// log-sum-exp; normalized sigmoid: the row sum Z) and the backward recomputes the weights from it:
+//   softmax:      p = exp(s - LSE),        dS = p (dP - D),                          D = dO . O
+//   sigmoid:      p = sigmoid(s + b),      dS = dP p (1 - p)
+//   sigmoid/norm: a = sigmoid(s + b) / Z', dS = (dP - D) / Z' p (1 - p), Z' = Z + 1e-8
+// then dV += A^T dO, dQ += scale dS K, dK += scale dS^T Q, with s = scale q.k, scale = 1/sqrt(hs).
 // Speed: query rows go in groups of GROUP, and every product is one of two register-tiled loops
 // over zero-padded scratch copies of the head: group_times_matrix (GROUP rows times a matrix, a
 // GROUP x TILE tile of the result held in registers: S = Q K^T with K^T copied as (hs, keys),
-// O = P V, dP = dO V^T, dQ = dS K) and add_outer_group (dK += dS^T Q, dV += P^T dO into (keys, hs)
+// O = A V, dP = dO V^T, dQ = dS K) and add_outer_group (dK += dS^T Q, dV += A^T dO into (keys, hs)
 // accumulators added back into dqkv once per head). Inner loops run along contiguous memory with a
-// fixed trip count, so they vectorize; exp_softmax is a vectorizable exp.
+// fixed trip count, so they vectorize; fast_exp is a vectorizable exp.
 // Parallelism: the forward runs one task per (b, h, block of query rows); the backward one task per
 // (b, h), which owns that head's columns of dqkv, so its += into dK and dV needs no atomics.
 #include <math.h>
@@ -22,16 +27,17 @@
 #define GROUP 8           // query rows handled together
 #define TILE 32           // result columns per register tile; scratch rows are zero-padded to a multiple
 #define QUERY_BLOCK 128   // query rows per forward task; they share one scratch copy of K and V
+#define SIGMOID_NORM_EPS 1e-8f   // Z' = Z + eps in the normalized sigmoid (METHODS.md 2.3c)
 
 static inline int min_int(int a, int b) { return a < b ? a : b; }
 static inline int round_up(int n, int m) { return (n + m - 1) / m * m; }
 
-// exp(x) for the x <= 0 of a softmax (cephes expf: Cody-Waite reduction, degree-6 polynomial,
-// about 1 ulp), written as plain arithmetic so that loops over it vectorize, unlike libm's expf.
-// Below -87 it returns exp(-87) = 1.6e-38 instead of less, which no sum of probabilities can see;
-// a NaN stays NaN.
-static inline float exp_softmax(float x) {
+// exp(x) to about 1 ulp, clamped to [-87, 88] (exp(-87) = 1.6e-38, exp(88) = 1.7e38), NaN stays NaN;
+// plain arithmetic (cephes expf) so that loops over it vectorize, unlike libm's expf.
+// Same as in layers/gelu.c and layers/crossentropy.c.
+static inline float fast_exp(float x) {
     x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
     // x = k ln2 + r with k = round(x / ln2): adding 1.5 * 2^23 leaves k in the low mantissa bits.
     union { float f; uint32_t u; } k_bits = {.f = 1.44269504088896341f * x + 12582912.0f};
     float k = k_bits.f - 12582912.0f;
@@ -110,20 +116,42 @@ static void add_outer_group(float* restrict m, const float* restrict y, int ldy,
     }
 }
 
-// s (n) = softmax of its first n_seen scores, in place, 0 for the masked rest; returns the LSE.
-static float softmax_row(float* restrict s, int n_seen, int n) {
+// s (n) = softmax of the scores s (n), in place; returns the LSE.
+static float softmax_row(float* restrict s, int n) {
     float maxs = -INFINITY, sum = 0.0f;
     #pragma omp simd reduction(max:maxs)
-    for (int j = 0; j < n_seen; j++) maxs = s[j] > maxs ? s[j] : maxs;
+    for (int j = 0; j < n; j++) maxs = s[j] > maxs ? s[j] : maxs;
     #pragma omp simd reduction(+:sum)
-    for (int j = 0; j < n_seen; j++) {
-        s[j] = exp_softmax(s[j] - maxs);
+    for (int j = 0; j < n; j++) {
+        s[j] = fast_exp(s[j] - maxs);
         sum += s[j];
     }
     float inv_sum = 1.0f / sum;
-    for (int j = 0; j < n_seen; j++) s[j] *= inv_sum;
-    for (int j = n_seen; j < n; j++) s[j] = 0.0f;
+    for (int j = 0; j < n; j++) s[j] *= inv_sum;
     return maxs + logf(sum);
+}
+
+// s (n) = sigmoid(s + bias), in place, divided by the row sum + eps if normalize; returns the row
+// sum Z if normalize, else 0.
+static float sigmoid_row(float* restrict s, int n, float bias, int normalize) {
+    float sum = 0.0f;
+    #pragma omp simd reduction(+:sum)
+    for (int j = 0; j < n; j++) {
+        s[j] = 1.0f / (1.0f + fast_exp(-(s[j] + bias)));
+        sum += s[j];
+    }
+    if (!normalize) return 0.0f;
+    float inv_z = 1.0f / (sum + SIGMOID_NORM_EPS);
+    for (int j = 0; j < n; j++) s[j] *= inv_z;
+    return sum;
+}
+
+// The weights of one row: the first n_seen scores of s (n) become weights in place, the masked rest
+// 0. Returns the row's statistic for the backward (see the file header).
+static float weights_row(float* restrict s, int n_seen, int n, AttnScore score) {
+    float stat = score.sigmoid ? sigmoid_row(s, n_seen, score.bias, score.normalize) : softmax_row(s, n_seen);
+    for (int j = n_seen; j < n; j++) s[j] = 0.0f;
+    return stat;
 }
 
 // Rows r of a (GROUP, ld) scratch matrix, as pointers.
@@ -137,22 +165,24 @@ typedef struct {
 } ForwardScratch;
 
 // The forward for the g <= GROUP query rows i0.. of one (b, h), which see n keys at most.
-// q[r]: query rows; out, lse: this head's (Tq rows, C apart), (Tq).
-static void attention_forward_group(float* out, float* lse, const float* const q[GROUP], const ForwardScratch* w,
-                                    int ld, int hsp, int i0, int g, int n, int C, int hs, float scale) {
+// q[r]: query rows; out, stat: this head's (Tq rows, C apart), (Tq).
+static void attention_forward_group(float* out, float* stat, const float* const q[GROUP], const ForwardScratch* w,
+                                    int ld, int hsp, int i0, int g, int n, int C, int hs, float scale,
+                                    AttnScore score) {
     float* s[GROUP];
     row_pointers(s, w->s, ld);
     group_times_matrix(s, 0, scale, q, w->kt, ld, hs, n, GROUP);   // S = scale Q K^T
-    for (int r = 0; r < GROUP; r++)   // query i0+r sees n-g+1+r keys; padding rows get p = 0
-        if (r < g) lse[i0 + r] = softmax_row(s[r], n - g + 1 + r, n);
+    for (int r = 0; r < GROUP; r++)   // query i0+r sees n-g+1+r keys; padding rows get weights 0
+        if (r < g) stat[i0 + r] = weights_row(s[r], n - g + 1 + r, n, score);
         else memset(s[r], 0, (size_t)n * sizeof(float));
     float* out_rows[GROUP];
     for (int r = 0; r < GROUP; r++) out_rows[r] = out + (size_t)(i0 + min_int(r, g - 1)) * C;
-    group_times_matrix(out_rows, 0, 1.0f, (const float* const*)s, w->vp, hsp, n, hs, g);   // O = P V
+    group_times_matrix(out_rows, 0, 1.0f, (const float* const*)s, w->vp, hsp, n, hs, g);   // O = A V
 }
 
-// qkv (B,Tmax,3C) -> out (B,Tq,C), lse (B,NH,Tq); query i is position Tk-Tq+i (see attention.h).
-void attention_forward(float* out, float* lse, const float* qkv, int B, int Tq, int Tk, int Tmax, int C, int NH) {
+// qkv (B,Tmax,3C) -> out (B,Tq,C), stat (B,NH,Tq); query i is position Tk-Tq+i (see attention.h).
+void attention_forward(float* out, float* stat, const float* qkv, int B, int Tq, int Tk, int Tmax, int C, int NH,
+                       AttnScore score) {
     int hs = C / NH, hsp = round_up(hs, TILE), n_blocks = (Tq + QUERY_BLOCK - 1) / QUERY_BLOCK;
     float scale = 1.0f / sqrtf((float)hs);
     size_t stride = 3 * (size_t)C, max_ld = round_up(Tk, TILE);
@@ -174,8 +204,8 @@ void attention_forward(float* out, float* lse, const float* qkv, int B, int Tq, 
                         const float* q[GROUP];
                         for (int r = 0; r < GROUP; r++) q[r] = head + (Tk - Tq + i + min_int(r, g - 1)) * stride;
                         attention_forward_group(out + (size_t)b * Tq * C + (size_t)h * hs,
-                                                lse + ((size_t)b * NH + h) * Tq, q, &w, ld, hsp, i, g,
-                                                Tk - Tq + i + g, C, hs, scale);
+                                                stat + ((size_t)b * NH + h) * Tq, q, &w, ld, hsp, i, g,
+                                                Tk - Tq + i + g, C, hs, scale, score);
                     }
                 }
             }
@@ -186,17 +216,48 @@ void attention_forward(float* out, float* lse, const float* qkv, int B, int Tq, 
     }
 }
 
+// a (hs) . b (hs).
+static float row_dot(const float* a, const float* b, int hs) {
+    float sum = 0.0f;
+    for (int c = 0; c < hs; c++) sum += a[c] * b[c];
+    return sum;
+}
+
+// One row of the backward (see the file header). On entry p (n) holds the scores s and ds (n) holds
+// dP = dO . v_j; on exit p holds the forward's weights and ds = scale * dS. stat: the row's statistic.
+static void score_gradient_row(float* restrict p, float* restrict ds, const float* dout_row, const float* out_row,
+                               float stat, int n, int hs, float scale, AttnScore score) {
+    if (!score.sigmoid) {
+        float D = row_dot(dout_row, out_row, hs);
+        #pragma omp simd
+        for (int j = 0; j < n; j++) {
+            p[j] = fast_exp(p[j] - stat);
+            ds[j] = scale * p[j] * (ds[j] - D);
+        }
+        return;
+    }
+    // sigmoid: p (1 - p) = sig^2 e with e = exp(-(s + b)); unnormalized is D = 0, Z' = 1
+    float D = score.normalize ? row_dot(dout_row, out_row, hs) : 0.0f;
+    float inv_z = score.normalize ? 1.0f / (stat + SIGMOID_NORM_EPS) : 1.0f;
+    #pragma omp simd
+    for (int j = 0; j < n; j++) {
+        float e = fast_exp(-(p[j] + score.bias)), sig = 1.0f / (1.0f + e);
+        p[j] = sig * inv_z;
+        ds[j] = scale * (ds[j] - D) * inv_z * sig * sig * e;
+    }
+}
+
 // Backward scratch of one thread: keys and values transposed kt, vt (hs, ld); keys kp and the dK, dV
 // accumulators (T, hsp); a group's queries qg and output gradients dog (GROUP, hsp); its
-// probabilities p and scaled score gradients ds (GROUP, ld).
+// weights p and scaled score gradients ds (GROUP, ld).
 typedef struct {
     float *kt, *vt, *kp, *dk, *dv, *qg, *dog, *p, *ds;
 } BackwardScratch;
 
 // The backward for the g <= GROUP rows i0.. of one head (see attention_backward_head).
 static void attention_backward_group(float* dqkv, const float* dout, const float* qkv, const float* out,
-                                     const float* lse, const BackwardScratch* w, int ld, int hsp,
-                                     int i0, int g, int C, int hs, float scale) {
+                                     const float* stat, const BackwardScratch* w, int ld, int hsp,
+                                     int i0, int g, int C, int hs, float scale, AttnScore score) {
     size_t stride = 3 * (size_t)C;
     int n = i0 + g;   // keys seen by the last row
     copy_rows(w->qg, hsp, qkv + (size_t)i0 * stride, g, stride, hs);
@@ -211,28 +272,24 @@ static void attention_backward_group(float* dqkv, const float* dout, const float
     group_times_matrix(p, 0, scale, (const float* const*)qg, w->kt, ld, hs, n, GROUP);   // S = scale Q K^T
     group_times_matrix(ds, 0, 1.0f, (const float* const*)dog, w->vt, ld, hs, n, GROUP);  // dP = dO V^T
     for (int r = 0; r < GROUP; r++) {
-        int i = i0 + r, n_seen = r < g ? i + 1 : 0;   // padding rows get p = ds = 0
-        float D_i = 0.0f;                             // sum_c dO_ic O_ic = rowsum(dP * P)
-        for (int c = 0; c < hs && r < g; c++) D_i += dog[r][c] * out[(size_t)i * C + c];
-        float lse_i = r < g ? lse[i] : 0.0f;
-        #pragma omp simd
-        for (int j = 0; j < n_seen; j++) {
-            p[r][j] = exp_softmax(p[r][j] - lse_i);
-            ds[r][j] = scale * p[r][j] * (ds[r][j] - D_i);   // scale * dS_ij
-        }
+        int n_seen = r < g ? i0 + r + 1 : 0;   // padding rows get p = ds = 0
+        if (n_seen)
+            score_gradient_row(p[r], ds[r], dog[r], out + (size_t)(i0 + r) * C, stat[i0 + r], n_seen, hs, scale,
+                               score);
         for (int j = n_seen; j < n; j++) p[r][j] = ds[r][j] = 0.0f;
     }
-    add_outer_group(w->dv, w->p, ld, w->dog, hsp, n);     // dV += P^T dO
+    add_outer_group(w->dv, w->p, ld, w->dog, hsp, n);     // dV += A^T dO
     add_outer_group(w->dk, w->ds, ld, w->qg, hsp, n);     // dK += scale dS^T Q
     float* dq[GROUP];
     for (int r = 0; r < GROUP; r++) dq[r] = dqkv + (size_t)(i0 + min_int(r, g - 1)) * stride;
     group_times_matrix(dq, 1, 1.0f, (const float* const*)ds, w->kp, hsp, n, hs, g);   // dQ += scale dS K
 }
 
-// One (b, h): dqkv (T,3C) += for this head's columns, from dout, qkv, out (T rows) and lse (T).
+// One (b, h): dqkv (T,3C) += for this head's columns, from dout, qkv, out (T rows) and stat (T).
 // Pointers are at row 0, column h*hs; rows are 3C (qkv, dqkv) or C (out, dout) floats apart.
 static void attention_backward_head(float* dqkv, const float* dout, const float* qkv, const float* out,
-                                    const float* lse, int T, int C, int hs, float scale, const BackwardScratch* w) {
+                                    const float* stat, int T, int C, int hs, float scale, AttnScore score,
+                                    const BackwardScratch* w) {
     size_t stride = 3 * (size_t)C;
     int ld = round_up(T, TILE), hsp = round_up(hs, TILE);
     transpose_rows(w->kt, ld, qkv + C, T, stride, hs);
@@ -241,14 +298,15 @@ static void attention_backward_head(float* dqkv, const float* dout, const float*
     memset(w->dk, 0, (size_t)T * hsp * sizeof(float));
     memset(w->dv, 0, (size_t)T * hsp * sizeof(float));
     for (int i0 = 0; i0 < T; i0 += GROUP)
-        attention_backward_group(dqkv, dout, qkv, out, lse, w, ld, hsp, i0, min_int(GROUP, T - i0), C, hs, scale);
+        attention_backward_group(dqkv, dout, qkv, out, stat, w, ld, hsp, i0, min_int(GROUP, T - i0), C, hs, scale,
+                                 score);
     add_rows(dqkv + C, stride, w->dk, hsp, T, hs);
     add_rows(dqkv + 2 * C, stride, w->dv, hsp, T, hs);
 }
 
-// dqkv (B,T,3C) += from dout (B,T,C), qkv (B,T,3C), out (B,T,C), lse (B,NH,T).
-void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
-                        int B, int T, int C, int NH) {
+// dqkv (B,T,3C) += from dout (B,T,C), qkv (B,T,3C), out (B,T,C), stat (B,NH,T).
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* stat,
+                        int B, int T, int C, int NH, AttnScore score) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
     #pragma omp parallel
@@ -263,7 +321,7 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
             for (int h = 0; h < NH; h++) {
                 size_t at3 = (size_t)b * T * 3 * C + (size_t)h * hs, at1 = (size_t)b * T * C + (size_t)h * hs;
                 attention_backward_head(dqkv + at3, dout + at1, qkv + at3, out + at1,
-                                        lse + ((size_t)b * NH + h) * T, T, C, hs, scale, &w);
+                                        stat + ((size_t)b * NH + h) * T, T, C, hs, scale, score, &w);
             }
         }
         free(buf);

@@ -124,7 +124,8 @@ static int32_t pair_id(Trainer* tr, int a, int b) {
 
 // count(a, b) += delta; word >= 0 joins the pair's word list. Marks the pair as touched this step.
 static void pair_add(Trainer* tr, int a, int b, int64_t delta, int32_t word) {
-    Pair* p = &tr->pairs[pair_id(tr, a, b)];
+    int32_t id = pair_id(tr, a, b);      // may move tr->pairs
+    Pair* p = &tr->pairs[id];
     p->count += delta;
     if (word >= 0 && (p->num_words == 0 || p->words[p->num_words - 1] != word)) {
         size_t cap = (size_t)p->cap_words;
@@ -137,7 +138,7 @@ static void pair_add(Trainer* tr, int a, int b, int64_t delta, int32_t word) {
         size_t cap = (size_t)tr->cap_touched;
         tr->touched = grow(tr->touched, &cap, (size_t)tr->num_touched + 1, sizeof(int32_t));
         tr->cap_touched = (int32_t)cap;
-        tr->touched[tr->num_touched++] = (int32_t)(p - tr->pairs);
+        tr->touched[tr->num_touched++] = id;
     }
 }
 
@@ -149,11 +150,8 @@ static void push_touched(Trainer* tr) {
     tr->num_touched = 0;
 }
 
+// Appends a token (tok and tok_len have room for the whole vocabulary).
 static int add_token(Trainer* tr, const unsigned char* s, int n) {
-    size_t cap = (size_t)tr->num_tokens;   // grows by one: keep capacities equal to the count
-    tr->tok = grow(tr->tok, &cap, (size_t)tr->num_tokens + 1, sizeof(unsigned char*));
-    cap = (size_t)tr->num_tokens;
-    tr->tok_len = grow(tr->tok_len, &cap, (size_t)tr->num_tokens + 1, sizeof(int));
     int id = tr->num_tokens++;
     tr->tok[id] = malloc_check(n + 1);
     memcpy(tr->tok[id], s, n);
@@ -270,6 +268,8 @@ void tokenizer_train(Tokenizer* t, const BpeCounts* c, int vocab_size) {
     memset(&tr, 0, sizeof(tr));
     bytes_map_init(&tr.tok_ids, vocab_size);
     pair_map_init(&tr.pair_ids, 1 << 16);
+    tr.tok = malloc_check(sizeof(unsigned char*) * (size_t)vocab_size);
+    tr.tok_len = malloc_check(sizeof(int) * (size_t)vocab_size);
     for (int b = 0; b < 256; b++) {
         unsigned char byte = (unsigned char)b;
         add_token(&tr, &byte, 1);

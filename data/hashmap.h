@@ -67,7 +67,10 @@ typedef struct {
 
 static inline uint64_t pair_key(int a, int b) { return (uint64_t)(uint32_t)a << 32 | (uint32_t)b; }
 static inline size_t pair_slot(uint64_t key, size_t cap) {
-    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) & (cap - 1);
+    key ^= key >> 31;                    // fold a into the low bits, which the product keeps
+    key *= 0x9E3779B97F4A7C15ull;
+    key ^= key >> 29;
+    return (size_t)key & (cap - 1);
 }
 
 void pair_map_init(PairMap* m, size_t expected);

@@ -6,9 +6,7 @@
 
 static inline int is_cont(unsigned char c) { return (c & 0xC0) == 0x80; }
 
-// Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF): the code point at
-// text[i] and its length, or -1 and length 1 for an invalid byte.
-static int32_t utf8_decode(const unsigned char* s, size_t len, size_t i, int* nbytes) {
+int32_t utf8_decode(const unsigned char* s, size_t len, size_t i, int* nbytes) {
     unsigned char c = s[i];
     size_t left = len - i;
     *nbytes = 1;

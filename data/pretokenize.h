@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF): the code point at
+// text[i] and its length in *nbytes, or -1 and length 1 for an invalid byte.
+int32_t utf8_decode(const unsigned char* text, size_t len, size_t i, int* nbytes);
 // Class (UC_* from data/unicode.h) of the character at text[i]; *nbytes gets its UTF-8 length
 // (1 for an invalid byte).
 int utf8_class_at(const unsigned char* text, size_t len, size_t i, int* nbytes);

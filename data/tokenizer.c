@@ -83,8 +83,8 @@ void tokenizer_finish(Tokenizer* t, const char* source) {
 static void read_token_table(Tokenizer* t, FILE* f, const char* path) {
     for (int i = 0; i < t->vocab_size; i++) {
         unsigned char len, bytes[256];
-        fread_check(&len, 1, 1, f, path);
-        fread_check(bytes, 1, len, f, path);
+        if (fread(&len, 1, 1, f) != 1 || fread(bytes, 1, len, f) != len)
+            fail("%s: tokenizer file is truncated (its token table ends at token %d of %d)", path, i, t->vocab_size);
         tokenizer_set_token(t, i, bytes, len);
     }
 }
@@ -94,7 +94,8 @@ static void read_merges(Tokenizer* t, FILE* f, const char* path, int num_merges)
         fail("%s: bad tokenizer header (%d merges for %d tokens)", path, num_merges, t->vocab_size);
     t->num_merges = num_merges;
     t->merges = malloc_check(sizeof(int) * 2 * (num_merges + 1));
-    fread_check(t->merges, sizeof(int), 2 * (size_t)num_merges, f, path);
+    if (fread(t->merges, sizeof(int), 2 * (size_t)num_merges, f) != 2 * (size_t)num_merges)
+        fail("%s: tokenizer file is truncated (it ends inside its %d merges)", path, num_merges);
 }
 
 void tokenizer_load(Tokenizer* t, const char* path) {

@@ -7,13 +7,17 @@
 
 #include "layers/layers.h"
 
-// out (B,T,C) = wte[inp[b,t]] + wpe[t]. inp (B,T); wte (V,C); wpe (>=T,C).
+// out (B,T,C) = wte[inp[b,t]] + wpe[t]. inp (B,T); wte (V,C); wpe (>=T,C), NULL without learned positions (RoPE).
 void encoder_forward(float* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C) {
     #pragma omp parallel for collapse(2)
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
             float* restrict out_bt = out + ((size_t)b * T + t) * C;
             const float* restrict wte_row = wte + (size_t)inp[b * T + t] * C;
+            if (!wpe) {
+                for (int c = 0; c < C; c++) out_bt[c] = wte_row[c];
+                continue;
+            }
             const float* restrict wpe_row = wpe + (size_t)t * C;
             for (int c = 0; c < C; c++) out_bt[c] = wte_row[c] + wpe_row[c];
         }
@@ -27,16 +31,15 @@ static void encoder_backward_columns(float* dwte, float* dwpe, const float* dout
         for (int t = 0; t < T; t++) {
             const float* restrict dout_bt = dout + ((size_t)b * T + t) * C;
             float* restrict dwte_row = dwte + (size_t)inp[b * T + t] * C;
+            for (int c = c0; c < c1; c++) dwte_row[c] += dout_bt[c];
+            if (!dwpe) continue;
             float* restrict dwpe_row = dwpe + (size_t)t * C;
-            for (int c = c0; c < c1; c++) {
-                dwte_row[c] += dout_bt[c];
-                dwpe_row[c] += dout_bt[c];
-            }
+            for (int c = c0; c < c1; c++) dwpe_row[c] += dout_bt[c];
         }
     }
 }
 
-// dwte (V,C), dwpe (>=T,C) += from dout (B,T,C).
+// dwte (V,C), dwpe (>=T,C) += from dout (B,T,C); dwpe NULL without learned positions.
 void encoder_backward(float* dwte, float* dwpe, const float* dout, const int* inp, int B, int T, int C) {
     #pragma omp parallel
     {

@@ -6,9 +6,9 @@
 #pragma once
 #include <stddef.h>
 
-// out (B,T,C) = wte[inp[b,t]] + wpe[t]. inp (B,T) token ids; wte (V,C); wpe (T,C).
+// out (B,T,C) = wte[inp[b,t]] + wpe[t]. inp (B,T) token ids; wte (V,C); wpe (T,C), or NULL (RoPE models).
 void encoder_forward(float* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C);
-// dwte (V,C), dwpe (T,C) += from dout (B,T,C).
+// dwte (V,C), dwpe (T,C) += from dout (B,T,C); dwpe may be NULL.
 void encoder_backward(float* dwte, float* dwpe, const float* dout, const int* inp, int B, int T, int C);
 
 // LayerNorm over the last dim (eps 1e-5). inp (N,C) -> out (N,C); saves mean, rstd (N).

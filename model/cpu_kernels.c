@@ -3,8 +3,12 @@
 #include <string.h>
 
 #include "attention/attention.h"
+#include "attention/mlstm.h"
+#include "attention/options.h"
 #include "common/check.h"
+#include "layers/headnorm.h"
 #include "layers/layers.h"
+#include "layers/layerscale.h"
 #include "model/kernels.h"
 
 static void* cpu_alloc(size_t bytes) { return malloc_check(bytes); }
@@ -30,6 +34,19 @@ const Kernels cpu_kernels = {
     .crossentropy_forward_backward = crossentropy_forward_backward,
     .adamw_update = adamw_update,
     .global_norm_squared = global_norm_squared,
+    .layerscale_forward = layerscale_forward,
+    .layerscale_backward = layerscale_backward,
     .attention_forward = attention_forward,
     .attention_backward = attention_backward,
+    .gate_forward = gate_forward,
+    .gate_backward = gate_backward,
+    .rope_forward = rope_forward,
+    .rope_backward = rope_backward,
+    .qknorm_forward = qknorm_forward,
+    .qknorm_backward = qknorm_backward,
+    .mlstm_chunkwise_forward = mlstm_chunkwise_forward,
+    .mlstm_chunkwise_backward = mlstm_chunkwise_backward,
+    .mlstm_recurrent_step = mlstm_recurrent_step,
+    .headnorm_forward = headnorm_forward,
+    .headnorm_backward = headnorm_backward,
 };

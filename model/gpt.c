@@ -38,32 +38,69 @@ static int parse_int(const char* value, const char* key, const char* descriptor)
     return (int)v;
 }
 
-static void parse_key_values(GPTConfig* c, const char* descriptor) {
-    char buf[1024];
-    snprintf(buf, sizeof(buf), "%s", descriptor);
-    for (char* item = strtok(buf, ","); item; item = strtok(NULL, ",")) {
-        char* eq = strchr(item, '=');
-        if (!eq) fail("-e %s: '%s' is not key=value", descriptor, item);
-        *eq = '\0';
-        const char *key = item, *value = eq + 1;
-        if (!strcmp(key, "L")) c->num_layers = parse_int(value, key, descriptor);
-        else if (!strcmp(key, "C")) c->channels = parse_int(value, key, descriptor);
-        else if (!strcmp(key, "H")) c->num_heads = parse_int(value, key, descriptor);
-        else if (!strcmp(key, "T")) c->max_seq_len = parse_int(value, key, descriptor);
-        else if (!strcmp(key, "V")) c->vocab_size = parse_int(value, key, descriptor);
-        else if (!strcmp(key, "Vp")) c->padded_vocab_size = parse_int(value, key, descriptor);
-        else fail("-e %s: unknown key '%s' (known: L C H T V Vp)", descriptor, key);
-    }
+static float parse_float(const char* value, const char* key, const char* descriptor) {
+    char* end;
+    float v = strtof(value, &end);
+    if (end == value || *end != '\0' || !isfinite(v)) fail("-e %s: %s=%s is not a number", descriptor, key, value);
+    return v;
+}
+
+static int parse_choice(const char* value, const char* key, const char* descriptor, const char* const* names, int n) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(value, names[i])) return i;
+    char known[256] = "";
+    for (int i = 0; i < n; i++) snprintf(known + strlen(known), sizeof(known) - strlen(known), " %s", names[i]);
+    fail("-e %s: unknown %s '%s' (known:%s)", descriptor, key, value, known);
+}
+
+static const char* const MIXER_NAMES[] = {"softmax", "sigmoid", "mlstm"};
+static const char* const GATE_NAMES[] = {"none", "head", "elem"};
+static const char* const IGATE_NAMES[] = {"exp", "sig"};
+
+// One key=value of a descriptor; returns 1 if key was "bias" (an explicit sigmoid bias).
+static int parse_key(GPTConfig* c, const char* key, const char* value, const char* descriptor) {
+    if (!strcmp(key, "L")) c->num_layers = parse_int(value, key, descriptor);
+    else if (!strcmp(key, "C")) c->channels = parse_int(value, key, descriptor);
+    else if (!strcmp(key, "H")) c->num_heads = parse_int(value, key, descriptor);
+    else if (!strcmp(key, "T")) c->max_seq_len = parse_int(value, key, descriptor);
+    else if (!strcmp(key, "V")) c->vocab_size = parse_int(value, key, descriptor);
+    else if (!strcmp(key, "Vp")) c->padded_vocab_size = parse_int(value, key, descriptor);
+    else if (!strcmp(key, "mixer")) c->mixer = parse_choice(value, key, descriptor, MIXER_NAMES, 3);
+    else if (!strcmp(key, "bias")) { c->sigmoid_bias = parse_float(value, key, descriptor); return 1; }
+    else if (!strcmp(key, "norm")) c->sigmoid_norm = parse_int(value, key, descriptor);
+    else if (!strcmp(key, "gate")) c->gate = parse_choice(value, key, descriptor, GATE_NAMES, 3);
+    else if (!strcmp(key, "rope")) c->rope = parse_int(value, key, descriptor);
+    else if (!strcmp(key, "qknorm")) c->qknorm = parse_int(value, key, descriptor);
+    else if (!strcmp(key, "hybrid")) c->hybrid_norm = parse_int(value, key, descriptor);
+    else if (!strcmp(key, "layerscale")) c->layerscale = parse_int(value, key, descriptor);
+    else if (!strcmp(key, "igate")) c->mlstm_igate = parse_choice(value, key, descriptor, IGATE_NAMES, 2);
+    else if (!strcmp(key, "chunk")) c->mlstm_chunk = parse_int(value, key, descriptor);
+    else fail("-e %s: unknown key '%s' (known: L C H T V Vp mixer bias norm gate rope qknorm hybrid layerscale "
+              "igate chunk)", descriptor, key);
+    return 0;
 }
 
 GPTConfig gpt_config_from_descriptor(const char* descriptor) {
-    GPTConfig c = {.max_seq_len = 1024, .vocab_size = 50257, .num_layers = 12, .num_heads = 12, .channels = 768};
-    const char* family = strncmp(descriptor, "gpt2:", 5) == 0 ? descriptor + 5 : descriptor;
-    if (family[0] == 'd' && family[1] >= '0' && family[1] <= '9')
-        set_gpt2_family(&c, parse_int(family + 1, "depth", descriptor), descriptor);
-    else
-        parse_key_values(&c, descriptor);
+    GPTConfig c = {.max_seq_len = 1024, .vocab_size = 50257, .num_layers = 12, .num_heads = 12, .channels = 768,
+                   .mlstm_chunk = 64};
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%s", descriptor);
+    int bias_given = 0;
+    for (char* item = strtok(buf, ","); item; item = strtok(NULL, ",")) {
+        const char* family = strncmp(item, "gpt2:", 5) == 0 ? item + 5 : item;
+        char* eq = strchr(item, '=');
+        if (!eq && family[0] == 'd' && family[1] >= '0' && family[1] <= '9') {
+            set_gpt2_family(&c, parse_int(family + 1, "depth", descriptor), descriptor);
+            continue;
+        }
+        if (!eq) fail("-e %s: '%s' is not key=value", descriptor, item);
+        *eq = '\0';
+        bias_given |= parse_key(&c, item, eq + 1, descriptor);
+    }
     if (c.padded_vocab_size == 0) c.padded_vocab_size = (c.vocab_size + 127) / 128 * 128;
+    // sigmoid attention: b = -ln(n) with n the training context (METHODS.md 1.1)
+    if (c.mixer == MIXER_SIGMOID && !bias_given) c.sigmoid_bias = -logf((float)c.max_seq_len);
+    if (c.mixer == MIXER_MLSTM && c.gate == GATE_NONE) c.gate = GATE_ELEM;   // mLSTM's output gate
     gpt_config_validate(&c, descriptor);
     return c;
 }
@@ -76,24 +113,51 @@ void gpt_config_validate(const GPTConfig* c, const char* what) {
         fail("%s: channels C=%d is not divisible by heads H=%d", what, c->channels, c->num_heads);
     if (c->padded_vocab_size < c->vocab_size)
         fail("%s: padded vocabulary Vp=%d is smaller than V=%d", what, c->padded_vocab_size, c->vocab_size);
+    if (c->mixer < MIXER_SOFTMAX || c->mixer > MIXER_MLSTM || c->gate < GATE_NONE || c->gate > GATE_ELEM ||
+        c->mlstm_igate < IGATE_EXP || c->mlstm_igate > IGATE_SIG)
+        fail("%s: unknown mixer %d, gate %d or input gate %d", what, c->mixer, c->gate, c->mlstm_igate);
+    int flags[] = {c->sigmoid_norm, c->rope, c->qknorm, c->hybrid_norm, c->layerscale};
+    for (int i = 0; i < 5; i++)
+        if (flags[i] != 0 && flags[i] != 1) fail("%s: norm, rope, qknorm, hybrid and layerscale take 0 or 1", what);
+    if (c->sigmoid_norm && c->mixer != MIXER_SIGMOID) fail("%s: norm=1 applies to mixer=sigmoid only", what);
+    if (c->rope && (c->channels / c->num_heads) % 2 != 0)
+        fail("%s: RoPE needs an even head size (C/H = %d)", what, c->channels / c->num_heads);
+    if (c->mixer == MIXER_MLSTM) {
+        if (c->rope || c->qknorm) fail("%s: rope and qknorm apply to the attention mixers, not mlstm", what);
+        if (c->gate != GATE_ELEM) fail("%s: mlstm has an elementwise output gate; gate=%s is not possible", what,
+                                       GATE_NAMES[c->gate]);
+        if (c->mlstm_chunk <= 0) fail("%s: chunk=%d must be positive", what, c->mlstm_chunk);
+    }
 }
 
 // ----------------------------------------------------------------------------
 // memory layout
 
+static int gate_width(const GPTConfig* c) {
+    return c->gate == GATE_HEAD ? c->num_heads : c->gate == GATE_ELEM ? c->channels : 0;
+}
+
 static void parameter_sizes(size_t* sizes, const GPTConfig* c) {
     size_t Vp = c->padded_vocab_size, C = c->channels, maxT = c->max_seq_len, L = c->num_layers;
+    size_t NH = c->num_heads, hs = C / NH, G = gate_width(c);
+    int mlstm = c->mixer == MIXER_MLSTM;
     size_t shapes[NUM_PARAMETER_TENSORS] = {
-        Vp * C, maxT * C, L * C, L * C, L * 3 * C * C, L * 3 * C, L * C * C, L * C,
+        Vp * C, c->rope ? 0 : maxT * C, L * C, L * C, L * 3 * C * C, L * 3 * C, L * C * C, L * C,
         L * C, L * C, L * 4 * C * C, L * 4 * C, L * C * 4 * C, L * C, C, C,
+        L * G * C, L * G,                                                        // gatew, gateb
+        c->qknorm * L * hs, c->qknorm * L * hs, c->qknorm * L * hs, c->qknorm * L * hs,
+        c->hybrid_norm * L * C, c->hybrid_norm * L * C,                        // lnhw, lnhb
+        c->layerscale * L * C, c->layerscale * L * C,                          // ls1, ls2
+        mlstm * L * 2 * NH * C, mlstm * L * 2 * NH, mlstm * L * C,             // ifw, ifb, hnormw
     };
     memcpy(sizes, shapes, sizeof(shapes));
 }
 
 int gpt_param_decays(int tensor_index) {
-    // wte, wpe, qkvw, attprojw, fcw, fcprojw: the 2-D tensors
-    return tensor_index == 0 || tensor_index == 1 || tensor_index == 4 || tensor_index == 6 ||
-           tensor_index == 10 || tensor_index == 12;
+    // the 2-D tensors: wte, wpe, qkvw, attprojw, fcw, fcprojw, gatew, ifw
+    static const int decays[NUM_PARAMETER_TENSORS] = {1, 1, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0,
+                                                      1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0};
+    return decays[tensor_index];
 }
 
 // Points each of n tensors (a struct of float*) at its slice of one buffer.
@@ -120,36 +184,75 @@ void gpt_build(GPT* model, const GPTConfig* config, const Kernels* k) {
     point_tensors((float**)&model->params, model->params_memory, model->param_sizes, NUM_PARAMETER_TENSORS);
 }
 
+static void fill_normal(float* x, size_t n, float std, Rng* rng) {
+    for (size_t i = 0; i < n; i++) x[i] = std * rng_normal(rng);
+}
+
+static void fill_value(float* x, size_t n, float value) {
+    for (size_t i = 0; i < n; i++) x[i] = value;
+}
+
+// mLSTM gate biases (METHODS.md 4.6): input gate -10, forget gate linspace(3, 6) over the heads.
+static void init_mlstm_gate_bias(float* ifb, int L, int NH) {
+    for (int l = 0; l < L; l++) {
+        float* b = ifb + (size_t)l * 2 * NH;
+        for (int h = 0; h < NH; h++) {
+            b[h] = -10.0f;
+            b[NH + h] = NH > 1 ? 3.0f + 3.0f * h / (NH - 1) : 3.0f;
+        }
+    }
+}
+
 void gpt_init_random(GPT* model, uint64_t seed) {
     const GPTConfig* c = &model->config;
-    float* host = calloc_check(model->num_parameters, sizeof(float));
+    const size_t* n = model->param_sizes;
+    float* host = calloc_check(model->num_parameters, sizeof(float));   // biases and the rest start at 0
     ParameterTensors p;
-    point_tensors((float**)&p, host, model->param_sizes, NUM_PARAMETER_TENSORS);
+    point_tensors((float**)&p, host, n, NUM_PARAMETER_TENSORS);
     Rng rng;
     rng_seed(&rng, seed);
+    // llm.c's init: N(0, 0.02), the residual projections N(0, 0.02/sqrt(2L)); padded vocab rows stay 0
     float std = 0.02f, std_residual = 0.02f / sqrtf(2.0f * c->num_layers);
-    float* normal[] = {p.wte, p.wpe, p.qkvw, p.attprojw, p.fcw, p.fcprojw};
-    size_t counts[] = {(size_t)c->vocab_size * c->channels, model->param_sizes[1], model->param_sizes[4],
-                       model->param_sizes[6], model->param_sizes[10], model->param_sizes[12]};
-    for (int t = 0; t < 6; t++) {
-        // the residual projections (attprojw, fcprojw) get the smaller std, as in GPT-2 and llm.c
-        float s = (normal[t] == p.attprojw || normal[t] == p.fcprojw) ? std_residual : std;
-        for (size_t i = 0; i < counts[t]; i++) normal[t][i] = s * rng_normal(&rng);
-    }
-    float* ones[] = {p.ln1w, p.ln2w, p.lnfw};
-    size_t one_counts[] = {model->param_sizes[2], model->param_sizes[8], model->param_sizes[14]};
-    for (int t = 0; t < 3; t++)
-        for (size_t i = 0; i < one_counts[t]; i++) ones[t][i] = 1.0f;
+    fill_normal(p.wte, (size_t)c->vocab_size * c->channels, std, &rng);
+    fill_normal(p.wpe, n[1], std, &rng);
+    fill_normal(p.qkvw, n[4], std, &rng);
+    fill_normal(p.attprojw, n[6], std_residual, &rng);
+    fill_normal(p.fcw, n[10], std, &rng);
+    fill_normal(p.fcprojw, n[12], std_residual, &rng);
+    fill_normal(p.gatew, n[16], std, &rng);   // the gated-attention reference's init (METHODS.md 3.2)
+    float* ones[] = {p.ln1w, p.ln2w, p.lnfw, p.qnormw, p.knormw, p.lnhw, p.hnormw};
+    size_t one_counts[] = {n[2], n[8], n[14], n[18], n[20], n[22], n[28]};
+    for (int t = 0; t < 7; t++) fill_value(ones[t], one_counts[t], 1.0f);
+    fill_value(p.ls1, n[24], 1e-4f);
+    fill_value(p.ls2, n[25], 1e-4f);
+    if (c->mixer == MIXER_MLSTM) init_mlstm_gate_bias(p.ifb, c->num_layers, c->num_heads);
     model->k->upload(model->params_memory, host, model->num_parameters * sizeof(float));
     free(host);
 }
 
 static void activation_sizes(size_t* s, const GPTConfig* c, int B, int T) {
-    size_t BT = (size_t)B * T, C = c->channels, L = c->num_layers, NH = c->num_heads;
+    size_t BT = (size_t)B * T, C = c->channels, L = c->num_layers, NH = c->num_heads, G = gate_width(c);
+    size_t mlstm = c->mixer == MIXER_MLSTM, qkn = c->qknorm, hyb = c->hybrid_norm, gated = G > 0;
     size_t sizes[NUM_ACTIVATION_TENSORS] = {
-        BT * C, L * BT * C, L * BT, L * BT, L * BT * 3 * C, L * BT * C, L * BT * NH, L * BT * C,
-        L * BT * C, L * BT * C, L * BT, L * BT, L * BT * 4 * C, L * BT * 4 * C, L * BT * C, L * BT * C,
-        BT * C, BT, BT,
+        BT * C, L * BT * C, L * BT, L * BT,                        // encoded, ln1, ln1_mean, ln1_rstd
+        qkn * L * BT * 3 * C, qkn * L * BT * 2 * NH, qkn * L * BT * 2 * NH, L * BT * 3 * C,
+        mlstm * L * BT * 2 * NH, mlstm * L * BT * C, mlstm * L * BT * NH, mlstm * L * BT * NH,
+        L * BT * NH, mlstm * L * BT * NH, L * BT * C,              // att_stat, att_m, atty
+        L * BT * G, gated * L * BT * C, L * BT * C,                // gate_pre, gated, attproj
+        hyb * L * BT * C, hyb * L * BT, hyb * L * BT,              // lnh, lnh_mean, lnh_rstd
+        L * BT * C, L * BT * C, L * BT, L * BT,                    // residual2, ln2, ln2_mean, ln2_rstd
+        L * BT * 4 * C, L * BT * 4 * C, L * BT * C, L * BT * C,    // fch, fch_gelu, fcproj, residual3
+        BT * C, BT, BT,                                            // lnf, lnf_mean, lnf_rstd
+    };
+    memcpy(s, sizes, sizeof(sizes));
+}
+
+static void scratch_sizes(size_t* s, const GPTConfig* c, int B, int T) {
+    size_t BT = (size_t)B * T, C = c->channels, NH = c->num_heads, G = gate_width(c);
+    size_t pre = c->rope || c->qknorm, mlstm = c->mixer == MIXER_MLSTM;
+    size_t sizes[NUM_SCRATCH_TENSORS] = {
+        BT * C, BT * C, BT * C, BT * C, BT * C, BT * C, BT * G,   // dresidual .. dgate_pre
+        BT * 3 * C, pre * BT * 3 * C, mlstm * BT * 2 * NH, BT * 4 * C, BT * 4 * C,
     };
     memcpy(s, sizes, sizeof(sizes));
 }
@@ -172,14 +275,14 @@ static void ensure_activations(GPT* m, int B, int T) {
     if (m->acts_memory && B <= m->batch_size && T <= m->seq_len) return;
     free_activations(m);
     const Kernels* k = m->k;
-    size_t sizes[NUM_ACTIVATION_TENSORS];
+    size_t sizes[NUM_ACTIVATION_TENSORS], dsizes[NUM_SCRATCH_TENSORS];
     activation_sizes(sizes, &m->config, B, T);
     m->acts_memory = k->alloc(sum_sizes(sizes, NUM_ACTIVATION_TENSORS) * sizeof(float));
     point_tensors((float**)&m->acts, m->acts_memory, sizes, NUM_ACTIVATION_TENSORS);
-    size_t BT = (size_t)B * T, C = m->config.channels;
-    size_t scratch_sizes[] = {BT * C, BT * C, BT * C, BT * 3 * C, BT * 4 * C, BT * 4 * C};
-    m->scratch_memory = k->alloc(sum_sizes(scratch_sizes, 6) * sizeof(float));
-    point_tensors((float**)&m->scratch, m->scratch_memory, scratch_sizes, 6);
+    scratch_sizes(dsizes, &m->config, B, T);
+    m->scratch_memory = k->alloc(sum_sizes(dsizes, NUM_SCRATCH_TENSORS) * sizeof(float));
+    point_tensors((float**)&m->scratch, m->scratch_memory, dsizes, NUM_SCRATCH_TENSORS);
+    size_t BT = (size_t)B * T;
     m->logits = k->alloc(BT * m->config.padded_vocab_size * sizeof(float));
     m->losses = k->alloc(BT * sizeof(float));
     m->inputs = k->alloc(BT * sizeof(int));
@@ -199,76 +302,168 @@ void gpt_free(GPT* m) {
     if (m->m_memory) k->release(m->m_memory);
     if (m->v_memory) k->release(m->v_memory);
     if (m->kv_cache) k->release(m->kv_cache);
+    if (m->mlstm_state) k->release(m->mlstm_state);
     free(m->logits_host);
 }
 
 // ----------------------------------------------------------------------------
-// forward
+// per-layer views
 
 // One layer's slices of the saved activations. The per-layer stride uses the allocated
 // (batch_size, seq_len), so a smaller decode batch reuses the same buffers.
 typedef struct {
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att_lse, *attproj, *residual2;
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv_pre, *qk_mean, *qk_rstd, *qkv, *mix_gates, *mix_h, *hn_mean, *hn_rstd;
+    float *att_stat, *att_m, *atty, *gate_pre, *gated, *attproj, *lnh, *lnh_mean, *lnh_rstd, *residual2;
     float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *fcproj, *residual3;
 } LayerActs;
 
 static LayerActs layer_acts(const GPT* m, int l) {
     const ActivationTensors* a = &m->acts;
-    size_t BT = (size_t)m->batch_size * m->seq_len, C = m->config.channels, NH = m->config.num_heads;
+    const GPTConfig* c = &m->config;
+    size_t BT = (size_t)m->batch_size * m->seq_len, C = c->channels, NH = c->num_heads, G = gate_width(c);
+    size_t mlstm = c->mixer == MIXER_MLSTM, qkn = c->qknorm, hyb = c->hybrid_norm, gated = G > 0;
     return (LayerActs){
-        a->ln1 + l * BT * C, a->ln1_mean + l * BT, a->ln1_rstd + l * BT, a->qkv + l * BT * 3 * C,
-        a->atty + l * BT * C, a->att_lse + l * BT * NH, a->attproj + l * BT * C, a->residual2 + l * BT * C,
-        a->ln2 + l * BT * C, a->ln2_mean + l * BT, a->ln2_rstd + l * BT, a->fch + l * BT * 4 * C,
-        a->fch_gelu + l * BT * 4 * C, a->fcproj + l * BT * C, a->residual3 + l * BT * C,
+        a->ln1 + l * BT * C, a->ln1_mean + l * BT, a->ln1_rstd + l * BT,
+        a->qkv_pre + qkn * l * BT * 3 * C, a->qk_mean + qkn * l * BT * 2 * NH, a->qk_rstd + qkn * l * BT * 2 * NH,
+        a->qkv + l * BT * 3 * C, a->mix_gates + mlstm * l * BT * 2 * NH, a->mix_h + mlstm * l * BT * C,
+        a->hn_mean + mlstm * l * BT * NH, a->hn_rstd + mlstm * l * BT * NH,
+        a->att_stat + l * BT * NH, a->att_m + mlstm * l * BT * NH, a->atty + l * BT * C,
+        a->gate_pre + l * BT * G, a->gated + gated * l * BT * C, a->attproj + l * BT * C,
+        a->lnh + hyb * l * BT * C, a->lnh_mean + hyb * l * BT, a->lnh_rstd + hyb * l * BT,
+        a->residual2 + l * BT * C, a->ln2 + l * BT * C, a->ln2_mean + l * BT, a->ln2_rstd + l * BT,
+        a->fch + l * BT * 4 * C, a->fch_gelu + l * BT * 4 * C, a->fcproj + l * BT * C, a->residual3 + l * BT * C,
     };
 }
 
 // One layer's slices of the parameters (or of the gradients: same layout).
 typedef struct {
     float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
+    float *gatew, *gateb, *qnormw, *qnormb, *knormw, *knormb, *lnhw, *lnhb, *ls1, *ls2, *ifw, *ifb, *hnormw;
 } LayerParams;
 
-static LayerParams layer_params(const ParameterTensors* p, int l, size_t C) {
+static LayerParams layer_params(const ParameterTensors* p, int l, const GPTConfig* c) {
+    size_t C = c->channels, NH = c->num_heads, hs = C / NH, G = gate_width(c);
+    size_t mlstm = c->mixer == MIXER_MLSTM, qkn = c->qknorm, hyb = c->hybrid_norm, ls = c->layerscale;
     return (LayerParams){
         p->ln1w + l * C, p->ln1b + l * C, p->qkvw + l * 3 * C * C, p->qkvb + l * 3 * C,
         p->attprojw + l * C * C, p->attprojb + l * C, p->ln2w + l * C, p->ln2b + l * C,
         p->fcw + l * 4 * C * C, p->fcb + l * 4 * C, p->fcprojw + l * 4 * C * C, p->fcprojb + l * C,
+        p->gatew + l * G * C, p->gateb + l * G, p->qnormw + qkn * l * hs, p->qnormb + qkn * l * hs,
+        p->knormw + qkn * l * hs, p->knormb + qkn * l * hs, p->lnhw + hyb * l * C, p->lnhb + hyb * l * C,
+        p->ls1 + ls * l * C, p->ls2 + ls * l * C, p->ifw + mlstm * l * 2 * NH * C, p->ifb + mlstm * l * 2 * NH,
+        p->hnormw + mlstm * l * C,
     };
 }
 
-// The blocks and the head over tokens at positions pos0..pos0+T-1. Without a cache (training,
-// full forward) pos0 = 0 and attention reads this batch's qkv; with the cache (B = 1) the qkv
-// rows are written into it and attention reads all pos0+T positions from it.
-static void forward_blocks(GPT* m, int B, int T, int pos0, int use_cache) {
+static AttnScore attn_score(const GPTConfig* c) {
+    return (AttnScore){.sigmoid = c->mixer == MIXER_SIGMOID, .bias = c->sigmoid_bias, .normalize = c->sigmoid_norm};
+}
+
+// ----------------------------------------------------------------------------
+// forward
+
+// Where a forward keeps q, k, v: this batch's activations, or (decoding, B = 1) the KV cache.
+typedef struct {
+    int use_cache, pos0;
+} DecodeState;
+
+// softmax / sigmoid: qkv projection -> [QK-norm] -> [RoPE] -> attention. ln1 -> atty.
+static void attention_mixer_forward(GPT* m, int l, int B, int T, DecodeState d) {
     const Kernels* k = m->k;
     const GPTConfig* c = &m->config;
-    int C = c->channels, NH = c->num_heads, L = c->num_layers, Vp = c->padded_vocab_size;
-    int N = B * T;
-    k->encoder_forward(m->acts.encoded, m->inputs, m->params.wte, m->params.wpe + (size_t)pos0 * C, B, T, C);
-    float* residual = m->acts.encoded;
-    for (int l = 0; l < L; l++) {
-        LayerActs a = layer_acts(m, l);
-        LayerParams p = layer_params(&m->params, l, C);
-        float* cache = use_cache ? m->kv_cache + (size_t)l * c->max_seq_len * 3 * C : NULL;
-        float* qkv = use_cache ? cache + (size_t)pos0 * 3 * C : a.qkv;
-        // x += attn(ln1(x))
-        k->layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, residual, p.ln1w, p.ln1b, N, C);
-        k->matmul_forward(qkv, a.ln1, p.qkvw, p.qkvb, N, C, 3 * C);
-        if (use_cache) k->attention_forward(a.atty, a.att_lse, cache, B, T, pos0 + T, c->max_seq_len, C, NH);
-        else k->attention_forward(a.atty, a.att_lse, qkv, B, T, T, T, C, NH);
-        k->matmul_forward(a.attproj, a.atty, p.attprojw, p.attprojb, N, C, C);
-        k->residual_forward(a.residual2, residual, a.attproj, N * C);
-        // x += mlp(ln2(x))
-        k->layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.residual2, p.ln2w, p.ln2b, N, C);
-        k->matmul_forward(a.fch, a.ln2, p.fcw, p.fcb, N, C, 4 * C);
-        k->gelu_forward(a.fch_gelu, a.fch, N * 4 * C);
-        k->matmul_forward(a.fcproj, a.fch_gelu, p.fcprojw, p.fcprojb, N, 4 * C, C);
-        k->residual_forward(a.residual3, a.residual2, a.fcproj, N * C);
-        residual = a.residual3;
+    int C = c->channels, NH = c->num_heads, N = B * T;
+    LayerActs a = layer_acts(m, l);
+    LayerParams p = layer_params(&m->params, l, c);
+    float* cache = d.use_cache ? m->kv_cache + (size_t)l * c->max_seq_len * 3 * C : NULL;
+    float* qkv = d.use_cache ? cache + (size_t)d.pos0 * 3 * C : a.qkv;
+    k->matmul_forward(c->qknorm ? a.qkv_pre : qkv, a.ln1, p.qkvw, p.qkvb, N, C, 3 * C);
+    if (c->qknorm)
+        k->qknorm_forward(qkv, a.qk_mean, a.qk_rstd, a.qkv_pre, p.qnormw, p.qnormb, p.knormw, p.knormb, N, C, NH);
+    if (c->rope) k->rope_forward(qkv, qkv, B, T, C, NH, d.pos0);
+    if (d.use_cache)
+        k->attention_forward(a.atty, a.att_stat, cache, B, T, d.pos0 + T, c->max_seq_len, C, NH, attn_score(c));
+    else
+        k->attention_forward(a.atty, a.att_stat, qkv, B, T, T, T, C, NH, attn_score(c));
+}
+
+// mLSTM: q, k, v and gate projections -> cell (chunkwise, or recurrent steps when decoding)
+// -> per-head norm. ln1 -> atty (the output gate and projection follow in mixer_forward).
+static void mlstm_mixer_forward(GPT* m, int l, int B, int T, DecodeState d) {
+    const Kernels* k = m->k;
+    const GPTConfig* c = &m->config;
+    int C = c->channels, NH = c->num_heads, hs = C / NH, N = B * T, sig = c->mlstm_igate == IGATE_SIG;
+    LayerActs a = layer_acts(m, l);
+    LayerParams p = layer_params(&m->params, l, c);
+    k->matmul_forward(a.qkv, a.ln1, p.qkvw, p.qkvb, N, C, 3 * C);
+    k->matmul_forward(a.mix_gates, a.ln1, p.ifw, p.ifb, N, C, 2 * NH);
+    if (d.use_cache) {
+        float* state = m->mlstm_state + (size_t)l * NH * (hs * hs + hs + 1);
+        float *c_state = state, *n_state = c_state + (size_t)NH * hs * hs, *m_state = n_state + (size_t)NH * hs;
+        for (int t = 0; t < T; t++)
+            k->mlstm_recurrent_step(a.mix_h + (size_t)t * C, c_state, n_state, m_state, a.qkv + (size_t)t * 3 * C,
+                                    a.mix_gates + (size_t)t * 2 * NH, 1, C, NH, sig);
+    } else {
+        k->mlstm_chunkwise_forward(a.mix_h, a.att_stat, a.att_m, a.qkv, a.mix_gates, B, T, C, NH, c->mlstm_chunk, sig);
+    }
+    k->headnorm_forward(a.atty, a.hn_mean, a.hn_rstd, a.mix_h, p.hnormw, N, NH, hs, 1e-6f);
+}
+
+// out = residual + [scale *] branch (LayerScale when scale is not NULL); out may be the branch's buffer.
+static void add_branch(const Kernels* k, float* out, const float* residual, const float* branch, const float* scale,
+                       int N, int C) {
+    if (scale) {
+        k->layerscale_forward(out, branch, scale, N, C);
+        k->residual_forward(out, residual, out, N * C);
+    } else {
+        k->residual_forward(out, residual, branch, N * C);
+    }
+}
+
+// One block: x += mixer(ln1(x)) [through the hybrid norm and LayerScale]; x += mlp(ln2(x)).
+static void block_forward(GPT* m, int l, const float* residual, int B, int T, DecodeState d) {
+    const Kernels* k = m->k;
+    const GPTConfig* c = &m->config;
+    int C = c->channels, NH = c->num_heads, N = B * T;
+    LayerActs a = layer_acts(m, l);
+    LayerParams p = layer_params(&m->params, l, c);
+    k->layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, residual, p.ln1w, p.ln1b, N, C);
+    if (c->mixer == MIXER_MLSTM) mlstm_mixer_forward(m, l, B, T, d);
+    else attention_mixer_forward(m, l, B, T, d);
+    const float* mixed = a.atty;
+    if (c->gate != GATE_NONE) {   // G1 gate (mLSTM: the output gate), from the same normed input
+        k->matmul_forward(a.gate_pre, a.ln1, p.gatew, p.gateb, N, C, gate_width(c));
+        k->gate_forward(a.gated, a.atty, a.gate_pre, N, NH, C / NH, c->gate == GATE_HEAD);
+        mixed = a.gated;
+    }
+    k->matmul_forward(a.attproj, mixed, p.attprojw, p.attprojb, N, C, C);
+    const float* branch = a.attproj;
+    if (c->hybrid_norm) {
+        k->layernorm_forward(a.lnh, a.lnh_mean, a.lnh_rstd, a.attproj, p.lnhw, p.lnhb, N, C);
+        branch = a.lnh;
+    }
+    add_branch(k, a.residual2, residual, branch, c->layerscale ? p.ls1 : NULL, N, C);
+    k->layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.residual2, p.ln2w, p.ln2b, N, C);
+    k->matmul_forward(a.fch, a.ln2, p.fcw, p.fcb, N, C, 4 * C);
+    k->gelu_forward(a.fch_gelu, a.fch, N * 4 * C);
+    k->matmul_forward(a.fcproj, a.fch_gelu, p.fcprojw, p.fcprojb, N, 4 * C, C);
+    add_branch(k, a.residual3, a.residual2, a.fcproj, c->layerscale ? p.ls2 : NULL, N, C);
+}
+
+// Encoder, blocks and head over tokens at positions pos0..pos0+T-1.
+static void forward_blocks(GPT* m, int B, int T, DecodeState d) {
+    const Kernels* k = m->k;
+    const GPTConfig* c = &m->config;
+    int C = c->channels;
+    const float* wpe = c->rope ? NULL : m->params.wpe + (size_t)d.pos0 * C;
+    k->encoder_forward(m->acts.encoded, m->inputs, m->params.wte, wpe, B, T, C);
+    const float* residual = m->acts.encoded;
+    for (int l = 0; l < c->num_layers; l++) {
+        block_forward(m, l, residual, B, T, d);
+        residual = layer_acts(m, l).residual3;
     }
     k->layernorm_forward(m->acts.lnf, m->acts.lnf_mean, m->acts.lnf_rstd, residual, m->params.lnfw,
-                         m->params.lnfb, N, C);
-    k->matmul_forward(m->logits, m->acts.lnf, m->params.wte, NULL, N, C, Vp);
+                         m->params.lnfb, B * T, C);
+    k->matmul_forward(m->logits, m->acts.lnf, m->params.wte, NULL, B * T, C, c->padded_vocab_size);
 }
 
 static void check_inputs(const GPT* m, const int* inputs, const int* targets, int N) {
@@ -291,7 +486,7 @@ float gpt_forward(GPT* m, const int* inputs, const int* targets, int B, int T) {
     const Kernels* k = m->k;
     int N = B * T;
     k->upload(m->inputs, inputs, N * sizeof(int));
-    forward_blocks(m, B, T, 0, 0);
+    forward_blocks(m, B, T, (DecodeState){0, 0});
     m->mean_loss = -1.0f;
     if (!targets) return m->mean_loss;
     k->upload(m->targets, targets, N * sizeof(int));
@@ -304,6 +499,19 @@ float gpt_forward(GPT* m, const int* inputs, const int* targets, int B, int T) {
     return m->mean_loss;
 }
 
+static void ensure_decode_state(GPT* m) {
+    const GPTConfig* c = &m->config;
+    const Kernels* k = m->k;
+    if (m->logits_host) return;
+    m->logits_host = malloc_check(c->padded_vocab_size * sizeof(float));
+    if (c->mixer == MIXER_MLSTM) {
+        size_t hs = c->channels / c->num_heads;
+        m->mlstm_state = k->alloc((size_t)c->num_layers * c->num_heads * (hs * hs + hs + 1) * sizeof(float));
+    } else {
+        m->kv_cache = k->alloc((size_t)c->num_layers * c->max_seq_len * 3 * c->channels * sizeof(float));
+    }
+}
+
 const float* gpt_decode(GPT* m, const int* tokens, int T, int pos0) {
     const GPTConfig* c = &m->config;
     const Kernels* k = m->k;
@@ -311,12 +519,13 @@ const float* gpt_decode(GPT* m, const int* tokens, int T, int pos0) {
         fail("decoding position %d exceeds the model's maximum sequence length %d", pos0 + T, c->max_seq_len);
     check_inputs(m, tokens, NULL, T);
     ensure_activations(m, 1, T);
-    if (!m->kv_cache) {
-        m->kv_cache = k->alloc((size_t)c->num_layers * c->max_seq_len * 3 * c->channels * sizeof(float));
-        m->logits_host = malloc_check(c->padded_vocab_size * sizeof(float));
+    ensure_decode_state(m);
+    if (m->mlstm_state && pos0 == 0) {   // a new sequence starts from the zero state
+        size_t hs = c->channels / c->num_heads;
+        k->zero(m->mlstm_state, (size_t)c->num_layers * c->num_heads * (hs * hs + hs + 1) * sizeof(float));
     }
     k->upload(m->inputs, tokens, T * sizeof(int));
-    forward_blocks(m, 1, T, pos0, 1);
+    forward_blocks(m, 1, T, (DecodeState){1, pos0});
     k->download(m->logits_host, m->logits + (size_t)(T - 1) * c->padded_vocab_size,
                 c->padded_vocab_size * sizeof(float));
     return m->logits_host;
@@ -337,30 +546,102 @@ void gpt_zero_grad(GPT* m) {
     m->k->zero(m->grads_memory, m->num_parameters * sizeof(float));
 }
 
+// Gradient inside a residual branch: dresidual itself, or through LayerScale into dbranch.
+static const float* branch_grad(GPT* m, const float* dresidual, const float* branch, float* dscale,
+                                const float* scale, int N, int C) {
+    if (!scale) return dresidual;
+    m->k->zero(m->scratch.dbranch, (size_t)N * C * sizeof(float));
+    m->k->layerscale_backward(m->scratch.dbranch, dscale, dresidual, branch, scale, N, C);
+    return m->scratch.dbranch;
+}
+
+// softmax / sigmoid: datty -> [RoPE, QK-norm] -> qkv projection; accumulates into scratch.dln.
+static void attention_mixer_backward(GPT* m, int l, int B, int T) {
+    const Kernels* k = m->k;
+    const GPTConfig* c = &m->config;
+    int C = c->channels, NH = c->num_heads, N = B * T;
+    LayerActs a = layer_acts(m, l);
+    LayerParams p = layer_params(&m->params, l, c), g = layer_params(&m->grads, l, c);
+    GradScratch* s = &m->scratch;
+    size_t qkv_bytes = (size_t)N * 3 * C * sizeof(float);
+    k->zero(s->dqkv, qkv_bytes);
+    k->attention_backward(s->dqkv, s->datty, a.qkv, a.atty, a.att_stat, B, T, C, NH, attn_score(c));
+    float *dq = s->dqkv, *spare = s->dqkv_pre;   // the gradient moves between the two buffers
+    if (c->rope) {
+        k->zero(spare, qkv_bytes);
+        k->rope_backward(spare, dq, B, T, C, NH, 0);
+        spare = dq, dq = s->dqkv_pre;
+    }
+    if (c->qknorm) {
+        k->zero(spare, qkv_bytes);
+        k->qknorm_backward(spare, g.qnormw, g.qnormb, g.knormw, g.knormb, dq, a.qkv_pre, p.qnormw, p.knormw,
+                           a.qk_mean, a.qk_rstd, N, C, NH);
+        dq = spare;
+    }
+    k->matmul_backward(s->dln, g.qkvw, g.qkvb, dq, a.ln1, p.qkvw, N, C, 3 * C);
+}
+
+// mLSTM: datty -> head norm -> cell (chunkwise) -> q, k, v and gate projections; into scratch.dln.
+// scratch.dgated (free once the output gate's backward has run) holds the cell output's gradient.
+static void mlstm_mixer_backward(GPT* m, int l, int B, int T) {
+    const Kernels* k = m->k;
+    const GPTConfig* c = &m->config;
+    int C = c->channels, NH = c->num_heads, hs = C / NH, N = B * T, sig = c->mlstm_igate == IGATE_SIG;
+    LayerActs a = layer_acts(m, l);
+    LayerParams p = layer_params(&m->params, l, c), g = layer_params(&m->grads, l, c);
+    GradScratch* s = &m->scratch;
+    float* dh = s->dgated;
+    k->zero(dh, (size_t)N * C * sizeof(float));
+    k->headnorm_backward(dh, g.hnormw, s->datty, a.mix_h, p.hnormw, a.hn_mean, a.hn_rstd, N, NH, hs);
+    k->zero(s->dqkv, (size_t)N * 3 * C * sizeof(float));
+    k->zero(s->dgates, (size_t)N * 2 * NH * sizeof(float));
+    k->mlstm_chunkwise_backward(s->dqkv, s->dgates, dh, a.qkv, a.mix_gates, a.att_stat, a.att_m, B, T, C, NH,
+                                c->mlstm_chunk, sig);
+    k->matmul_backward(s->dln, g.ifw, g.ifb, s->dgates, a.ln1, p.ifw, N, C, 2 * NH);
+    k->matmul_backward(s->dln, g.qkvw, g.qkvb, s->dqkv, a.ln1, p.qkvw, N, C, 3 * C);
+}
+
 // One block, last op first. On entry scratch.dresidual holds d(residual3); on exit d(block input).
 static void block_backward(GPT* m, int l, int B, int T) {
     const Kernels* k = m->k;
-    int C = m->config.channels, NH = m->config.num_heads, N = B * T;
+    const GPTConfig* c = &m->config;
+    int C = c->channels, NH = c->num_heads, N = B * T;
     LayerActs a = layer_acts(m, l);
-    LayerParams p = layer_params(&m->params, l, C), g = layer_params(&m->grads, l, C);
+    LayerParams p = layer_params(&m->params, l, c), g = layer_params(&m->grads, l, c);
     GradScratch* s = &m->scratch;
     const float* block_input = l == 0 ? m->acts.encoded : layer_acts(m, l - 1).residual3;
     size_t bytes = (size_t)N * C * sizeof(float);
-    // mlp: residual3 = residual2 + fcproj(gelu(fc(ln2(residual2)))); the skip passes dresidual through
+    // mlp: residual3 = residual2 + [ls2 *] fcproj(gelu(fc(ln2(residual2))))
+    const float* dfcproj = branch_grad(m, s->dresidual, a.fcproj, g.ls2, c->layerscale ? p.ls2 : NULL, N, C);
     k->zero(s->dfch_gelu, 4 * bytes);
-    k->matmul_backward(s->dfch_gelu, g.fcprojw, g.fcprojb, s->dresidual, a.fch_gelu, p.fcprojw, N, 4 * C, C);
+    k->matmul_backward(s->dfch_gelu, g.fcprojw, g.fcprojb, dfcproj, a.fch_gelu, p.fcprojw, N, 4 * C, C);
     k->zero(s->dfch, 4 * bytes);
     k->gelu_backward(s->dfch, a.fch, s->dfch_gelu, N * 4 * C);
     k->zero(s->dln, bytes);
     k->matmul_backward(s->dln, g.fcw, g.fcb, s->dfch, a.ln2, p.fcw, N, C, 4 * C);
     k->layernorm_backward(s->dresidual, g.ln2w, g.ln2b, s->dln, a.residual2, p.ln2w, a.ln2_mean, a.ln2_rstd, N, C);
-    // attention: residual2 = input + attproj(attn(qkv(ln1(input))))
-    k->zero(s->datty, bytes);
-    k->matmul_backward(s->datty, g.attprojw, g.attprojb, s->dresidual, a.atty, p.attprojw, N, C, C);
-    k->zero(s->dqkv, 3 * bytes);
-    k->attention_backward(s->dqkv, s->datty, a.qkv, a.atty, a.att_lse, B, T, C, NH);
+    // mixer: residual2 = input + [ls1 *] [hybrid norm] attproj(gate(mixer(ln1(input))))
+    const float* dattproj = branch_grad(m, s->dresidual, c->hybrid_norm ? a.lnh : a.attproj, g.ls1,
+                                        c->layerscale ? p.ls1 : NULL, N, C);
+    if (c->hybrid_norm) {
+        k->zero(s->dattproj, bytes);
+        k->layernorm_backward(s->dattproj, g.lnhw, g.lnhb, dattproj, a.attproj, p.lnhw, a.lnh_mean, a.lnh_rstd, N, C);
+        dattproj = s->dattproj;
+    }
+    int gated = c->gate != GATE_NONE;
+    float* dmixed = gated ? s->dgated : s->datty;
+    k->zero(dmixed, bytes);
+    k->matmul_backward(dmixed, g.attprojw, g.attprojb, dattproj, gated ? a.gated : a.atty, p.attprojw, N, C, C);
     k->zero(s->dln, bytes);
-    k->matmul_backward(s->dln, g.qkvw, g.qkvb, s->dqkv, a.ln1, p.qkvw, N, C, 3 * C);
+    if (gated) {
+        int G = gate_width(c);
+        k->zero(s->datty, bytes);
+        k->zero(s->dgate_pre, (size_t)N * G * sizeof(float));
+        k->gate_backward(s->datty, s->dgate_pre, s->dgated, a.atty, a.gate_pre, N, NH, C / NH, c->gate == GATE_HEAD);
+        k->matmul_backward(s->dln, g.gatew, g.gateb, s->dgate_pre, a.ln1, p.gatew, N, C, G);
+    }
+    if (c->mixer == MIXER_MLSTM) mlstm_mixer_backward(m, l, B, T);
+    else attention_mixer_backward(m, l, B, T);
     k->layernorm_backward(s->dresidual, g.ln1w, g.ln1b, s->dln, block_input, p.ln1w, a.ln1_mean, a.ln1_rstd, N, C);
 }
 
@@ -382,7 +663,7 @@ void gpt_backward(GPT* m, float dloss) {
     k->layernorm_backward(s->dresidual, m->grads.lnfw, m->grads.lnfb, s->dln, layer_acts(m, L - 1).residual3,
                           m->params.lnfw, m->acts.lnf_mean, m->acts.lnf_rstd, N, C);
     for (int l = L - 1; l >= 0; l--) block_backward(m, l, B, T);
-    k->encoder_backward(m->grads.wte, m->grads.wpe, s->dresidual, m->inputs, B, T, C);
+    k->encoder_backward(m->grads.wte, c->rope ? NULL : m->grads.wpe, s->dresidual, m->inputs, B, T, C);
     m->mean_loss = -1.0f;  // logits now hold gradients
 }
 
@@ -409,8 +690,9 @@ float gpt_update(GPT* m, float lr, float beta1, float beta2, float eps, float we
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
         size_t n = m->param_sizes[i];
         float wd = gpt_param_decays(i) ? weight_decay : 0.0f;
-        k->adamw_update(m->params_memory + offset, m->m_memory + offset, m->v_memory + offset,
-                        m->grads_memory + offset, n, lr, beta1, beta2, eps, wd, grad_scale, step);
+        if (n > 0)
+            k->adamw_update(m->params_memory + offset, m->m_memory + offset, m->v_memory + offset,
+                            m->grads_memory + offset, n, lr, beta1, beta2, eps, wd, grad_scale, step);
         offset += n;
     }
     return norm;

@@ -8,6 +8,10 @@
 
 #include "model/kernels.h"
 
+typedef enum { MIXER_SOFTMAX = 0, MIXER_SIGMOID = 1, MIXER_MLSTM = 2 } MixerKind;
+typedef enum { GATE_NONE = 0, GATE_HEAD = 1, GATE_ELEM = 2 } GateKind;
+typedef enum { IGATE_EXP = 0, IGATE_SIG = 1 } InputGateKind;
+
 typedef struct {
     int max_seq_len;        // maxT
     int vocab_size;         // V
@@ -15,13 +19,26 @@ typedef struct {
     int num_layers;         // L
     int num_heads;          // NH
     int channels;           // C
+    // the token mixer (METHODS.md; all zero = llm.c's GPT-2)
+    int mixer;              // MixerKind
+    float sigmoid_bias;     // b in sigmoid(q.k/sqrt(d) + b); default -ln(maxT)
+    int sigmoid_norm;       // 1: divide each sigmoid row by its sum + 1e-8
+    int gate;               // GateKind: G1 gate on the mixer output (mLSTM's output gate is GATE_ELEM)
+    int rope;               // 1: RoPE on q and k instead of learned positions (no wpe)
+    int qknorm;             // 1: per-head LayerNorm on q and k (before RoPE)
+    int hybrid_norm;        // 1: LayerNorm on the mixer output before the residual add
+    int layerscale;         // 1: learned per-channel scale on both residual branches (init 1e-4)
+    int mlstm_igate;        // InputGateKind: mLSTMexp or mLSTMsig
+    int mlstm_chunk;        // chunk size of the chunkwise mLSTM (training path)
 } GPTConfig;
 
-// The 16 parameter tensors, in llm.c's checkpoint order.
-#define NUM_PARAMETER_TENSORS 16
+// The parameter tensors: llm.c's 16 in its checkpoint order, then the mixers' extras. A tensor
+// a config does not use has size 0 (and so takes no bytes in the checkpoint either).
+#define NUM_PARAMETER_TENSORS 29
+#define NUM_GPT2_TENSORS 16
 typedef struct {
     float* wte;      // (Vp, C)
-    float* wpe;      // (maxT, C)
+    float* wpe;      // (maxT, C); 0 with RoPE
     float* ln1w;     // (L, C)
     float* ln1b;     // (L, C)
     float* qkvw;     // (L, 3C, C)
@@ -36,19 +53,46 @@ typedef struct {
     float* fcprojb;  // (L, C)
     float* lnfw;     // (C)
     float* lnfb;     // (C)
+    float* gatew;    // (L, G, C)   G1 gate / mLSTM output gate: G = NH (headwise) or C
+    float* gateb;    // (L, G)
+    float* qnormw;   // (L, hs)     QK-norm, shared by the heads
+    float* qnormb;   // (L, hs)
+    float* knormw;   // (L, hs)
+    float* knormb;   // (L, hs)
+    float* lnhw;     // (L, C)      hybrid norm on the mixer output
+    float* lnhb;     // (L, C)
+    float* ls1;      // (L, C)      LayerScale of the mixer branch
+    float* ls2;      // (L, C)      LayerScale of the MLP branch
+    float* ifw;      // (L, 2NH, C) mLSTM input and forget gate pre-activations
+    float* ifb;      // (L, 2NH)
+    float* hnormw;   // (L, C)      mLSTM per-head norm weight
 } ParameterTensors;
 
-// Saved forward activations (for the backward), for a batch of B x T.
-#define NUM_ACTIVATION_TENSORS 19
+// Saved forward activations (for the backward), for a batch of B x T. Tensors a config does not
+// use have size 0.
+#define NUM_ACTIVATION_TENSORS 32
 typedef struct {
     float* encoded;   // (B, T, C)
     float* ln1;       // (L, B, T, C)
     float* ln1_mean;  // (L, B, T)
     float* ln1_rstd;  // (L, B, T)
-    float* qkv;       // (L, B, T, 3C)
-    float* atty;      // (L, B, T, C)   attention output, before the projection
-    float* att_lse;   // (L, B, NH, T)  log-sum-exp of each score row
+    float* qkv_pre;   // (L, B, T, 3C)  qkv projection before QK-norm (QK-norm only)
+    float* qk_mean;   // (L, B, T, 2NH) QK-norm statistics
+    float* qk_rstd;   // (L, B, T, 2NH)
+    float* qkv;       // (L, B, T, 3C)  q, k, v as the mixer sees them
+    float* mix_gates; // (L, B, T, 2NH) mLSTM input/forget pre-activations
+    float* mix_h;     // (L, B, T, C)   mLSTM cell output before the head norm
+    float* hn_mean;   // (L, B, T, NH)  mLSTM head norm statistics
+    float* hn_rstd;   // (L, B, T, NH)
+    float* att_stat;  // (L, B, NH, T)  softmax LSE / sigmoid row sum / mLSTM normaliser
+    float* att_m;     // (L, B, NH, T)  mLSTM stabiliser
+    float* atty;      // (L, B, T, C)   mixer output (after the mLSTM head norm), before the gate
+    float* gate_pre;  // (L, B, T, G)   gate pre-activations
+    float* gated;     // (L, B, T, C)   atty * sigmoid(gate_pre)
     float* attproj;   // (L, B, T, C)
+    float* lnh;       // (L, B, T, C)   hybrid norm of attproj
+    float* lnh_mean;  // (L, B, T)
+    float* lnh_rstd;  // (L, B, T)
     float* residual2; // (L, B, T, C)
     float* ln2;       // (L, B, T, C)
     float* ln2_mean;  // (L, B, T)
@@ -63,11 +107,18 @@ typedef struct {
 } ActivationTensors;
 
 // Gradients of activations: one layer's worth, reused from the last layer to the first.
+#define NUM_SCRATCH_TENSORS 12
 typedef struct {
     float* dresidual; // (B, T, C)   gradient of the residual stream, accumulated through the blocks
     float* dln;       // (B, T, C)   gradient of a LayerNorm output
+    float* dbranch;   // (B, T, C)   gradient inside a residual branch (LayerScale / hybrid norm)
+    float* dattproj;  // (B, T, C)
+    float* dgated;    // (B, T, C)
     float* datty;     // (B, T, C)
-    float* dqkv;      // (B, T, 3C)
+    float* dgate_pre; // (B, T, G)
+    float* dqkv;      // (B, T, 3C)  gradient of the mixer's q, k, v
+    float* dqkv_pre;  // (B, T, 3C)  ... before RoPE / QK-norm
+    float* dgates;    // (B, T, 2NH) mLSTM gate pre-activations
     float* dfch_gelu; // (B, T, 4C)
     float* dfch;      // (B, T, 4C)
 } GradScratch;
@@ -93,13 +144,15 @@ typedef struct {
     int* inputs;                      // (B, T) kernel memory
     int* targets;                     // (B, T)
     float* kv_cache;                  // (L, maxT, 3C): the qkv rows of a decoded sequence (B = 1)
+    float* mlstm_state;               // (L, NH, hs*hs + hs + 1): mLSTM C, n, m of a decoded sequence
     float* losses_host;               // (B, T)
     float* logits_host;               // (Vp): the last decoded position
     float mean_loss;                  // of the last forward with targets
 } GPT;
 
 // Parses a model descriptor: "d12" / "gpt2:d12" (llm.c's GPT-2 family, maxT 1024, V 50257) or
-// "L=4,C=128,H=4,T=256,V=257[,Vp=384]". Fails with one line on an unknown key or a bad value.
+// "L=4,C=128,H=4,T=256,V=257[,Vp=384]", either followed by mixer keys (",mixer=sigmoid,gate=elem";
+// README lists them). Fails with one line on an unknown key or a bad value.
 GPTConfig gpt_config_from_descriptor(const char* descriptor);
 // Checks a config (H divides C, all sizes positive, Vp >= V); fails naming `what` (a file or descriptor).
 void gpt_config_validate(const GPTConfig* c, const char* what);

@@ -2,8 +2,10 @@
 
 Written independently of the C code from the GPT-2 definition (pre-LayerNorm blocks, learned
 positions, causal softmax attention, tanh-GELU MLP, final LayerNorm, LM head tied to wte), in
-float64 by default. Also reads and writes the checkpoint format (version 3 fp32, 5 bf16) so
-tests can hand the C code a model made here.
+float64 by default, plus attnlab's mixers from METHODS.md: sigmoid attention (sections 1, 2.3),
+the G1 output gate (3), mLSTM (4, via ref_mlstm), RoPE, QK-norm, hybrid norm and LayerScale.
+Also reads and writes the checkpoint format (version 3 fp32, 5 bf16; attnlab's mixer settings in
+header slots 16..27) so tests can hand the C code a model made here.
 """
 import math
 import struct
@@ -12,21 +14,64 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import ref_mlstm
+
 MAGIC, V_FP32, V_BF16 = 20240326, 3, 5
+ATTNLAB_MARKER = 0x4C4E5441
+MIXERS, GATES, IGATES = ["softmax", "sigmoid", "mlstm"], ["none", "head", "elem"], ["exp", "sig"]
+# the mixer settings and their llm.c GPT-2 defaults; cfg dicts may leave them out
+MIXER_DEFAULTS = dict(mixer="softmax", bias=0.0, norm=0, gate="none", rope=0, qknorm=0, hybrid=0, layerscale=0,
+                      igate="exp", chunk=64)
+
+
+def full_config(cfg):
+    return {**MIXER_DEFAULTS, **cfg}
 
 
 def tensor_shapes(cfg):
-    """The 16 tensors in llm.c's order, with their shapes."""
-    L, C, Vp, T = cfg["L"], cfg["C"], cfg["Vp"], cfg["maxT"]
-    return [
-        ("wte", (Vp, C)), ("wpe", (T, C)), ("ln1w", (L, C)), ("ln1b", (L, C)),
+    """The tensors in checkpoint order with their shapes: llm.c's 16, then the mixer's extras
+    (only those the config uses)."""
+    cfg = full_config(cfg)
+    L, C, Vp, T, H = cfg["L"], cfg["C"], cfg["Vp"], cfg["maxT"], cfg["H"]
+    hs, G = C // H, {"none": 0, "head": H, "elem": C}[cfg["gate"]]
+    shapes = [
+        ("wte", (Vp, C)), ("wpe", (0 if cfg["rope"] else T, C)), ("ln1w", (L, C)), ("ln1b", (L, C)),
         ("qkvw", (L, 3 * C, C)), ("qkvb", (L, 3 * C)), ("attprojw", (L, C, C)), ("attprojb", (L, C)),
         ("ln2w", (L, C)), ("ln2b", (L, C)), ("fcw", (L, 4 * C, C)), ("fcb", (L, 4 * C)),
         ("fcprojw", (L, C, 4 * C)), ("fcprojb", (L, C)), ("lnfw", (C,)), ("lnfb", (C,)),
+        ("gatew", (L, G, C)), ("gateb", (L, G)),
+        ("qnormw", (L, hs)), ("qnormb", (L, hs)), ("knormw", (L, hs)), ("knormb", (L, hs)),
+        ("lnhw", (L, C)), ("lnhb", (L, C)), ("ls1", (L, C)), ("ls2", (L, C)),
+        ("ifw", (L, 2 * H, C)), ("ifb", (L, 2 * H)), ("hnormw", (L, C)),
     ]
+    used = {"qnormw": cfg["qknorm"], "qnormb": cfg["qknorm"], "knormw": cfg["qknorm"], "knormb": cfg["qknorm"],
+            "lnhw": cfg["hybrid"], "lnhb": cfg["hybrid"], "ls1": cfg["layerscale"], "ls2": cfg["layerscale"],
+            "ifw": cfg["mixer"] == "mlstm", "ifb": cfg["mixer"] == "mlstm", "hnormw": cfg["mixer"] == "mlstm",
+            "gatew": G > 0, "gateb": G > 0, "wpe": not cfg["rope"]}
+    return [(n, shape) for n, shape in shapes if used.get(n, True)]
 
 
-DECAYED = {"wte", "wpe", "qkvw", "attprojw", "fcw", "fcprojw"}
+DECAYED = {"wte", "wpe", "qkvw", "attprojw", "fcw", "fcprojw", "gatew", "ifw"}
+
+
+def _mixer_header(cfg):
+    cfg = full_config(cfg)
+    slots = np.zeros(12, dtype=np.int32)
+    if all(cfg[k] == MIXER_DEFAULTS[k] for k in ("mixer", "gate", "rope", "qknorm", "hybrid", "layerscale")):
+        return slots
+    slots[:3] = [ATTNLAB_MARKER, 1, MIXERS.index(cfg["mixer"])]
+    slots[3] = np.array([cfg["bias"]], dtype=np.float32).view(np.int32)[0]
+    slots[4:] = [cfg["norm"], GATES.index(cfg["gate"]), cfg["rope"], cfg["qknorm"], cfg["hybrid"],
+                 cfg["layerscale"], IGATES.index(cfg["igate"]), cfg["chunk"]]
+    return slots
+
+
+def _read_mixer_header(h):
+    if h[16] != ATTNLAB_MARKER:
+        return {}
+    return dict(mixer=MIXERS[h[18]], bias=float(np.array([h[19]], dtype=np.int32).view(np.float32)[0]),
+                norm=int(h[20]), gate=GATES[h[21]], rope=int(h[22]), qknorm=int(h[23]), hybrid=int(h[24]),
+                layerscale=int(h[25]), igate=IGATES[h[26]], chunk=int(h[27]))
 
 
 def read_checkpoint(path):
@@ -35,7 +80,7 @@ def read_checkpoint(path):
         assert header[0] == MAGIC, f"{path}: bad magic {header[0]}"
         version = int(header[1])
         cfg = dict(maxT=int(header[2]), V=int(header[3]), L=int(header[4]), H=int(header[5]),
-                   C=int(header[6]), Vp=int(header[7]))
+                   C=int(header[6]), Vp=int(header[7]), **_read_mixer_header(header))
         raw = f.read()
     if version == V_FP32:
         flat = np.frombuffer(raw, dtype=np.float32).astype(np.float64)
@@ -56,6 +101,7 @@ def read_checkpoint(path):
 def write_checkpoint(path, cfg, params, version=V_FP32):
     header = np.zeros(256, dtype=np.int32)
     header[:8] = [MAGIC, version, cfg["maxT"], cfg["V"], cfg["L"], cfg["H"], cfg["C"], cfg["Vp"]]
+    header[16:28] = _mixer_header(cfg)
     flat = np.concatenate([params[n].detach().numpy().astype(np.float32).ravel() for n, _ in tensor_shapes(cfg)])
     if version == V_BF16:  # round to nearest even
         bits = flat.view(np.uint32).astype(np.uint64)
@@ -74,37 +120,81 @@ def random_params(cfg, seed=0, scale=0.1):
     params = {}
     for name, shape in tensor_shapes(cfg):
         t = torch.randn(shape, generator=g, dtype=torch.float64) * scale
-        if name in ("ln1w", "ln2w", "lnfw"):
+        if name in ("ln1w", "ln2w", "lnfw", "qnormw", "knormw", "lnhw", "hnormw", "ls1", "ls2"):
             t = 1.0 + t
         params[name] = t
     return params
 
 
+def rope(x, pos0=0):
+    """Rotary embedding, rotate-half convention, base 10000, on x (B,H,T,hs)."""
+    hs, T = x.shape[-1], x.shape[-2]
+    freq = 10000.0 ** (-torch.arange(0, hs // 2, dtype=torch.float64) * 2 / hs)
+    angle = torch.arange(pos0, pos0 + T, dtype=torch.float64)[:, None] * freq[None, :]
+    cos, sin = torch.cat([angle.cos()] * 2, -1).to(x.dtype), torch.cat([angle.sin()] * 2, -1).to(x.dtype)
+    x1, x2 = x[..., :hs // 2], x[..., hs // 2:]
+    return x * cos + torch.cat([-x2, x1], -1) * sin
+
+
 class GPT2(torch.nn.Module):
     def __init__(self, cfg, params, dtype=torch.float64):
         super().__init__()
-        self.cfg = cfg
+        self.cfg = full_config(cfg)
         self.p = torch.nn.ParameterDict({k: torch.nn.Parameter(v.to(dtype).clone()) for k, v in params.items()})
+
+    def attention(self, h, l):
+        """softmax / sigmoid attention of one layer on the normed input h (B,T,C) -> (B,H,T,hs)."""
+        cfg, p = self.cfg, self.p
+        B, T, C = h.shape
+        H, hs = cfg["H"], C // cfg["H"]
+        qkv = h @ p["qkvw"][l].T + p["qkvb"][l]
+        q, k, v = (t.view(B, T, H, hs).transpose(1, 2) for t in qkv.split(C, dim=-1))
+        if cfg["qknorm"]:
+            q = F.layer_norm(q, (hs,), p["qnormw"][l], p["qnormb"][l], eps=1e-5)
+            k = F.layer_norm(k, (hs,), p["knormw"][l], p["knormb"][l], eps=1e-5)
+        if cfg["rope"]:
+            q, k = rope(q), rope(k)
+        s = (q @ k.transpose(-1, -2)) / math.sqrt(hs)
+        mask = torch.ones(T, T, dtype=torch.bool).tril()
+        if cfg["mixer"] == "softmax":
+            att = s.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+        else:  # masked before the sigmoid: masked weights are exactly 0
+            att = torch.sigmoid(s.masked_fill(~mask, float("-inf")) + cfg["bias"])
+            if cfg["norm"]:
+                att = att / (att.sum(-1, keepdim=True) + 1e-8)
+        return att @ v
+
+    def mlstm(self, h, l):
+        cfg, p = self.cfg, self.p
+        H = cfg["H"]
+        qkv = h @ p["qkvw"][l].T + p["qkvb"][l]
+        gates = h @ p["ifw"][l].T + p["ifb"][l]
+        cell = ref_mlstm.mlstm_cell(qkv, gates, H, sig_igate=cfg["igate"] == "sig")
+        y = ref_mlstm.multihead_layernorm(cell, p["hnormw"][l], H)
+        B, T, C = y.shape
+        return y.view(B, T, H, C // H).transpose(1, 2)
 
     def forward(self, idx, targets=None):
         cfg, p = self.cfg, self.p
         B, T = idx.shape
         C, H, L, V = cfg["C"], cfg["H"], cfg["L"], cfg["V"]
-        hs = C // H
-        x = p["wte"][idx] + p["wpe"][:T]
-        mask = torch.ones(T, T, dtype=torch.bool).tril()
+        x = p["wte"][idx] + (0 if cfg["rope"] else p["wpe"][:T])
         for l in range(L):
             h = F.layer_norm(x, (C,), p["ln1w"][l], p["ln1b"][l], eps=1e-5)
-            qkv = h @ p["qkvw"][l].T + p["qkvb"][l]
-            q, k, v = qkv.split(C, dim=-1)
-            q, k, v = (t.view(B, T, H, hs).transpose(1, 2) for t in (q, k, v))
-            att = (q @ k.transpose(-1, -2)) / math.sqrt(hs)
-            att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
-            y = (att @ v).transpose(1, 2).reshape(B, T, C)
-            x = x + y @ p["attprojw"][l].T + p["attprojb"][l]
+            y = self.mlstm(h, l) if cfg["mixer"] == "mlstm" else self.attention(h, l)   # (B,H,T,hs)
+            if cfg["gate"] != "none":   # G1: y * sigmoid(h W_g + b_g), headwise or elementwise
+                g = torch.sigmoid(h @ p["gatew"][l].T + p["gateb"][l])
+                g = g.transpose(1, 2)[..., None] if cfg["gate"] == "head" else g.view(B, T, H, -1).transpose(1, 2)
+                y = y * g
+            y = y.transpose(1, 2).reshape(B, T, C)
+            a = y @ p["attprojw"][l].T + p["attprojb"][l]
+            if cfg["hybrid"]:
+                a = F.layer_norm(a, (C,), p["lnhw"][l], p["lnhb"][l], eps=1e-5)
+            x = x + (a * p["ls1"][l] if cfg["layerscale"] else a)
             h = F.layer_norm(x, (C,), p["ln2w"][l], p["ln2b"][l], eps=1e-5)
             h = F.gelu(h @ p["fcw"][l].T + p["fcb"][l], approximate="tanh")
-            x = x + h @ p["fcprojw"][l].T + p["fcprojb"][l]
+            m = h @ p["fcprojw"][l].T + p["fcprojb"][l]
+            x = x + (m * p["ls2"][l] if cfg["layerscale"] else m)
         x = F.layer_norm(x, (C,), p["lnfw"], p["lnfb"], eps=1e-5)
         logits = x @ p["wte"].T  # (B, T, Vp); the padded columns are not part of the softmax
         loss = None

@@ -43,11 +43,15 @@ def log_gates(i_pre, f_pre, sig_igate=False):
     return (F.logsigmoid(i_t) if sig_igate else i_t), F.logsigmoid(f_t)
 
 
+def to_heads(x, NH):
+    """x (B,T,C) -> (B,NH,T,hs)."""
+    B, T, C = x.shape
+    return x.reshape(B, T, NH, C // NH).transpose(1, 2)
+
+
 def split_heads(qkv, NH):
     """qkv (B,T,3C) -> q, k, v (B,NH,T,hs)."""
-    B, T, C3 = qkv.shape
-    C = C3 // 3
-    return [x.reshape(B, T, NH, C // NH).transpose(1, 2) for x in qkv.split(C, dim=-1)]
+    return [to_heads(x, NH) for x in qkv.split(qkv.shape[-1] // 3, dim=-1)]
 
 
 def split_gates(gates, NH):

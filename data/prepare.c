@@ -1,0 +1,340 @@
+// prepare: text files -> a tokenizer and token shards for the trainer.
+//     ./prepare -o DIR [--bytes | --vocab N | --tokenizer FILE | --gpt2 DIR] [--val-frac F] FILE...
+// Writes DIR/tokenizer.bin and DIR/val_000000.bin, DIR/train_000000.bin, ... (llm.c's formats, see
+// data/tokenizer.h and data/shards.h). Every input file is a document and starts with the EOT
+// token. The first F of the input bytes (cut at a piece boundary) go to val, the rest to train.
+// Files are read in blocks, so inputs of any size stream through; --vocab N first counts words
+// in one pass, trains, then encodes in a second pass.
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/check.h"
+#include "data/pretokenize.h"
+#include "data/shards.h"
+#include "data/tokenizer.h"
+
+#define MAX_VOCAB 65536                  // shards store ids as uint16
+#define BLOCK_BYTES (8u << 20)
+#define DEFAULT_SHARD_TOKENS 100000000L  // llm.c's FineWeb shards
+
+enum { TOK_NONE, TOK_BYTES, TOK_TRAIN, TOK_FILE, TOK_GPT2 };
+
+typedef struct {
+    const char* out_dir;
+    int tok_mode, vocab_size;
+    const char* tok_path;                // --tokenizer FILE or --gpt2 DIR
+    double val_frac;
+    long shard_tokens;
+    char** files;
+    int num_files;
+    size_t total_bytes;
+} Options;
+
+static const char* USAGE =
+    "usage: ./prepare -o DIR [--bytes | --vocab N | --tokenizer FILE | --gpt2 DIR] [--val-frac F]\n"
+    "                 [--shard-tokens N] FILE...\n"
+    "  -o DIR             output folder: DIR/tokenizer.bin, DIR/val_*.bin, DIR/train_*.bin\n"
+    "  --bytes            byte tokenizer: 256 bytes + EOT = 257 tokens\n"
+    "  --vocab N          train a byte-level BPE of N tokens (257..65536) on the input files\n"
+    "  --tokenizer FILE   use a tokenizer file (ours or llm.c's)\n"
+    "  --gpt2 DIR         import GPT-2's DIR/encoder.json and DIR/vocab.bpe\n"
+    "  --val-frac F       fraction of the input (from its start) for validation, 0 <= F < 1 (default 0.1)\n"
+    "  --shard-tokens N   tokens per shard file (default 100000000)\n"
+    "Each FILE is one document; documents are separated by the end-of-text token.\n"
+    "Without FILEs only DIR/tokenizer.bin is written (not with --vocab).\n";
+
+static long parse_long(const char* flag, const char* v) {
+    char* end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || *end || end == v) fail("%s %s: expected a whole number", flag, v);
+    return x;
+}
+
+static void set_mode(Options* o, int mode, const char* flag) {
+    if (o->tok_mode != TOK_NONE) fail("%s: choose one of --bytes, --vocab, --tokenizer, --gpt2", flag);
+    o->tok_mode = mode;
+}
+
+static Options parse_args(int argc, char** argv) {
+    Options o = {.val_frac = 0.1, .shard_tokens = DEFAULT_SHARD_TOKENS};
+    o.files = malloc_check(sizeof(char*) * argc);
+    for (int i = 1; i < argc; i++) {
+        const char* a = argv[i];
+        int has_value = i + 1 < argc;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(USAGE, stdout); exit(0); }
+        if (!strcmp(a, "--bytes")) { set_mode(&o, TOK_BYTES, a); continue; }
+        if (a[0] == '-' && a[1] && !has_value) fail("%s: missing value or unknown flag (see ./prepare -h)", a);
+        if (!strcmp(a, "-o")) o.out_dir = argv[++i];
+        else if (!strcmp(a, "--vocab")) { set_mode(&o, TOK_TRAIN, a); o.vocab_size = (int)parse_long(a, argv[++i]); }
+        else if (!strcmp(a, "--tokenizer")) { set_mode(&o, TOK_FILE, a); o.tok_path = argv[++i]; }
+        else if (!strcmp(a, "--gpt2")) { set_mode(&o, TOK_GPT2, a); o.tok_path = argv[++i]; }
+        else if (!strcmp(a, "--val-frac")) {
+            char* end;
+            o.val_frac = strtod(argv[++i], &end);
+            if (*end || !(o.val_frac >= 0 && o.val_frac < 1)) fail("--val-frac %s: expected 0 <= F < 1", argv[i]);
+        } else if (!strcmp(a, "--shard-tokens")) {
+            o.shard_tokens = parse_long(a, argv[++i]);
+            if (o.shard_tokens < 1 || o.shard_tokens > INT32_MAX) fail("--shard-tokens %s: expected 1..%d", argv[i], INT32_MAX);
+        } else if (a[0] == '-' && a[1]) fail("%s: unknown flag (see ./prepare -h)", a);
+        else o.files[o.num_files++] = argv[i];
+    }
+    if (!o.out_dir) fail("-o DIR: missing; say where to write the tokenizer and shards (see ./prepare -h)");
+    if (o.tok_mode == TOK_NONE) fail("%s: choose a tokenizer: --bytes, --vocab N, --tokenizer FILE or --gpt2 DIR", o.out_dir);
+    if (o.tok_mode == TOK_TRAIN && (o.vocab_size < 257 || o.vocab_size > MAX_VOCAB))
+        fail("--vocab %d: a vocabulary has 257 (256 bytes + EOT) to %d tokens, as shards store token ids as uint16",
+             o.vocab_size, MAX_VOCAB);
+    if (o.tok_mode == TOK_TRAIN && o.num_files == 0) fail("--vocab %d: no input files to train on", o.vocab_size);
+    return o;
+}
+
+// Checks that every input is a readable regular file and sums their sizes.
+static void check_inputs(Options* o) {
+    for (int i = 0; i < o->num_files; i++) {
+        struct stat st;
+        FILE* f = fopen(o->files[i], "rb");
+        if (!f) fail("%s: cannot read: %s", o->files[i], strerror(errno));
+        if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) fail("%s: not a regular file", o->files[i]);
+        fclose(f);
+        o->total_bytes += (size_t)st.st_size;
+    }
+    if (o->num_files && o->total_bytes == 0)
+        fail("%s: empty corpus: the input file%s hold%s no text", o->files[0], o->num_files > 1 ? "s" : "",
+             o->num_files > 1 ? "" : "s");
+}
+
+static void make_dir(const char* dir) {
+    char path[4096];
+    if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path)) fail("%s: path too long", dir);
+    for (char* p = path + 1;; p++) {
+        if (*p != '/' && *p) continue;
+        char c = *p;
+        *p = 0;
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) fail("%s: cannot create directory: %s", path, strerror(errno));
+        *p = c;
+        if (!c) break;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) fail("%s: not a directory", dir);
+}
+
+// A file read in blocks that each end at a safe cut (pretok_cut_before), so blocks encode alone.
+typedef struct {
+    FILE* f;
+    const char* path;
+    unsigned char* buf;
+    size_t len, cap;
+    int eof;
+} Reader;
+
+static void reader_open(Reader* r, const char* path) {
+    r->f = fopen_check(path, "rb");
+    r->path = path;
+    r->cap = BLOCK_BYTES;
+    r->buf = malloc_check(r->cap);
+    r->len = 0;
+    r->eof = 0;
+}
+
+static void reader_fill(Reader* r) {
+    if (r->eof || r->len == r->cap) return;
+    r->len += fread(r->buf + r->len, 1, r->cap - r->len, r->f);
+    if (ferror(r->f)) fail("%s: read failed: %s", r->path, strerror(errno));
+    if (feof(r->f)) r->eof = 1;
+}
+
+// Length of the next block: at most `want` bytes when a cut allows (else the nearest cut after),
+// else as much as the buffer holds; 0 at the end of the file. The block starts at r->buf.
+static size_t reader_next(Reader* r, size_t want) {
+    for (;;) {
+        reader_fill(r);
+        if (r->len == 0) return 0;
+        if (want < r->len) {
+            size_t p = pretok_cut_before(r->buf, r->len, want);
+            if (p == 0) p = pretok_cut_after(r->buf, r->len, want);
+            if (p < r->len) return p;
+        }
+        if (r->eof) return r->len;
+        size_t p = pretok_cut_before(r->buf, r->len, r->len - 1);
+        if (p > 0) return p;
+        r->cap *= 2;                         // no cut in the whole buffer: read more
+        r->buf = realloc(r->buf, r->cap);
+        if (!r->buf) fail("%s: out of memory reading a %zu-byte stretch without spaces", r->path, r->cap / 2);
+    }
+}
+
+static void reader_consume(Reader* r, size_t n) {
+    memmove(r->buf, r->buf + n, r->len - n);
+    r->len -= n;
+}
+
+static void reader_close(Reader* r) {
+    fclose(r->f);
+    free(r->buf);
+}
+
+typedef struct {
+    double start, last_print;
+    size_t done, total;
+    const char* what;
+} Progress;
+
+static void progress_update(Progress* p, size_t bytes) {
+    p->done += bytes;
+    double now = now_seconds();
+    if (now - p->last_print < 2.0) return;
+    p->last_print = now;
+    printf("%s: %.1f / %.1f MB (%.0f%%), %.1f MB/s\n", p->what, p->done / 1e6, p->total / 1e6,
+           100.0 * p->done / (p->total ? p->total : 1), p->done / 1e6 / (now - p->start));
+    fflush(stdout);
+}
+
+static void train_tokenizer(Tokenizer* t, const Options* o) {
+    Progress pr = {now_seconds(), now_seconds(), 0, o->total_bytes, "train: counting words"};
+    BpeCounts* counts = bpe_counts_new();
+    for (int i = 0; i < o->num_files; i++) {
+        Reader r;
+        reader_open(&r, o->files[i]);
+        for (size_t n; (n = reader_next(&r, SIZE_MAX)) > 0; reader_consume(&r, n)) {
+            bpe_counts_add(counts, r.buf, n);
+            progress_update(&pr, n);
+        }
+        reader_close(&r);
+    }
+    double counted = now_seconds();
+    printf("train: %zu distinct words in %.1f MB (%.2f s)\n", bpe_counts_num_words(counts), o->total_bytes / 1e6,
+           counted - pr.start);
+    tokenizer_train(t, counts, o->vocab_size);
+    bpe_counts_free(counts);
+    printf("train: %d merges in %.2f s\n", t->num_merges, now_seconds() - counted);
+    if (t->vocab_size < o->vocab_size)
+        printf("note: the corpus has pairs for only %d merges, so the vocabulary has %d tokens, not %d\n",
+               t->num_merges, t->vocab_size, o->vocab_size);
+}
+
+static void build_tokenizer(Tokenizer* t, const Options* o) {
+    char enc[4096], bpe[4096];
+    switch (o->tok_mode) {
+        case TOK_BYTES: tokenizer_init_bytes(t); break;
+        case TOK_TRAIN: train_tokenizer(t, o); break;
+        case TOK_FILE: tokenizer_load(t, o->tok_path); break;
+        case TOK_GPT2:
+            snprintf(enc, sizeof(enc), "%s/encoder.json", o->tok_path);
+            snprintf(bpe, sizeof(bpe), "%s/vocab.bpe", o->tok_path);
+            tokenizer_import_gpt2(t, enc, bpe);
+            break;
+    }
+    if (t->vocab_size > MAX_VOCAB)
+        fail("%s: vocabulary of %d tokens does not fit uint16 shards (at most %d tokens)",
+             o->tok_mode == TOK_GPT2 ? enc : o->tok_path, t->vocab_size, MAX_VOCAB);
+}
+
+// Tokens of one split, written as shards of at most shard_tokens tokens.
+typedef struct {
+    const char* dir;
+    const char* split;
+    uint16_t* buf;
+    size_t len, cap, total;
+    int shards;
+} ShardSink;
+
+static void sink_flush(ShardSink* s) {
+    if (s->len == 0) return;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s_%06d.bin", s->dir, s->split, s->shards++);
+    shard_write(path, s->buf, s->len);
+    s->len = 0;
+}
+
+static void sink_push(ShardSink* s, const int* ids, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (s->len == s->cap) sink_flush(s);
+        s->buf[s->len++] = (uint16_t)ids[i];
+    }
+    s->total += n;
+}
+
+typedef struct {
+    ShardSink val, train;
+    ShardSink* cur;
+    size_t val_target, consumed;
+    int* ids;
+    size_t ids_cap;
+} Encoder;
+
+static void encode_block(Encoder* e, const Tokenizer* t, const unsigned char* text, size_t n) {
+    if (n > e->ids_cap) {
+        free(e->ids);
+        e->ids_cap = n;
+        e->ids = malloc_check(sizeof(int) * n);
+    }
+    size_t k = tokenizer_encode(t, text, n, e->ids, e->ids_cap);
+    sink_push(e->cur, e->ids, k);
+    e->consumed += n;
+}
+
+static void encode_file(Encoder* e, const Tokenizer* t, const char* path, Progress* pr) {
+    Reader r;
+    reader_open(&r, path);
+    int eot = t->eot_token;
+    if (e->cur == &e->val && e->consumed >= e->val_target) e->cur = &e->train;
+    sink_push(e->cur, &eot, 1);
+    for (;;) {
+        if (e->cur == &e->val && e->consumed >= e->val_target) e->cur = &e->train;
+        size_t want = e->cur == &e->val ? e->val_target - e->consumed : SIZE_MAX;
+        size_t n = reader_next(&r, want);
+        if (n == 0) break;
+        encode_block(e, t, r.buf, n);
+        reader_consume(&r, n);
+        progress_update(pr, n);
+    }
+    reader_close(&r);
+}
+
+static void sink_init(ShardSink* s, const char* dir, const char* split, long cap) {
+    *s = (ShardSink){.dir = dir, .split = split, .cap = (size_t)cap};
+    s->buf = malloc_check(sizeof(uint16_t) * s->cap);
+}
+
+static void write_shards(const Tokenizer* t, const Options* o) {
+    Encoder e = {0};
+    sink_init(&e.val, o->out_dir, "val", o->shard_tokens);
+    sink_init(&e.train, o->out_dir, "train", o->shard_tokens);
+    e.val_target = (size_t)(o->val_frac * (double)o->total_bytes);
+    e.cur = o->val_frac > 0 ? &e.val : &e.train;
+    Progress pr = {now_seconds(), now_seconds(), 0, o->total_bytes, "encode"};
+    for (int i = 0; i < o->num_files; i++) encode_file(&e, t, o->files[i], &pr);
+    if (e.train.total == 0)
+        fail("%s: the train split is empty; use a smaller --val-frac (now %g) or more text", o->files[0], o->val_frac);
+    sink_flush(&e.val);
+    sink_flush(&e.train);
+    double secs = now_seconds() - pr.start;
+    size_t tokens = e.val.total + e.train.total;
+    printf("encode: %.2f MB in %.3f s = %.1f MB/s, %zu tokens (%.2f bytes/token)\n", o->total_bytes / 1e6, secs,
+           o->total_bytes / 1e6 / secs, tokens, (double)o->total_bytes / tokens);
+    printf("wrote %s/val_*.bin: %zu tokens in %d shard%s; %s/train_*.bin: %zu tokens in %d shard%s\n", o->out_dir,
+           e.val.total, e.val.shards, e.val.shards == 1 ? "" : "s", o->out_dir, e.train.total, e.train.shards,
+           e.train.shards == 1 ? "" : "s");
+    free(e.val.buf);
+    free(e.train.buf);
+    free(e.ids);
+}
+
+int main(int argc, char** argv) {
+    Options o = parse_args(argc, argv);
+    check_inputs(&o);
+    make_dir(o.out_dir);
+    Tokenizer t;
+    build_tokenizer(&t, &o);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/tokenizer.bin", o.out_dir);
+    tokenizer_write(&t, path);
+    printf("wrote %s: %d tokens (%d merges), EOT id %d\n", path, t.vocab_size, t.num_merges, t.eot_token);
+    if (o.num_files) write_shards(&t, &o);
+    tokenizer_free(&t);
+    free(o.files);
+    return 0;
+}

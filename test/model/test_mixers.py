@@ -1,0 +1,98 @@
+"""Every mixer in the whole model: loss and every parameter gradient against the PyTorch reference
+(scripts/ref_gpt2.py) built from the same checkpoint file, KV-cache / recurrent decoding against the
+full forward over 50+ steps, and the settings' round trip through the checkpoint header."""
+import ctypes
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from clib import LIB, rel_err
+from test_gpt import CModel, split, tokens
+
+import ref_gpt2
+
+BASE = dict(maxT=24, V=67, Vp=128, L=2, H=4, C=32)
+MIXERS = {
+    "softmax+rope+qknorm": dict(rope=1, qknorm=1),
+    "sigmoid b=-ln n": dict(mixer="sigmoid", bias=-math.log(24)),
+    "sigmoid b=0": dict(mixer="sigmoid", bias=0.0),
+    "sigmoid normalized": dict(mixer="sigmoid", bias=0.0, norm=1),
+    "softmax+gate head": dict(gate="head"),
+    "sigmoid+gate elem+rope+qknorm": dict(mixer="sigmoid", bias=-2.0, gate="elem", rope=1, qknorm=1),
+    "softmax+hybrid+layerscale": dict(hybrid=1, layerscale=1),
+    "mlstm exp chunk 4": dict(mixer="mlstm", gate="elem", igate="exp", chunk=4),
+    "mlstm sig chunk 64": dict(mixer="mlstm", gate="elem", igate="sig", chunk=64),
+}
+
+
+def make_model(tmp_path, name, seed=0, scale=0.1, **over):
+    cfg = dict(BASE, **MIXERS[name], **over)
+    path = str(tmp_path / "model.bin")
+    params = ref_gpt2.random_params(cfg, seed=seed, scale=scale)
+    if cfg.get("mixer") == "mlstm":   # forget gates open, as the recommended init (METHODS 4.6)
+        params["ifb"][:, cfg["H"]:] += 4.0
+    ref_gpt2.write_checkpoint(path, cfg, params)
+    return cfg, path
+
+
+@pytest.mark.parametrize("name", MIXERS)
+@pytest.mark.parametrize("B,T", [(1, 5), (2, 11), (2, 24)])
+def test_loss_and_every_gradient(tmp_path, name, B, T):
+    cfg, path = make_model(tmp_path, name, seed=B + T)
+    cm = CModel(path)
+    inp, tgt = tokens(cfg, B, T, seed=T)
+    loss = LIB.capi_forward_backward(cm.h, ctypes.c_void_p(inp.ctypes.data), ctypes.c_void_p(tgt.ctypes.data), B, T)
+    rcfg, p32, _ = ref_gpt2.read_checkpoint(path)
+    ref = ref_gpt2.GPT2(rcfg, p32)
+    _, ref_loss = ref(torch.from_numpy(inp).long(), torch.from_numpy(tgt).long())
+    ref_loss.backward()
+    assert abs(loss - ref_loss.item()) / ref_loss.item() < 1e-5, f"{name}: loss {loss} vs {ref_loss.item()}"
+    grads = split(cm.grads(), rcfg)
+    for tensor, _ in ref_gpt2.tensor_shapes(rcfg):
+        # fp32 against float64 through two blocks: 1e-4 relative to the tensor's largest gradient
+        err = rel_err(grads[tensor], ref.p[tensor].grad)
+        assert err < 1e-4, f"{name}: grad {tensor} rel err {err:.2e}"
+
+
+@pytest.mark.parametrize("name", MIXERS)
+def test_decoding_matches_full_forward(tmp_path, name):
+    cfg, path = make_model(tmp_path, name, seed=9, scale=0.3, maxT=64)
+    cm = CModel(path)
+    V = cfg["V"]
+    seq = np.random.default_rng(2).integers(0, V, (1, 64)).astype(np.int32)
+    full = np.zeros((1, 64, cfg["Vp"]), dtype=np.float32)
+    LIB.capi_forward_logits(cm.h, ctypes.c_void_p(seq.ctypes.data), 1, 64, ctypes.c_void_p(full.ctypes.data))
+    out = np.zeros(cfg["Vp"], dtype=np.float32)
+    prefix = np.ascontiguousarray(seq[0, :3])
+    LIB.capi_decode(cm.h, ctypes.c_void_p(prefix.ctypes.data), 3, 0, ctypes.c_void_p(out.ctypes.data))
+    assert rel_err(out[:V], full[0, 2, :V]) < 1e-5
+    for pos in range(3, 64):   # 61 single-token steps
+        tok = np.ascontiguousarray(seq[0, pos:pos + 1])
+        LIB.capi_decode(cm.h, ctypes.c_void_p(tok.ctypes.data), 1, pos, ctypes.c_void_p(out.ctypes.data))
+        err = rel_err(out[:V], full[0, pos, :V])
+        assert err < 1e-4, f"{name}: position {pos}: decoded logits differ from the full forward by {err:.2e}"
+    rcfg, p32, _ = ref_gpt2.read_checkpoint(path)
+    ref_logits, _ = ref_gpt2.GPT2(rcfg, p32)(torch.from_numpy(seq).long())
+    assert rel_err(full[..., :V], ref_logits[..., :V]) < 1e-5
+
+
+@pytest.mark.parametrize("descriptor,expected", [
+    ("L=2,C=32,H=4,T=64,V=67,mixer=sigmoid", dict(mixer="sigmoid", bias=-math.log(64))),
+    ("L=2,C=32,H=4,T=64,V=67,mixer=sigmoid,bias=0,norm=1", dict(mixer="sigmoid", bias=0.0, norm=1)),
+    ("L=2,C=32,H=4,T=64,V=67,gate=head,rope=1,qknorm=1,hybrid=1,layerscale=1",
+     dict(gate="head", rope=1, qknorm=1, hybrid=1, layerscale=1)),
+    ("L=2,C=32,H=4,T=64,V=67,mixer=mlstm,igate=sig,chunk=16", dict(mixer="mlstm", gate="elem", igate="sig", chunk=16)),
+])
+def test_descriptor_settings_reach_the_checkpoint(tmp_path, descriptor, expected):
+    path = str(tmp_path / "m.bin")
+    cm = CModel(descriptor=descriptor, seed=1)
+    LIB.capi_save(cm.h, path.encode())
+    cfg, params, header = ref_gpt2.read_checkpoint(path)
+    for key, value in expected.items():
+        assert cfg[key] == pytest.approx(value), f"{key}: {cfg[key]} != {value}"
+    if "layerscale" in expected:
+        assert np.allclose(params["ls1"], 1e-4) and np.allclose(params["ls2"], 1e-4)
+    if expected.get("mixer") == "mlstm":   # METHODS 4.6: input gate bias -10, forget gate linspace(3, 6)
+        assert np.allclose(params["ifb"][:, :4], -10) and np.allclose(params["ifb"][0, 4:], [3, 4, 5, 6])
