@@ -11,11 +11,13 @@
 // The log weights are summed from t downwards (METHODS 4.2 "stablef"), so near keys never see the
 // cancellation of two long cumulative sums. With m_0 = 0 before the first chunk, m_t includes the
 // initial state's log weight, so the three forms give the same m, n and h (METHODS 4.2 itself takes
-// m_t = max_s log D_ts, which differs only in the eps*exp(m) term).
+// m_t = max_s log D_ts, which differs only in the eps*exp(m) term). The running max is not floored
+// at -10 as in the Triton kernels (METHODS 4.4, 4.9): m_t >= li_t >= -15 after the soft-cap anyway,
+// so exp(-m_t) <= e^15 and every exp(logw - m) <= 1.
 // Backward (METHODS 4.2, 4.3; n_out and m_out are constants): the chunk states are recomputed, a
 // reverse pass over the chunks carries dC, and the gate gradients come from the head's own dq, dk:
-// d li_t = k_t.dk_t, d lf_t = sum_{u>=t} (q_u.dq_u - k_u.dk_u), times sigmoid(-i~) (mLSTMsig) and
-// sigmoid(-f~), times the soft-cap derivative 1 - tanh^2(z/15).
+// d li_t = k_t.dk_t (= the column sum of METHODS 4.2), d lf_t = sum_{u>=t} (q_u.dq_u - k_u.dk_u),
+// times sigmoid(-i~) (mLSTMsig) and sigmoid(-f~), times the soft-cap derivative 1 - tanh^2(z/15).
 // Parallelism: one task per (b, h), which owns that head's columns of every output (no atomics).
 #include <math.h>
 #include <stdlib.h>
@@ -154,10 +156,28 @@ static void state_update(State* st, const Head* hd, int t0, int t1, float* a) {
     st->m = m;
 }
 
-// Per-thread scratch of the forward: li, lf (T); logw, a (chunk); the state C (hs,hs), n (hs).
+// Per-thread scratch of the forward: li, lf (T); logw, a (L, the chunk length); the state C (hs,hs), n (hs).
 typedef struct {
     float *li, *lf, *logw, *a, *C, *n;
 } ForwardScratch;
+
+// n floats from *buf, which moves past them: carves one allocation into the arrays of a scratch.
+static float* take(float** buf, size_t n) {
+    float* p = *buf;
+    *buf += n;
+    return p;
+}
+
+static size_t forward_scratch_floats(int T, int L, int hs) {
+    return 2 * (size_t)T + 2 * (size_t)L + (size_t)hs * (hs + 1);
+}
+
+static ForwardScratch forward_scratch(float* buf, int T, int L, int hs) {
+    ForwardScratch w;
+    w.li = take(&buf, T), w.lf = take(&buf, T), w.logw = take(&buf, L), w.a = take(&buf, L);
+    w.C = take(&buf, (size_t)hs * hs), w.n = take(&buf, hs);
+    return w;
+}
 
 // One head: h (T rows, h_stride floats apart), n_out, m_out (T).
 static void head_forward(float* h, float* n_out, float* m_out, size_t h_stride, const Head* hd, int T, int chunk,
@@ -185,12 +205,12 @@ static void check_chunk(const char* fn, int chunk) {
 void mlstm_chunkwise_forward(float* h, float* n_out, float* m_out, const float* qkv, const float* gates,
                              int B, int T, int C, int NH, int chunk, int sig_igate) {
     check_chunk("mlstm_chunkwise_forward", chunk);
-    int hs = C / NH, L = chunk < T ? chunk : (T > 0 ? T : 1);
+    if (T <= 0) return;
+    int hs = C / NH, L = min_int(chunk, T);
     #pragma omp parallel
     {
-        float* buf = malloc_check((2 * (size_t)T + 2 * (size_t)L + (size_t)hs * hs + hs) * sizeof(float));
-        ForwardScratch w = {buf, buf + T, buf + 2 * T, buf + 2 * T + L, buf + 2 * T + 2 * L,
-                            buf + 2 * T + 2 * L + (size_t)hs * hs};
+        float* buf = malloc_check(forward_scratch_floats(T, L, hs) * sizeof(float));
+        ForwardScratch w = forward_scratch(buf, T, L, hs);
         #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < B; b++) {
             for (int head = 0; head < NH; head++) {
@@ -206,15 +226,29 @@ void mlstm_chunkwise_forward(float* h, float* n_out, float* m_out, const float* 
 // The quadratic form: one chunk of T positions.
 void mlstm_parallel_forward(float* h, float* n_out, float* m_out, const float* qkv, const float* gates,
                             int B, int T, int C, int NH, int sig_igate) {
-    mlstm_chunkwise_forward(h, n_out, m_out, qkv, gates, B, T, C, NH, T > 0 ? T : 1, sig_igate);
+    mlstm_chunkwise_forward(h, n_out, m_out, qkv, gates, B, T, C, NH, T > 0 ? T : 1, sig_igate);   // T = 0: a no-op
 }
 
-// Per-thread scratch of the backward: li, lf (T); logw, a (chunk); states (NC,hs,hs) and m_states (NC),
-// the states entering each chunk; dC (hs,hs); dhp (hs) = dh_t / (n_out_t + eps); the head's own
-// gradients dq, dk, dv (T,hs).
+// Per-thread scratch of the backward: li, lf (T); logw, a (L, the chunk length); states (NC,hs,hs)
+// and m_states (NC), the states entering each of the NC chunks; dC (hs,hs); dhp (hs) = dh_t /
+// (n_out_t + eps); the head's own gradients dq, dk, dv (T,hs).
 typedef struct {
     float *li, *lf, *logw, *a, *states, *m_states, *dC, *dhp, *dq, *dk, *dv;
 } BackwardScratch;
+
+static size_t backward_scratch_floats(int T, int L, int NC, int hs) {
+    size_t hs2 = (size_t)hs * hs;
+    return 2 * (size_t)T + 2 * (size_t)L + NC * (hs2 + 1) + hs2 + hs + 3 * (size_t)T * hs;
+}
+
+static BackwardScratch backward_scratch(float* buf, int T, int L, int NC, int hs) {
+    size_t hs2 = (size_t)hs * hs;
+    BackwardScratch w;
+    w.li = take(&buf, T), w.lf = take(&buf, T), w.logw = take(&buf, L), w.a = take(&buf, L);
+    w.states = take(&buf, NC * hs2), w.m_states = take(&buf, NC), w.dC = take(&buf, hs2), w.dhp = take(&buf, hs);
+    w.dq = take(&buf, (size_t)T * hs), w.dk = take(&buf, (size_t)T * hs), w.dv = take(&buf, (size_t)T * hs);
+    return w;
+}
 
 // The states C and m entering each chunk, recomputed with the forward's recurrence (n is not needed).
 static void recompute_states(float* states, float* m_states, const Head* hd, int T, int chunk, float* a) {
@@ -303,7 +337,9 @@ static void head_backward(BackwardScratch* w, const Head* hd, const float* dh, c
                           const float* m_out, int T, int chunk, int C) {
     int hs = hd->hs, NC = (T + chunk - 1) / chunk;
     size_t hs2 = (size_t)hs * hs;
-    memset(w->dq, 0, 3 * (size_t)T * hs * sizeof(float));   // dq, dk, dv are contiguous
+    memset(w->dq, 0, (size_t)T * hs * sizeof(float));
+    memset(w->dk, 0, (size_t)T * hs * sizeof(float));
+    memset(w->dv, 0, (size_t)T * hs * sizeof(float));
     memset(w->dC, 0, hs2 * sizeof(float));
     recompute_states(w->states, w->m_states, hd, T, chunk, w->a);
     for (int k = NC - 1; k >= 0; k--) {
@@ -320,18 +356,12 @@ void mlstm_chunkwise_backward(float* dqkv, float* dgates, const float* dh, const
                               const float* n_out, const float* m_out, int B, int T, int C, int NH, int chunk,
                               int sig_igate) {
     check_chunk("mlstm_chunkwise_backward", chunk);
-    int hs = C / NH, L = chunk < T ? chunk : (T > 0 ? T : 1), NC = (T + L - 1) / L;
-    size_t hs2 = (size_t)hs * hs, sizes[11] = {T, T, L, L, NC * hs2, NC, hs2, hs, (size_t)T * hs,
-                                               (size_t)T * hs, (size_t)T * hs};
-    size_t total = 0;
-    for (int i = 0; i < 11; i++) total += sizes[i];
+    if (T <= 0) return;
+    int hs = C / NH, L = min_int(chunk, T), NC = (T + L - 1) / L;
     #pragma omp parallel
     {
-        float* buf = malloc_check(total * sizeof(float));
-        float* parts[11];
-        for (size_t i = 0, off = 0; i < 11; off += sizes[i], i++) parts[i] = buf + off;
-        BackwardScratch w = {parts[0], parts[1], parts[2], parts[3], parts[4], parts[5],
-                             parts[6], parts[7], parts[8], parts[9], parts[10]};
+        float* buf = malloc_check(backward_scratch_floats(T, L, NC, hs) * sizeof(float));
+        BackwardScratch w = backward_scratch(buf, T, L, NC, hs);
         #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < B; b++) {
             for (int head = 0; head < NH; head++) {

@@ -92,6 +92,7 @@ static void update_rank(const TokenIndex* x, const int* ids, const size_t* next,
 
 // The same merges as merge_scan for long pieces, with a linked list of parts and a heap.
 static size_t merge_heap(const TokenIndex* x, int* ids, size_t n) {
+    if (n > UINT32_MAX) fail("a single pre-token of %zu bytes is too long to encode (at most 4 GB)", n);
     size_t* next = malloc_check(n * sizeof(size_t));
     size_t* prev = malloc_check(n * sizeof(size_t));
     int* rank = malloc_check(n * sizeof(int));

@@ -2,7 +2,9 @@
 //     ./prepare -o DIR [--bytes | --vocab N | --tokenizer FILE | --gpt2 DIR] [--val-frac F] FILE...
 // Writes DIR/tokenizer.bin and DIR/val_000000.bin, DIR/train_000000.bin, ... (llm.c's formats, see
 // data/tokenizer.h and data/shards.h). Every input file is a document and starts with the EOT
-// token. The first F of the input bytes (cut at a piece boundary) go to val, the rest to train.
+// token; with --eot-text the text <|endoftext|> inside a file also ends a document (TinyStories,
+// and scripts/download_fineweb.py, write documents that way). The first F of the input bytes (cut
+// at a piece boundary) go to val, the rest to train.
 // Files are read in blocks, so inputs of any size stream through; --vocab N first counts words
 // in one pass, trains, then encodes in a second pass.
 #include <errno.h>
@@ -25,6 +27,7 @@ enum { TOK_NONE, TOK_BYTES, TOK_TRAIN, TOK_FILE, TOK_GPT2 };
 typedef struct {
     const char* out_dir;
     int tok_mode, vocab_size;
+    int eot_text;                        // "<|endoftext|>" in the text separates documents
     const char* tok_path;                // --tokenizer FILE or --gpt2 DIR
     double val_frac;
     long shard_tokens;
@@ -43,7 +46,8 @@ static const char* USAGE =
     "  --gpt2 DIR         import GPT-2's DIR/encoder.json and DIR/vocab.bpe\n"
     "  --val-frac F       fraction of the input (from its start) for validation, 0 <= F < 1 (default 0.1)\n"
     "  --shard-tokens N   tokens per shard file (default 100000000)\n"
-    "Each FILE is one document; documents are separated by the end-of-text token.\n"
+    "  --eot-text         the text <|endoftext|> in a file separates documents (it becomes EOT)\n"
+    "Each FILE is one document; documents are separated by the end-of-text token (EOT).\n"
     "Without FILEs only DIR/tokenizer.bin is written (not with --vocab).\n";
 
 static long parse_long(const char* flag, const char* v) {
@@ -67,6 +71,7 @@ static Options parse_args(int argc, char** argv) {
         int has_value = i + 1 < argc;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(USAGE, stdout); exit(0); }
         if (!strcmp(a, "--bytes")) { set_mode(&o, TOK_BYTES, a); continue; }
+        if (!strcmp(a, "--eot-text")) { o.eot_text = 1; continue; }
         if (a[0] == '-' && a[1] && !has_value) fail("%s: missing value or unknown flag (see ./prepare -h)", a);
         if (!strcmp(a, "-o")) o.out_dir = argv[++i];
         else if (!strcmp(a, "--vocab")) { set_mode(&o, TOK_TRAIN, a); o.vocab_size = (int)parse_long(a, argv[++i]); }
@@ -192,6 +197,24 @@ static void progress_update(Progress* p, size_t bytes) {
     fflush(stdout);
 }
 
+// Calls fn on each stretch of text[0, n) between "<|endoftext|>" markers (on all of it when
+// eot_text is off) and on_eot after each marker.
+static void for_each_document_part(int eot_text, const unsigned char* text, size_t n, void* ctx,
+                                   void (*fn)(void* ctx, const unsigned char* s, size_t n),
+                                   void (*on_eot)(void* ctx)) {
+    size_t m = strlen(TOKENIZER_EOT_TEXT);
+    const unsigned char *p = text, *end = text + n, *q;
+    while (eot_text && (q = memmem(p, end - p, TOKENIZER_EOT_TEXT, m)) != NULL) {
+        fn(ctx, p, q - p);
+        on_eot(ctx);
+        p = q + m;
+    }
+    fn(ctx, p, end - p);
+}
+
+static void count_part(void* counts, const unsigned char* s, size_t n) { bpe_counts_add(counts, s, n); }
+static void skip_eot(void* counts) { (void)counts; }
+
 static void train_tokenizer(Tokenizer* t, const Options* o) {
     Progress pr = {now_seconds(), now_seconds(), 0, o->total_bytes, "train: counting words"};
     BpeCounts* counts = bpe_counts_new();
@@ -199,7 +222,7 @@ static void train_tokenizer(Tokenizer* t, const Options* o) {
         Reader r;
         reader_open(&r, o->files[i]);
         for (size_t n; (n = reader_next(&r, SIZE_MAX)) > 0; reader_consume(&r, n)) {
-            bpe_counts_add(counts, r.buf, n);
+            for_each_document_part(o->eot_text, r.buf, n, counts, count_part, skip_eot);
             progress_update(&pr, n);
         }
         reader_close(&r);
@@ -258,6 +281,7 @@ static void sink_push(ShardSink* s, const int* ids, size_t n) {
 }
 
 typedef struct {
+    const Tokenizer* tok;
     ShardSink val, train;
     ShardSink* cur;
     size_t val_target, consumed;
@@ -265,29 +289,34 @@ typedef struct {
     size_t ids_cap;
 } Encoder;
 
-static void encode_block(Encoder* e, const Tokenizer* t, const unsigned char* text, size_t n) {
+static void encode_part(void* ctx, const unsigned char* text, size_t n) {
+    Encoder* e = ctx;
     if (n > e->ids_cap) {
         free(e->ids);
         e->ids_cap = n;
         e->ids = malloc_check(sizeof(int) * n);
     }
-    size_t k = tokenizer_encode(t, text, n, e->ids, e->ids_cap);
+    size_t k = tokenizer_encode(e->tok, text, n, e->ids, e->ids_cap);
     sink_push(e->cur, e->ids, k);
-    e->consumed += n;
 }
 
-static void encode_file(Encoder* e, const Tokenizer* t, const char* path, Progress* pr) {
+static void push_eot(void* ctx) {
+    Encoder* e = ctx;
+    sink_push(e->cur, &e->tok->eot_token, 1);
+}
+
+static void encode_file(Encoder* e, const Options* o, const char* path, Progress* pr) {
     Reader r;
     reader_open(&r, path);
-    int eot = t->eot_token;
     if (e->cur == &e->val && e->consumed >= e->val_target) e->cur = &e->train;
-    sink_push(e->cur, &eot, 1);
+    push_eot(e);
     for (;;) {
         if (e->cur == &e->val && e->consumed >= e->val_target) e->cur = &e->train;
         size_t want = e->cur == &e->val ? e->val_target - e->consumed : SIZE_MAX;
         size_t n = reader_next(&r, want);
         if (n == 0) break;
-        encode_block(e, t, r.buf, n);
+        for_each_document_part(o->eot_text, r.buf, n, e, encode_part, push_eot);
+        e->consumed += n;
         reader_consume(&r, n);
         progress_update(pr, n);
     }
@@ -300,13 +329,13 @@ static void sink_init(ShardSink* s, const char* dir, const char* split, long cap
 }
 
 static void write_shards(const Tokenizer* t, const Options* o) {
-    Encoder e = {0};
+    Encoder e = {.tok = t};
     sink_init(&e.val, o->out_dir, "val", o->shard_tokens);
     sink_init(&e.train, o->out_dir, "train", o->shard_tokens);
     e.val_target = (size_t)(o->val_frac * (double)o->total_bytes);
     e.cur = o->val_frac > 0 ? &e.val : &e.train;
     Progress pr = {now_seconds(), now_seconds(), 0, o->total_bytes, "encode"};
-    for (int i = 0; i < o->num_files; i++) encode_file(&e, t, o->files[i], &pr);
+    for (int i = 0; i < o->num_files; i++) encode_file(&e, o, o->files[i], &pr);
     if (e.train.total == 0)
         fail("%s: the train split is empty; use a smaller --val-frac (now %g) or more text", o->files[0], o->val_frac);
     sink_flush(&e.val);

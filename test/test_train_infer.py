@@ -144,3 +144,35 @@ def test_bad_descriptor_and_tokenizer_mismatch(data, tmp_path):
 def test_nan_loss_stops_the_run(data, tmp_path):
     p = run(*train_args(data, tmp_path / "nan", 5, "-l", 1e30, "-gc", 0), ok=False)
     one_line_error(p, "diverged")
+
+
+@pytest.mark.parametrize("settings", ["", "mixer=sigmoid,rope=1", "mixer=sigmoid,bias=0,norm=1,gate=head",
+                                      "gate=elem,qknorm=1,hybrid=1,layerscale=1", "mixer=mlstm,chunk=8",
+                                      "mixer=mlstm,igate=sig"])
+def test_every_mixer_trains_and_decodes_the_same_with_and_without_cache(data, tmp_path, settings):
+    """The checkpoint carries the mixer: infer needs no flags, and the cached (KV or recurrent state)
+    decode gives the same greedy tokens as the full forward."""
+    out = tmp_path / "run"
+    p = run(TRAIN, "-e", TINY + ("," + settings if settings else ""), "-i", data / "*train*.bin", "-j",
+            data / "*val*.bin", "-o", out, "-b", 4, "-t", 32, "-x", 15, "-l", 3e-3, "-v", 15, "-m", 2, "-s", 0)
+    losses = [float(l.split("trl:")[1].split()[0]) for l in (out / "main.log").read_text().splitlines() if "trl:" in l]
+    assert losses[-1] < losses[0], f"{settings}: loss did not fall: {losses}"
+    ckpt = out / "model_00000015.bin"
+    cached = run(INFER, "-e", ckpt, "-n", 28, "-temp", 0, "-pi", "116,104")
+    nocache = run(INFER, "-e", ckpt, "-n", 28, "-temp", 0, "-pi", "116,104", "-nocache", 1)
+    assert cached.stdout == nocache.stdout, f"{settings}:\n{cached.stdout}\n{nocache.stdout}"
+
+
+@pytest.mark.parametrize("settings,message", [
+    ("mixer=flash", "unknown mixer 'flash'"),
+    ("mixer=sigmoid,bias=abc", "bias=abc is not a number"),
+    ("mixer=mlstm,chunk=0", "chunk=0 must be positive"),
+    ("mixer=mlstm,chunk=-3", "chunk=-3 must be positive"),
+    ("gate=wide", "unknown gate 'wide'"),
+    ("H=3", "not divisible by heads H=3"),
+    ("rope=2", "take 0 or 1"),
+    ("norm=1", "norm=1 applies to mixer=sigmoid only"),
+    ("mixer=mlstm,rope=1", "rope and qknorm apply to the attention mixers"),
+])
+def test_bad_mixer_settings(settings, message):
+    one_line_error(run(TRAIN, "-e", TINY + "," + settings, ok=False), message)

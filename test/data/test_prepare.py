@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tokhelp import (EOT_TEXT, LIB_PATH, decode, load, read_shard, read_tokenizer_file, reference_encode,
+from tokhelp import (EOT_TEXT, LIB_PATH, ROOT, decode, load, read_shard, read_tokenizer_file, reference_encode,
                      run_prepare, tiktoken_for, write_tokenizer_file)
 
 DOCS = [
@@ -116,6 +116,39 @@ print(n)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert int(r.stdout) == len(split_tokens(tmp_path / "out", "train")[1])
+
+
+def test_eot_text_separates_documents(tmp_path):
+    # TinyStories style: one file, documents joined by the text <|endoftext|>
+    docs = [d[:300] for d in DOCS] * 50
+    (tmp_path / "stories.txt").write_bytes(EOT_TEXT.join(docs))
+    run_prepare("-o", tmp_path / "out", "--vocab", 300, "--eot-text", tmp_path / "stories.txt")
+    t = load(tmp_path / "out" / "tokenizer.bin")
+    stream = split_tokens(tmp_path / "out", "val")[1] + split_tokens(tmp_path / "out", "train")[1]
+    assert stream == expected_stream(t, docs)
+    assert stream.count(t.eot_token) == len(docs)
+    assert not any(b"endoftext" in t.token(i) for i in range(t.vocab_size - 1)), "markers must not train"
+
+
+def test_download_tinyshakespeare_script(tmp_path):
+    # served from this machine (loopback), then an unreachable address for the offline error
+    import functools
+    import http.server
+    import threading
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "input.txt").write_bytes(DOCS[0])
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    script = os.path.join(ROOT, "scripts", "download_tinyshakespeare.sh")
+    env = dict(os.environ, TINYSHAKESPEARE_URL=f"http://127.0.0.1:{server.server_address[1]}/input.txt")
+    r = subprocess.run([script, tmp_path / "ts", "--vocab", "300"], env=env, capture_output=True, text=True)
+    server.shutdown()
+    assert r.returncode == 0, r.stderr
+    check_output(tmp_path / "ts", [DOCS[0]])
+    env["TINYSHAKESPEARE_URL"] = "http://127.0.0.1:9/input.txt"
+    assert_one_error(subprocess.run([script, tmp_path / "offline"], env=env, capture_output=True, text=True),
+                     "download failed")
 
 
 def test_tokenizer_only(tmp_path):
