@@ -38,7 +38,7 @@ def read_tokens(path):
     return tokens, header[3]
 
 
-def best_of(fn, runs=3):
+def best_of(fn, runs=5):
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()

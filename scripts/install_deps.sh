@@ -9,6 +9,6 @@ SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends build-essential python3 python3-torch python3-numpy \
-    python3-pytest python3-pip libopenblas0-pthread bible-kjv > /dev/null
+    python3-pytest python3-pip python3-matplotlib libopenblas0-pthread bible-kjv > /dev/null
 /usr/bin/python3 -c "import tiktoken" 2>/dev/null || \
     $SUDO /usr/bin/python3 -m pip install -q --break-system-packages tiktoken

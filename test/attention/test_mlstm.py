@@ -28,8 +28,9 @@ REGIMES = ["normal", "large", "fbias", "ibias"]
 # kappa = max_t sum_s |C~_ts| / n_t <= KAPPA0. With large gate pre-activations (mLSTMexp, m up to
 # 15, so the floor exp(-m) is tiny) |sum_s C~_ts| can cancel to a small n_t by chance; then the
 # rounding of each term (of its log weight above all: up to 15 u absolute in i~ alone) is amplified
-# by kappa, and so are the errors of h_t and of every gradient through 1/n_t. Such cases (kappa up to
-# ~1500 here, all in the "large" and "fbias" regimes) get the bounds times kappa / KAPPA0.
+# by kappa, and so are the errors of h_t and of every gradient through 1/n_t. Such cases get the
+# bounds times kappa / KAPPA0: above all the "large" regime of mLSTMexp (kappa up to ~1500 here) and
+# the forget-bias regime (a long memory sums many terms; kappa up to ~100).
 FWD_BOUND, BWD_BOUND, KAPPA0 = 1e-5, 1e-4, 10.0
 
 
