@@ -10,6 +10,7 @@
 
 #include "attention/options.h"
 #include "common/check.h"
+#include "layers/layernorm_row.h"
 
 #define QKNORM_EPS 1e-5f
 #define QKNORM_CHUNKS 64
@@ -72,21 +73,7 @@ void qknorm_backward(float* dinp, float* dqw, float* dqb, float* dkw, float* dkb
                     float* dw = part + (head < NH ? 0 : 2 * hs);
                     float* db = dw + hs;
                     float m = mean[(size_t)n * 2 * NH + head], s = rstd[(size_t)n * 2 * NH + head];
-                    float dnorm_sum = 0.0f, dnorm_norm_sum = 0.0f;
-                    #pragma omp simd reduction(+:dnorm_sum, dnorm_norm_sum)
-                    for (int c = 0; c < hs; c++) {
-                        float dnorm = w[c] * dy[c];
-                        dnorm_sum += dnorm;
-                        dnorm_norm_sum += dnorm * (x[c] - m) * s;
-                    }
-                    float dnorm_mean = dnorm_sum / hs, dnorm_norm_mean = dnorm_norm_sum / hs;
-                    #pragma omp simd
-                    for (int c = 0; c < hs; c++) {
-                        float norm = (x[c] - m) * s;
-                        dx[c] += (w[c] * dy[c] - dnorm_mean - norm * dnorm_norm_mean) * s;
-                        dw[c] += norm * dy[c];
-                        db[c] += dy[c];
-                    }
+                    layernorm_row_backward(dx, dw, db, dy, x, w, m, s, hs);
                 }
                 #pragma omp simd
                 for (int c = 2 * C; c < 3 * C; c++) dx_row[c] += dy_row[c];

@@ -10,6 +10,7 @@
 
 #include "common/check.h"
 #include "layers/headnorm.h"
+#include "layers/layernorm_row.h"
 
 // One head of one row: out (hs) = (x - mean) * rstd * weight; writes mean[0], rstd[0].
 static void headnorm_group(float* restrict out, float* mean, float* rstd, const float* restrict x,
@@ -37,26 +38,6 @@ void headnorm_forward(float* out, float* mean, float* rstd, const float* inp, co
     }
 }
 
-// One head of one row: dx (hs) += input gradient; dw (hs) += this group's weight gradient.
-static void headnorm_backward_group(float* restrict dx, float* restrict dw, const float* restrict dy,
-                                    const float* restrict x, const float* restrict weight, float mean, float rstd,
-                                    int hs) {
-    float dnorm_sum = 0.0f, dnorm_norm_sum = 0.0f;
-    #pragma omp simd reduction(+:dnorm_sum, dnorm_norm_sum)
-    for (int c = 0; c < hs; c++) {
-        float dnorm = weight[c] * dy[c];
-        dnorm_sum += dnorm;
-        dnorm_norm_sum += dnorm * (x[c] - mean) * rstd;
-    }
-    float dnorm_mean = dnorm_sum / hs, dnorm_norm_mean = dnorm_norm_sum / hs;
-    #pragma omp simd
-    for (int c = 0; c < hs; c++) {
-        float norm = (x[c] - mean) * rstd;
-        dx[c] += (weight[c] * dy[c] - dnorm_mean - norm * dnorm_norm_mean) * rstd;
-        dw[c] += norm * dy[c];
-    }
-}
-
 // dinp (N,C), dweight (C) += from dout (N,C).
 void headnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
                        const float* mean, const float* rstd, int N, int NH, int hs) {
@@ -69,7 +50,7 @@ void headnorm_backward(float* dinp, float* dweight, const float* dout, const flo
         #pragma omp for schedule(static)
         for (long g = 0; g < (long)N * NH; g++) {
             size_t at = (size_t)g * hs, c0 = (size_t)(g % NH) * hs;
-            headnorm_backward_group(dinp + at, dw + c0, dout + at, inp + at, weight + c0, mean[g], rstd[g], hs);
+            layernorm_row_backward(dinp + at, dw + c0, NULL, dout + at, inp + at, weight + c0, mean[g], rstd[g], hs);
         }
         #pragma omp for schedule(static)
         for (long c = 0; c < (long)C; c++) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "common/check.h"
+#include "layers/layernorm_row.h"
 #include "layers/layers.h"
 
 #define LAYERNORM_EPS 1e-5f
@@ -36,27 +37,6 @@ void layernorm_forward(float* out, float* mean, float* rstd,
         layernorm_row(out + (size_t)n * C, mean + n, rstd + n, inp + (size_t)n * C, weight, bias, C);
 }
 
-// One row: dx (C) += input gradient; dw, db (C) += this row's weight and bias gradients.
-static void layernorm_backward_row(float* restrict dx, float* restrict dw, float* restrict db,
-                                   const float* restrict dy, const float* restrict x,
-                                   const float* restrict weight, float mean, float rstd, int C) {
-    float dnorm_sum = 0.0f, dnorm_norm_sum = 0.0f;
-    #pragma omp simd reduction(+:dnorm_sum, dnorm_norm_sum)
-    for (int c = 0; c < C; c++) {
-        float dnorm = weight[c] * dy[c];
-        dnorm_sum += dnorm;
-        dnorm_norm_sum += dnorm * (x[c] - mean) * rstd;
-    }
-    float dnorm_mean = dnorm_sum / C, dnorm_norm_mean = dnorm_norm_sum / C;
-    #pragma omp simd
-    for (int c = 0; c < C; c++) {
-        float norm = (x[c] - mean) * rstd;
-        dx[c] += (weight[c] * dy[c] - dnorm_mean - norm * dnorm_norm_mean) * rstd;
-        dw[c] += norm * dy[c];
-        db[c] += dy[c];
-    }
-}
-
 // dinp (N,C), dweight (C), dbias (C) += from dout (N,C).
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                         const float* inp, const float* weight, const float* mean, const float* rstd,
@@ -68,7 +48,7 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
         float* dw = partial + (size_t)omp_get_thread_num() * 2 * C;
         #pragma omp for schedule(static)
         for (int n = 0; n < N; n++)
-            layernorm_backward_row(dinp + (size_t)n * C, dw, dw + C, dout + (size_t)n * C,
+            layernorm_row_backward(dinp + (size_t)n * C, dw, dw + C, dout + (size_t)n * C,
                                    inp + (size_t)n * C, weight, mean[n], rstd[n], C);
         #pragma omp for schedule(static)
         for (int c = 0; c < C; c++) {
