@@ -45,5 +45,12 @@ build/cuda_link_check: test/cuda/link_check.cu
 	@mkdir -p build
 	$(NVCC) $(NVCC_FLAGS) $< -o $@ $(CUDA_LIBS)
 
+# The CPU benchmarks (docs/PERF.md): training throughput and the matmul against PyTorch, tokenizer
+# encoding against tiktoken.
+bench: train_gpt2 prepare lib
+	$(PYTHON) scripts/bench_cpu.py
+	$(PYTHON) scripts/bench_matmul.py
+	$(PYTHON) scripts/bench_tokenizer.py
+
 clean:
 	rm -rf build train_gpt2 infer prepare

@@ -1,5 +1,5 @@
 // infer: sample text from a checkpoint (KV cache by default), or evaluate its loss on shards.
-//   ./infer -e model.bin -tk tokenizer.bin [-pi "ids"] [-n 256] [-temp 1] [-topk 0] [-topp 1] [-seed 1337] [-nocache 1]
+//   ./infer -e model.bin -tk tokenizer.bin [-p "text" | -pi "ids"] [-n 256] [-temp 1] [-topk 0] [-topp 1] [-seed 1337] [-nocache 1]
 //   ./infer -e model.bin -eval "datasets/kjv/*val*.bin" [-b 4] [-t T] [-m batches]
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +15,7 @@
 typedef struct {
     const char* model;       // -e
     const char* tokenizer;   // -tk
+    const char* prompt;      // -p text (needs -tk)
     const char* prompt_ids;  // -pi comma-separated token ids
     const char* eval;        // -eval shard glob
     int num_tokens;          // -n
@@ -31,6 +32,7 @@ static void usage(void) {
         "usage: ./infer -e CHECKPOINT [options]\n"
         "sampling:\n"
         "  -tk FILE      tokenizer (decodes the output; without it token ids are printed)\n"
+        "  -p TEXT       prompt text, encoded with -tk after an end-of-text token\n"
         "  -pi IDS       prompt as comma-separated token ids (default: the end-of-text token)\n"
         "  -n N          tokens to generate (256)\n"
         "  -temp X       temperature (1.0; 0 = greedy)   -topk K  (0 = off)   -topp P  (1.0 = off)\n"
@@ -52,6 +54,7 @@ static Args parse_args(int argc, char** argv) {
         int numeric = end != v && *end == '\0' && isfinite(x);
         if (!strcmp(f, "-e")) a.model = v;
         else if (!strcmp(f, "-tk")) a.tokenizer = v;
+        else if (!strcmp(f, "-p")) a.prompt = v;
         else if (!strcmp(f, "-pi")) a.prompt_ids = v;
         else if (!strcmp(f, "-eval")) a.eval = v;
         else if (!numeric) fail("%s %s: not a number", f, v);
@@ -67,6 +70,8 @@ static Args parse_args(int argc, char** argv) {
         else { fprintf(stderr, "error: unknown flag %s\n", f); usage(); }
     }
     if (!a.model) usage();
+    if (a.prompt && a.prompt_ids) fail("give -p or -pi, not both");
+    if (a.prompt && !a.tokenizer) fail("-p needs a tokenizer to encode the prompt: add -tk FILE");
     return a;
 }
 
@@ -88,6 +93,19 @@ static int parse_ids(const char* s, int* tokens, int cap, int V) {
     return n;
 }
 
+// The prompt as the model saw documents in training: an end-of-text token, then the text.
+static int encode_prompt(const Tokenizer* tok, const char* text, int* tokens, int cap) {
+    size_t len = strlen(text);
+    int* ids = malloc_check(sizeof(int) * (len + 1));
+    size_t n = tokenizer_encode(tok, (const unsigned char*)text, len, ids, len + 1);
+    if ((int)n + 1 > cap)
+        fail("-p: the prompt is %zu tokens, longer than the model's maximum sequence length %d", n, cap - 1);
+    tokens[0] = tok->eot_token;
+    memcpy(tokens + 1, ids, n * sizeof(int));
+    free(ids);
+    return (int)n + 1;
+}
+
 static void print_token(const Tokenizer* tok, int id) {
     if (tok) tokenizer_print(tok, id, stdout);
     else printf("%d ", id);
@@ -107,6 +125,7 @@ static void generate(GPT* model, const Tokenizer* tok, const Args* a) {
     int* tokens = malloc_check(sizeof(int) * c->max_seq_len);
     int n = 0;
     if (a->prompt_ids) n = parse_ids(a->prompt_ids, tokens, c->max_seq_len, c->vocab_size);
+    else if (a->prompt) n = encode_prompt(tok, a->prompt, tokens, c->max_seq_len);
     else tokens[n++] = tok ? tok->eot_token : c->vocab_size - 1;
     for (int i = 0; i < n; i++) print_token(tok, tokens[i]);
     int total = n + a->num_tokens;

@@ -116,8 +116,17 @@ static Args parse_args(int argc, char** argv) {
 
 // ----------------------------------------------------------------------------
 
+// mkdir -p
 static void make_dir(const char* dir) {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) fail("%s: cannot create directory: %s", dir, strerror(errno));
+    char path[4096];
+    snprintf(path, sizeof(path), "%s", dir);
+    for (char* p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) fail("%s: cannot create directory: %s", path, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) fail("%s: cannot create directory: %s", dir, strerror(errno));
 }
 
 // The step of the newest state_XXXXXXXX.bin in dir (-1 if none).

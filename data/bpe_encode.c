@@ -2,7 +2,7 @@
 // that token; otherwise start from its byte tokens and repeatedly merge the adjacent pair whose
 // joined bytes form the lowest-id token, the leftmost one on ties, until no pair forms a token.
 // Short pieces use a linear scan, long ones (runs of digits or symbols) a heap, so the work stays
-// O(n log n). A small per-thread cache remembers recent multi-token pieces; large inputs are cut at
+// O(n log n). A small cache per chunk remembers recent multi-token pieces; large inputs are cut at
 // safe positions (pretok_cut_after) and encoded by OpenMP threads, each chunk in place.
 #include <limits.h>
 #include <omp.h>

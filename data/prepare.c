@@ -1,5 +1,6 @@
 // prepare: text files -> a tokenizer and token shards for the trainer.
 //     ./prepare -o DIR [--bytes | --vocab N | --tokenizer FILE | --gpt2 DIR] [--val-frac F] FILE...
+// (and --shard-tokens N, --eot-text; see USAGE).
 // Writes DIR/tokenizer.bin and DIR/val_000000.bin, DIR/train_000000.bin, ... (llm.c's formats, see
 // data/tokenizer.h and data/shards.h). Every input file is a document and starts with the EOT
 // token; with --eot-text the text <|endoftext|> inside a file also ends a document (TinyStories,
@@ -8,6 +9,7 @@
 // Files are read in blocks, so inputs of any size stream through; --vocab N first counts words
 // in one pass, trains, then encodes in a second pass.
 #include <errno.h>
+#include <glob.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +40,7 @@ typedef struct {
 
 static const char* USAGE =
     "usage: ./prepare -o DIR [--bytes | --vocab N | --tokenizer FILE | --gpt2 DIR] [--val-frac F]\n"
-    "                 [--shard-tokens N] FILE...\n"
+    "                 [--shard-tokens N] [--eot-text] FILE...\n"
     "  -o DIR             output folder: DIR/tokenizer.bin, DIR/val_*.bin, DIR/train_*.bin\n"
     "  --bytes            byte tokenizer: 256 bytes + EOT = 257 tokens\n"
     "  --vocab N          train a byte-level BPE of N tokens (257..65536) on the input files\n"
@@ -58,6 +60,14 @@ static long parse_long(const char* flag, const char* v) {
     return x;
 }
 
+static int parse_vocab(const char* v) {
+    long n = parse_long("--vocab", v);
+    if (n < 257 || n > MAX_VOCAB)
+        fail("--vocab %s: a vocabulary has 257 (256 bytes + EOT) to %d tokens, as shards store token ids as uint16",
+             v, MAX_VOCAB);
+    return (int)n;
+}
+
 static void set_mode(Options* o, int mode, const char* flag) {
     if (o->tok_mode != TOK_NONE) fail("%s: choose one of --bytes, --vocab, --tokenizer, --gpt2", flag);
     o->tok_mode = mode;
@@ -74,7 +84,7 @@ static Options parse_args(int argc, char** argv) {
         if (!strcmp(a, "--eot-text")) { o.eot_text = 1; continue; }
         if (a[0] == '-' && a[1] && !has_value) fail("%s: missing value or unknown flag (see ./prepare -h)", a);
         if (!strcmp(a, "-o")) o.out_dir = argv[++i];
-        else if (!strcmp(a, "--vocab")) { set_mode(&o, TOK_TRAIN, a); o.vocab_size = (int)parse_long(a, argv[++i]); }
+        else if (!strcmp(a, "--vocab")) { set_mode(&o, TOK_TRAIN, a); o.vocab_size = parse_vocab(argv[++i]); }
         else if (!strcmp(a, "--tokenizer")) { set_mode(&o, TOK_FILE, a); o.tok_path = argv[++i]; }
         else if (!strcmp(a, "--gpt2")) { set_mode(&o, TOK_GPT2, a); o.tok_path = argv[++i]; }
         else if (!strcmp(a, "--val-frac")) {
@@ -89,9 +99,6 @@ static Options parse_args(int argc, char** argv) {
     }
     if (!o.out_dir) fail("-o DIR: missing; say where to write the tokenizer and shards (see ./prepare -h)");
     if (o.tok_mode == TOK_NONE) fail("%s: choose a tokenizer: --bytes, --vocab N, --tokenizer FILE or --gpt2 DIR", o.out_dir);
-    if (o.tok_mode == TOK_TRAIN && (o.vocab_size < 257 || o.vocab_size > MAX_VOCAB))
-        fail("--vocab %d: a vocabulary has 257 (256 bytes + EOT) to %d tokens, as shards store token ids as uint16",
-             o.vocab_size, MAX_VOCAB);
     if (o.tok_mode == TOK_TRAIN && o.num_files == 0) fail("--vocab %d: no input files to train on", o.vocab_size);
     return o;
 }
@@ -260,9 +267,21 @@ typedef struct {
     const char* dir;
     const char* split;
     uint16_t* buf;
-    size_t len, cap, total;
+    size_t len, cap, shard_tokens, total;   // buf grows up to shard_tokens
     int shards;
 } ShardSink;
+
+// Removes DIR/<split>_NNNNNN.bin left by an earlier run, so a glob never mixes two runs.
+static void remove_old_shards(const char* dir, const char* split) {
+    char pattern[4096];
+    glob_t g;
+    snprintf(pattern, sizeof(pattern), "%s/%s_[0-9][0-9][0-9][0-9][0-9][0-9].bin", dir, split);
+    if (glob(pattern, 0, NULL, &g) != 0) return;
+    for (size_t i = 0; i < g.gl_pathc; i++)
+        if (remove(g.gl_pathv[i]) != 0) fail("%s: cannot remove an old shard: %s", g.gl_pathv[i], strerror(errno));
+    printf("removed %zu old %s shard%s from %s\n", g.gl_pathc, split, g.gl_pathc == 1 ? "" : "s", dir);
+    globfree(&g);
+}
 
 static void sink_flush(ShardSink* s) {
     if (s->len == 0) return;
@@ -274,7 +293,12 @@ static void sink_flush(ShardSink* s) {
 
 static void sink_push(ShardSink* s, const int* ids, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        if (s->len == s->cap) sink_flush(s);
+        if (s->len == s->shard_tokens) sink_flush(s);
+        if (s->len == s->cap) {
+            s->cap = s->cap * 2 < s->shard_tokens ? s->cap * 2 : s->shard_tokens;
+            s->buf = realloc(s->buf, sizeof(uint16_t) * s->cap);
+            if (!s->buf) fail("%s: out of memory buffering a %zu-token shard", s->dir, s->cap);
+        }
         s->buf[s->len++] = (uint16_t)ids[i];
     }
     s->total += n;
@@ -323,9 +347,11 @@ static void encode_file(Encoder* e, const Options* o, const char* path, Progress
     reader_close(&r);
 }
 
-static void sink_init(ShardSink* s, const char* dir, const char* split, long cap) {
-    *s = (ShardSink){.dir = dir, .split = split, .cap = (size_t)cap};
+static void sink_init(ShardSink* s, const char* dir, const char* split, long shard_tokens) {
+    *s = (ShardSink){.dir = dir, .split = split, .shard_tokens = (size_t)shard_tokens};
+    s->cap = s->shard_tokens < (1u << 20) ? s->shard_tokens : (1u << 20);
     s->buf = malloc_check(sizeof(uint16_t) * s->cap);
+    remove_old_shards(dir, split);
 }
 
 static void write_shards(const Tokenizer* t, const Options* o) {

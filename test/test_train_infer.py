@@ -37,7 +37,7 @@ def train_args(data, out, steps, *extra):
 
 
 def test_training_lowers_val_loss_and_infer_samples(data, tmp_path):
-    out = tmp_path / "run"
+    out = tmp_path / "runs" / "nested"   # -o creates missing parents
     p = run(*train_args(data, out, 40))
     log = (out / "main.log").read_text().splitlines()
     val = [float(l.split("tel:")[1]) for l in log if "tel:" in l]
@@ -48,6 +48,9 @@ def test_training_lowers_val_loss_and_infer_samples(data, tmp_path):
     cached = run(INFER, "-e", ckpt, "-tk", data / "tokenizer.bin", "-n", 24, "-temp", 0)
     nocache = run(INFER, "-e", ckpt, "-tk", data / "tokenizer.bin", "-n", 24, "-temp", 0, "-nocache", 1)
     assert cached.stdout == nocache.stdout and len(cached.stdout) > 10
+    prompted = run(INFER, "-e", ckpt, "-tk", data / "tokenizer.bin", "-p", "the lord", "-n", 10, "-temp", 0)
+    assert prompted.stdout.startswith("<|endoftext|>the lord") and len(prompted.stdout) > 30
+    one_line_error(run(INFER, "-e", ckpt, "-p", "the", ok=False), "-p needs a tokenizer")
     sampled = run(INFER, "-e", ckpt, "-pi", "116,104,101", "-n", 20, "-topk", 5, "-topp", 0.9, "-seed", 3)
     assert sampled.stdout.startswith("116 104 101 ")
     ev = run(INFER, "-e", ckpt, "-eval", data / "*val*.bin", "-b", 2, "-t", 32)

@@ -83,6 +83,10 @@ def test_many_shards(tmp_path):
     train_shards = split_tokens(tmp_path / "out", "train")[0]
     assert len(train_shards) > 3 and all(len(read_shard(s)) == 1000 for s in train_shards[:-1])
     check_output(tmp_path / "out", DOCS)
+    # a second run into the same folder replaces the first run's shards, never mixes with them
+    run_prepare("-o", tmp_path / "out", "--bytes", *paths)
+    assert len(split_tokens(tmp_path / "out", "train")[0]) == 1
+    check_output(tmp_path / "out", DOCS)
 
 
 def test_large_input_streams(tmp_path):

@@ -90,6 +90,14 @@ def test_random_bytes(trained):
         check_against_tiktoken(trained, f"random bytes #{i}", text)
 
 
+def test_random_unicode_text(trained):
+    rng = random.Random(3)
+    alphabet = list(" \n\t\r'aSsdtlmrve09.,!-_") + list("é\u0301\u00a0\u3000\u2003\u0085日本한👋\u200d٣½Ⅻ\u00ad\ufeff")
+    for i in range(60):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 300))).encode()
+        check_against_tiktoken(trained, f"random text #{i}", text)
+
+
 def tokens_with_prefixes(strings):
     """A vocabulary (llm.c style, no merges) in which each string is reachable byte by byte."""
     tokens = [bytes([b]) for b in range(256)]
