@@ -4,7 +4,7 @@ size, seed, data order and budget; report the val loss and the CPU training thro
     /usr/bin/python3 scripts/compare_mixers.py [--steps 400] [--out runs/mixers]
 
 Writes the table to docs/MIXERS.md and, when matplotlib is installed, the val-loss curves to
-docs/mixers_val_loss.png. Prepares datasets/kjv first if it is missing (Debian's bible-kjv).
+docs/mixers_val_loss.png. Prepares datasets/kjv_bytes (byte-level) first if it is missing (Debian's bible-kjv).
 """
 import argparse
 import os
@@ -27,7 +27,7 @@ VARIANTS = [  # name, descriptor keys
 
 
 def prepare_data():
-    data = os.path.join(ROOT, "datasets", "kjv")
+    data = os.path.join(ROOT, "datasets", "kjv_bytes")
     if os.path.exists(os.path.join(data, "tokenizer.bin")):
         return data
     os.makedirs(data, exist_ok=True)

@@ -81,7 +81,7 @@ def main():
     argv = sys.argv[1:]
     flags = argv[argv.index("--") + 1:] if "--" in argv else []
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="data/fineweb")
+    ap.add_argument("--out", default="datasets/fineweb")
     ap.add_argument("--mb", type=float, default=500)
     ap.add_argument("--gpt2", action="store_true")
     args = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)

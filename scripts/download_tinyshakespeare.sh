@@ -5,12 +5,12 @@
 #
 #   scripts/download_tinyshakespeare.sh [DIR [PREPARE FLAGS...]]
 #
-# DIR defaults to data/tinyshakespeare, the flags to --vocab 4096. Writes DIR/input.txt,
+# DIR defaults to datasets/tinyshakespeare, the flags to --vocab 4096. Writes DIR/input.txt,
 # DIR/tokenizer.bin, DIR/val_000000.bin and DIR/train_000000.bin.
 set -euo pipefail
 URL="${TINYSHAKESPEARE_URL:-https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-DIR="${1:-data/tinyshakespeare}"
+DIR="${1:-datasets/tinyshakespeare}"
 shift || true
 FLAGS=("$@")
 [ ${#FLAGS[@]} -eq 0 ] && FLAGS=(--vocab 4096)
