@@ -115,8 +115,7 @@ static void print_token(const Tokenizer* tok, int id) {
 // Logits of the last of tokens[0..n-1], by a full forward over all of them (no cache).
 static const float* full_forward_logits(GPT* model, const int* tokens, int n, float* out) {
     gpt_forward(model, tokens, NULL, 1, n);
-    size_t Vp = model->config.padded_vocab_size;
-    model->k->download(out, model->logits + (size_t)(n - 1) * Vp, Vp * sizeof(float));
+    gpt_get_logits(model, n - 1, out);
     return out;
 }
 
@@ -178,7 +177,7 @@ static void evaluate(GPT* model, const Args* a) {
 int main(int argc, char** argv) {
     Args a = parse_args(argc, argv);
     GPT model;
-    gpt_load_checkpoint(&model, a.model, &cpu_kernels);
+    gpt_load_checkpoint(&model, a.model, default_kernels());
     if (a.eval) {
         evaluate(&model, &a);
     } else {

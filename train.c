@@ -148,10 +148,10 @@ static int file_exists(const char* path) { return access(path, F_OK) == 0; }
 
 static void build_model(GPT* model, const Args* a) {
     if (file_exists(a->model)) {
-        gpt_load_checkpoint(model, a->model, &cpu_kernels);
+        gpt_load_checkpoint(model, a->model, default_kernels());
     } else {
         GPTConfig c = gpt_config_from_descriptor(a->model);
-        gpt_build(model, &c, &cpu_kernels);
+        gpt_build(model, &c, default_kernels());
         gpt_init_random(model, (uint64_t)a->seed);
     }
 }
@@ -207,7 +207,7 @@ int main(int argc, char** argv) {
     char path[4096];
     if (resume_step >= 0) {
         checkpoint_path(path, sizeof(path), a.out_dir, "model", resume_step);
-        gpt_load_checkpoint(&model, path, &cpu_kernels);
+        gpt_load_checkpoint(&model, path, default_kernels());
     } else {
         build_model(&model, &a);
     }

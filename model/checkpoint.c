@@ -103,7 +103,7 @@ void gpt_load_checkpoint(GPT* model, const char* path, const Kernels* k) {
     if (bytes_per == 4) fread_check(host, sizeof(float), n, f, path);
     else read_bf16(host, n, f, path);
     fclose(f);
-    k->upload(model->params_memory, host, n * sizeof(float));
+    gpt_set_parameters(model, host);
     free(host);
 }
 
@@ -121,7 +121,7 @@ void gpt_save_checkpoint(const GPT* model, const char* path) {
     write_mixer_slots(header, c);
     size_t n = model->num_parameters;
     float* host = malloc_check(n * sizeof(float));
-    model->k->download(host, model->params_memory, n * sizeof(float));
+    gpt_get_parameters(model, host);
     FILE* f = atomic_open(path);
     fwrite_check(header, sizeof(int), 256, f, path);
     fwrite_check(host, sizeof(float), n, f, path);

@@ -12,10 +12,17 @@
 #include "model/kernels.h"
 
 static void* cpu_alloc(size_t bytes) { return malloc_check(bytes); }
+
+// The CPU keeps fp32 parameters, so there are no separate master weights.
+static void cpu_adamw(float* params, float* master, float* m, float* v, const float* grads, size_t N, float lr,
+                      float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t) {
+    if (master) fail("cpu_adamw: the CPU kernel set has no master weights");
+    adamw_update(params, m, v, grads, N, lr, beta1, beta2, eps, weight_decay, grad_scale, t);
+}
 static void cpu_zero(void* ptr, size_t bytes) { memset(ptr, 0, bytes); }
 static void cpu_copy(void* dst, const void* src, size_t bytes) { memcpy(dst, src, bytes); }
 
-const Kernels cpu_kernels = {
+static const Kernels cpu_kernels = {
     .name = "cpu",
     .alloc = cpu_alloc,
     .release = free,
@@ -32,7 +39,7 @@ const Kernels cpu_kernels = {
     .gelu_backward = gelu_backward,
     .residual_forward = residual_forward,
     .crossentropy_forward_backward = crossentropy_forward_backward,
-    .adamw_update = adamw_update,
+    .adamw_update = cpu_adamw,
     .global_norm_squared = global_norm_squared,
     .layerscale_forward = layerscale_forward,
     .layerscale_backward = layerscale_backward,
@@ -50,3 +57,5 @@ const Kernels cpu_kernels = {
     .headnorm_forward = headnorm_forward,
     .headnorm_backward = headnorm_backward,
 };
+
+const Kernels* default_kernels(void) { return &cpu_kernels; }

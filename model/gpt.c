@@ -153,20 +153,34 @@ static void parameter_sizes(size_t* sizes, const GPTConfig* c) {
     memcpy(sizes, shapes, sizeof(shapes));
 }
 
-int gpt_param_decays(int tensor_index) {
-    // the 2-D tensors: wte, wpe, qkvw, attprojw, fcw, fcprojw, gatew, ifw
-    static const int decays[NUM_PARAMETER_TENSORS] = {1, 1, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0,
-                                                      1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0};
-    return decays[tensor_index];
+int gpt_param_decays(int i) {   // the 2-D tensors
+    return i == P_WTE || i == P_WPE || i == P_QKVW || i == P_ATTPROJW || i == P_FCW || i == P_FCPROJW ||
+           i == P_GATEW || i == P_IFW;
 }
 
-// Points each of n tensors (a struct of float*) at its slice of one buffer.
-static void point_tensors(float** tensors, float* memory, const size_t* sizes, int n) {
+// Points each of n floatX tensors (a struct of floatX*) at its slice of one contiguous buffer.
+static void point_tensors(floatX** tensors, floatX* memory, const size_t* sizes, int n) {
     for (int i = 0; i < n; i++) {
         tensors[i] = memory;
         memory += sizes[i];
     }
 }
+
+// The activations mix floatX tensors and float statistics: each slice starts 64-byte aligned.
+// Points tensors into memory (when not NULL) and returns the bytes the n slices need.
+static size_t point_activations(void** tensors, char* memory, const size_t* counts, const int* is_stat, int n) {
+    size_t offset = 0;
+    for (int i = 0; i < n; i++) {
+        if (memory) tensors[i] = memory + offset;
+        offset += (counts[i] * (is_stat[i] ? sizeof(float) : sizeof(floatX)) + 63) / 64 * 64;
+    }
+    return offset;
+}
+
+// Which activation tensors are float statistics (the rest are floatX), in ActivationTensors order.
+static const int ACTIVATION_IS_STAT[NUM_ACTIVATION_TENSORS] = {
+    0, 0, 1, 1, 0, 1, 1, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1,
+};
 
 static size_t sum_sizes(const size_t* sizes, int n) {
     size_t total = 0;
@@ -180,8 +194,8 @@ void gpt_build(GPT* model, const GPTConfig* config, const Kernels* k) {
     model->k = k;
     parameter_sizes(model->param_sizes, config);
     model->num_parameters = sum_sizes(model->param_sizes, NUM_PARAMETER_TENSORS);
-    model->params_memory = k->alloc(model->num_parameters * sizeof(float));
-    point_tensors((float**)&model->params, model->params_memory, model->param_sizes, NUM_PARAMETER_TENSORS);
+    model->params_memory = k->alloc(model->num_parameters * sizeof(floatX));
+    point_tensors((floatX**)&model->params, model->params_memory, model->param_sizes, NUM_PARAMETER_TENSORS);
 }
 
 static void fill_normal(float* x, size_t n, float std, Rng* rng) {
@@ -207,26 +221,25 @@ void gpt_init_random(GPT* model, uint64_t seed) {
     const GPTConfig* c = &model->config;
     const size_t* n = model->param_sizes;
     float* host = calloc_check(model->num_parameters, sizeof(float));   // biases and the rest start at 0
-    ParameterTensors p;
-    point_tensors((float**)&p, host, n, NUM_PARAMETER_TENSORS);
+    float* t[NUM_PARAMETER_TENSORS];                                    // each tensor's host slice
+    for (size_t i = 0, off = 0; i < NUM_PARAMETER_TENSORS; off += n[i], i++) t[i] = host + off;
     Rng rng;
     rng_seed(&rng, seed);
     // llm.c's init: N(0, 0.02), the residual projections N(0, 0.02/sqrt(2L)); padded vocab rows stay 0
     float std = 0.02f, std_residual = 0.02f / sqrtf(2.0f * c->num_layers);
-    fill_normal(p.wte, (size_t)c->vocab_size * c->channels, std, &rng);
-    fill_normal(p.wpe, n[1], std, &rng);
-    fill_normal(p.qkvw, n[4], std, &rng);
-    fill_normal(p.attprojw, n[6], std_residual, &rng);
-    fill_normal(p.fcw, n[10], std, &rng);
-    fill_normal(p.fcprojw, n[12], std_residual, &rng);
-    fill_normal(p.gatew, n[16], std, &rng);   // the gated-attention reference's init (METHODS.md 3.2)
-    float* ones[] = {p.ln1w, p.ln2w, p.lnfw, p.qnormw, p.knormw, p.lnhw, p.hnormw};
-    size_t one_counts[] = {n[2], n[8], n[14], n[18], n[20], n[22], n[28]};
-    for (int t = 0; t < 7; t++) fill_value(ones[t], one_counts[t], 1.0f);
-    fill_value(p.ls1, n[24], 1e-4f);
-    fill_value(p.ls2, n[25], 1e-4f);
-    if (c->mixer == MIXER_MLSTM) init_mlstm_gate_bias(p.ifb, c->num_layers, c->num_heads);
-    model->k->upload(model->params_memory, host, model->num_parameters * sizeof(float));
+    fill_normal(t[P_WTE], (size_t)c->vocab_size * c->channels, std, &rng);
+    fill_normal(t[P_WPE], n[P_WPE], std, &rng);
+    fill_normal(t[P_QKVW], n[P_QKVW], std, &rng);
+    fill_normal(t[P_ATTPROJW], n[P_ATTPROJW], std_residual, &rng);
+    fill_normal(t[P_FCW], n[P_FCW], std, &rng);
+    fill_normal(t[P_FCPROJW], n[P_FCPROJW], std_residual, &rng);
+    fill_normal(t[P_GATEW], n[P_GATEW], std, &rng);   // the gated-attention reference's init (METHODS.md 3.2)
+    int ones[] = {P_LN1W, P_LN2W, P_LNFW, P_QNORMW, P_KNORMW, P_LNHW, P_HNORMW};
+    for (int i = 0; i < 7; i++) fill_value(t[ones[i]], n[ones[i]], 1.0f);
+    fill_value(t[P_LS1], n[P_LS1], 1e-4f);
+    fill_value(t[P_LS2], n[P_LS2], 1e-4f);
+    if (c->mixer == MIXER_MLSTM) init_mlstm_gate_bias(t[P_IFB], c->num_layers, c->num_heads);
+    gpt_set_parameters(model, host);
     free(host);
 }
 
@@ -277,13 +290,14 @@ static void ensure_activations(GPT* m, int B, int T) {
     const Kernels* k = m->k;
     size_t sizes[NUM_ACTIVATION_TENSORS], dsizes[NUM_SCRATCH_TENSORS];
     activation_sizes(sizes, &m->config, B, T);
-    m->acts_memory = k->alloc(sum_sizes(sizes, NUM_ACTIVATION_TENSORS) * sizeof(float));
-    point_tensors((float**)&m->acts, m->acts_memory, sizes, NUM_ACTIVATION_TENSORS);
+    size_t act_bytes = point_activations(NULL, NULL, sizes, ACTIVATION_IS_STAT, NUM_ACTIVATION_TENSORS);
+    m->acts_memory = k->alloc(act_bytes);
+    point_activations((void**)&m->acts, m->acts_memory, sizes, ACTIVATION_IS_STAT, NUM_ACTIVATION_TENSORS);
     scratch_sizes(dsizes, &m->config, B, T);
-    m->scratch_memory = k->alloc(sum_sizes(dsizes, NUM_SCRATCH_TENSORS) * sizeof(float));
-    point_tensors((float**)&m->scratch, m->scratch_memory, dsizes, NUM_SCRATCH_TENSORS);
+    m->scratch_memory = k->alloc(sum_sizes(dsizes, NUM_SCRATCH_TENSORS) * sizeof(floatX));
+    point_tensors((floatX**)&m->scratch, m->scratch_memory, dsizes, NUM_SCRATCH_TENSORS);
     size_t BT = (size_t)B * T;
-    m->logits = k->alloc(BT * m->config.padded_vocab_size * sizeof(float));
+    m->logits = k->alloc(BT * m->config.padded_vocab_size * sizeof(floatX));
     m->losses = k->alloc(BT * sizeof(float));
     m->inputs = k->alloc(BT * sizeof(int));
     m->targets = k->alloc(BT * sizeof(int));
@@ -294,6 +308,42 @@ static void ensure_activations(GPT* m, int B, int T) {
 
 void gpt_reserve(GPT* m, int B, int T) { ensure_activations(m, B, T); }
 
+void gpt_set_parameters(GPT* m, const float* host) {
+    const Kernels* k = m->k;
+    size_t n = m->num_parameters;
+    if (sizeof(floatX) == sizeof(float)) {
+        k->upload(m->params_memory, host, n * sizeof(float));
+        return;
+    }
+    // fp32 master weights for AdamW, and their rounded floatX copy for the kernels
+    if (!m->master_memory) m->master_memory = k->alloc(n * sizeof(float));
+    k->upload(m->master_memory, host, n * sizeof(float));
+    floatX* rounded = malloc_check(n * sizeof(floatX));
+    for (size_t i = 0; i < n; i++) rounded[i] = floatx_from_float(host[i]);
+    k->upload(m->params_memory, rounded, n * sizeof(floatX));
+    free(rounded);
+}
+
+void gpt_get_parameters(const GPT* m, float* host) {
+    size_t n = m->num_parameters;
+    if (m->master_memory) {
+        m->k->download(host, m->master_memory, n * sizeof(float));
+        return;
+    }
+    floatX* staging = malloc_check(n * sizeof(floatX));
+    m->k->download(staging, m->params_memory, n * sizeof(floatX));
+    for (size_t i = 0; i < n; i++) host[i] = float_from_floatx(staging[i]);
+    free(staging);
+}
+
+void gpt_get_logits(const GPT* m, size_t row, float* out) {
+    size_t Vp = m->config.padded_vocab_size;
+    floatX* staging = malloc_check(Vp * sizeof(floatX));
+    m->k->download(staging, m->logits + row * Vp, Vp * sizeof(floatX));
+    for (size_t i = 0; i < Vp; i++) out[i] = float_from_floatx(staging[i]);
+    free(staging);
+}
+
 void gpt_free(GPT* m) {
     const Kernels* k = m->k;
     free_activations(m);
@@ -303,6 +353,7 @@ void gpt_free(GPT* m) {
     if (m->v_memory) k->release(m->v_memory);
     if (m->kv_cache) k->release(m->kv_cache);
     if (m->mlstm_state) k->release(m->mlstm_state);
+    if (m->master_memory) k->release(m->master_memory);
     free(m->logits_host);
 }
 
@@ -508,7 +559,7 @@ static void ensure_decode_state(GPT* m) {
         size_t hs = c->channels / c->num_heads;
         m->mlstm_state = k->alloc((size_t)c->num_layers * c->num_heads * (hs * hs + hs + 1) * sizeof(float));
     } else {
-        m->kv_cache = k->alloc((size_t)c->num_layers * c->max_seq_len * 3 * c->channels * sizeof(float));
+        m->kv_cache = k->alloc((size_t)c->num_layers * c->max_seq_len * 3 * c->channels * sizeof(floatX));
     }
 }
 
@@ -526,8 +577,7 @@ const float* gpt_decode(GPT* m, const int* tokens, int T, int pos0) {
     }
     k->upload(m->inputs, tokens, T * sizeof(int));
     forward_blocks(m, 1, T, (DecodeState){1, pos0});
-    k->download(m->logits_host, m->logits + (size_t)(T - 1) * c->padded_vocab_size,
-                c->padded_vocab_size * sizeof(float));
+    gpt_get_logits(m, T - 1, m->logits_host);
     return m->logits_host;
 }
 
@@ -536,21 +586,21 @@ const float* gpt_decode(GPT* m, const int* tokens, int T, int pos0) {
 
 static void ensure_grads(GPT* m) {
     if (m->grads_memory) return;
-    m->grads_memory = m->k->alloc(m->num_parameters * sizeof(float));
-    point_tensors((float**)&m->grads, m->grads_memory, m->param_sizes, NUM_PARAMETER_TENSORS);
-    m->k->zero(m->grads_memory, m->num_parameters * sizeof(float));
+    m->grads_memory = m->k->alloc(m->num_parameters * sizeof(floatX));
+    point_tensors((floatX**)&m->grads, m->grads_memory, m->param_sizes, NUM_PARAMETER_TENSORS);
+    m->k->zero(m->grads_memory, m->num_parameters * sizeof(floatX));
 }
 
 void gpt_zero_grad(GPT* m) {
     ensure_grads(m);
-    m->k->zero(m->grads_memory, m->num_parameters * sizeof(float));
+    m->k->zero(m->grads_memory, m->num_parameters * sizeof(floatX));
 }
 
 // Gradient inside a residual branch: dresidual itself, or through LayerScale into dbranch.
 static const float* branch_grad(GPT* m, const float* dresidual, const float* branch, float* dscale,
                                 const float* scale, int N, int C) {
     if (!scale) return dresidual;
-    m->k->zero(m->scratch.dbranch, (size_t)N * C * sizeof(float));
+    m->k->zero(m->scratch.dbranch, (size_t)N * C * sizeof(floatX));
     m->k->layerscale_backward(m->scratch.dbranch, dscale, dresidual, branch, scale, N, C);
     return m->scratch.dbranch;
 }
@@ -563,7 +613,7 @@ static void attention_mixer_backward(GPT* m, int l, int B, int T) {
     LayerActs a = layer_acts(m, l);
     LayerParams p = layer_params(&m->params, l, c), g = layer_params(&m->grads, l, c);
     GradScratch* s = &m->scratch;
-    size_t qkv_bytes = (size_t)N * 3 * C * sizeof(float);
+    size_t qkv_bytes = (size_t)N * 3 * C * sizeof(floatX);
     k->zero(s->dqkv, qkv_bytes);
     k->attention_backward(s->dqkv, s->datty, a.qkv, a.atty, a.att_stat, B, T, C, NH, attn_score(c));
     float *dq = s->dqkv, *spare = s->dqkv_pre;   // the gradient moves between the two buffers
@@ -591,10 +641,10 @@ static void mlstm_mixer_backward(GPT* m, int l, int B, int T) {
     LayerParams p = layer_params(&m->params, l, c), g = layer_params(&m->grads, l, c);
     GradScratch* s = &m->scratch;
     float* dh = s->dgated;
-    k->zero(dh, (size_t)N * C * sizeof(float));
+    k->zero(dh, (size_t)N * C * sizeof(floatX));
     k->headnorm_backward(dh, g.hnormw, s->datty, a.mix_h, p.hnormw, a.hn_mean, a.hn_rstd, N, NH, hs);
-    k->zero(s->dqkv, (size_t)N * 3 * C * sizeof(float));
-    k->zero(s->dgates, (size_t)N * 2 * NH * sizeof(float));
+    k->zero(s->dqkv, (size_t)N * 3 * C * sizeof(floatX));
+    k->zero(s->dgates, (size_t)N * 2 * NH * sizeof(floatX));
     k->mlstm_chunkwise_backward(s->dqkv, s->dgates, dh, a.qkv, a.mix_gates, a.att_stat, a.att_m, B, T, C, NH,
                                 c->mlstm_chunk, sig);
     k->matmul_backward(s->dln, g.ifw, g.ifb, s->dgates, a.ln1, p.ifw, N, C, 2 * NH);
@@ -610,7 +660,7 @@ static void block_backward(GPT* m, int l, int B, int T) {
     LayerParams p = layer_params(&m->params, l, c), g = layer_params(&m->grads, l, c);
     GradScratch* s = &m->scratch;
     const float* block_input = l == 0 ? m->acts.encoded : layer_acts(m, l - 1).residual3;
-    size_t bytes = (size_t)N * C * sizeof(float);
+    size_t bytes = (size_t)N * C * sizeof(floatX);
     // mlp: residual3 = residual2 + [ls2 *] fcproj(gelu(fc(ln2(residual2))))
     const float* dfcproj = branch_grad(m, s->dresidual, a.fcproj, g.ls2, c->layerscale ? p.ls2 : NULL, N, C);
     k->zero(s->dfch_gelu, 4 * bytes);
@@ -636,7 +686,7 @@ static void block_backward(GPT* m, int l, int B, int T) {
     if (gated) {
         int G = gate_width(c);
         k->zero(s->datty, bytes);
-        k->zero(s->dgate_pre, (size_t)N * G * sizeof(float));
+        k->zero(s->dgate_pre, (size_t)N * G * sizeof(floatX));
         k->gate_backward(s->datty, s->dgate_pre, s->dgated, a.atty, a.gate_pre, N, NH, C / NH, c->gate == GATE_HEAD);
         k->matmul_backward(s->dln, g.gatew, g.gateb, s->dgate_pre, a.ln1, p.gatew, N, C, G);
     }
@@ -652,7 +702,7 @@ void gpt_backward(GPT* m, float dloss) {
     const GPTConfig* c = &m->config;
     int B = m->batch_size, T = m->seq_len, C = c->channels, L = c->num_layers, N = B * T;
     GradScratch* s = &m->scratch;
-    size_t bytes = (size_t)N * C * sizeof(float);
+    size_t bytes = (size_t)N * C * sizeof(floatX);
     // logits -> dlogits in place, then the LM head (tied to wte) and the final LayerNorm
     k->crossentropy_forward_backward(m->losses, m->logits, m->logits, m->targets, dloss, N, c->vocab_size,
                                      c->padded_vocab_size);
@@ -691,7 +741,8 @@ float gpt_update(GPT* m, float lr, float beta1, float beta2, float eps, float we
         size_t n = m->param_sizes[i];
         float wd = gpt_param_decays(i) ? weight_decay : 0.0f;
         if (n > 0)
-            k->adamw_update(m->params_memory + offset, m->m_memory + offset, m->v_memory + offset,
+            k->adamw_update(m->params_memory + offset, m->master_memory ? m->master_memory + offset : NULL,
+                            m->m_memory + offset, m->v_memory + offset,
                             m->grads_memory + offset, n, lr, beta1, beta2, eps, wd, grad_scale, step);
         offset += n;
     }

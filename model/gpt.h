@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/floatx.h"
 #include "model/kernels.h"
 
 typedef enum { MIXER_SOFTMAX = 0, MIXER_SIGMOID = 1, MIXER_MLSTM = 2 } MixerKind;
@@ -36,72 +37,78 @@ typedef struct {
 // a config does not use has size 0 (and so takes no bytes in the checkpoint either).
 #define NUM_PARAMETER_TENSORS 29
 #define NUM_GPT2_TENSORS 16
+// Index of each tensor in ParameterTensors order.
+enum {
+    P_WTE, P_WPE, P_LN1W, P_LN1B, P_QKVW, P_QKVB, P_ATTPROJW, P_ATTPROJB, P_LN2W, P_LN2B, P_FCW, P_FCB, P_FCPROJW,
+    P_FCPROJB, P_LNFW, P_LNFB, P_GATEW, P_GATEB, P_QNORMW, P_QNORMB, P_KNORMW, P_KNORMB, P_LNHW, P_LNHB, P_LS1,
+    P_LS2, P_IFW, P_IFB, P_HNORMW,
+};
 typedef struct {
-    float* wte;      // (Vp, C)
-    float* wpe;      // (maxT, C); 0 with RoPE
-    float* ln1w;     // (L, C)
-    float* ln1b;     // (L, C)
-    float* qkvw;     // (L, 3C, C)
-    float* qkvb;     // (L, 3C)
-    float* attprojw; // (L, C, C)
-    float* attprojb; // (L, C)
-    float* ln2w;     // (L, C)
-    float* ln2b;     // (L, C)
-    float* fcw;      // (L, 4C, C)
-    float* fcb;      // (L, 4C)
-    float* fcprojw;  // (L, C, 4C)
-    float* fcprojb;  // (L, C)
-    float* lnfw;     // (C)
-    float* lnfb;     // (C)
-    float* gatew;    // (L, G, C)   G1 gate / mLSTM output gate: G = NH (headwise) or C
-    float* gateb;    // (L, G)
-    float* qnormw;   // (L, hs)     QK-norm, shared by the heads
-    float* qnormb;   // (L, hs)
-    float* knormw;   // (L, hs)
-    float* knormb;   // (L, hs)
-    float* lnhw;     // (L, C)      hybrid norm on the mixer output
-    float* lnhb;     // (L, C)
-    float* ls1;      // (L, C)      LayerScale of the mixer branch
-    float* ls2;      // (L, C)      LayerScale of the MLP branch
-    float* ifw;      // (L, 2NH, C) mLSTM input and forget gate pre-activations
-    float* ifb;      // (L, 2NH)
-    float* hnormw;   // (L, C)      mLSTM per-head norm weight
+    floatX* wte;      // (Vp, C)
+    floatX* wpe;      // (maxT, C); 0 with RoPE
+    floatX* ln1w;     // (L, C)
+    floatX* ln1b;     // (L, C)
+    floatX* qkvw;     // (L, 3C, C)
+    floatX* qkvb;     // (L, 3C)
+    floatX* attprojw; // (L, C, C)
+    floatX* attprojb; // (L, C)
+    floatX* ln2w;     // (L, C)
+    floatX* ln2b;     // (L, C)
+    floatX* fcw;      // (L, 4C, C)
+    floatX* fcb;      // (L, 4C)
+    floatX* fcprojw;  // (L, C, 4C)
+    floatX* fcprojb;  // (L, C)
+    floatX* lnfw;     // (C)
+    floatX* lnfb;     // (C)
+    floatX* gatew;    // (L, G, C)   G1 gate / mLSTM output gate: G = NH (headwise) or C
+    floatX* gateb;    // (L, G)
+    floatX* qnormw;   // (L, hs)     QK-norm, shared by the heads
+    floatX* qnormb;   // (L, hs)
+    floatX* knormw;   // (L, hs)
+    floatX* knormb;   // (L, hs)
+    floatX* lnhw;     // (L, C)      hybrid norm on the mixer output
+    floatX* lnhb;     // (L, C)
+    floatX* ls1;      // (L, C)      LayerScale of the mixer branch
+    floatX* ls2;      // (L, C)      LayerScale of the MLP branch
+    floatX* ifw;      // (L, 2NH, C) mLSTM input and forget gate pre-activations
+    floatX* ifb;      // (L, 2NH)
+    floatX* hnormw;   // (L, C)      mLSTM per-head norm weight
 } ParameterTensors;
 
-// Saved forward activations (for the backward), for a batch of B x T. Tensors a config does not
-// use have size 0.
+// Saved forward activations (for the backward), for a batch of B x T: floatX tensors and float
+// statistics. Tensors a config does not use have size 0.
 #define NUM_ACTIVATION_TENSORS 32
 typedef struct {
-    float* encoded;   // (B, T, C)
-    float* ln1;       // (L, B, T, C)
+    floatX* encoded;   // (B, T, C)
+    floatX* ln1;       // (L, B, T, C)
     float* ln1_mean;  // (L, B, T)
     float* ln1_rstd;  // (L, B, T)
-    float* qkv_pre;   // (L, B, T, 3C)  qkv projection before QK-norm (QK-norm only)
+    floatX* qkv_pre;   // (L, B, T, 3C)  qkv projection before QK-norm (QK-norm only)
     float* qk_mean;   // (L, B, T, 2NH) QK-norm statistics
     float* qk_rstd;   // (L, B, T, 2NH)
-    float* qkv;       // (L, B, T, 3C)  q, k, v as the mixer sees them
-    float* mix_gates; // (L, B, T, 2NH) mLSTM input/forget pre-activations
-    float* mix_h;     // (L, B, T, C)   mLSTM cell output before the head norm
+    floatX* qkv;       // (L, B, T, 3C)  q, k, v as the mixer sees them
+    floatX* mix_gates; // (L, B, T, 2NH) mLSTM input/forget pre-activations
+    floatX* mix_h;     // (L, B, T, C)   mLSTM cell output before the head norm
     float* hn_mean;   // (L, B, T, NH)  mLSTM head norm statistics
     float* hn_rstd;   // (L, B, T, NH)
     float* att_stat;  // (L, B, NH, T)  softmax LSE / sigmoid row sum / mLSTM normaliser
     float* att_m;     // (L, B, NH, T)  mLSTM stabiliser
-    float* atty;      // (L, B, T, C)   mixer output (after the mLSTM head norm), before the gate
-    float* gate_pre;  // (L, B, T, G)   gate pre-activations
-    float* gated;     // (L, B, T, C)   atty * sigmoid(gate_pre)
-    float* attproj;   // (L, B, T, C)
-    float* lnh;       // (L, B, T, C)   hybrid norm of attproj
+    floatX* atty;      // (L, B, T, C)   mixer output (after the mLSTM head norm), before the gate
+    floatX* gate_pre;  // (L, B, T, G)   gate pre-activations
+    floatX* gated;     // (L, B, T, C)   atty * sigmoid(gate_pre)
+    floatX* attproj;   // (L, B, T, C)
+    floatX* lnh;       // (L, B, T, C)   hybrid norm of attproj
     float* lnh_mean;  // (L, B, T)
     float* lnh_rstd;  // (L, B, T)
-    float* residual2; // (L, B, T, C)
-    float* ln2;       // (L, B, T, C)
+    floatX* residual2; // (L, B, T, C)
+    floatX* ln2;       // (L, B, T, C)
     float* ln2_mean;  // (L, B, T)
     float* ln2_rstd;  // (L, B, T)
-    float* fch;       // (L, B, T, 4C)
-    float* fch_gelu;  // (L, B, T, 4C)
-    float* fcproj;    // (L, B, T, C)
-    float* residual3; // (L, B, T, C)
-    float* lnf;       // (B, T, C)
+    floatX* fch;       // (L, B, T, 4C)
+    floatX* fch_gelu;  // (L, B, T, 4C)
+    floatX* fcproj;    // (L, B, T, C)
+    floatX* residual3; // (L, B, T, C)
+    floatX* lnf;       // (B, T, C)
     float* lnf_mean;  // (B, T)
     float* lnf_rstd;  // (B, T)
 } ActivationTensors;
@@ -109,18 +116,18 @@ typedef struct {
 // Gradients of activations: one layer's worth, reused from the last layer to the first.
 #define NUM_SCRATCH_TENSORS 12
 typedef struct {
-    float* dresidual; // (B, T, C)   gradient of the residual stream, accumulated through the blocks
-    float* dln;       // (B, T, C)   gradient of a LayerNorm output
-    float* dbranch;   // (B, T, C)   gradient inside a residual branch (LayerScale / hybrid norm)
-    float* dattproj;  // (B, T, C)
-    float* dgated;    // (B, T, C)
-    float* datty;     // (B, T, C)
-    float* dgate_pre; // (B, T, G)
-    float* dqkv;      // (B, T, 3C)  gradient of the mixer's q, k, v
-    float* dqkv_pre;  // (B, T, 3C)  ... before RoPE / QK-norm
-    float* dgates;    // (B, T, 2NH) mLSTM gate pre-activations
-    float* dfch_gelu; // (B, T, 4C)
-    float* dfch;      // (B, T, 4C)
+    floatX* dresidual; // (B, T, C)   gradient of the residual stream, accumulated through the blocks
+    floatX* dln;       // (B, T, C)   gradient of a LayerNorm output
+    floatX* dbranch;   // (B, T, C)   gradient inside a residual branch (LayerScale / hybrid norm)
+    floatX* dattproj;  // (B, T, C)
+    floatX* dgated;    // (B, T, C)
+    floatX* datty;     // (B, T, C)
+    floatX* dgate_pre; // (B, T, G)
+    floatX* dqkv;      // (B, T, 3C)  gradient of the mixer's q, k, v
+    floatX* dqkv_pre;  // (B, T, 3C)  ... before RoPE / QK-norm
+    floatX* dgates;    // (B, T, 2NH) mLSTM gate pre-activations
+    floatX* dfch_gelu; // (B, T, 4C)
+    floatX* dfch;      // (B, T, 4C)
 } GradScratch;
 
 typedef struct {
@@ -129,21 +136,22 @@ typedef struct {
     size_t param_sizes[NUM_PARAMETER_TENSORS];
     size_t num_parameters;
     ParameterTensors params, grads;   // views into params_memory / grads_memory
-    float* params_memory;
-    float* grads_memory;              // allocated at the first backward
+    floatX* params_memory;
+    floatX* grads_memory;             // allocated at the first backward
+    float* master_memory;             // fp32 master weights when floatX is not float (else NULL)
     float* m_memory;                  // AdamW moments, allocated at the first update
     float* v_memory;
     // activations, sized for (batch_size, seq_len) at the first forward that needs them
     int batch_size, seq_len;
     ActivationTensors acts;
-    float* acts_memory;
+    void* acts_memory;
     GradScratch scratch;
-    float* scratch_memory;
-    float* logits;                    // (B, T, Vp); becomes dlogits in the backward
+    floatX* scratch_memory;
+    floatX* logits;                   // (B, T, Vp); becomes dlogits in the backward
     float* losses;                    // (B, T)
     int* inputs;                      // (B, T) kernel memory
     int* targets;                     // (B, T)
-    float* kv_cache;                  // (L, maxT, 3C): the qkv rows of a decoded sequence (B = 1)
+    floatX* kv_cache;                 // (L, maxT, 3C): the qkv rows of a decoded sequence (B = 1)
     float* mlstm_state;               // (L, NH, hs*hs + hs + 1): mLSTM C, n, m of a decoded sequence
     float* losses_host;               // (B, T)
     float* logits_host;               // (Vp): the last decoded position
@@ -161,6 +169,12 @@ void gpt_build(GPT* model, const GPTConfig* config, const Kernels* k);
 // llm.c's init: N(0, 0.02), residual projections N(0, 0.02/sqrt(2L)), LayerNorm 1/0, biases 0.
 void gpt_init_random(GPT* model, uint64_t seed);
 void gpt_free(GPT* model);
+
+// Parameters from / to host floats (the fp32 master weights when floatX is not float).
+void gpt_set_parameters(GPT* model, const float* host);
+void gpt_get_parameters(const GPT* model, float* host);
+// Row `row` of the logits of the last forward, as Vp host floats (the first V are real).
+void gpt_get_logits(const GPT* model, size_t row, float* out);
 
 // Sizes the activations for batches up to (B, T) ahead of time (else the first forward does).
 void gpt_reserve(GPT* model, int B, int T);

@@ -1,10 +1,14 @@
 // The kernel table: the one model graph (gpt.c) calls its kernels and memory functions through
-// it, so the CPU set (layers/*.c, attention/*.c) and a CUDA set plug in without a second copy of
-// the model. Signatures and shapes are documented in layers/layers.h and attention/attention.h.
+// it, so the CPU set (layers/*.c, attention/*.c) and the CUDA set (*.cu) plug in without a second
+// copy of the model. Tensors are floatX (common/floatx.h: float on the CPU, bf16 in the CUDA bf16
+// build); statistics, losses and optimizer state are float. Signatures and shapes are documented in
+// layers/layers.h, layers/headnorm.h, layers/layerscale.h, attention/attention.h, options.h and
+// mlstm.h. A kernel set may leave a mixer's entries NULL: gpt_build then refuses models that need them.
 #pragma once
 #include <stddef.h>
 
 #include "attention/attention.h"
+#include "common/floatx.h"
 
 typedef struct {
     const char* name;
@@ -15,52 +19,57 @@ typedef struct {
     void (*upload)(void* dst, const void* host_src, size_t bytes);
     void (*download)(void* host_dst, const void* src, size_t bytes);
 
-    void (*encoder_forward)(float* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C);
-    void (*encoder_backward)(float* dwte, float* dwpe, const float* dout, const int* inp, int B, int T, int C);
-    void (*layernorm_forward)(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                              const float* bias, int N, int C);
-    void (*layernorm_backward)(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                               const float* weight, const float* mean, const float* rstd, int N, int C);
-    void (*matmul_forward)(float* out, const float* inp, const float* weight, const float* bias, int N, int C, int OC);
-    void (*matmul_backward)(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                            const float* weight, int N, int C, int OC);
-    void (*gelu_forward)(float* out, const float* inp, int N);
-    void (*gelu_backward)(float* dinp, const float* inp, const float* dout, int N);
-    void (*residual_forward)(float* out, const float* inp1, const float* inp2, int N);
-    void (*crossentropy_forward_backward)(float* losses, float* dlogits, const float* logits, const int* targets,
+    void (*encoder_forward)(floatX* out, const int* inp, const floatX* wte, const floatX* wpe, int B, int T, int C);
+    void (*encoder_backward)(floatX* dwte, floatX* dwpe, const floatX* dout, const int* inp, int B, int T, int C);
+    void (*layernorm_forward)(floatX* out, float* mean, float* rstd, const floatX* inp, const floatX* weight,
+                              const floatX* bias, int N, int C);
+    void (*layernorm_backward)(floatX* dinp, floatX* dweight, floatX* dbias, const floatX* dout, const floatX* inp,
+                               const floatX* weight, const float* mean, const float* rstd, int N, int C);
+    void (*matmul_forward)(floatX* out, const floatX* inp, const floatX* weight, const floatX* bias, int N, int C,
+                           int OC);
+    void (*matmul_backward)(floatX* dinp, floatX* dweight, floatX* dbias, const floatX* dout, const floatX* inp,
+                            const floatX* weight, int N, int C, int OC);
+    void (*gelu_forward)(floatX* out, const floatX* inp, int N);
+    void (*gelu_backward)(floatX* dinp, const floatX* inp, const floatX* dout, int N);
+    void (*residual_forward)(floatX* out, const floatX* inp1, const floatX* inp2, int N);
+    void (*crossentropy_forward_backward)(float* losses, floatX* dlogits, const floatX* logits, const int* targets,
                                           float dloss, int N, int V, int Vp);
-    void (*adamw_update)(float* params, float* m, float* v, const float* grads, size_t N, float lr, float beta1,
-                         float beta2, float eps, float weight_decay, float grad_scale, int t);
-    void (*global_norm_squared)(float* out, const float* values, size_t N);
-    void (*layerscale_forward)(float* out, const float* inp, const float* scale, int N, int C);
-    void (*layerscale_backward)(float* dinp, float* dscale, const float* dout, const float* inp, const float* scale,
-                                int N, int C);
-    // the token mixers and their options (attention/attention.h, options.h, mlstm.h; layers/headnorm.h)
-    void (*attention_forward)(float* out, float* stat, const float* qkv, int B, int Tq, int Tk, int Tmax, int C,
+    // master: fp32 master weights when floatX is not float (else NULL); m, v: AdamW moments
+    void (*adamw_update)(floatX* params, float* master, float* m, float* v, const floatX* grads, size_t N, float lr,
+                         float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t);
+    void (*global_norm_squared)(float* out, const floatX* values, size_t N);
+    void (*layerscale_forward)(floatX* out, const floatX* inp, const floatX* scale, int N, int C);
+    void (*layerscale_backward)(floatX* dinp, floatX* dscale, const floatX* dout, const floatX* inp,
+                                const floatX* scale, int N, int C);
+    // the token mixers and their options
+    void (*attention_forward)(floatX* out, float* stat, const floatX* qkv, int B, int Tq, int Tk, int Tmax, int C,
                               int NH, AttnScore score);
-    void (*attention_backward)(float* dqkv, const float* dout, const float* qkv, const float* out, const float* stat,
-                               int B, int T, int C, int NH, AttnScore score);
-    void (*gate_forward)(float* out, const float* inp, const float* gate_preact, int N, int NH, int hs, int headwise);
-    void (*gate_backward)(float* dinp, float* dgate_preact, const float* dout, const float* inp,
-                          const float* gate_preact, int N, int NH, int hs, int headwise);
-    void (*rope_forward)(float* out, const float* inp, int B, int T, int C, int NH, int pos0);
-    void (*rope_backward)(float* dinp, const float* dout, int B, int T, int C, int NH, int pos0);
-    void (*qknorm_forward)(float* out, float* mean, float* rstd, const float* inp, const float* qw, const float* qb,
-                           const float* kw, const float* kb, int N, int C, int NH);
-    void (*qknorm_backward)(float* dinp, float* dqw, float* dqb, float* dkw, float* dkb, const float* dout,
-                            const float* inp, const float* qw, const float* kw, const float* mean, const float* rstd,
-                            int N, int C, int NH);
-    void (*mlstm_chunkwise_forward)(float* h, float* n_out, float* m_out, const float* qkv, const float* gates,
+    void (*attention_backward)(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
+                               const float* stat, int B, int T, int C, int NH, AttnScore score);
+    void (*gate_forward)(floatX* out, const floatX* inp, const floatX* gate_preact, int N, int NH, int hs,
+                         int headwise);
+    void (*gate_backward)(floatX* dinp, floatX* dgate_preact, const floatX* dout, const floatX* inp,
+                          const floatX* gate_preact, int N, int NH, int hs, int headwise);
+    void (*rope_forward)(floatX* out, const floatX* inp, int B, int T, int C, int NH, int pos0);
+    void (*rope_backward)(floatX* dinp, const floatX* dout, int B, int T, int C, int NH, int pos0);
+    void (*qknorm_forward)(floatX* out, float* mean, float* rstd, const floatX* inp, const floatX* qw,
+                           const floatX* qb, const floatX* kw, const floatX* kb, int N, int C, int NH);
+    void (*qknorm_backward)(floatX* dinp, floatX* dqw, floatX* dqb, floatX* dkw, floatX* dkb, const floatX* dout,
+                            const floatX* inp, const floatX* qw, const floatX* kw, const float* mean,
+                            const float* rstd, int N, int C, int NH);
+    void (*mlstm_chunkwise_forward)(floatX* h, float* n_out, float* m_out, const floatX* qkv, const floatX* gates,
                                     int B, int T, int C, int NH, int chunk, int sig_igate);
-    void (*mlstm_chunkwise_backward)(float* dqkv, float* dgates, const float* dh, const float* qkv,
-                                     const float* gates, const float* n_out, const float* m_out, int B, int T, int C,
+    void (*mlstm_chunkwise_backward)(floatX* dqkv, floatX* dgates, const floatX* dh, const floatX* qkv,
+                                     const floatX* gates, const float* n_out, const float* m_out, int B, int T, int C,
                                      int NH, int chunk, int sig_igate);
-    void (*mlstm_recurrent_step)(float* h, float* c_state, float* n_state, float* m_state, const float* qkv,
-                                 const float* gates, int B, int C, int NH, int sig_igate);
-    void (*headnorm_forward)(float* out, float* mean, float* rstd, const float* inp, const float* weight, int N,
+    void (*mlstm_recurrent_step)(floatX* h, float* c_state, float* n_state, float* m_state, const floatX* qkv,
+                                 const floatX* gates, int B, int C, int NH, int sig_igate);
+    void (*headnorm_forward)(floatX* out, float* mean, float* rstd, const floatX* inp, const floatX* weight, int N,
                              int NH, int hs, float eps);
-    void (*headnorm_backward)(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
-                              const float* mean, const float* rstd, int N, int NH, int hs);
+    void (*headnorm_backward)(floatX* dinp, floatX* dweight, const floatX* dout, const floatX* inp,
+                              const floatX* weight, const float* mean, const float* rstd, int N, int NH, int hs);
 } Kernels;
 
-extern const Kernels cpu_kernels;
+// The kernel set this program was linked with: the CPU set (model/cpu_kernels.c) in train_gpt2
+// and infer, the CUDA set (model/cuda_kernels.cu) in train_gpt2cu and infercu.
+const Kernels* default_kernels(void);

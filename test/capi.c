@@ -8,14 +8,14 @@
 
 GPT* capi_load(const char* path) {
     GPT* m = malloc_check(sizeof(GPT));
-    gpt_load_checkpoint(m, path, &cpu_kernels);
+    gpt_load_checkpoint(m, path, default_kernels());
     return m;
 }
 
 GPT* capi_random(const char* descriptor, int seed) {
     GPT* m = malloc_check(sizeof(GPT));
     GPTConfig c = gpt_config_from_descriptor(descriptor);
-    gpt_build(m, &c, &cpu_kernels);
+    gpt_build(m, &c, default_kernels());
     gpt_init_random(m, (uint64_t)seed);
     return m;
 }

@@ -1,0 +1,31 @@
+// Shared by the CUDA kernels: the device element type, checked CUDA calls, launch helpers.
+// Kernels run on the default stream (built with --default-stream per-thread, so each host thread
+// that drives a GPU gets its own stream).
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+extern "C" {
+#include "common/floatx.h"
+}
+
+#ifdef ATTNLAB_BF16
+typedef __nv_bfloat16 floatD;   // the device view of floatX
+#else
+typedef float floatD;
+#endif
+
+// The device view of a floatX pointer.
+static inline floatD* as_device(floatX* p) { return reinterpret_cast<floatD*>(p); }
+static inline const floatD* as_device(const floatX* p) { return reinterpret_cast<const floatD*>(p); }
+
+static __device__ __forceinline__ float to_float(floatD x) { return (float)x; }
+static __device__ __forceinline__ floatD from_float(float x) { return (floatD)x; }
+
+// Fails with one line naming the call site, e.g. "error: CUDA out of memory (layers/matmul.cu:41)".
+#define cuda_check(call) cuda_check_at((call), __FILE__, __LINE__)
+void cuda_check_at(cudaError_t err, const char* file, int line);
+// After a kernel launch: reports launch errors at the launch site.
+#define cuda_check_launch() cuda_check_at(cudaGetLastError(), __FILE__, __LINE__)
+
+static inline int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
