@@ -156,6 +156,20 @@ static void build_model(GPT* model, const Args* a) {
     }
 }
 
+// Prints what training will allocate and stops with one line if it cannot fit.
+static void check_memory(const GPT* model, int B, int T) {
+    MemoryPlan p = gpt_memory_plan(model, B, T);
+    double mib = 1024.0 * 1024.0, free_bytes = (double)model->k->memory_free();
+    printf("memory (%s): params %.1f MiB, grads %.1f, master %.1f, AdamW %.1f, activations %.1f, "
+           "grad scratch %.1f, logits %.1f; total %.1f MiB of %.1f MiB free\n", model->k->name, p.params / mib,
+           p.grads / mib, p.master / mib, p.optimizer / mib, p.activations / mib, p.grad_scratch / mib,
+           p.logits / mib, p.total / mib, free_bytes / mib);
+    if ((double)p.total > free_bytes)
+        fail("B=%d T=%d needs %.2f GiB of %s memory but %.2f GiB are free; lower -b or -t (and keep the total "
+             "batch with -d: gradient accumulation)", B, T, p.total / (mib * 1024), model->k->name,
+             free_bytes / (mib * 1024));
+}
+
 static float val_loss(GPT* model, DataLoader* val, int steps) {
     dataloader_reset(val);
     double sum = 0.0;
@@ -219,6 +233,7 @@ int main(int argc, char** argv) {
     if (total_batch % tokens_per_micro != 0)
         fail("-d %d: total batch must be a multiple of B*T = %d", total_batch, tokens_per_micro);
     int accum = total_batch / tokens_per_micro;
+    check_memory(&model, B, T);
 
     DataLoader train, val;
     dataloader_init(&train, a.train_pattern, B, T, 0, 1, a.shuffle, (uint64_t)a.seed, c->vocab_size);

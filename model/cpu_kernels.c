@@ -1,6 +1,7 @@
 // The CPU kernel set: the fp32 OpenMP reference kernels of layers/ and attention/.
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "attention/attention.h"
 #include "attention/mlstm.h"
@@ -12,6 +13,8 @@
 #include "model/kernels.h"
 
 static void* cpu_alloc(size_t bytes) { return malloc_check(bytes); }
+
+static size_t cpu_memory_free(void) { return (size_t)sysconf(_SC_AVPHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE); }
 
 // The CPU keeps fp32 parameters, so there are no separate master weights.
 static void cpu_adamw(float* params, float* master, float* m, float* v, const float* grads, size_t N, float lr,
@@ -29,6 +32,7 @@ static const Kernels cpu_kernels = {
     .zero = cpu_zero,
     .upload = cpu_copy,
     .download = cpu_copy,
+    .memory_free = cpu_memory_free,
     .encoder_forward = encoder_forward,
     .encoder_backward = encoder_backward,
     .layernorm_forward = layernorm_forward,

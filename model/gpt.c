@@ -188,7 +188,24 @@ static size_t sum_sizes(const size_t* sizes, int n) {
     return total;
 }
 
+// A kernel set may not have every mixer yet (the CUDA set, say): refuse a model it cannot run.
+static void check_kernels(const GPTConfig* c, const Kernels* k) {
+    struct { int needed; const void* kernel; const char* what; } needs[] = {
+        {c->gate != GATE_NONE, (const void*)k->gate_forward, "the output gate (gate=)"},
+        {c->rope, (const void*)k->rope_forward, "RoPE"},
+        {c->qknorm, (const void*)k->qknorm_forward, "QK-norm"},
+        {c->layerscale, (const void*)k->layerscale_forward, "LayerScale"},
+        {c->mixer == MIXER_MLSTM, (const void*)k->mlstm_chunkwise_forward, "the mLSTM mixer"},
+        {c->mixer == MIXER_MLSTM, (const void*)k->headnorm_forward, "the mLSTM head norm"},
+    };
+    for (size_t i = 0; i < sizeof(needs) / sizeof(needs[0]); i++)
+        if (needs[i].needed && !needs[i].kernel)
+            fail("the %s kernel set has no kernels for %s yet; train this model with the CPU build", k->name,
+                 needs[i].what);
+}
+
 void gpt_build(GPT* model, const GPTConfig* config, const Kernels* k) {
+    check_kernels(config, k);
     memset(model, 0, sizeof(*model));
     model->config = *config;
     model->k = k;
@@ -307,6 +324,24 @@ static void ensure_activations(GPT* m, int B, int T) {
 }
 
 void gpt_reserve(GPT* m, int B, int T) { ensure_activations(m, B, T); }
+
+MemoryPlan gpt_memory_plan(const GPT* m, int B, int T) {
+    size_t sizes[NUM_ACTIVATION_TENSORS], dsizes[NUM_SCRATCH_TENSORS], n = m->num_parameters;
+    size_t BT = (size_t)B * T;
+    activation_sizes(sizes, &m->config, B, T);
+    scratch_sizes(dsizes, &m->config, B, T);
+    MemoryPlan p = {
+        .params = n * sizeof(floatX),
+        .grads = n * sizeof(floatX),
+        .master = sizeof(floatX) == sizeof(float) ? 0 : n * sizeof(float),
+        .optimizer = 2 * n * sizeof(float),
+        .activations = point_activations(NULL, NULL, sizes, ACTIVATION_IS_STAT, NUM_ACTIVATION_TENSORS),
+        .grad_scratch = sum_sizes(dsizes, NUM_SCRATCH_TENSORS) * sizeof(floatX),
+        .logits = BT * m->config.padded_vocab_size * sizeof(floatX) + BT * (2 * sizeof(int) + sizeof(float)),
+    };
+    p.total = p.params + p.grads + p.master + p.optimizer + p.activations + p.grad_scratch + p.logits;
+    return p;
+}
 
 void gpt_set_parameters(GPT* m, const float* host) {
     const Kernels* k = m->k;

@@ -176,6 +176,12 @@ void gpt_get_parameters(const GPT* model, float* host);
 // Row `row` of the logits of the last forward, as Vp host floats (the first V are real).
 void gpt_get_logits(const GPT* model, size_t row, float* out);
 
+// What training at (B, T) will allocate, in bytes, before allocating it.
+typedef struct {
+    size_t params, grads, master, optimizer, activations, grad_scratch, logits, total;
+} MemoryPlan;
+MemoryPlan gpt_memory_plan(const GPT* model, int B, int T);
+
 // Sizes the activations for batches up to (B, T) ahead of time (else the first forward does).
 void gpt_reserve(GPT* model, int B, int T);
 

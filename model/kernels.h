@@ -18,6 +18,7 @@ typedef struct {
     void (*zero)(void* ptr, size_t bytes);
     void (*upload)(void* dst, const void* host_src, size_t bytes);
     void (*download)(void* host_dst, const void* src, size_t bytes);
+    size_t (*memory_free)(void);   // bytes the kernels' memory has free now
 
     void (*encoder_forward)(floatX* out, const int* inp, const floatX* wte, const floatX* wpe, int B, int T, int C);
     void (*encoder_backward)(floatX* dwte, floatX* dwpe, const floatX* dout, const int* inp, int B, int T, int C);
