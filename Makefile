@@ -9,13 +9,26 @@ LDLIBS = -lm -fopenmp
 LIB_SRC = $(filter-out data/prepare.c,$(wildcard common/*.c layers/*.c attention/*.c model/*.c data/*.c dist/*.c))
 LIB_OBJ = $(patsubst %.c,build/%.o,$(LIB_SRC))
 
-# CUDA: SASS for sm_80 (A100) and sm_90 (H100/H200), so no PTX JIT on the target.
+# CUDA: SASS for sm_80 (A100) and sm_90 (H100/H200), so no PTX JIT on the target. PRECISION=BF16
+# (default: bf16 parameters and activations, fp32 master weights) or PRECISION=FP32 (for tight tests).
 NVCC ?= nvcc
-NVCC_FLAGS = -O3 -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
-             -Xcompiler -Wall,-Wextra --Werror all-warnings
-CUDA_LIBS = -lcublasLt -lcublas -lnccl
+PRECISION ?= BF16
+PRECISION_FLAG = $(if $(filter BF16,$(PRECISION)),-DATTNLAB_BF16,)
+NVCC_FLAGS = -O3 -std=c++17 -I. --default-stream per-thread $(PRECISION_FLAG) \
+             -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+             -Xcompiler -Wall,-Wextra,-fopenmp --Werror all-warnings
+CUDA_LIBS = -lcublasLt -lcublas -lnccl -lgomp -lm
+CUDA_BUILD = build/cuda/$(PRECISION)
+CU_SRC = $(wildcard common/*.cu layers/*.cu attention/*.cu model/*.cu)
+CU_OBJ = $(patsubst %.cu,$(CUDA_BUILD)/%.o,$(CU_SRC))
+# C files whose memory layout depends on floatX: compiled again for each CUDA precision
+FLOATX_SRC = model/gpt.c model/checkpoint.c
+FLOATX_OBJ = $(patsubst %.c,$(CUDA_BUILD)/%.o,$(FLOATX_SRC))
+# the rest of the library (data, common, the CPU kernels that test_cuda compares against)
+SHARED_OBJ = $(patsubst %.c,build/%.o,$(filter-out model/cpu_kernels.c $(FLOATX_SRC),$(LIB_SRC)))
+TEST_CUDA_SRC = $(wildcard test/cuda/test_*.cu)
 
-.PHONY: all lib test bench clean cuda_check
+.PHONY: all lib test bench clean cuda_check cuda
 all: train_gpt2 infer prepare lib
 
 build/%.o: %.c $(wildcard */*.h)
@@ -39,6 +52,28 @@ build/libattnlab.so: $(LIB_OBJ) build/test/capi.o
 test: train_gpt2 infer prepare lib
 	$(PYTHON) -m pytest -q test
 
+$(CUDA_BUILD)/%.o: %.cu $(wildcard */*.h */*.cuh)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+
+$(CUDA_BUILD)/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PRECISION_FLAG) -c $< -o $@
+
+# The CUDA programs: the same train.c / infer.c and model graph, linked with the CUDA kernel set.
+cuda: train_gpt2cu infercu test_cuda
+
+train_gpt2cu: $(CUDA_BUILD)/train.o $(FLOATX_OBJ) $(SHARED_OBJ) $(CU_OBJ)
+	$(NVCC) $(NVCC_FLAGS) $^ -o $@ $(CUDA_LIBS)
+
+infercu: $(CUDA_BUILD)/infer.o $(FLOATX_OBJ) $(SHARED_OBJ) $(CU_OBJ)
+	$(NVCC) $(NVCC_FLAGS) $^ -o $@ $(CUDA_LIBS)
+
+# Every CUDA kernel against its CPU twin (needs a GPU to run).
+test_cuda: $(patsubst %.cu,$(CUDA_BUILD)/%.o,$(TEST_CUDA_SRC)) $(CUDA_BUILD)/test/cuda/main.o $(SHARED_OBJ) \
+           $(filter-out $(CUDA_BUILD)/model/cuda_kernels.o,$(CU_OBJ))
+	$(NVCC) $(NVCC_FLAGS) $^ -o $@ $(CUDA_LIBS)
+
 # Compile-and-link check of the CUDA toolkit, cuBLASLt and NCCL (runs nothing here).
 cuda_check: build/cuda_link_check
 build/cuda_link_check: test/cuda/link_check.cu
@@ -53,4 +88,4 @@ bench: train_gpt2 prepare lib
 	$(PYTHON) scripts/bench_tokenizer.py
 
 clean:
-	rm -rf build train_gpt2 infer prepare
+	rm -rf build train_gpt2 infer prepare train_gpt2cu infercu test_cuda

@@ -188,7 +188,7 @@ enum {
 };
 
 // partial[chunk][o] = sum of dout[n][o] over the rows n of the chunk, in a fixed order.
-__global__ void bias_partial_kernel(float* partial, const floatD* dout, int N, int OC, int rows_per_chunk) {
+static __global__ void bias_partial_kernel(float* partial, const floatD* dout, int N, int OC, int rows_per_chunk) {
     __shared__ float sums[BIAS_ROWS][BIAS_COLS];
     int o = blockIdx.x * BIAS_COLS + threadIdx.x;
     int lo = blockIdx.y * rows_per_chunk, hi = min(N, lo + rows_per_chunk);
@@ -205,7 +205,7 @@ __global__ void bias_partial_kernel(float* partial, const floatD* dout, int N, i
 }
 
 // dbias[o] = round(dbias[o] + sum over chunks of partial[chunk][o]), summed in chunk order in fp32.
-__global__ void bias_finish_kernel(floatD* dbias, const float* partial, int chunks, int OC) {
+static __global__ void bias_finish_kernel(floatD* dbias, const float* partial, int chunks, int OC) {
     int o = blockIdx.x * blockDim.x + threadIdx.x;
     if (o >= OC) return;
     float sum = 0.0f;

@@ -398,9 +398,10 @@ void gpt_free(GPT* m) {
 // One layer's slices of the saved activations. The per-layer stride uses the allocated
 // (batch_size, seq_len), so a smaller decode batch reuses the same buffers.
 typedef struct {
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv_pre, *qk_mean, *qk_rstd, *qkv, *mix_gates, *mix_h, *hn_mean, *hn_rstd;
-    float *att_stat, *att_m, *atty, *gate_pre, *gated, *attproj, *lnh, *lnh_mean, *lnh_rstd, *residual2;
-    float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *fcproj, *residual3;
+    floatX *ln1, *qkv_pre, *qkv, *mix_gates, *mix_h, *atty, *gate_pre, *gated, *attproj, *lnh, *residual2;
+    floatX *ln2, *fch, *fch_gelu, *fcproj, *residual3;
+    float *ln1_mean, *ln1_rstd, *qk_mean, *qk_rstd, *hn_mean, *hn_rstd, *att_stat, *att_m, *lnh_mean, *lnh_rstd;
+    float *ln2_mean, *ln2_rstd;
 } LayerActs;
 
 static LayerActs layer_acts(const GPT* m, int l) {
@@ -409,22 +410,25 @@ static LayerActs layer_acts(const GPT* m, int l) {
     size_t BT = (size_t)m->batch_size * m->seq_len, C = c->channels, NH = c->num_heads, G = gate_width(c);
     size_t mlstm = c->mixer == MIXER_MLSTM, qkn = c->qknorm, hyb = c->hybrid_norm, gated = G > 0;
     return (LayerActs){
-        a->ln1 + l * BT * C, a->ln1_mean + l * BT, a->ln1_rstd + l * BT,
-        a->qkv_pre + qkn * l * BT * 3 * C, a->qk_mean + qkn * l * BT * 2 * NH, a->qk_rstd + qkn * l * BT * 2 * NH,
-        a->qkv + l * BT * 3 * C, a->mix_gates + mlstm * l * BT * 2 * NH, a->mix_h + mlstm * l * BT * C,
-        a->hn_mean + mlstm * l * BT * NH, a->hn_rstd + mlstm * l * BT * NH,
-        a->att_stat + l * BT * NH, a->att_m + mlstm * l * BT * NH, a->atty + l * BT * C,
-        a->gate_pre + l * BT * G, a->gated + gated * l * BT * C, a->attproj + l * BT * C,
-        a->lnh + hyb * l * BT * C, a->lnh_mean + hyb * l * BT, a->lnh_rstd + hyb * l * BT,
-        a->residual2 + l * BT * C, a->ln2 + l * BT * C, a->ln2_mean + l * BT, a->ln2_rstd + l * BT,
-        a->fch + l * BT * 4 * C, a->fch_gelu + l * BT * 4 * C, a->fcproj + l * BT * C, a->residual3 + l * BT * C,
+        .ln1 = a->ln1 + l * BT * C, .ln1_mean = a->ln1_mean + l * BT, .ln1_rstd = a->ln1_rstd + l * BT,
+        .qkv_pre = a->qkv_pre + qkn * l * BT * 3 * C, .qk_mean = a->qk_mean + qkn * l * BT * 2 * NH,
+        .qk_rstd = a->qk_rstd + qkn * l * BT * 2 * NH, .qkv = a->qkv + l * BT * 3 * C,
+        .mix_gates = a->mix_gates + mlstm * l * BT * 2 * NH, .mix_h = a->mix_h + mlstm * l * BT * C,
+        .hn_mean = a->hn_mean + mlstm * l * BT * NH, .hn_rstd = a->hn_rstd + mlstm * l * BT * NH,
+        .att_stat = a->att_stat + l * BT * NH, .att_m = a->att_m + mlstm * l * BT * NH, .atty = a->atty + l * BT * C,
+        .gate_pre = a->gate_pre + l * BT * G, .gated = a->gated + gated * l * BT * C,
+        .attproj = a->attproj + l * BT * C, .lnh = a->lnh + hyb * l * BT * C, .lnh_mean = a->lnh_mean + hyb * l * BT,
+        .lnh_rstd = a->lnh_rstd + hyb * l * BT, .residual2 = a->residual2 + l * BT * C, .ln2 = a->ln2 + l * BT * C,
+        .ln2_mean = a->ln2_mean + l * BT, .ln2_rstd = a->ln2_rstd + l * BT, .fch = a->fch + l * BT * 4 * C,
+        .fch_gelu = a->fch_gelu + l * BT * 4 * C, .fcproj = a->fcproj + l * BT * C,
+        .residual3 = a->residual3 + l * BT * C,
     };
 }
 
 // One layer's slices of the parameters (or of the gradients: same layout).
 typedef struct {
-    float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
-    float *gatew, *gateb, *qnormw, *qnormb, *knormw, *knormb, *lnhw, *lnhb, *ls1, *ls2, *ifw, *ifb, *hnormw;
+    floatX *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
+    floatX *gatew, *gateb, *qnormw, *qnormb, *knormw, *knormb, *lnhw, *lnhb, *ls1, *ls2, *ifw, *ifb, *hnormw;
 } LayerParams;
 
 static LayerParams layer_params(const ParameterTensors* p, int l, const GPTConfig* c) {
@@ -460,8 +464,8 @@ static void attention_mixer_forward(GPT* m, int l, int B, int T, DecodeState d) 
     int C = c->channels, NH = c->num_heads, N = B * T;
     LayerActs a = layer_acts(m, l);
     LayerParams p = layer_params(&m->params, l, c);
-    float* cache = d.use_cache ? m->kv_cache + (size_t)l * c->max_seq_len * 3 * C : NULL;
-    float* qkv = d.use_cache ? cache + (size_t)d.pos0 * 3 * C : a.qkv;
+    floatX* cache = d.use_cache ? m->kv_cache + (size_t)l * c->max_seq_len * 3 * C : NULL;
+    floatX* qkv = d.use_cache ? cache + (size_t)d.pos0 * 3 * C : a.qkv;
     k->matmul_forward(c->qknorm ? a.qkv_pre : qkv, a.ln1, p.qkvw, p.qkvb, N, C, 3 * C);
     if (c->qknorm)
         k->qknorm_forward(qkv, a.qk_mean, a.qk_rstd, a.qkv_pre, p.qnormw, p.qnormb, p.knormw, p.knormb, N, C, NH);
@@ -495,7 +499,7 @@ static void mlstm_mixer_forward(GPT* m, int l, int B, int T, DecodeState d) {
 }
 
 // out = residual + [scale *] branch (LayerScale when scale is not NULL); out may be the branch's buffer.
-static void add_branch(const Kernels* k, float* out, const float* residual, const float* branch, const float* scale,
+static void add_branch(const Kernels* k, floatX* out, const floatX* residual, const floatX* branch, const floatX* scale,
                        int N, int C) {
     if (scale) {
         k->layerscale_forward(out, branch, scale, N, C);
@@ -506,7 +510,7 @@ static void add_branch(const Kernels* k, float* out, const float* residual, cons
 }
 
 // One block: x += mixer(ln1(x)) [through the hybrid norm and LayerScale]; x += mlp(ln2(x)).
-static void block_forward(GPT* m, int l, const float* residual, int B, int T, DecodeState d) {
+static void block_forward(GPT* m, int l, const floatX* residual, int B, int T, DecodeState d) {
     const Kernels* k = m->k;
     const GPTConfig* c = &m->config;
     int C = c->channels, NH = c->num_heads, N = B * T;
@@ -515,14 +519,14 @@ static void block_forward(GPT* m, int l, const float* residual, int B, int T, De
     k->layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, residual, p.ln1w, p.ln1b, N, C);
     if (c->mixer == MIXER_MLSTM) mlstm_mixer_forward(m, l, B, T, d);
     else attention_mixer_forward(m, l, B, T, d);
-    const float* mixed = a.atty;
+    const floatX* mixed = a.atty;
     if (c->gate != GATE_NONE) {   // G1 gate (mLSTM: the output gate), from the same normed input
         k->matmul_forward(a.gate_pre, a.ln1, p.gatew, p.gateb, N, C, gate_width(c));
         k->gate_forward(a.gated, a.atty, a.gate_pre, N, NH, C / NH, c->gate == GATE_HEAD);
         mixed = a.gated;
     }
     k->matmul_forward(a.attproj, mixed, p.attprojw, p.attprojb, N, C, C);
-    const float* branch = a.attproj;
+    const floatX* branch = a.attproj;
     if (c->hybrid_norm) {
         k->layernorm_forward(a.lnh, a.lnh_mean, a.lnh_rstd, a.attproj, p.lnhw, p.lnhb, N, C);
         branch = a.lnh;
@@ -540,9 +544,9 @@ static void forward_blocks(GPT* m, int B, int T, DecodeState d) {
     const Kernels* k = m->k;
     const GPTConfig* c = &m->config;
     int C = c->channels;
-    const float* wpe = c->rope ? NULL : m->params.wpe + (size_t)d.pos0 * C;
+    const floatX* wpe = c->rope ? NULL : m->params.wpe + (size_t)d.pos0 * C;
     k->encoder_forward(m->acts.encoded, m->inputs, m->params.wte, wpe, B, T, C);
-    const float* residual = m->acts.encoded;
+    const floatX* residual = m->acts.encoded;
     for (int l = 0; l < c->num_layers; l++) {
         block_forward(m, l, residual, B, T, d);
         residual = layer_acts(m, l).residual3;
@@ -632,8 +636,8 @@ void gpt_zero_grad(GPT* m) {
 }
 
 // Gradient inside a residual branch: dresidual itself, or through LayerScale into dbranch.
-static const float* branch_grad(GPT* m, const float* dresidual, const float* branch, float* dscale,
-                                const float* scale, int N, int C) {
+static const floatX* branch_grad(GPT* m, const floatX* dresidual, const floatX* branch, floatX* dscale,
+                                 const floatX* scale, int N, int C) {
     if (!scale) return dresidual;
     m->k->zero(m->scratch.dbranch, (size_t)N * C * sizeof(floatX));
     m->k->layerscale_backward(m->scratch.dbranch, dscale, dresidual, branch, scale, N, C);
@@ -651,7 +655,7 @@ static void attention_mixer_backward(GPT* m, int l, int B, int T) {
     size_t qkv_bytes = (size_t)N * 3 * C * sizeof(floatX);
     k->zero(s->dqkv, qkv_bytes);
     k->attention_backward(s->dqkv, s->datty, a.qkv, a.atty, a.att_stat, B, T, C, NH, attn_score(c));
-    float *dq = s->dqkv, *spare = s->dqkv_pre;   // the gradient moves between the two buffers
+    floatX *dq = s->dqkv, *spare = s->dqkv_pre;   // the gradient moves between the two buffers
     if (c->rope) {
         k->zero(spare, qkv_bytes);
         k->rope_backward(spare, dq, B, T, C, NH, 0);
@@ -675,7 +679,7 @@ static void mlstm_mixer_backward(GPT* m, int l, int B, int T) {
     LayerActs a = layer_acts(m, l);
     LayerParams p = layer_params(&m->params, l, c), g = layer_params(&m->grads, l, c);
     GradScratch* s = &m->scratch;
-    float* dh = s->dgated;
+    floatX* dh = s->dgated;
     k->zero(dh, (size_t)N * C * sizeof(floatX));
     k->headnorm_backward(dh, g.hnormw, s->datty, a.mix_h, p.hnormw, a.hn_mean, a.hn_rstd, N, NH, hs);
     k->zero(s->dqkv, (size_t)N * 3 * C * sizeof(floatX));
@@ -694,10 +698,10 @@ static void block_backward(GPT* m, int l, int B, int T) {
     LayerActs a = layer_acts(m, l);
     LayerParams p = layer_params(&m->params, l, c), g = layer_params(&m->grads, l, c);
     GradScratch* s = &m->scratch;
-    const float* block_input = l == 0 ? m->acts.encoded : layer_acts(m, l - 1).residual3;
+    const floatX* block_input = l == 0 ? m->acts.encoded : layer_acts(m, l - 1).residual3;
     size_t bytes = (size_t)N * C * sizeof(floatX);
     // mlp: residual3 = residual2 + [ls2 *] fcproj(gelu(fc(ln2(residual2))))
-    const float* dfcproj = branch_grad(m, s->dresidual, a.fcproj, g.ls2, c->layerscale ? p.ls2 : NULL, N, C);
+    const floatX* dfcproj = branch_grad(m, s->dresidual, a.fcproj, g.ls2, c->layerscale ? p.ls2 : NULL, N, C);
     k->zero(s->dfch_gelu, 4 * bytes);
     k->matmul_backward(s->dfch_gelu, g.fcprojw, g.fcprojb, dfcproj, a.fch_gelu, p.fcprojw, N, 4 * C, C);
     k->zero(s->dfch, 4 * bytes);
@@ -706,7 +710,7 @@ static void block_backward(GPT* m, int l, int B, int T) {
     k->matmul_backward(s->dln, g.fcw, g.fcb, s->dfch, a.ln2, p.fcw, N, C, 4 * C);
     k->layernorm_backward(s->dresidual, g.ln2w, g.ln2b, s->dln, a.residual2, p.ln2w, a.ln2_mean, a.ln2_rstd, N, C);
     // mixer: residual2 = input + [ls1 *] [hybrid norm] attproj(gate(mixer(ln1(input))))
-    const float* dattproj = branch_grad(m, s->dresidual, c->hybrid_norm ? a.lnh : a.attproj, g.ls1,
+    const floatX* dattproj = branch_grad(m, s->dresidual, c->hybrid_norm ? a.lnh : a.attproj, g.ls1,
                                         c->layerscale ? p.ls1 : NULL, N, C);
     if (c->hybrid_norm) {
         k->zero(s->dattproj, bytes);
@@ -714,7 +718,7 @@ static void block_backward(GPT* m, int l, int B, int T) {
         dattproj = s->dattproj;
     }
     int gated = c->gate != GATE_NONE;
-    float* dmixed = gated ? s->dgated : s->datty;
+    floatX* dmixed = gated ? s->dgated : s->datty;
     k->zero(dmixed, bytes);
     k->matmul_backward(dmixed, g.attprojw, g.attprojb, dattproj, gated ? a.gated : a.atty, p.attprojw, N, C, C);
     k->zero(s->dln, bytes);

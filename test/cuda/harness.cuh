@@ -93,8 +93,13 @@ static inline double rel_err(const std::vector<float>& got, const std::vector<fl
     return num / den;
 }
 
+// How many checks have run (all test files together; test/cuda/main.cu defines it).
+int& checks_counter();
+static inline int checks_run() { return checks_counter(); }
+
 // Prints one line per check; returns 1 on failure.
 static inline int check(const char* what, double err, double bound) {
+    checks_counter()++;
     int bad = !(err <= bound);
     printf("%s %-60s rel err %.2e (bound %.0e)\n", bad ? "FAIL" : "ok  ", what, err, bound);
     return bad;

@@ -1,0 +1,73 @@
+// The CUDA kernel set: the twins of the CPU kernels (layers/*.cu, attention/*.cu) behind the same
+// table, so model/gpt.c runs unchanged on a GPU. Memory is device memory; kernels run on the
+// default stream (per-thread). Mixer options without CUDA kernels yet are NULL, and gpt_build
+// refuses models that need them.
+#include <cstddef>
+
+#include "common/cuda_common.cuh"
+
+extern "C" {
+#include "attention/attention_cuda.h"
+#include "common/check.h"
+#include "layers/layers_cuda.h"
+#include "model/kernels.h"
+}
+
+static void* cuda_alloc(size_t bytes) {
+    void* ptr = nullptr;
+    cudaError_t err = cudaMalloc(&ptr, bytes);
+    if (err != cudaSuccess) {
+        size_t free_bytes = 0, total = 0;
+        cudaMemGetInfo(&free_bytes, &total);
+        fail("out of GPU memory: %.1f MiB requested, %.1f MiB free of %.1f MiB (%s); lower -b or -t",
+             bytes / 1048576.0, free_bytes / 1048576.0, total / 1048576.0, cudaGetErrorString(err));
+    }
+    return ptr;
+}
+
+static void cuda_release(void* ptr) { cuda_check(cudaFree(ptr)); }
+static void cuda_zero(void* ptr, size_t bytes) { cuda_check(cudaMemset(ptr, 0, bytes)); }
+
+static void cuda_upload(void* dst, const void* src, size_t bytes) {
+    cuda_check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+}
+
+static void cuda_download(void* dst, const void* src, size_t bytes) {
+    cuda_check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+}
+
+static size_t cuda_memory_free(void) {
+    size_t free_bytes = 0, total = 0;
+    cuda_check(cudaMemGetInfo(&free_bytes, &total));
+    return free_bytes;
+}
+
+static Kernels make_cuda_kernels() {
+    Kernels k = {};
+    k.name = "cuda";
+    k.alloc = cuda_alloc;
+    k.release = cuda_release;
+    k.zero = cuda_zero;
+    k.upload = cuda_upload;
+    k.download = cuda_download;
+    k.memory_free = cuda_memory_free;
+    k.encoder_forward = encoder_forward_cuda;
+    k.encoder_backward = encoder_backward_cuda;
+    k.layernorm_forward = layernorm_forward_cuda;
+    k.layernorm_backward = layernorm_backward_cuda;
+    k.matmul_forward = matmul_forward_cuda;
+    k.matmul_backward = matmul_backward_cuda;
+    k.gelu_forward = gelu_forward_cuda;
+    k.gelu_backward = gelu_backward_cuda;
+    k.residual_forward = residual_forward_cuda;
+    k.crossentropy_forward_backward = crossentropy_forward_backward_cuda;
+    k.adamw_update = adamw_update_cuda;
+    k.global_norm_squared = global_norm_squared_cuda;
+    k.attention_forward = attention_forward_cuda;
+    k.attention_backward = attention_backward_cuda;
+    return k;
+}
+
+static const Kernels cuda_kernels = make_cuda_kernels();
+
+extern "C" const Kernels* default_kernels(void) { return &cuda_kernels; }
