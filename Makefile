@@ -61,7 +61,7 @@ $(CUDA_BUILD)/%.o: %.c $(wildcard */*.h)
 	$(CC) $(CFLAGS) $(PRECISION_FLAG) -c $< -o $@
 
 # The CUDA programs: the same train.c / infer.c and model graph, linked with the CUDA kernel set.
-cuda: train_gpt2cu infercu test_cuda
+cuda: train_gpt2cu infercu test_cuda bench_attention_cuda
 
 train_gpt2cu: $(CUDA_BUILD)/train.o $(FLOATX_OBJ) $(SHARED_OBJ) $(CU_OBJ)
 	$(NVCC) $(NVCC_FLAGS) $^ -o $@ $(CUDA_LIBS)
@@ -72,6 +72,11 @@ infercu: $(CUDA_BUILD)/infer.o $(FLOATX_OBJ) $(SHARED_OBJ) $(CU_OBJ)
 # Every CUDA kernel against its CPU twin (needs a GPU to run).
 test_cuda: $(patsubst %.cu,$(CUDA_BUILD)/%.o,$(TEST_CUDA_SRC)) $(CUDA_BUILD)/test/cuda/main.o $(SHARED_OBJ) \
            $(filter-out $(CUDA_BUILD)/model/cuda_kernels.o,$(CU_OBJ))
+	$(NVCC) $(NVCC_FLAGS) $^ -o $@ $(CUDA_LIBS)
+
+# The attention kernels alone on a GPU (TFLOP/s against the chip's peak).
+bench_attention_cuda: $(CUDA_BUILD)/scripts/bench_attention.o $(SHARED_OBJ) \
+                      $(filter-out $(CUDA_BUILD)/model/cuda_kernels.o,$(CU_OBJ))
 	$(NVCC) $(NVCC_FLAGS) $^ -o $@ $(CUDA_LIBS)
 
 # Compile-and-link check of the CUDA toolkit, cuBLASLt and NCCL (runs nothing here).
@@ -88,4 +93,4 @@ bench: train_gpt2 prepare lib
 	$(PYTHON) scripts/bench_tokenizer.py
 
 clean:
-	rm -rf build train_gpt2 infer prepare train_gpt2cu infercu test_cuda
+	rm -rf build train_gpt2 infer prepare train_gpt2cu infercu test_cuda bench_attention_cuda

@@ -35,6 +35,7 @@ typedef struct {
     int overfit;                // -a
     int shuffle;                // -sh
     int seed;                   // -S
+    const char* dump_grads;     // -dg: write the first step's loss and gradients here (CPU vs GPU checks)
 } Args;
 
 static void usage(void) {
@@ -55,7 +56,8 @@ static void usage(void) {
         "  -s  sample every N steps (20)        -g  sample length (64)\n"
         "  -n  checkpoint every N steps (0 = only at the end, with -o)\n"
         "  -y  1: resume from the latest checkpoint in -o\n"
-        "  -a  1: overfit a single batch        -sh 1: shuffle the train shards (1)\n");
+        "  -a  1: overfit a single batch        -sh 1: shuffle the train shards (1)\n"
+        "  -dg FILE: write the first step's loss and gradients (fp32) to FILE, for comparing builds\n");
     exit(1);
 }
 
@@ -106,6 +108,7 @@ static Args parse_args(int argc, char** argv) {
         else if (!strcmp(f, "-a")) a.overfit = int_arg(f, v);
         else if (!strcmp(f, "-sh")) a.shuffle = int_arg(f, v);
         else if (!strcmp(f, "-S")) a.seed = int_arg(f, v);
+        else if (!strcmp(f, "-dg")) a.dump_grads = v;
         else { fprintf(stderr, "error: unknown flag %s\n", f); usage(); }
     }
     if (!a.model) fail("no model: give -e CHECKPOINT or a descriptor such as -e \"L=4,C=128,H=4,T=256,V=257\"");
@@ -168,6 +171,17 @@ static void check_memory(const GPT* model, int B, int T) {
         fail("B=%d T=%d needs %.2f GiB of %s memory but %.2f GiB are free; lower -b or -t (and keep the total "
              "batch with -d: gradient accumulation)", B, T, p.total / (mib * 1024), model->k->name,
              free_bytes / (mib * 1024));
+}
+
+// The loss (one float) then every parameter gradient (fp32), for comparing kernel sets.
+static void dump_gradients(const GPT* model, float loss, const char* path) {
+    float* grads = malloc_check(model->num_parameters * sizeof(float));
+    gpt_get_gradients(model, grads);
+    FILE* f = atomic_open(path);
+    fwrite_check(&loss, sizeof(float), 1, f, path);
+    fwrite_check(grads, sizeof(float), model->num_parameters, f, path);
+    atomic_commit(f, path);
+    free(grads);
 }
 
 static float val_loss(GPT* model, DataLoader* val, int steps) {
@@ -305,6 +319,7 @@ int main(int argc, char** argv) {
             loss += gpt_forward(&model, train.inputs, train.targets, B, T) / accum;
             gpt_backward(&model, 1.0f / ((float)tokens_per_micro * accum));
         }
+        if (a.dump_grads && step == state.step) dump_gradients(&model, (float)loss, a.dump_grads);
         float lr = learning_rate(a.schedule, a.lr, a.warmup, num_steps, a.final_frac, step);
         float norm = gpt_update(&model, lr, 0.9f, 0.95f, 1e-8f, a.weight_decay, a.grad_clip, step + 1);
         if (!isfinite(loss) || !isfinite(norm))

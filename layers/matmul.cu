@@ -47,15 +47,16 @@ extern "C" {
 }
 #include "layers/layers_cuda.h"
 
-// Fused MLP up-projection with GELU (tanh approximation, as cuBLASLt's GELU epilogue): out (N,OC) =
-// gelu(inp @ weight^T + bias), pre_gelu (N,OC) = the GELU's input (for the backward); bias may be NULL.
-// OC must be a multiple of 8 (cuBLASLt's aux leading dimension). Not in layers_cuda.h yet, and not
-// tested yet: the lead wires and tests it (against gelu_forward(matmul_forward(...))) before use.
+// Fused MLP up-projection through cuBLASLt's GELU epilogue: out (N,OC) = gelu(inp @ weight^T + bias),
+// pre_gelu (N,OC) = the GELU's input (for the backward); bias may be NULL. OC must be a multiple of 8
+// (cuBLASLt's aux leading dimension). Not in layers_cuda.h yet and not tested: cuBLASLt does not
+// document which GELU it computes (expected: the tanh approximation of layers/gelu.c), so test it
+// against gelu_forward(matmul_forward(...)) when wiring it in.
 extern "C" void matmul_forward_gelu_cuda(floatX* out, floatX* pre_gelu, const floatX* inp, const floatX* weight,
                                          const floatX* bias, int N, int C, int OC);
 
 // Fails with one line naming the call site and the status, e.g.
-// "error: cuBLASLt: CUBLAS_STATUS_NOT_SUPPORTED (15): the functionality requested is not supported (layers/matmul.cu:120)".
+// "error: cuBLASLt: CUBLAS_STATUS_NOT_SUPPORTED (15): <what it means> (layers/matmul.cu:120)".
 #define cublaslt_check(call) cublaslt_check_at((call), __FILE__, __LINE__)
 static void cublaslt_check_at(cublasStatus_t status, const char* file, int line) {
     if (status != CUBLAS_STATUS_SUCCESS)

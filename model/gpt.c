@@ -371,6 +371,14 @@ void gpt_get_parameters(const GPT* m, float* host) {
     free(staging);
 }
 
+void gpt_get_gradients(const GPT* m, float* host) {
+    size_t n = m->num_parameters;
+    floatX* staging = malloc_check(n * sizeof(floatX));
+    m->k->download(staging, m->grads_memory, n * sizeof(floatX));
+    for (size_t i = 0; i < n; i++) host[i] = float_from_floatx(staging[i]);
+    free(staging);
+}
+
 void gpt_get_logits(const GPT* m, size_t row, float* out) {
     size_t Vp = m->config.padded_vocab_size;
     floatX* staging = malloc_check(Vp * sizeof(floatX));

@@ -173,6 +173,8 @@ void gpt_free(GPT* model);
 // Parameters from / to host floats (the fp32 master weights when floatX is not float).
 void gpt_set_parameters(GPT* model, const float* host);
 void gpt_get_parameters(const GPT* model, float* host);
+// The parameter gradients (num_parameters) as host floats.
+void gpt_get_gradients(const GPT* model, float* host);
 // Row `row` of the logits of the last forward, as Vp host floats (the first V are real).
 void gpt_get_logits(const GPT* model, size_t row, float* out);
 

@@ -1,14 +1,19 @@
 """End to end through the programs: training lowers the loss, checkpoints are complete and
 resumable bit for bit, infer samples the same tokens with and without the KV cache, and bad
 input gets one line naming the file and the problem with a non-zero exit."""
+import json
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from clib import ROOT
 from files import byte_corpus, write_byte_tokenizer, write_shard
+
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import ref_gpt2  # noqa: E402
 
 TRAIN = os.path.join(ROOT, "train_gpt2")
 INFER = os.path.join(ROOT, "infer")
@@ -179,3 +184,25 @@ def test_every_mixer_trains_and_decodes_the_same_with_and_without_cache(data, tm
 ])
 def test_bad_mixer_settings(settings, message):
     one_line_error(run(TRAIN, "-e", TINY + "," + settings, ok=False), message)
+
+
+def test_gradient_dump_and_run_comparison(data, tmp_path):
+    """-dg writes the first step's loss and every gradient; scripts/compare_runs.py (the GPU check's
+    CPU-vs-CUDA comparison) finds 1 and 2 threads equal, and a different seed different."""
+    def train(name, threads, seed=7):
+        out = tmp_path / name
+        args = [TRAIN, "-e", TINY, "-i", data / "*train*.bin", "-b", 2, "-t", 32, "-x", 3, "-sh", 0, "-v", 0,
+                "-s", 0, "-S", seed, "-o", out, "-dg", out / "grads.bin"]
+        p = subprocess.run([str(a) for a in args], capture_output=True, text=True,
+                           env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
+        assert p.returncode == 0, p.stderr
+        return out
+    one, two, other = train("one", 1), train("two", 2), train("other", 2, seed=8)
+    cfg = '{"L": 2, "C": 32, "H": 2, "maxT": 32, "V": 257, "Vp": 384}'
+    n_params = sum(int(np.prod(shape)) for _, shape in ref_gpt2.tensor_shapes(json.loads(cfg)))
+    assert os.path.getsize(one / "grads.bin") == 4 * (1 + n_params)
+    script = os.path.join(ROOT, "scripts", "compare_runs.py")
+    same = subprocess.run(["/usr/bin/python3", script, str(one), str(two), cfg, "1e-5"], capture_output=True, text=True)
+    assert same.returncode == 0 and "0 failed" in same.stdout, same.stdout
+    diff = subprocess.run(["/usr/bin/python3", script, str(one), str(other), cfg, "1e-5"], capture_output=True, text=True)
+    assert diff.returncode == 1 and "FAIL" in diff.stdout

@@ -49,10 +49,10 @@ struct Case {
 
 int run_case(const Case& c, uint64_t seed) {
     const int N = c.N, C = c.C, OC = c.OC;
-    std::vector<float> inp = random_rounded((size_t)N * C, seed + 1), weight = random_rounded((size_t)OC * C, seed + 2),
-                       bias = random_rounded(OC, seed + 3), dout = random_rounded((size_t)N * OC, seed + 4),
-                       dinp = random_rounded((size_t)N * C, seed + 5), dweight = random_rounded((size_t)OC * C, seed + 6),
-                       dbias = random_rounded(OC, seed + 7);
+    std::vector<float> inp = random_rounded((size_t)N * C, seed + 1), weight = random_rounded((size_t)OC * C, seed + 2);
+    std::vector<float> bias = random_rounded(OC, seed + 3), dout = random_rounded((size_t)N * OC, seed + 4);
+    std::vector<float> dinp = random_rounded((size_t)N * C, seed + 5), dbias = random_rounded(OC, seed + 7);
+    std::vector<float> dweight = random_rounded((size_t)OC * C, seed + 6);
 
     // CPU twin, fp32.
     std::vector<float> out_ref((size_t)N * OC), dinp_ref = dinp, dweight_ref = dweight, dbias_ref = dbias;

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The one prepared GPU check (about 5 minutes on one H200): builds the CPU and CUDA programs, runs
+# test_cuda (every CUDA kernel against its CPU twin) in the fp32 and bf16 builds, compares the
+# whole model CUDA vs CPU (first-step loss and every gradient, then 10 training steps), and runs
+# the GPU benchmarks. Full output in $OUT/gpu_check.txt; the short table is printed last.
+#   bash scripts/gpu_check.sh            (OUT defaults to gpu_check_out)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-gpu_check_out}
+mkdir -p "$OUT"
+LOG="$OUT/gpu_check.txt"
+SUMMARY="$OUT/summary.md"
+: > "$LOG"
+echo "| check | result |" > "$SUMMARY"
+echo "|---|---|" >> "$SUMMARY"
+PEAK=${PEAK_TFLOPS:-989}   # dense bf16 TFLOP/s of an H100/H200 SXM
+log() { echo "$@" | tee -a "$LOG"; }
+row() { echo "| $1 | $2 |" >> "$SUMMARY"; }
+step() {   # step NAME COMMAND...: runs, logs, records ok/FAILED
+    local name=$1; shift
+    log "=== $name: $*"
+    local t0=$SECONDS
+    if "$@" >> "$LOG" 2>&1; then row "$name" "ok ($((SECONDS - t0)) s)"; else row "$name" "FAILED ($((SECONDS - t0)) s)"; fi
+}
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> "$LOG" 2>&1
+step "build CPU" make -j16 train_gpt2 prepare
+
+# data: the repository's own text, byte-level (no network on the GPU machine)
+cat README.md docs/*.md scripts/*.py > "$OUT/corpus.txt"
+step "prepare data" ./prepare -o "$OUT/data" --bytes --val-frac 0.1 "$OUT/corpus.txt"
+DESC="L=4,C=256,H=4,T=128,V=257"
+CFG='{"L": 4, "C": 256, "H": 4, "maxT": 128, "V": 257, "Vp": 384}'
+TRAIN_ARGS=(-e "$DESC" -i "$OUT/data/*train*.bin" -j "$OUT/data/*val*.bin" -b 4 -t 128 -x 10 -l 1e-3
+            -sh 0 -v 0 -s 0 -S 7)
+step "CPU reference run" ./train_gpt2 "${TRAIN_ARGS[@]}" -o "$OUT/cpu" -dg "$OUT/cpu/grads.bin"
+
+for P in FP32 BF16; do
+    BOUND=$([ $P = FP32 ] && echo 1e-4 || echo 1e-2)
+    step "build CUDA $P" make -j16 cuda PRECISION=$P
+    step "test_cuda $P" ./test_cuda
+    step "CUDA run $P" ./train_gpt2cu "${TRAIN_ARGS[@]}" -o "$OUT/gpu_$P" -dg "$OUT/gpu_$P/grads.bin"
+    step "model CUDA vs CPU $P (bound $BOUND)" python3 scripts/compare_runs.py "$OUT/cpu" "$OUT/gpu_$P" "$CFG" $BOUND
+done
+
+# benchmarks (bf16 build): GPT-2 124M training at T = 1024, and the attention kernels alone
+python3 - "$OUT/random_train.bin" <<'PY'
+import sys, numpy as np
+n = 64 * 1024 * 25 + 1
+h = np.zeros(256, dtype=np.int32); h[:3] = [20240520, 1, n]
+with open(sys.argv[1], "wb") as f:
+    f.write(h.tobytes()); f.write(np.random.default_rng(0).integers(0, 50257, n).astype(np.uint16).tobytes())
+PY
+for B in 16 32 64; do
+    log "=== GPT-2 124M training, B=$B T=1024"
+    ./train_gpt2cu -e d12 -i "$OUT/random_train.bin" -b $B -t 1024 -x 12 -v 0 -s 0 -sh 0 >> "$LOG" 2>&1
+    TOKS=$(grep -o '[0-9]* tok/s' "$LOG" | tail -8 | awk '{s += $1; n++} END {if (n) printf "%d", s / n}')
+    # llm.c's MFU: 6N + 6 L T C FLOPs per token (N = 124M parameters, attention included), against PEAK
+    MFU=$(python3 -c "t = ${TOKS:-0}; print(f'{100 * t * (6 * 124.4e6 + 6 * 12 * 1024 * 768) / ($PEAK * 1e12):.1f}')")
+    row "GPT-2 124M B=$B T=1024" "${TOKS:-?} tok/s, MFU ${MFU}%"
+done
+log "=== attention kernels"
+./bench_attention_cuda "$PEAK" | tee -a "$LOG" "$OUT/attention.md"
+cat "$SUMMARY"
