@@ -25,10 +25,19 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
 void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                      const float* inp, const float* weight, int N, int C, int OC);
 
+// The matmul with its GELU epilogue: pre_gelu (N,OC) = inp @ weight^T + bias, out_gelu = gelu(pre_gelu).
+void matmul_gelu_forward(float* out_gelu, float* pre_gelu, const float* inp, const float* weight, const float* bias,
+                         int N, int C, int OC);
+
 // GELU, tanh approximation. inp (N) -> out (N).
 void gelu_forward(float* out, const float* inp, int N);
 // dinp (N) += gelu'(inp) * dout.
 void gelu_backward(float* dinp, const float* inp, const float* dout, int N);
+
+// The residual add fused with the LayerNorm that follows it: residual (N,C) = inp1 + inp2 (residual may
+// alias inp2), out (N,C) = LayerNorm(residual) with mean, rstd (N) saved.
+void residual_layernorm_forward(float* residual, float* out, float* mean, float* rstd, const float* inp1,
+                                const float* inp2, const float* weight, const float* bias, int N, int C);
 
 // out (N) = inp1 + inp2.
 void residual_forward(float* out, const float* inp1, const float* inp2, int N);

@@ -506,25 +506,42 @@ static void mlstm_mixer_forward(GPT* m, int l, int B, int T, DecodeState d) {
     k->headnorm_forward(a.atty, a.hn_mean, a.hn_rstd, a.mix_h, p.hnormw, N, NH, hs, 1e-6f);
 }
 
-// out = residual + [scale *] branch (LayerScale when scale is not NULL); out may be the branch's buffer.
-static void add_branch(const Kernels* k, floatX* out, const floatX* residual, const floatX* branch, const floatX* scale,
-                       int N, int C) {
-    if (scale) {
-        k->layerscale_forward(out, branch, scale, N, C);
-        k->residual_forward(out, residual, out, N * C);
-    } else {
-        k->residual_forward(out, residual, branch, N * C);
-    }
+// Where a residual add's sum goes next: the following LayerNorm's output, statistics and weights.
+typedef struct {
+    floatX* out;
+    float *mean, *rstd;
+    const floatX *weight, *bias;
+} NormTarget;
+
+// The LayerNorm after block l: ln1 of block l+1, or the final one.
+static NormTarget norm_after(GPT* m, int l) {
+    if (l + 1 == m->config.num_layers)
+        return (NormTarget){m->acts.lnf, m->acts.lnf_mean, m->acts.lnf_rstd, m->params.lnfw, m->params.lnfb};
+    LayerActs a = layer_acts(m, l + 1);
+    LayerParams p = layer_params(&m->params, l + 1, &m->config);
+    return (NormTarget){a.ln1, a.ln1_mean, a.ln1_rstd, p.ln1w, p.ln1b};
 }
 
-// One block: x += mixer(ln1(x)) [through the hybrid norm and LayerScale]; x += mlp(ln2(x)).
+// out = residual + [scale *] branch (LayerScale when scale is not NULL), and its LayerNorm into
+// norm, in one fused kernel; out may be the branch's buffer.
+static void add_branch_and_norm(const Kernels* k, floatX* out, const floatX* residual, const floatX* branch,
+                                const floatX* scale, NormTarget norm, int N, int C) {
+    if (scale) {
+        k->layerscale_forward(out, branch, scale, N, C);
+        branch = out;
+    }
+    k->residual_layernorm_forward(out, norm.out, norm.mean, norm.rstd, residual, branch, norm.weight, norm.bias, N,
+                                  C);
+}
+
+// One block, its ln1 already computed from residual: x += mixer(ln1(x)) [through the hybrid norm and
+// LayerScale]; x += mlp(ln2(x)); then the next LayerNorm of the sum.
 static void block_forward(GPT* m, int l, const floatX* residual, int B, int T, DecodeState d) {
     const Kernels* k = m->k;
     const GPTConfig* c = &m->config;
     int C = c->channels, NH = c->num_heads, N = B * T;
     LayerActs a = layer_acts(m, l);
     LayerParams p = layer_params(&m->params, l, c);
-    k->layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, residual, p.ln1w, p.ln1b, N, C);
     if (c->mixer == MIXER_MLSTM) mlstm_mixer_forward(m, l, B, T, d);
     else attention_mixer_forward(m, l, B, T, d);
     const floatX* mixed = a.atty;
@@ -539,12 +556,11 @@ static void block_forward(GPT* m, int l, const floatX* residual, int B, int T, D
         k->layernorm_forward(a.lnh, a.lnh_mean, a.lnh_rstd, a.attproj, p.lnhw, p.lnhb, N, C);
         branch = a.lnh;
     }
-    add_branch(k, a.residual2, residual, branch, c->layerscale ? p.ls1 : NULL, N, C);
-    k->layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.residual2, p.ln2w, p.ln2b, N, C);
-    k->matmul_forward(a.fch, a.ln2, p.fcw, p.fcb, N, C, 4 * C);
-    k->gelu_forward(a.fch_gelu, a.fch, N * 4 * C);
+    NormTarget ln2 = {a.ln2, a.ln2_mean, a.ln2_rstd, p.ln2w, p.ln2b};
+    add_branch_and_norm(k, a.residual2, residual, branch, c->layerscale ? p.ls1 : NULL, ln2, N, C);
+    k->matmul_gelu_forward(a.fch_gelu, a.fch, a.ln2, p.fcw, p.fcb, N, C, 4 * C);
     k->matmul_forward(a.fcproj, a.fch_gelu, p.fcprojw, p.fcprojb, N, 4 * C, C);
-    add_branch(k, a.residual3, a.residual2, a.fcproj, c->layerscale ? p.ls2 : NULL, N, C);
+    add_branch_and_norm(k, a.residual3, a.residual2, a.fcproj, c->layerscale ? p.ls2 : NULL, norm_after(m, l), N, C);
 }
 
 // Encoder, blocks and head over tokens at positions pos0..pos0+T-1.
@@ -554,13 +570,13 @@ static void forward_blocks(GPT* m, int B, int T, DecodeState d) {
     int C = c->channels;
     const floatX* wpe = c->rope ? NULL : m->params.wpe + (size_t)d.pos0 * C;
     k->encoder_forward(m->acts.encoded, m->inputs, m->params.wte, wpe, B, T, C);
+    LayerActs a0 = layer_acts(m, 0);
+    k->layernorm_forward(a0.ln1, a0.ln1_mean, a0.ln1_rstd, m->acts.encoded, m->params.ln1w, m->params.ln1b, B * T, C);
     const floatX* residual = m->acts.encoded;
     for (int l = 0; l < c->num_layers; l++) {
         block_forward(m, l, residual, B, T, d);
         residual = layer_acts(m, l).residual3;
     }
-    k->layernorm_forward(m->acts.lnf, m->acts.lnf_mean, m->acts.lnf_rstd, residual, m->params.lnfw,
-                         m->params.lnfb, B * T, C);
     k->matmul_forward(m->logits, m->acts.lnf, m->params.wte, NULL, B * T, C, c->padded_vocab_size);
 }
 
