@@ -1,0 +1,229 @@
+// Internal to attention/flash_fwd.cu and attention/flash_bwd.cu, the CUDA twins of attention/softmax.c
+// (attention_cuda.h): FlashAttention-2 (Dao 2023) style causal attention, templated on the score mode
+// (softmax; sigmoid(s + b), FlashSigmoid, METHODS.md 1.4; sigmoid / row sum, METHODS.md 2.3c).
+// No T x T matrix exists in memory in either direction.
+//
+// Two kernel families:
+//  - tensor-core kernels (bf16 build, head size 64 or 128, 16-byte aligned pointers): mma.sync
+//    m16n8k16 bf16 x bf16 -> fp32, tiles staged in shared memory with cp.async (double buffered),
+//    fragments read with ldmatrix. Rows of every shared tile are HS + 8 bf16 (16 bytes of padding),
+//    so the 8 row addresses of one ldmatrix 8x8 matrix fall in 8 distinct 16-byte bank groups.
+//  - row-wise fallback kernels (any head size, any precision; the only path of the FP32 build, the
+//    forward for Tq < 16, i.e. decoding): one warp per query (or key) row, fp32 throughout, lanes
+//    over keys for the scores, lanes over the head dimension for the accumulators (kept in shared
+//    memory, so any hs works).
+//
+// Tiling of the tensor-core kernels (4 warps = 128 threads per CTA, each warp owns 16 rows):
+//  forward   CTA = 64 query rows of one (b, h); loops over 64-key tiles of K and V (double buffered)
+//            up to the diagonal. Per warp: S (16 x 64) = Q K^T, online softmax on S in registers
+//            (running max m and sum l per row, log2 domain; sigmoid: no max, no sum, no rescale;
+//            normalized sigmoid: running sum only), O (16 x HS) += P V with P re-packed from the S
+//            accumulators into bf16 A fragments (no trip through shared memory).
+//  dK, dV    CTA = 64 keys of one (b, h); K, V stay in shared memory; loops over query tiles of BQ rows
+//            (64 for hs 64, 32 for hs 128, to bound registers) from the diagonal to T, Q, dO, LSE and
+//            D double buffered. Per warp (16 keys): S^T = K Q^T and dP^T = V dO^T (16 x BQ), then
+//            P^T and dS^T elementwise, dV (16 x HS) += P^T dO, dK += dS^T Q.
+//  dQ        CTA = 64 query rows; Q, dO stay in shared memory; loops over key tiles of BK keys (64 for
+//            hs 64, 32 for hs 128, to stay under 99 KB of shared memory) up to the diagonal. Per warp:
+//            S = Q K^T, dP = dO V^T (16 x BK), dS, dQ (16 x HS) += dS K.
+//  D_i = dO_i . O_i (softmax and normalized sigmoid) comes from a pre-pass into a stream-ordered
+//  scratch buffer (cudaMallocAsync), shared by both families.
+//
+// mma.sync.m16n8k16.row.col fragments (PTX ISA "Matrix Fragments for mma.m16n8k16"), lane = 4 g + t:
+//   A (16 x 16, 4 regs of 2 bf16): a0 = (row g,   cols 2t, 2t+1), a1 = (row g+8, cols 2t, 2t+1),
+//                                  a2 = (row g,   cols 2t+8, +9), a3 = (row g+8, cols 2t+8, +9)
+//   B (16 x 8, 2 regs):            b0 = (rows 2t, 2t+1, col g),   b1 = (rows 2t+8, 2t+9, col g)
+//   C (16 x 8, 4 fp32):            c0, c1 = (row g, cols 2t, 2t+1), c2, c3 = (row g+8, cols 2t, 2t+1)
+// ldmatrix.x4 lets lanes 8i..8i+7 name the 8 rows of matrix i; a lane receives row g, cols 2t, 2t+1 of
+// each matrix (with .trans: rows 2t, 2t+1 of col g). Hence:
+//   A from a row-major [m][k] tile:         lane address row m0 + (lane & 15), col k0 + 8 (lane >> 4)
+//   B = M^T from a row-major [n][k] tile:   row n0 + (lane & 7) + 8 (lane >> 4), col k0 + 8 ((lane >> 3) & 1)
+//                                           (regs 0, 1: n-block n0; regs 2, 3: n-block n0 + 8)
+//   B = M from a row-major [k][n] tile, .trans: row k0 + (lane & 7) + 8 ((lane >> 3) & 1), col n0 + 8 (lane >> 4)
+//                                           (regs 0, 1: n-block n0; regs 2, 3: n-block n0 + 8)
+//   A from C accumulators: the C tiles of n-blocks 2kk, 2kk+1 are exactly A (16 x 16) of k-step kk:
+//     a0 = (c0, c1 of 2kk), a1 = (c2, c3 of 2kk), a2 = (c0, c1 of 2kk+1), a3 = (c2, c3 of 2kk+1).
+//
+// Determinism: every kernel is deterministic (bitwise run to run): no atomics; each output element
+// (out, stat, D, and each element of dqkv) is written by exactly one thread, with a fixed reduction
+// order. dQ costs a second pass (the dQ kernel recomputes S and dP) instead of fp32 atomics.
+// dqkv is accumulated (+=) with one read-modify-write per element at the end of a kernel.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "common/cuda_common.cuh"
+#include "attention/attention_cuda.h"
+
+namespace flash {
+
+enum { MODE_SOFTMAX = 0, MODE_SIGMOID = 1, MODE_SIGMOID_NORM = 2 };
+
+constexpr float SIGMOID_NORM_EPS = 1e-8f;   // Z' = Z + eps (METHODS.md 2.3c, as in softmax.c)
+constexpr float LOG2E = 1.4426950408889634f;
+constexpr float LN2 = 0.6931471805599453f;
+constexpr int THREADS = 128;                  // 4 warps per CTA in every kernel
+
+static inline int score_mode(AttnScore s) {
+    return !s.sigmoid ? MODE_SOFTMAX : (s.normalize ? MODE_SIGMOID_NORM : MODE_SIGMOID);
+}
+
+// The dynamic shared memory of a kernel, as T (one declaration for every kernel of a file).
+template <typename T> __device__ __forceinline__ T* dynamic_smem() {
+    extern __shared__ __align__(16) unsigned char flash_smem[];
+    return reinterpret_cast<T*>(flash_smem);
+}
+
+static __device__ __forceinline__ float warp_sum(float x) {
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+
+static __device__ __forceinline__ float warp_max(float x) {
+    for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+    return x;
+}
+
+// sigmoid(z); FAST: __expf and a correctly rounded reciprocal (tensor-core path), else expf (fallback).
+// z -> -inf gives exactly 0 either way (1 / inf).
+template <bool FAST> static __device__ __forceinline__ float sigmoid(float z) {
+    return FAST ? __frcp_rn(1.0f + __expf(-z)) : 1.0f / (1.0f + expf(-z));
+}
+
+// The backward of one score, shared by both families (see softmax.c's header): from the scaled score
+// s, dP = dO . v, the row statistic (LSE or Z) and D = dO . O, the weight w the forward used (for
+// dV += w dO) and dS (unscaled: dQ, dK take scale dS).
+//   softmax:      w = exp(s - LSE),                     dS = w (dP - D)
+//   sigmoid:      w = p = sigmoid(s + b),               dS = dP p (1 - p)
+//   sigmoid/norm: w = p / Z', p = sigmoid(s + b),       dS = (dP - D) / Z' p (1 - p)
+template <int MODE, bool FAST>
+static __device__ __forceinline__ void weight_and_grad(float s, float dp, float stat, float D, float bias, float& w,
+                                                       float& ds) {
+    if (MODE == MODE_SOFTMAX) {
+        w = FAST ? __expf(s - stat) : expf(s - stat);
+        ds = w * (dp - D);
+    } else {
+        const float p = sigmoid<FAST>(s + bias);
+        if (MODE == MODE_SIGMOID) {
+            w = p;
+            ds = dp * p * (1.0f - p);
+        } else {
+            const float inv_z = FAST ? __frcp_rn(stat + SIGMOID_NORM_EPS) : 1.0f / (stat + SIGMOID_NORM_EPS);
+            w = p * inv_z;
+            ds = (dp - D) * inv_z * p * (1.0f - p);
+        }
+    }
+}
+
+// Launches need more than the default 48 KB of dynamic shared memory opted in (per device, so on
+// every launch: cheap, and right when several host threads drive several GPUs).
+template <typename Kernel> static void allow_smem(Kernel kernel, size_t bytes) {
+    if (bytes > 48 * 1024) cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+}
+
+static inline bool aligned16(const void* p) { return ((uintptr_t)p & 15) == 0; }
+
+#ifdef ATTNLAB_BF16
+typedef __nv_bfloat16 bf16;
+
+// Two floats as one register of two bf16 (the lower column in the low half, as mma expects).
+static __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    uint32_t u;
+    memcpy(&u, &v, sizeof(u));
+    return u;
+}
+
+// d (16 x 8, fp32) += a (16 x 16, bf16) b (16 x 8, bf16).
+static __device__ __forceinline__ void mma_bf16(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                 "{%8, %9}, {%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+static __device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const bf16* smem) {
+    const uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+static __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const bf16* smem) {
+    const uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+// Fragment loaders for one warp (see the header): A rows m0.. of a [m][LD] tile at k-step k0; B for
+// n-blocks n0, n0 + 8 at k-step k0 from a [n][LD] tile (B = tile^T) or, transposed, a [k][LD] tile.
+template <int LD> static __device__ __forceinline__ void load_a(uint32_t a[4], const bf16* tile, int m0, int k0) {
+    const int lane = threadIdx.x & 31;
+    ldmatrix_x4(a, tile + (m0 + (lane & 15)) * LD + k0 + ((lane >> 4) << 3));
+}
+
+template <int LD> static __device__ __forceinline__ void load_b_nk(uint32_t b[4], const bf16* tile, int n0, int k0) {
+    const int lane = threadIdx.x & 31;
+    ldmatrix_x4(b, tile + (n0 + (lane & 7) + ((lane >> 4) << 3)) * LD + k0 + (((lane >> 3) & 1) << 3));
+}
+
+template <int LD> static __device__ __forceinline__ void load_b_kn(uint32_t b[4], const bf16* tile, int k0, int n0) {
+    const int lane = threadIdx.x & 31;
+    ldmatrix_x4_trans(b, tile + (k0 + (lane & 7) + (((lane >> 3) & 1) << 3)) * LD + n0 + ((lane >> 4) << 3));
+}
+
+// A fragment of k-step kk from fp32 C accumulators c[n-block][4] (see the header).
+static __device__ __forceinline__ void a_from_acc(uint32_t a[4], const float c0[4], const float c1[4]) {
+    a[0] = pack_bf16(c0[0], c0[1]);
+    a[1] = pack_bf16(c0[2], c0[3]);
+    a[2] = pack_bf16(c1[0], c1[1]);
+    a[3] = pack_bf16(c1[2], c1[3]);
+}
+
+// 16 bytes global -> shared without registers; valid == false fills the 16 bytes with zeros (src
+// must still be a mapped address; it is not read).
+static __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool valid) {
+    const uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
+    const int src_bytes = valid ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(gmem), "r"(src_bytes)
+                 : "memory");
+}
+
+static __device__ __forceinline__ void cp_async_4(void* smem, const void* gmem, bool valid) {
+    const uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
+    const int src_bytes = valid ? 4 : 0;
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(addr), "l"(gmem), "r"(src_bytes)
+                 : "memory");
+}
+
+static __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+
+// Waits until at most N committed groups of this thread are still in flight.
+template <int N> static __device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// dst (ROWS, LD) in shared memory <- rows row0 .. row0 + ROWS - 1 of src (HS bf16 each, `stride`
+// elements apart); rows at or past n_rows become zeros. All THREADS threads take part.
+template <int ROWS, int HS, int LD>
+static __device__ __forceinline__ void load_tile(bf16* dst, const bf16* src, size_t stride, int row0, int n_rows) {
+    constexpr int CHUNKS = HS / 8;   // 16-byte pieces per row
+    #pragma unroll
+    for (int idx = threadIdx.x; idx < ROWS * CHUNKS; idx += THREADS) {
+        const int r = idx / CHUNKS, c = idx % CHUNKS * 8;
+        const bool valid = row0 + r < n_rows;
+        cp_async_16(dst + r * LD + c, src + (valid ? (size_t)(row0 + r) * stride + c : 0), valid);
+    }
+}
+
+// p[0], p[1] (bf16 pair, 4-byte aligned) += x0, x1: the one read-modify-write of a dqkv element pair.
+static __device__ __forceinline__ void add_pair(bf16* p, float x0, float x1) {
+    __nv_bfloat162* p2 = reinterpret_cast<__nv_bfloat162*>(p);
+    const float2 old = __bfloat1622float2(*p2);
+    *p2 = __floats2bfloat162_rn(old.x + x0, old.y + x1);
+}
+#endif   // ATTNLAB_BF16
+
+}   // namespace flash
