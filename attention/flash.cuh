@@ -210,9 +210,10 @@ template <int N> static __device__ __forceinline__ void cp_async_wait() {
 template <int ROWS, int HS, int LD>
 static __device__ __forceinline__ void load_tile(bf16* dst, const bf16* src, size_t stride, int row0, int n_rows) {
     constexpr int CHUNKS = HS / 8;   // 16-byte pieces per row
+    static_assert(ROWS * CHUNKS % THREADS == 0, "tile must split evenly over the CTA");
     #pragma unroll
-    for (int idx = threadIdx.x; idx < ROWS * CHUNKS; idx += THREADS) {
-        const int r = idx / CHUNKS, c = idx % CHUNKS * 8;
+    for (int it = 0; it < ROWS * CHUNKS / THREADS; it++) {
+        const int idx = it * THREADS + (int)threadIdx.x, r = idx / CHUNKS, c = idx % CHUNKS * 8;
         const bool valid = row0 + r < n_rows;
         cp_async_16(dst + r * LD + c, src + (valid ? (size_t)(row0 + r) * stride + c : 0), valid);
     }

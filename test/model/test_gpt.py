@@ -63,27 +63,30 @@ def tokens(cfg, B, T, seed):
     return g.integers(0, cfg["V"], (B, T)).astype(np.int32), g.integers(0, cfg["V"], (B, T)).astype(np.int32)
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"L{c['L']}C{c['C']}V{c['V']}")
-@pytest.mark.parametrize("B,T", [(1, 1), (2, 7), (3, 16)])
-def test_loss_and_every_gradient(tmp_path, cfg, B, T):
-    T = min(T, cfg["maxT"])
-    path = str(tmp_path / "model.bin")
-    params = ref_gpt2.random_params(cfg, seed=B * 10 + T)
-    ref_gpt2.write_checkpoint(path, cfg, params)
+def check_loss_and_every_gradient(path, B, T, seed, what=""):
+    """The C model from the checkpoint file against the PyTorch reference from the same file."""
     cm = CModel(path)
-    inp, tgt = tokens(cfg, B, T, seed=T)
+    cfg, p32, _ = ref_gpt2.read_checkpoint(path)   # the reference starts from the fp32 values C holds
+    inp, tgt = tokens(cfg, B, T, seed=seed)
     loss = LIB.capi_forward_backward(cm.h, ctypes.c_void_p(inp.ctypes.data), ctypes.c_void_p(tgt.ctypes.data), B, T)
-    # the reference starts from the fp32 values the C code holds
-    _, p32, _ = ref_gpt2.read_checkpoint(path)
     ref = ref_gpt2.GPT2(cfg, p32)
     _, ref_loss = ref(torch.from_numpy(inp).long(), torch.from_numpy(tgt).long())
     ref_loss.backward()
     # fp32 through a few layers against float64: 1e-5 relative is about 100 ulp of fp32
-    assert abs(loss - ref_loss.item()) / ref_loss.item() < 1e-5, f"loss {loss} vs {ref_loss.item()}"
+    assert abs(loss - ref_loss.item()) / ref_loss.item() < 1e-5, f"{what} loss {loss} vs {ref_loss.item()}"
     grads = split(cm.grads(), cfg)
     for name, _ in ref_gpt2.tensor_shapes(cfg):
+        # 1e-4 relative to the tensor's largest gradient
         err = rel_err(grads[name], ref.p[name].grad)
-        assert err < 1e-4, f"grad {name}: rel err {err:.2e}"
+        assert err < 1e-4, f"{what} grad {name}: rel err {err:.2e}"
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"L{c['L']}C{c['C']}V{c['V']}")
+@pytest.mark.parametrize("B,T", [(1, 1), (2, 7), (3, 16)])
+def test_loss_and_every_gradient(tmp_path, cfg, B, T):
+    path = str(tmp_path / "model.bin")
+    ref_gpt2.write_checkpoint(path, cfg, ref_gpt2.random_params(cfg, seed=B * 10 + T))
+    check_loss_and_every_gradient(path, B, min(T, cfg["maxT"]), seed=T)
 
 
 @pytest.mark.parametrize("weight_decay,clip", [(0.0, 1.0), (0.1, 0.05)])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from clib import LIB, rel_err
-from test_gpt import CModel, split, tokens
+from test_gpt import CModel, check_loss_and_every_gradient
 
 import ref_gpt2
 
@@ -40,20 +40,8 @@ def make_model(tmp_path, name, seed=0, scale=0.1, **over):
 @pytest.mark.parametrize("name", MIXERS)
 @pytest.mark.parametrize("B,T", [(1, 5), (2, 11), (2, 24)])
 def test_loss_and_every_gradient(tmp_path, name, B, T):
-    cfg, path = make_model(tmp_path, name, seed=B + T)
-    cm = CModel(path)
-    inp, tgt = tokens(cfg, B, T, seed=T)
-    loss = LIB.capi_forward_backward(cm.h, ctypes.c_void_p(inp.ctypes.data), ctypes.c_void_p(tgt.ctypes.data), B, T)
-    rcfg, p32, _ = ref_gpt2.read_checkpoint(path)
-    ref = ref_gpt2.GPT2(rcfg, p32)
-    _, ref_loss = ref(torch.from_numpy(inp).long(), torch.from_numpy(tgt).long())
-    ref_loss.backward()
-    assert abs(loss - ref_loss.item()) / ref_loss.item() < 1e-5, f"{name}: loss {loss} vs {ref_loss.item()}"
-    grads = split(cm.grads(), rcfg)
-    for tensor, _ in ref_gpt2.tensor_shapes(rcfg):
-        # fp32 against float64 through two blocks: 1e-4 relative to the tensor's largest gradient
-        err = rel_err(grads[tensor], ref.p[tensor].grad)
-        assert err < 1e-4, f"{name}: grad {tensor} rel err {err:.2e}"
+    _, path = make_model(tmp_path, name, seed=B + T)
+    check_loss_and_every_gradient(path, B, T, seed=T, what=name)
 
 
 @pytest.mark.parametrize("name", MIXERS)
