@@ -85,10 +85,11 @@ static __device__ __forceinline__ float warp_max(float x) {
     return x;
 }
 
-// sigmoid(z); FAST: __expf and a correctly rounded reciprocal (tensor-core path), else expf (fallback).
-// z -> -inf gives exactly 0 either way (1 / inf).
+// sigmoid(z); FAST: __expf and the approximate divide (tensor-core path; both about 1e-6 relative, no
+// slow-path call), else expf and IEEE division (fallback). Very negative z gives exactly 0 either way
+// (__fdividef(1, y) is 0 for y > 2^126 and for y = inf).
 template <bool FAST> static __device__ __forceinline__ float sigmoid(float z) {
-    return FAST ? __frcp_rn(1.0f + __expf(-z)) : 1.0f / (1.0f + expf(-z));
+    return FAST ? __fdividef(1.0f, 1.0f + __expf(-z)) : 1.0f / (1.0f + expf(-z));
 }
 
 // The backward of one score, shared by both families (see softmax.c's header): from the scaled score
@@ -109,7 +110,7 @@ static __device__ __forceinline__ void weight_and_grad(float s, float dp, float 
             w = p;
             ds = dp * p * (1.0f - p);
         } else {
-            const float inv_z = FAST ? __frcp_rn(stat + SIGMOID_NORM_EPS) : 1.0f / (stat + SIGMOID_NORM_EPS);
+            const float inv_z = FAST ? __fdividef(1.0f, stat + SIGMOID_NORM_EPS) : 1.0f / (stat + SIGMOID_NORM_EPS);
             w = p * inv_z;
             ds = (dp - D) * inv_z * p * (1.0f - p);
         }

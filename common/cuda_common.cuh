@@ -2,6 +2,8 @@
 // Kernels run on the default stream (built with --default-stream per-thread, so each host thread
 // that drives a GPU gets its own stream).
 #pragma once
+#include <cstdint>
+
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -29,3 +31,14 @@ void cuda_check_at(cudaError_t err, const char* file, int line);
 #define cuda_check_launch() cuda_check_at(cudaGetLastError(), __FILE__, __LINE__)
 
 static inline int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
+
+// A pack of W floatD moved by one load or store; W = X128 makes it 128 bits.
+constexpr int X128 = 16 / sizeof(floatD);
+template <int W> struct alignas(W * sizeof(floatD)) Pack { floatD v[W]; };
+template <int W> __device__ __forceinline__ Pack<W> load_pack(const floatD* p) {
+    return *reinterpret_cast<const Pack<W>*>(p);
+}
+template <int W> __device__ __forceinline__ void store_pack(floatD* p, const Pack<W>& x) {
+    *reinterpret_cast<Pack<W>*>(p) = x;
+}
+static inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }

@@ -8,7 +8,6 @@
 // run in order, the 8 warp sums are added in warp order and the total is added to the dwte row once.
 // dwpe: one thread per (t, pack of channels) sums dout over b in order. No float atomics anywhere,
 // so every run on every GPU gives the same bits. Scratch: the sort keys, cudaMallocAsync per call.
-#include <algorithm>
 #include <cstdint>
 
 #include "common/cuda_common.cuh"
@@ -22,13 +21,10 @@
 
 namespace {
 
-// A pack of W floatD moved by one load or store; W = X128 makes it 128 bits.
-constexpr int X128 = 16 / sizeof(floatD);
-template <int W> struct alignas(W * sizeof(floatD)) Pack { floatD v[W]; };
-template <int W> __device__ Pack<W> load_pack(const floatD* p) { return *reinterpret_cast<const Pack<W>*>(p); }
-template <int W> __device__ void store_pack(floatD* p, const Pack<W>& x) { *reinterpret_cast<Pack<W>*>(p) = x; }
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-int blocks_for(long items) { return (int)std::max(1L, std::min((long)ceil_div(items, ENC_THREADS), (long)ENC_MAX_BLOCKS)); }
+int blocks_for(long items) {
+    int blocks = ceil_div(items, ENC_THREADS);
+    return blocks < 1 ? 1 : blocks > ENC_MAX_BLOCKS ? ENC_MAX_BLOCKS : blocks;
+}
 
 typedef unsigned long long Key;   // token << 32 | position
 __device__ unsigned token_of(Key k) { return (unsigned)(k >> 32); }
@@ -171,7 +167,7 @@ void encoder_backward_packs(floatD* dwte, floatD* dwpe, const floatD* dout, cons
     Key* keys = nullptr;
     cuda_check(cudaMallocAsync(&keys, npad * sizeof(Key), 0));
     sort_positions_by_token(keys, inp, n, npad);
-    dim3 grid((unsigned)std::min(n, (long)WTE_BLOCKS), ceil_div(C, 32 * W));
+    dim3 grid(n < WTE_BLOCKS ? n : WTE_BLOCKS, ceil_div(C, 32 * W));
     encoder_backward_wte_kernel<W><<<grid, ENC_THREADS>>>(dwte, dout, keys, n, C);
     cuda_check_launch();
     cuda_check(cudaFreeAsync(keys, 0));

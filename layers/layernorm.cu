@@ -20,12 +20,6 @@
 
 namespace {
 
-// A pack of W floatD moved by one load or store; W = X128 makes it 128 bits.
-constexpr int X128 = 16 / sizeof(floatD);
-template <int W> struct alignas(W * sizeof(floatD)) Pack { floatD v[W]; };
-template <int W> __device__ Pack<W> load_pack(const floatD* p) { return *reinterpret_cast<const Pack<W>*>(p); }
-template <int W> __device__ void store_pack(floatD* p, const Pack<W>& x) { *reinterpret_cast<Pack<W>*>(p) = x; }
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // Sum over the warp; every lane gets the same bits.
 __device__ float warp_sum(float v) {
@@ -34,15 +28,24 @@ __device__ float warp_sum(float v) {
 }
 
 // out (N,C) = (inp - mean) * rstd * weight + bias; mean, rstd (N). Lane l takes packs l, l+32, ...
+// With residual (the fused residual add): residual = add + inp is written first, pack by pack by
+// the lane that reads it (so residual may alias inp), then normalized like inp would be.
 template <int W>
 __global__ void layernorm_forward_kernel(floatD* out, float* mean, float* rstd, const floatD* inp,
-                                         const floatD* weight, const floatD* bias, int N, int C) {
+                                         const floatD* weight, const floatD* bias, int N, int C,
+                                         floatD* residual = nullptr, const floatD* add = nullptr) {
     int row = blockIdx.x * LN_ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return;
-    const floatD* x = inp + (size_t)row * C;
+    const floatD* x = (residual ? residual : inp) + (size_t)row * C;
     float sum = 0.0f;
     for (int c = lane * W; c < C; c += 32 * W) {
-        Pack<W> xp = load_pack<W>(x + c);
+        Pack<W> xp = load_pack<W>(inp + (size_t)row * C + c);
+        if (residual) {   // residual = add + inp, rounded to floatD as the unfused kernels would
+            Pack<W> ap = load_pack<W>(add + (size_t)row * C + c);
+#pragma unroll
+            for (int k = 0; k < W; k++) xp.v[k] = from_float(to_float(ap.v[k]) + to_float(xp.v[k]));
+            store_pack<W>(residual + (size_t)row * C + c, xp);
+        }
 #pragma unroll
         for (int k = 0; k < W; k++) sum += to_float(xp.v[k]);
     }
@@ -185,6 +188,23 @@ void layernorm_forward_cuda(floatX* out, float* mean, float* rstd, const floatX*
     else
         layernorm_forward_kernel<1><<<blocks, LN_THREADS>>>(as_device(out), mean, rstd, as_device(inp),
                                                             as_device(weight), as_device(bias), N, C);
+    cuda_check_launch();
+}
+
+// residual (N,C) = inp1 + inp2 (may alias inp2), out = LayerNorm(residual): one kernel, one warp per row.
+void residual_layernorm_forward_cuda(floatX* residual, floatX* out, float* mean, float* rstd, const floatX* inp1,
+                                     const floatX* inp2, const floatX* weight, const floatX* bias, int N, int C) {
+    bool packed = C % X128 == 0 && aligned16(residual) && aligned16(out) && aligned16(inp1) && aligned16(inp2) &&
+                  aligned16(weight) && aligned16(bias);
+    int blocks = ceil_div(N, LN_ROWS_PER_BLOCK);
+    if (packed)
+        layernorm_forward_kernel<X128><<<blocks, LN_THREADS>>>(as_device(out), mean, rstd, as_device(inp2),
+                                                               as_device(weight), as_device(bias), N, C,
+                                                               as_device(residual), as_device(inp1));
+    else
+        layernorm_forward_kernel<1><<<blocks, LN_THREADS>>>(as_device(out), mean, rstd, as_device(inp2),
+                                                            as_device(weight), as_device(bias), N, C,
+                                                            as_device(residual), as_device(inp1));
     cuda_check_launch();
 }
 

@@ -47,14 +47,6 @@ extern "C" {
 }
 #include "layers/layers_cuda.h"
 
-// Fused MLP up-projection through cuBLASLt's GELU epilogue: out (N,OC) = gelu(inp @ weight^T + bias),
-// pre_gelu (N,OC) = the GELU's input (for the backward); bias may be NULL. OC must be a multiple of 8
-// (cuBLASLt's aux leading dimension). Not in layers_cuda.h yet and not tested: cuBLASLt does not
-// document which GELU it computes (expected: the tanh approximation of layers/gelu.c), so test it
-// against gelu_forward(matmul_forward(...)) when wiring it in.
-extern "C" void matmul_forward_gelu_cuda(floatX* out, floatX* pre_gelu, const floatX* inp, const floatX* weight,
-                                         const floatX* bias, int N, int C, int OC);
-
 // Fails with one line naming the call site and the status, e.g.
 // "error: cuBLASLt: CUBLAS_STATUS_NOT_SUPPORTED (15): <what it means> (layers/matmul.cu:120)".
 #define cublaslt_check(call) cublaslt_check_at((call), __FILE__, __LINE__)
@@ -253,10 +245,17 @@ void matmul_backward_cuda(floatX* dinp, floatX* dweight, floatX* dbias, const fl
     lt_matmul(dweight, inp, false, dout, true, C, OC, N, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, NULL, NULL, 0);
 }
 
-void matmul_forward_gelu_cuda(floatX* out, floatX* pre_gelu, const floatX* inp, const floatX* weight,
+// The GELU epilogue (the tanh approximation, as layers/gelu.c): pre_gelu = inp @ weight^T + bias is
+// kept as cuBLASLt's aux output for the backward, out_gelu = gelu(pre_gelu). cuBLASLt needs the aux
+// leading dimension OC to be a multiple of 8; other widths take the matmul and the GELU kernel.
+void matmul_gelu_forward_cuda(floatX* out_gelu, floatX* pre_gelu, const floatX* inp, const floatX* weight,
                               const floatX* bias, int N, int C, int OC) {
-    check_sizes("matmul_forward_gelu_cuda", N, C, OC);
-    if (OC % 8 != 0) fail("matmul_forward_gelu_cuda: OC=%d must be a multiple of 8 (cuBLASLt's GELU aux)", OC);
-    lt_matmul(out, weight, true, inp, false, OC, N, C, 0.0f,
+    check_sizes("matmul_gelu_forward_cuda", N, C, OC);
+    if (OC % 8 != 0) {
+        matmul_forward_cuda(pre_gelu, inp, weight, bias, N, C, OC);
+        gelu_forward_cuda(out_gelu, pre_gelu, N * OC);
+        return;
+    }
+    lt_matmul(out_gelu, weight, true, inp, false, OC, N, C, 0.0f,
               bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX, bias, pre_gelu, OC);
 }

@@ -12,12 +12,6 @@
 
 namespace {
 
-// A pack of W floatD moved by one load or store; W = X128 makes it 128 bits.
-constexpr int X128 = 16 / sizeof(floatD);
-template <int W> struct alignas(W * sizeof(floatD)) Pack { floatD v[W]; };
-template <int W> __device__ Pack<W> load_pack(const floatD* p) { return *reinterpret_cast<const Pack<W>*>(p); }
-template <int W> __device__ void store_pack(floatD* p, const Pack<W>& x) { *reinterpret_cast<Pack<W>*>(p) = x; }
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 int blocks_for(long items) {
     int blocks = ceil_div(items, RESIDUAL_THREADS);
     return blocks < 1 ? 1 : blocks > RESIDUAL_MAX_BLOCKS ? RESIDUAL_MAX_BLOCKS : blocks;

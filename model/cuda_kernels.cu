@@ -57,9 +57,11 @@ static Kernels make_cuda_kernels() {
     k.layernorm_backward = layernorm_backward_cuda;
     k.matmul_forward = matmul_forward_cuda;
     k.matmul_backward = matmul_backward_cuda;
+    k.matmul_gelu_forward = matmul_gelu_forward_cuda;
     k.gelu_forward = gelu_forward_cuda;
     k.gelu_backward = gelu_backward_cuda;
     k.residual_forward = residual_forward_cuda;
+    k.residual_layernorm_forward = residual_layernorm_forward_cuda;
     k.crossentropy_forward_backward = crossentropy_forward_backward_cuda;
     k.adamw_update = adamw_update_cuda;
     k.global_norm_squared = global_norm_squared_cuda;

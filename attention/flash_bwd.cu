@@ -1,0 +1,454 @@
+// The CUDA attention backward (attention_cuda.h), twin of attention_backward in attention/softmax.c:
+// FlashAttention-2 form. A pre-pass computes D_i = dO_i . O_i (softmax, normalized sigmoid); then a
+// dK/dV kernel (CTA per key block, looping over query tiles) and a separate dQ kernel (CTA per query
+// block, looping over key tiles) each recompute S tile by tile, so every element of dqkv has one
+// owner: deterministic, no atomics. Tensor cores for head sizes 64 and 128 in the bf16 build, row-wise
+// fp32 kernels otherwise. Design, tiling, fragment layouts: attention/flash.cuh.
+#include "attention/flash.cuh"
+
+using namespace flash;
+
+// ---------------------------------------------------------------------------------------------------
+// D (B,NH,T) = rowsum(dO * O) per head: one warp per (b, h, i).
+__global__ void __launch_bounds__(THREADS)
+    attention_backward_dsum_kernel(float* dsum, const floatD* dout, const floatD* out, int B, int T, int C, int NH) {
+    const int hs = C / NH, lane = threadIdx.x % 32;
+    const long row = (long)blockIdx.x * (THREADS / 32) + threadIdx.x / 32;
+    if (row >= (long)B * NH * T) return;
+    const int i = (int)(row % T), h = (int)(row / T % NH), b = (int)(row / T / NH);
+    const size_t at = ((size_t)b * T + i) * C + (size_t)h * hs;
+    float sum = 0.0f;
+    for (int c = lane; c < hs; c += 32) sum += to_float(dout[at + c]) * to_float(out[at + c]);
+    sum = warp_sum(sum);
+    if (lane == 0) dsum[row] = sum;   // row = (b NH + h) T + i
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Row-wise fallback, fp32. dQ: one warp per query row i, keys 0..i in chunks of 32 (a lane per key for
+// the two dot products), dq accumulated in shared memory (a lane per 32nd channel).
+// Shared memory per warp: q, dO and the dq accumulator, 3 hs floats.
+template <int MODE>
+__global__ void __launch_bounds__(THREADS)
+    attention_backward_dq_rowwise_kernel(floatD* dqkv, const floatD* dout, const floatD* qkv, const float* stat,
+                                         const float* dsum, int B, int T, int C, int NH, float scale, float bias) {
+    const int hs = C / NH, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const long row = (long)blockIdx.x * (THREADS / 32) + warp;
+    if (row >= (long)B * NH * T) return;
+    const int i = (int)(row % T), h = (int)(row / T % NH), b = (int)(row / T / NH);
+    float* q_s = dynamic_smem<float>() + (size_t)warp * 3 * hs;
+    float* do_s = q_s + hs;
+    float* acc = do_s + hs;
+    const size_t stride = 3 * (size_t)C;
+    const floatD* head = qkv + (size_t)b * T * stride + (size_t)h * hs;
+    const floatD* dout_row = dout + ((size_t)b * T + i) * C + (size_t)h * hs;
+    for (int c = lane; c < hs; c += 32) {
+        q_s[c] = to_float(head[(size_t)i * stride + c]);
+        do_s[c] = to_float(dout_row[c]);
+        acc[c] = 0.0f;
+    }
+    __syncwarp();
+    const float st = MODE == MODE_SIGMOID ? 0.0f : stat[row];   // row = (b NH + h) T + i
+    const float D = MODE == MODE_SIGMOID ? 0.0f : dsum[row];
+    for (int j0 = 0; j0 <= i; j0 += 32) {
+        const int j = j0 + lane;
+        float ds = 0.0f;
+        if (j <= i) {
+            const floatD* k = head + (size_t)j * stride + C;
+            const floatD* v = k + C;
+            float qk = 0.0f, dp = 0.0f;
+            for (int c = 0; c < hs; c++) {
+                qk += q_s[c] * to_float(k[c]);
+                dp += do_s[c] * to_float(v[c]);
+            }
+            float w;
+            weight_and_grad<MODE, false>(scale * qk, dp, st, D, bias, w, ds);
+        }
+        const int count = min(32, i + 1 - j0);
+        for (int jj = 0; jj < count; jj++) {
+            const float x = __shfl_sync(0xffffffffu, ds, jj);
+            const floatD* k = head + (size_t)(j0 + jj) * stride + C;
+            for (int c = lane; c < hs; c += 32) acc[c] += x * to_float(k[c]);
+        }
+    }
+    floatD* dq = dqkv + ((size_t)b * T + i) * stride + (size_t)h * hs;
+    for (int c = lane; c < hs; c += 32) dq[c] = from_float(to_float(dq[c]) + scale * acc[c]);
+}
+
+// dK, dV: one warp per key row j, queries j..T-1 in chunks of 32 (a lane per query), dk and dv
+// accumulated in shared memory. Shared memory per warp: k, v, dk, dv, 4 hs floats.
+template <int MODE>
+__global__ void __launch_bounds__(THREADS)
+    attention_backward_dkdv_rowwise_kernel(floatD* dqkv, const floatD* dout, const floatD* qkv, const float* stat,
+                                           const float* dsum, int B, int T, int C, int NH, float scale, float bias) {
+    const int hs = C / NH, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const long row = (long)blockIdx.x * (THREADS / 32) + warp;
+    if (row >= (long)B * NH * T) return;
+    const int j = (int)(row % T), h = (int)(row / T % NH), b = (int)(row / T / NH);
+    float* k_s = dynamic_smem<float>() + (size_t)warp * 4 * hs;
+    float* v_s = k_s + hs;
+    float* dk = v_s + hs;
+    float* dv = dk + hs;
+    const size_t stride = 3 * (size_t)C;
+    const floatD* head = qkv + (size_t)b * T * stride + (size_t)h * hs;
+    const floatD* dout_head = dout + (size_t)b * T * C + (size_t)h * hs;
+    const size_t stat_at = ((size_t)b * NH + h) * T;
+    for (int c = lane; c < hs; c += 32) {
+        k_s[c] = to_float(head[(size_t)j * stride + C + c]);
+        v_s[c] = to_float(head[(size_t)j * stride + 2 * C + c]);
+        dk[c] = dv[c] = 0.0f;
+    }
+    __syncwarp();
+    for (int i0 = j; i0 < T; i0 += 32) {
+        const int i = i0 + lane;
+        float w = 0.0f, ds = 0.0f;
+        if (i < T) {
+            const floatD* q = head + (size_t)i * stride;
+            const floatD* dor = dout_head + (size_t)i * C;
+            float qk = 0.0f, dp = 0.0f;
+            for (int c = 0; c < hs; c++) {
+                qk += to_float(q[c]) * k_s[c];
+                dp += to_float(dor[c]) * v_s[c];
+            }
+            const float st = MODE == MODE_SIGMOID ? 0.0f : stat[stat_at + i];
+            const float D = MODE == MODE_SIGMOID ? 0.0f : dsum[stat_at + i];
+            weight_and_grad<MODE, false>(scale * qk, dp, st, D, bias, w, ds);
+        }
+        const int count = min(32, T - i0);
+        for (int ii = 0; ii < count; ii++) {
+            const float xw = __shfl_sync(0xffffffffu, w, ii), xs = __shfl_sync(0xffffffffu, ds, ii);
+            const floatD* q = head + (size_t)(i0 + ii) * stride;
+            const floatD* dor = dout_head + (size_t)(i0 + ii) * C;
+            for (int c = lane; c < hs; c += 32) {
+                dv[c] += xw * to_float(dor[c]);
+                dk[c] += xs * to_float(q[c]);
+            }
+        }
+    }
+    floatD* dk_row = dqkv + ((size_t)b * T + j) * stride + C + (size_t)h * hs;
+    floatD* dv_row = dk_row + C;
+    for (int c = lane; c < hs; c += 32) {
+        dk_row[c] = from_float(to_float(dk_row[c]) + scale * dk[c]);
+        dv_row[c] = from_float(to_float(dv_row[c]) + dv[c]);
+    }
+}
+
+template <int MODE>
+static void backward_rowwise(floatD* dqkv, const floatD* dout, const floatD* qkv, const float* stat,
+                             const float* dsum, int B, int T, int C, int NH, float scale, float bias) {
+    const int blocks = ceil_div((long)B * NH * T, THREADS / 32);
+    const size_t hs_bytes = (size_t)(C / NH) * sizeof(float), smem_dq = (THREADS / 32) * 3 * hs_bytes,
+                 smem_dkdv = (THREADS / 32) * 4 * hs_bytes;
+    allow_smem(attention_backward_dq_rowwise_kernel<MODE>, smem_dq);
+    attention_backward_dq_rowwise_kernel<MODE><<<blocks, THREADS, smem_dq>>>(dqkv, dout, qkv, stat, dsum, B, T, C,
+                                                                              NH, scale, bias);
+    cuda_check_launch();
+    allow_smem(attention_backward_dkdv_rowwise_kernel<MODE>, smem_dkdv);
+    attention_backward_dkdv_rowwise_kernel<MODE><<<blocks, THREADS, smem_dkdv>>>(dqkv, dout, qkv, stat, dsum, B, T,
+                                                                                  C, NH, scale, bias);
+    cuda_check_launch();
+}
+
+#ifdef ATTNLAB_BF16
+// ---------------------------------------------------------------------------------------------------
+// Tensor-core backward. Tiles (see flash.cuh): dK/dV CTA = BC keys x BQ-query tiles, dQ CTA = BR
+// queries x BK-key tiles; BQ and BK halve for hs 128 to bound registers and shared memory.
+template <int HS> struct BackwardTiles {
+    static constexpr int BC = 64, BQ = HS == 128 ? 32 : 64;   // dK/dV kernel
+    static constexpr int BR = 64, BK = HS == 128 ? 32 : 64;   // dQ kernel
+    static constexpr int LD = HS + 8;
+    // K, V (BC, LD); Q, dO (2 stages, BQ, LD); stat, D (2 stages, BQ) floats: 55 KB (hs 64), 69 KB (hs 128)
+    static constexpr size_t SMEM_DKDV = (size_t)(2 * BC + 4 * BQ) * LD * sizeof(bf16) + 4 * BQ * sizeof(float);
+    // Q, dO (BR, LD); K, V (2 stages, BK, LD): 54 KB (hs 64), 68 KB (hs 128)
+    static constexpr size_t SMEM_DQ = (size_t)(2 * BR + 4 * BK) * LD * sizeof(bf16);
+};
+
+// dK, dV of BC keys of one (b, h); warp w owns keys kv0 + 16 w .. + 15 and their dK, dV rows.
+template <int HS, int MODE>
+__global__ void __launch_bounds__(THREADS)
+    attention_backward_dkdv_flash_kernel(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* stat,
+                                         const float* dsum, int T, int C, int NH, float scale, float bias) {
+    constexpr int BC = BackwardTiles<HS>::BC, BQ = BackwardTiles<HS>::BQ, LD = BackwardTiles<HS>::LD;
+    bf16* k_s = dynamic_smem<bf16>();   // [BC][LD]
+    bf16* v_s = k_s + BC * LD;          // [BC][LD]
+    bf16* q_s = v_s + BC * LD;          // [2][BQ][LD]
+    bf16* do_s = q_s + 2 * BQ * LD;     // [2][BQ][LD]
+    float* stat_s = reinterpret_cast<float*>(do_s + 2 * BQ * LD);   // [2][BQ]
+    float* d_s = stat_s + 2 * BQ;                                   // [2][BQ]
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int kv0 = blockIdx.x * BC, h = blockIdx.y, b = blockIdx.z;   // early keys (most queries) first
+    const size_t stride = 3 * (size_t)C;
+    const bf16* q_g = qkv + (size_t)b * T * stride + (size_t)h * HS;
+    const bf16* do_g = dout + (size_t)b * T * C + (size_t)h * HS;
+    const size_t stat_at = ((size_t)b * NH + h) * T;
+
+    // query tile qt (rows qt BQ ..) into stage `stage`: Q, dO and the rows' statistics
+    auto load_queries = [&](int qt, int stage) {
+        load_tile<BQ, HS, LD>(q_s + stage * BQ * LD, q_g, stride, qt * BQ, T);
+        load_tile<BQ, HS, LD>(do_s + stage * BQ * LD, do_g, C, qt * BQ, T);
+        if (MODE != MODE_SIGMOID && threadIdx.x < BQ) {
+            const int i = qt * BQ + threadIdx.x;
+            const bool valid = i < T;
+            cp_async_4(stat_s + stage * BQ + threadIdx.x, stat + stat_at + (valid ? i : 0), valid);
+            cp_async_4(d_s + stage * BQ + threadIdx.x, dsum + stat_at + (valid ? i : 0), valid);
+        }
+    };
+
+    const int qt_first = kv0 / BQ, n_qt = (T + BQ - 1) / BQ;   // the first query tile that sees a key here
+    load_tile<BC, HS, LD>(k_s, q_g + C, stride, kv0, T);
+    load_tile<BC, HS, LD>(v_s, q_g + 2 * C, stride, kv0, T);
+    load_queries(qt_first, 0);
+    cp_async_commit();
+
+    const int key_w = warp * 16;             // the warp's first key in the block
+    const int j_r = kv0 + key_w + g;         // keys of this thread's rows: j_r, j_r + 8
+    float dk[HS / 8][4] = {}, dv[HS / 8][4] = {};
+
+    for (int qt = qt_first; qt < n_qt; qt++) {
+        const int stage = (qt - qt_first) & 1;
+        if (qt + 1 < n_qt) {
+            load_queries(qt + 1, stage ^ 1);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const bf16* qs = q_s + stage * BQ * LD;
+        const bf16* dos = do_s + stage * BQ * LD;
+        const float* stat_t = stat_s + stage * BQ;
+        const float* dsum_t = d_s + stage * BQ;
+        const int q0 = qt * BQ;
+
+        // S^T (16 keys x BQ queries) = K Q^T, dP^T = V dO^T
+        float st[BQ / 8][4] = {}, dpt[BQ / 8][4] = {};
+        #pragma unroll
+        for (int kk = 0; kk < HS / 16; kk++) {
+            uint32_t ak[4], av[4];
+            load_a<LD>(ak, k_s, key_w, kk * 16);
+            load_a<LD>(av, v_s, key_w, kk * 16);
+            #pragma unroll
+            for (int nb = 0; nb < BQ / 8; nb += 2) {
+                uint32_t bq[4], bd[4];
+                load_b_nk<LD>(bq, qs, nb * 8, kk * 16);
+                load_b_nk<LD>(bd, dos, nb * 8, kk * 16);
+                mma_bf16(st[nb], ak, bq[0], bq[1]);
+                mma_bf16(st[nb + 1], ak, bq[2], bq[3]);
+                mma_bf16(dpt[nb], av, bd[0], bd[1]);
+                mma_bf16(dpt[nb + 1], av, bd[2], bd[3]);
+            }
+        }
+
+        // st <- the weights W^T, dpt <- dS^T; masked: key after query, or a query past T
+        const bool need_mask = !(q0 >= kv0 + BC - 1 && q0 + BQ <= T);
+        #pragma unroll
+        for (int nb = 0; nb < BQ / 8; nb++) {
+            #pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int col = nb * 8 + 2 * t + (e & 1), i = q0 + col, j = j_r + 8 * (e >> 1);
+                const float stat_i = MODE == MODE_SIGMOID ? 0.0f : stat_t[col];
+                const float D_i = MODE == MODE_SIGMOID ? 0.0f : dsum_t[col];
+                float w, ds;
+                weight_and_grad<MODE, true>(st[nb][e] * scale, dpt[nb][e], stat_i, D_i, bias, w, ds);
+                const bool masked = need_mask && (j > i || i >= T);
+                st[nb][e] = masked ? 0.0f : w;
+                dpt[nb][e] = masked ? 0.0f : ds;
+            }
+        }
+
+        // dV (16 x HS) += W^T dO, dK += dS^T Q over the tile's queries
+        #pragma unroll
+        for (int kk = 0; kk < BQ / 16; kk++) {
+            uint32_t aw[4], as[4];
+            a_from_acc(aw, st[2 * kk], st[2 * kk + 1]);
+            a_from_acc(as, dpt[2 * kk], dpt[2 * kk + 1]);
+            #pragma unroll
+            for (int nd = 0; nd < HS / 8; nd += 2) {
+                uint32_t bd[4], bq[4];
+                load_b_kn<LD>(bd, dos, kk * 16, nd * 8);
+                load_b_kn<LD>(bq, qs, kk * 16, nd * 8);
+                mma_bf16(dv[nd], aw, bd[0], bd[1]);
+                mma_bf16(dv[nd + 1], aw, bd[2], bd[3]);
+                mma_bf16(dk[nd], as, bq[0], bq[1]);
+                mma_bf16(dk[nd + 1], as, bq[2], bq[3]);
+            }
+        }
+        __syncthreads();   // this stage is refilled by the next iteration's prefetch
+    }
+
+    #pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int j = j_r + 8 * r;
+        if (j < T) {
+            bf16* dk_row = dqkv + ((size_t)b * T + j) * stride + C + (size_t)h * HS + 2 * t;
+            bf16* dv_row = dk_row + C;
+            #pragma unroll
+            for (int nd = 0; nd < HS / 8; nd++) {
+                add_pair(dk_row + nd * 8, scale * dk[nd][2 * r], scale * dk[nd][2 * r + 1]);
+                add_pair(dv_row + nd * 8, dv[nd][2 * r], dv[nd][2 * r + 1]);
+            }
+        }
+    }
+}
+
+// dQ of BR query rows of one (b, h); warp w owns rows q0 + 16 w .. + 15.
+template <int HS, int MODE>
+__global__ void __launch_bounds__(THREADS)
+    attention_backward_dq_flash_kernel(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* stat,
+                                       const float* dsum, int T, int C, int NH, float scale, float bias) {
+    constexpr int BR = BackwardTiles<HS>::BR, BK = BackwardTiles<HS>::BK, LD = BackwardTiles<HS>::LD;
+    bf16* q_s = dynamic_smem<bf16>();   // [BR][LD]
+    bf16* do_s = q_s + BR * LD;         // [BR][LD]
+    bf16* k_s = do_s + BR * LD;         // [2][BK][LD]
+    bf16* v_s = k_s + 2 * BK * LD;      // [2][BK][LD]
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int q0 = (gridDim.x - 1 - blockIdx.x) * BR, h = blockIdx.y, b = blockIdx.z;   // longest rows first
+    const size_t stride = 3 * (size_t)C;
+    const bf16* q_g = qkv + (size_t)b * T * stride + (size_t)h * HS;
+    const bf16* k_g = q_g + C;
+    const bf16* v_g = q_g + 2 * C;
+    const size_t stat_at = ((size_t)b * NH + h) * T;
+
+    load_tile<BR, HS, LD>(q_s, q_g, stride, q0, T);
+    load_tile<BR, HS, LD>(do_s, dout + (size_t)b * T * C + (size_t)h * HS, C, q0, T);
+    load_tile<BK, HS, LD>(k_s, k_g, stride, 0, T);
+    load_tile<BK, HS, LD>(v_s, v_g, stride, 0, T);
+    cp_async_commit();
+
+    const int row_w = warp * 16;
+    const int i_r = q0 + row_w + g;   // rows of this thread: i_r, i_r + 8
+    float stat_r[2], D_r[2];
+    #pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const bool use = MODE != MODE_SIGMOID && i_r + 8 * r < T;
+        stat_r[r] = use ? stat[stat_at + i_r + 8 * r] : 0.0f;
+        D_r[r] = use ? dsum[stat_at + i_r + 8 * r] : 0.0f;
+    }
+    const int n_tiles = (min(q0 + BR, T) - 1) / BK + 1;
+    float dq[HS / 8][4] = {};
+
+    for (int it = 0; it < n_tiles; it++) {
+        if (it + 1 < n_tiles) {
+            const int next = (it + 1) & 1;
+            load_tile<BK, HS, LD>(k_s + next * BK * LD, k_g, stride, (it + 1) * BK, T);
+            load_tile<BK, HS, LD>(v_s + next * BK * LD, v_g, stride, (it + 1) * BK, T);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const bf16* ks = k_s + (it & 1) * BK * LD;
+        const bf16* vs = v_s + (it & 1) * BK * LD;
+        const int kv0 = it * BK;
+
+        // S (16 x BK) = Q K^T, dP = dO V^T
+        float s[BK / 8][4] = {}, dp[BK / 8][4] = {};
+        #pragma unroll
+        for (int kk = 0; kk < HS / 16; kk++) {
+            uint32_t aq[4], ad[4];
+            load_a<LD>(aq, q_s, row_w, kk * 16);
+            load_a<LD>(ad, do_s, row_w, kk * 16);
+            #pragma unroll
+            for (int nb = 0; nb < BK / 8; nb += 2) {
+                uint32_t bk[4], bv[4];
+                load_b_nk<LD>(bk, ks, nb * 8, kk * 16);
+                load_b_nk<LD>(bv, vs, nb * 8, kk * 16);
+                mma_bf16(s[nb], aq, bk[0], bk[1]);
+                mma_bf16(s[nb + 1], aq, bk[2], bk[3]);
+                mma_bf16(dp[nb], ad, bv[0], bv[1]);
+                mma_bf16(dp[nb + 1], ad, bv[2], bv[3]);
+            }
+        }
+
+        // dp <- dS; masked: key after query, or a query past T
+        const bool need_mask = !(kv0 + BK - 1 <= q0 && q0 + BR <= T);
+        #pragma unroll
+        for (int nb = 0; nb < BK / 8; nb++) {
+            #pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int r = e >> 1, i = i_r + 8 * r, j = kv0 + nb * 8 + 2 * t + (e & 1);
+                float w, ds;
+                weight_and_grad<MODE, true>(s[nb][e] * scale, dp[nb][e], stat_r[r], D_r[r], bias, w, ds);
+                dp[nb][e] = need_mask && (j > i || i >= T) ? 0.0f : ds;
+            }
+        }
+
+        // dQ (16 x HS) += dS (16 x BK) K (BK x HS)
+        #pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++) {
+            uint32_t a[4];
+            a_from_acc(a, dp[2 * kk], dp[2 * kk + 1]);
+            #pragma unroll
+            for (int nd = 0; nd < HS / 8; nd += 2) {
+                uint32_t bk[4];
+                load_b_kn<LD>(bk, ks, kk * 16, nd * 8);
+                mma_bf16(dq[nd], a, bk[0], bk[1]);
+                mma_bf16(dq[nd + 1], a, bk[2], bk[3]);
+            }
+        }
+        __syncthreads();   // this stage is refilled by the next iteration's prefetch
+    }
+
+    #pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = i_r + 8 * r;
+        if (i < T) {
+            bf16* dq_row = dqkv + ((size_t)b * T + i) * stride + (size_t)h * HS + 2 * t;
+            #pragma unroll
+            for (int nd = 0; nd < HS / 8; nd++) add_pair(dq_row + nd * 8, scale * dq[nd][2 * r], scale * dq[nd][2 * r + 1]);
+        }
+    }
+}
+
+template <int HS, int MODE>
+static void launch_backward_flash(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* stat, const float* dsum,
+                                  int B, int T, int C, int NH, float scale, float bias) {
+    typedef BackwardTiles<HS> Tiles;
+    allow_smem(attention_backward_dkdv_flash_kernel<HS, MODE>, Tiles::SMEM_DKDV);
+    attention_backward_dkdv_flash_kernel<HS, MODE><<<dim3(ceil_div(T, Tiles::BC), NH, B), THREADS, Tiles::SMEM_DKDV>>>(
+        dqkv, dout, qkv, stat, dsum, T, C, NH, scale, bias);
+    cuda_check_launch();
+    allow_smem(attention_backward_dq_flash_kernel<HS, MODE>, Tiles::SMEM_DQ);
+    attention_backward_dq_flash_kernel<HS, MODE><<<dim3(ceil_div(T, Tiles::BR), NH, B), THREADS, Tiles::SMEM_DQ>>>(
+        dqkv, dout, qkv, stat, dsum, T, C, NH, scale, bias);
+    cuda_check_launch();
+}
+
+template <int HS>
+static void backward_flash(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* stat, const float* dsum, int B,
+                           int T, int C, int NH, float scale, int mode, float bias) {
+    if (mode == MODE_SOFTMAX) launch_backward_flash<HS, MODE_SOFTMAX>(dqkv, dout, qkv, stat, dsum, B, T, C, NH, scale, bias);
+    else if (mode == MODE_SIGMOID) launch_backward_flash<HS, MODE_SIGMOID>(dqkv, dout, qkv, stat, dsum, B, T, C, NH, scale, bias);
+    else launch_backward_flash<HS, MODE_SIGMOID_NORM>(dqkv, dout, qkv, stat, dsum, B, T, C, NH, scale, bias);
+}
+#endif   // ATTNLAB_BF16
+
+extern "C" void attention_backward_cuda(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
+                                        const float* stat, int B, int T, int C, int NH, AttnScore score) {
+    if (B <= 0 || T <= 0) return;
+    const int hs = C / NH, mode = score_mode(score);
+    const float scale = 1.0f / sqrtf((float)hs), bias = score.bias;
+    float* dsum = nullptr;   // D (B,NH,T), stream-ordered scratch; plain sigmoid needs none
+    if (mode != MODE_SIGMOID) {
+        cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&dsum), (size_t)B * NH * T * sizeof(float), 0));
+        attention_backward_dsum_kernel<<<ceil_div((long)B * NH * T, THREADS / 32), THREADS>>>(
+            dsum, as_device(dout), as_device(out), B, T, C, NH);
+        cuda_check_launch();
+    }
+#ifdef ATTNLAB_BF16
+    if ((hs == 64 || hs == 128) && aligned16(dqkv) && aligned16(dout) && aligned16(qkv)) {
+        bf16* dx = as_device(dqkv);
+        if (hs == 64) backward_flash<64>(dx, as_device(dout), as_device(qkv), stat, dsum, B, T, C, NH, scale, mode, bias);
+        else backward_flash<128>(dx, as_device(dout), as_device(qkv), stat, dsum, B, T, C, NH, scale, mode, bias);
+    } else
+#endif
+    {
+        floatD* dx = as_device(dqkv);
+        const floatD* g = as_device(dout);
+        const floatD* x = as_device(qkv);
+        if (mode == MODE_SOFTMAX) backward_rowwise<MODE_SOFTMAX>(dx, g, x, stat, dsum, B, T, C, NH, scale, bias);
+        else if (mode == MODE_SIGMOID) backward_rowwise<MODE_SIGMOID>(dx, g, x, stat, dsum, B, T, C, NH, scale, bias);
+        else backward_rowwise<MODE_SIGMOID_NORM>(dx, g, x, stat, dsum, B, T, C, NH, scale, bias);
+    }
+    if (dsum) cuda_check(cudaFreeAsync(dsum, 0));
+}

@@ -1,0 +1,120 @@
+// The CUDA attention (attention/flash_fwd.cu, flash_bwd.cu) against its CPU twin (attention/softmax.c,
+// fp32) for every score mode: forward out and stat, backward dqkv (accumulated onto random values), and
+// decoding (Tq new rows over a KV cache of Tk of Tmax rows, the rows past Tk NaN so that a read of
+// them shows). Head sizes 8 and 12 take the row-wise kernels, 64 and 128 the tensor-core ones in the
+// bf16 build (forward for Tq >= 16); T = 1, 7, 64, 65, 200 cover single rows, partial tiles and
+// several tiles. The backward is run twice and must give the same bits (it is deterministic).
+#include <cstring>
+
+#include "test/cuda/harness.cuh"
+
+extern "C" {
+#include "attention/attention.h"
+#include "attention/attention_cuda.h"
+}
+
+namespace {
+
+struct Mode {
+    const char* name;
+    AttnScore score;
+};
+
+const Mode MODES[] = {
+    {"softmax", {0, 0.0f, 0}},
+    {"sigmoid b=-3.2", {1, -3.2f, 0}},
+    {"sigmoid b=0", {1, 0.0f, 0}},
+    {"sigmoid/norm b=0", {1, 0.0f, 1}},
+    {"sigmoid/norm b=-3.2", {1, -3.2f, 1}},
+};
+
+// floatX bits of a device buffer, for the determinism check.
+std::vector<floatX> device_bits(const floatX* d, size_t n) {
+    std::vector<floatX> x(n);
+    cuda_check(cudaMemcpy(x.data(), d, n * sizeof(floatX), cudaMemcpyDeviceToHost));
+    return x;
+}
+
+// One shape: the forward over the last Tq of Tk positions of a (B,Tmax,3C) qkv; the backward too
+// when Tq = Tk = Tmax (training). Returns the number of failed checks.
+int attention_case(const Mode& mode, int B, int NH, int hs, int Tq, int Tk, int Tmax, uint64_t seed) {
+    const int C = NH * hs;
+    const size_t n_qkv = (size_t)B * Tmax * 3 * C, n_out = (size_t)B * Tq * C, n_stat = (size_t)B * NH * Tq;
+    std::vector<float> qkv = host_random(n_qkv, 1.0f, seed);
+    round_to_floatx(qkv);
+    for (int b = 0; b < B; b++)   // KV cache rows not written yet: neither side may read them
+        for (int t = Tk; t < Tmax; t++)
+            for (int c = 0; c < 3 * C; c++) qkv[((size_t)b * Tmax + t) * 3 * C + c] = NAN;
+
+    std::vector<float> out_ref(n_out), stat_ref(n_stat);
+    attention_forward(out_ref.data(), stat_ref.data(), qkv.data(), B, Tq, Tk, Tmax, C, NH, mode.score);
+
+    floatX* d_qkv = to_device(qkv);
+    floatX* d_out = device_alloc<floatX>(n_out);
+    float* d_stat = device_alloc<float>(n_stat);
+    poison(d_out, n_out * sizeof(floatX));
+    poison(d_stat, n_stat * sizeof(float));
+    attention_forward_cuda(d_out, d_stat, d_qkv, B, Tq, Tk, Tmax, C, NH, mode.score);
+    cuda_check(cudaDeviceSynchronize());
+
+    int failures = 0;
+    char what[160];
+    snprintf(what, sizeof(what), "attention %s B=%d NH=%d hs=%d Tq=%d Tk=%d Tmax=%d out", mode.name, B, NH, hs, Tq,
+             Tk, Tmax);
+    failures += check(what, rel_err(from_device(d_out, n_out), out_ref), TOL_REDUCTION);
+    snprintf(what, sizeof(what), "attention %s B=%d NH=%d hs=%d Tq=%d Tk=%d Tmax=%d stat", mode.name, B, NH, hs, Tq,
+             Tk, Tmax);
+    failures += check(what, rel_err(from_device_float(d_stat, n_stat), stat_ref), TOL_REDUCTION);
+
+    if (Tq == Tk && Tk == Tmax) {
+        const int T = Tk;
+        std::vector<float> dout = host_random(n_out, 1.0f, seed + 1), dqkv = host_random(n_qkv, 1.0f, seed + 2);
+        round_to_floatx(dout);
+        round_to_floatx(dqkv);
+        std::vector<float> dqkv_ref = dqkv;
+        attention_backward(dqkv_ref.data(), dout.data(), qkv.data(), out_ref.data(), stat_ref.data(), B, T, C, NH,
+                           mode.score);
+
+        floatX* d_dout = to_device(dout);
+        floatX* d_dqkv = to_device(dqkv);
+        floatX* d_dqkv2 = to_device(dqkv);
+        attention_backward_cuda(d_dqkv, d_dout, d_qkv, d_out, d_stat, B, T, C, NH, mode.score);
+        attention_backward_cuda(d_dqkv2, d_dout, d_qkv, d_out, d_stat, B, T, C, NH, mode.score);
+        cuda_check(cudaDeviceSynchronize());
+        snprintf(what, sizeof(what), "attention %s B=%d NH=%d hs=%d T=%d dqkv", mode.name, B, NH, hs, T);
+        failures += check(what, rel_err(from_device(d_dqkv, n_qkv), dqkv_ref), TOL_REDUCTION);
+        std::vector<floatX> bits = device_bits(d_dqkv, n_qkv), bits2 = device_bits(d_dqkv2, n_qkv);
+        const int same = memcmp(bits.data(), bits2.data(), n_qkv * sizeof(floatX)) == 0;
+        snprintf(what, sizeof(what), "attention %s B=%d NH=%d hs=%d T=%d dqkv deterministic", mode.name, B, NH, hs, T);
+        failures += check(what, same ? 0.0 : 1.0, 0.0);
+        cuda_check(cudaFree(d_dqkv2));
+        cuda_check(cudaFree(d_dqkv));
+        cuda_check(cudaFree(d_dout));
+    }
+    cuda_check(cudaFree(d_stat));
+    cuda_check(cudaFree(d_out));
+    cuda_check(cudaFree(d_qkv));
+    return failures;
+}
+
+}   // namespace
+
+int test_attention(void) {
+    int failures = 0, n = 0;
+    const int head_sizes[] = {8, 12, 64, 128}, lengths[] = {1, 7, 64, 65, 200};
+    // decoding: (Tq, Tk, Tmax), Tq new rows after Tk - Tq cached ones, Tmax - Tk rows not yet written
+    const int decode[][3] = {{1, 70, 80}, {5, 70, 80}, {1, 1, 4}, {20, 70, 80}, {67, 150, 160}};
+    for (const Mode& mode : MODES) {
+        for (int hs : head_sizes) {
+            for (int T : lengths) {   // training shapes, forward and backward; B 1-2, NH 1-4 vary with n
+                failures += attention_case(mode, 1 + n % 2, 1 + n % 4, hs, T, T, T, 1000 + n);
+                n++;
+            }
+            for (const auto& d : decode) {
+                failures += attention_case(mode, 1 + n % 2, 1 + (n / 2) % 3, hs, d[0], d[1], d[2], 1000 + n);
+                n++;
+            }
+        }
+    }
+    return failures;
+}
