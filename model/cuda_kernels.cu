@@ -16,12 +16,13 @@ extern "C" {
 static void* cuda_alloc(size_t bytes) {
     void* ptr = nullptr;
     cudaError_t err = cudaMalloc(&ptr, bytes);
-    if (err != cudaSuccess) {
+    if (err == cudaErrorMemoryAllocation) {
         size_t free_bytes = 0, total = 0;
         cudaMemGetInfo(&free_bytes, &total);
-        fail("out of GPU memory: %.1f MiB requested, %.1f MiB free of %.1f MiB (%s); lower -b or -t",
-             bytes / 1048576.0, free_bytes / 1048576.0, total / 1048576.0, cudaGetErrorString(err));
+        fail("out of GPU memory: %.1f MiB requested, %.1f MiB free of %.1f MiB; lower -b or -t", bytes / 1048576.0,
+             free_bytes / 1048576.0, total / 1048576.0);
     }
+    if (err != cudaSuccess) fail("CUDA: %s (is there an NVIDIA GPU with a working driver?)", cudaGetErrorString(err));
     return ptr;
 }
 

@@ -3,7 +3,8 @@
 // decoding (Tq new rows over a KV cache of Tk of Tmax rows, the rows past Tk NaN so that a read of
 // them shows). Head sizes 8 and 12 take the row-wise kernels, 64 and 128 the tensor-core ones in the
 // bf16 build (forward for Tq >= 16); T = 1, 7, 64, 65, 200 cover single rows, partial tiles and
-// several tiles. The backward is run twice and must give the same bits (it is deterministic).
+// several tiles. The backward is run twice and must give the same bits (it is deterministic), and once
+// more from zeros, to check the gradient alone.
 #include <cstring>
 
 #include "test/cuda/harness.cuh"
@@ -87,6 +88,15 @@ int attention_case(const Mode& mode, int B, int NH, int hs, int Tq, int Tk, int 
         const int same = memcmp(bits.data(), bits2.data(), n_qkv * sizeof(floatX)) == 0;
         snprintf(what, sizeof(what), "attention %s B=%d NH=%d hs=%d T=%d dqkv deterministic", mode.name, B, NH, hs, T);
         failures += check(what, same ? 0.0 : 1.0, 0.0);
+        // the gradient alone (from zeros), which the random start above would partly hide in bf16
+        std::vector<float> grad_ref(n_qkv, 0.0f);
+        attention_backward(grad_ref.data(), dout.data(), qkv.data(), out_ref.data(), stat_ref.data(), B, T, C, NH,
+                           mode.score);
+        cuda_check(cudaMemset(d_dqkv2, 0, n_qkv * sizeof(floatX)));
+        attention_backward_cuda(d_dqkv2, d_dout, d_qkv, d_out, d_stat, B, T, C, NH, mode.score);
+        cuda_check(cudaDeviceSynchronize());
+        snprintf(what, sizeof(what), "attention %s B=%d NH=%d hs=%d T=%d dqkv from 0", mode.name, B, NH, hs, T);
+        failures += check(what, rel_err(from_device(d_dqkv2, n_qkv), grad_ref), TOL_REDUCTION);
         cuda_check(cudaFree(d_dqkv2));
         cuda_check(cudaFree(d_dqkv));
         cuda_check(cudaFree(d_dout));
