@@ -2,6 +2,10 @@
 // qkv rows hold [q | k | v] (3C floats) per position, heads of size hs = C/NH side by side.
 #pragma once
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 // How a score s = q.k/sqrt(hs) becomes a weight (METHODS.md sections 0, 1, 2.3).
 typedef struct {
     int sigmoid;    // 0: softmax over the row; 1: sigmoid(s + bias), no row coupling
@@ -19,3 +23,7 @@ void attention_forward(float* out, float* stat, const float* qkv, int B, int Tq,
 // dqkv (B,T,3C) += from dout (B,T,C); recomputes the scores from qkv, out and stat (no T x T buffer).
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* stat,
                         int B, int T, int C, int NH, AttnScore score);
+
+#ifdef __cplusplus
+}
+#endif

@@ -120,7 +120,8 @@ static __device__ __forceinline__ void weight_and_grad(float s, float dp, float 
 // Launches need more than the default 48 KB of dynamic shared memory opted in (per device, so on
 // every launch: cheap, and right when several host threads drive several GPUs).
 template <typename Kernel> static void allow_smem(Kernel kernel, size_t bytes) {
-    if (bytes > 48 * 1024) cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+    if (bytes > 48 * 1024)
+        cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
 }
 
 static inline bool aligned16(const void* p) { return ((uintptr_t)p & 15) == 0; }

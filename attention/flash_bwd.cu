@@ -6,7 +6,9 @@
 // fp32 kernels otherwise. Design, tiling, fragment layouts: attention/flash.cuh.
 #include "attention/flash.cuh"
 
-using namespace flash;
+// Everything but the entry point lives in namespace flash, so its helpers hide any of the same name
+// in the shared headers.
+namespace flash {
 
 // ---------------------------------------------------------------------------------------------------
 // D (B,NH,T) = rowsum(dO * O) per head: one warp per (b, h, i).
@@ -133,8 +135,8 @@ __global__ void __launch_bounds__(THREADS)
 }
 
 template <int MODE>
-static void backward_rowwise(floatD* dqkv, const floatD* dout, const floatD* qkv, const float* stat,
-                             const float* dsum, int B, int T, int C, int NH, float scale, float bias) {
+static void launch_backward_rowwise(floatD* dqkv, const floatD* dout, const floatD* qkv, const float* stat,
+                                    const float* dsum, int B, int T, int C, int NH, float scale, float bias) {
     const int blocks = ceil_div((long)B * NH * T, THREADS / 32);
     const size_t hs_bytes = (size_t)(C / NH) * sizeof(float), smem_dq = (THREADS / 32) * 3 * hs_bytes,
                  smem_dkdv = (THREADS / 32) * 4 * hs_bytes;
@@ -146,6 +148,26 @@ static void backward_rowwise(floatD* dqkv, const floatD* dout, const floatD* qkv
     attention_backward_dkdv_rowwise_kernel<MODE><<<blocks, THREADS, smem_dkdv>>>(dqkv, dout, qkv, stat, dsum, B, T,
                                                                                   C, NH, scale, bias);
     cuda_check_launch();
+}
+
+static void backward_rowwise(floatD* dqkv, const floatD* dout, const floatD* qkv, const float* stat, const float* dsum,
+                             int B, int T, int C, int NH, float scale, int mode, float bias) {
+    if (mode == MODE_SOFTMAX)
+        launch_backward_rowwise<MODE_SOFTMAX>(dqkv, dout, qkv, stat, dsum, B, T, C, NH, scale, bias);
+    else if (mode == MODE_SIGMOID)
+        launch_backward_rowwise<MODE_SIGMOID>(dqkv, dout, qkv, stat, dsum, B, T, C, NH, scale, bias);
+    else
+        launch_backward_rowwise<MODE_SIGMOID_NORM>(dqkv, dout, qkv, stat, dsum, B, T, C, NH, scale, bias);
+}
+
+// D (B,NH,T) = rowsum(dO * O) into a stream-ordered scratch buffer the caller frees with cudaFreeAsync.
+static float* dsum_scratch(const floatD* dout, const floatD* out, int B, int T, int C, int NH) {
+    float* dsum = nullptr;
+    cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&dsum), (size_t)B * NH * T * sizeof(float), 0));
+    attention_backward_dsum_kernel<<<ceil_div((long)B * NH * T, THREADS / 32), THREADS>>>(dsum, dout, out, B, T, C,
+                                                                                         NH);
+    cuda_check_launch();
+    return dsum;
 }
 
 #ifdef ATTNLAB_BF16
@@ -395,7 +417,8 @@ __global__ void __launch_bounds__(THREADS)
         if (i < T) {
             bf16* dq_row = dqkv + ((size_t)b * T + i) * stride + (size_t)h * HS + 2 * t;
             #pragma unroll
-            for (int nd = 0; nd < HS / 8; nd++) add_pair(dq_row + nd * 8, scale * dq[nd][2 * r], scale * dq[nd][2 * r + 1]);
+            for (int nd = 0; nd < HS / 8; nd++)
+                add_pair(dq_row + nd * 8, scale * dq[nd][2 * r], scale * dq[nd][2 * r + 1]);
         }
     }
 }
@@ -417,38 +440,37 @@ static void launch_backward_flash(bf16* dqkv, const bf16* dout, const bf16* qkv,
 template <int HS>
 static void backward_flash(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* stat, const float* dsum, int B,
                            int T, int C, int NH, float scale, int mode, float bias) {
-    if (mode == MODE_SOFTMAX) launch_backward_flash<HS, MODE_SOFTMAX>(dqkv, dout, qkv, stat, dsum, B, T, C, NH, scale, bias);
-    else if (mode == MODE_SIGMOID) launch_backward_flash<HS, MODE_SIGMOID>(dqkv, dout, qkv, stat, dsum, B, T, C, NH, scale, bias);
-    else launch_backward_flash<HS, MODE_SIGMOID_NORM>(dqkv, dout, qkv, stat, dsum, B, T, C, NH, scale, bias);
+    if (mode == MODE_SOFTMAX)
+        launch_backward_flash<HS, MODE_SOFTMAX>(dqkv, dout, qkv, stat, dsum, B, T, C, NH, scale, bias);
+    else if (mode == MODE_SIGMOID)
+        launch_backward_flash<HS, MODE_SIGMOID>(dqkv, dout, qkv, stat, dsum, B, T, C, NH, scale, bias);
+    else
+        launch_backward_flash<HS, MODE_SIGMOID_NORM>(dqkv, dout, qkv, stat, dsum, B, T, C, NH, scale, bias);
 }
 #endif   // ATTNLAB_BF16
 
+}   // namespace flash
+
+// Tensor cores where they apply (bf16, hs 64 or 128, 16-byte aligned tensors), else the row-wise kernels.
 extern "C" void attention_backward_cuda(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
                                         const float* stat, int B, int T, int C, int NH, AttnScore score) {
     if (B <= 0 || T <= 0) return;
-    const int hs = C / NH, mode = score_mode(score);
+    const int hs = C / NH, mode = flash::score_mode(score);
     const float scale = 1.0f / sqrtf((float)hs), bias = score.bias;
-    float* dsum = nullptr;   // D (B,NH,T), stream-ordered scratch; plain sigmoid needs none
-    if (mode != MODE_SIGMOID) {
-        cuda_check(cudaMallocAsync(reinterpret_cast<void**>(&dsum), (size_t)B * NH * T * sizeof(float), 0));
-        attention_backward_dsum_kernel<<<ceil_div((long)B * NH * T, THREADS / 32), THREADS>>>(
-            dsum, as_device(dout), as_device(out), B, T, C, NH);
-        cuda_check_launch();
-    }
+    // D = rowsum(dO * O) for softmax and normalized sigmoid; plain sigmoid needs none
+    float* dsum =
+        mode == flash::MODE_SIGMOID ? nullptr : flash::dsum_scratch(as_device(dout), as_device(out), B, T, C, NH);
 #ifdef ATTNLAB_BF16
-    if ((hs == 64 || hs == 128) && aligned16(dqkv) && aligned16(dout) && aligned16(qkv)) {
-        bf16* dx = as_device(dqkv);
-        if (hs == 64) backward_flash<64>(dx, as_device(dout), as_device(qkv), stat, dsum, B, T, C, NH, scale, mode, bias);
-        else backward_flash<128>(dx, as_device(dout), as_device(qkv), stat, dsum, B, T, C, NH, scale, mode, bias);
+    if ((hs == 64 || hs == 128) && flash::aligned16(dqkv) && flash::aligned16(dout) && flash::aligned16(qkv)) {
+        if (hs == 64)
+            flash::backward_flash<64>(as_device(dqkv), as_device(dout), as_device(qkv), stat, dsum, B, T, C, NH, scale,
+                                      mode, bias);
+        else
+            flash::backward_flash<128>(as_device(dqkv), as_device(dout), as_device(qkv), stat, dsum, B, T, C, NH, scale,
+                                       mode, bias);
     } else
 #endif
-    {
-        floatD* dx = as_device(dqkv);
-        const floatD* g = as_device(dout);
-        const floatD* x = as_device(qkv);
-        if (mode == MODE_SOFTMAX) backward_rowwise<MODE_SOFTMAX>(dx, g, x, stat, dsum, B, T, C, NH, scale, bias);
-        else if (mode == MODE_SIGMOID) backward_rowwise<MODE_SIGMOID>(dx, g, x, stat, dsum, B, T, C, NH, scale, bias);
-        else backward_rowwise<MODE_SIGMOID_NORM>(dx, g, x, stat, dsum, B, T, C, NH, scale, bias);
-    }
+        flash::backward_rowwise(as_device(dqkv), as_device(dout), as_device(qkv), stat, dsum, B, T, C, NH, scale, mode,
+                                bias);
     if (dsum) cuda_check(cudaFreeAsync(dsum, 0));
 }

@@ -4,7 +4,9 @@
 // tiling, fragment layouts and determinism: attention/flash.cuh.
 #include "attention/flash.cuh"
 
-using namespace flash;
+// Everything but the entry point lives in namespace flash, so its helpers hide any of the same name
+// in the shared headers.
+namespace flash {
 
 // ---------------------------------------------------------------------------------------------------
 // Row-wise fallback: one warp per query row (b, h, i), keys in chunks of 32 (a lane per key for the
@@ -57,7 +59,9 @@ __global__ void __launch_bounds__(THREADS)
             for (int c = lane; c < hs; c += 32) acc[c] += w * to_float(v[c]);
         }
     }
-    const float inv = MODE == MODE_SOFTMAX ? 1.0f / l : MODE == MODE_SIGMOID_NORM ? 1.0f / (l + SIGMOID_NORM_EPS) : 1.0f;
+    const float inv = MODE == MODE_SOFTMAX         ? 1.0f / l
+                      : MODE == MODE_SIGMOID_NORM ? 1.0f / (l + SIGMOID_NORM_EPS)
+                                                  : 1.0f;
     floatD* out_row = out + ((size_t)b * Tq + i) * C + (size_t)h * hs;
     for (int c = lane; c < hs; c += 32) out_row[c] = from_float(acc[c] * inv);
     if (lane == 0)
@@ -72,6 +76,16 @@ static void launch_forward_rowwise(floatD* out, float* stat, const floatD* qkv, 
     attention_forward_rowwise_kernel<MODE><<<ceil_div((long)B * NH * Tq, THREADS / 32), THREADS, smem>>>(
         out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale, bias);
     cuda_check_launch();
+}
+
+static void forward_rowwise(floatD* out, float* stat, const floatD* qkv, int B, int Tq, int Tk, int Tmax, int C,
+                            int NH, float scale, int mode, float bias) {
+    if (mode == MODE_SOFTMAX)
+        launch_forward_rowwise<MODE_SOFTMAX>(out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale, bias);
+    else if (mode == MODE_SIGMOID)
+        launch_forward_rowwise<MODE_SIGMOID>(out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale, bias);
+    else
+        launch_forward_rowwise<MODE_SIGMOID_NORM>(out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale, bias);
 }
 
 #ifdef ATTNLAB_BF16
@@ -247,29 +261,32 @@ static void launch_forward_flash(bf16* out, float* stat, const bf16* qkv, int B,
 template <int HS>
 static void forward_flash(bf16* out, float* stat, const bf16* qkv, int B, int Tq, int Tk, int Tmax, int C, int NH,
                           float scale, int mode, float bias) {
-    if (mode == MODE_SOFTMAX) launch_forward_flash<HS, MODE_SOFTMAX>(out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale, bias);
-    else if (mode == MODE_SIGMOID) launch_forward_flash<HS, MODE_SIGMOID>(out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale, bias);
-    else launch_forward_flash<HS, MODE_SIGMOID_NORM>(out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale, bias);
+    if (mode == MODE_SOFTMAX)
+        launch_forward_flash<HS, MODE_SOFTMAX>(out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale, bias);
+    else if (mode == MODE_SIGMOID)
+        launch_forward_flash<HS, MODE_SIGMOID>(out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale, bias);
+    else
+        launch_forward_flash<HS, MODE_SIGMOID_NORM>(out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale, bias);
 }
 #endif   // ATTNLAB_BF16
 
+}   // namespace flash
+
+// Tensor cores where they apply (bf16, hs 64 or 128, at least 16 query rows, 16-byte aligned tensors),
+// else the row-wise kernel.
 extern "C" void attention_forward_cuda(floatX* out, float* stat, const floatX* qkv, int B, int Tq, int Tk, int Tmax,
                                        int C, int NH, AttnScore score) {
     if (B <= 0 || Tq <= 0) return;
-    const int hs = C / NH, mode = score_mode(score);
+    const int hs = C / NH, mode = flash::score_mode(score);
     const float scale = 1.0f / sqrtf((float)hs), bias = score.bias;
 #ifdef ATTNLAB_BF16
-    if ((hs == 64 || hs == 128) && Tq >= 16 && aligned16(out) && aligned16(qkv)) {
-        bf16* o = as_device(out);
-        const bf16* x = as_device(qkv);
-        if (hs == 64) forward_flash<64>(o, stat, x, B, Tq, Tk, Tmax, C, NH, scale, mode, bias);
-        else forward_flash<128>(o, stat, x, B, Tq, Tk, Tmax, C, NH, scale, mode, bias);
+    if ((hs == 64 || hs == 128) && Tq >= 16 && flash::aligned16(out) && flash::aligned16(qkv)) {
+        if (hs == 64)
+            flash::forward_flash<64>(as_device(out), stat, as_device(qkv), B, Tq, Tk, Tmax, C, NH, scale, mode, bias);
+        else
+            flash::forward_flash<128>(as_device(out), stat, as_device(qkv), B, Tq, Tk, Tmax, C, NH, scale, mode, bias);
         return;
     }
 #endif
-    floatD* o = as_device(out);
-    const floatD* x = as_device(qkv);
-    if (mode == MODE_SOFTMAX) launch_forward_rowwise<MODE_SOFTMAX>(o, stat, x, B, Tq, Tk, Tmax, C, NH, scale, bias);
-    else if (mode == MODE_SIGMOID) launch_forward_rowwise<MODE_SIGMOID>(o, stat, x, B, Tq, Tk, Tmax, C, NH, scale, bias);
-    else launch_forward_rowwise<MODE_SIGMOID_NORM>(o, stat, x, B, Tq, Tk, Tmax, C, NH, scale, bias);
+    flash::forward_rowwise(as_device(out), stat, as_device(qkv), B, Tq, Tk, Tmax, C, NH, scale, mode, bias);
 }

@@ -9,6 +9,10 @@
 // (METHODS 4.2, as the NX-AI *_custbw references and Triton kernels).
 #pragma once
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define MLSTM_GATE_SOFT_CAP 15.0f   // xLSTM-7B gate_soft_cap (METHODS 4.7)
 #define MLSTM_EPS 1e-6f             // added to the normaliser (METHODS 4.1)
 
@@ -34,3 +38,7 @@ void mlstm_chunkwise_backward(float* dqkv, float* dgates, const float* dh, const
 // updated in place (all zeros before the first step).
 void mlstm_recurrent_step(float* h, float* c_state, float* n_state, float* m_state, const float* qkv,
                           const float* gates, int B, int C, int NH, int sig_igate);
+
+#ifdef __cplusplus
+}
+#endif

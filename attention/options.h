@@ -4,6 +4,10 @@
 // as in attention.h. Every backward ACCUMULATES (+=) into its gradient outputs.
 #pragma once
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 // Gated attention G1 (METHODS.md 3.1): out (N,C) = inp (N,C) * sigmoid(gate_preact), C = NH*hs.
 // gate_preact (N,G): headwise (G = NH, one scalar per head broadcast over its hs channels) or
 // elementwise (G = C). out may not alias inp.
@@ -27,3 +31,7 @@ void qknorm_forward(float* out, float* mean, float* rstd, const float* inp,
 void qknorm_backward(float* dinp, float* dqw, float* dqb, float* dkw, float* dkb, const float* dout,
                      const float* inp, const float* qw, const float* kw, const float* mean, const float* rstd,
                      int N, int C, int NH);
+
+#ifdef __cplusplus
+}
+#endif

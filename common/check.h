@@ -5,6 +5,10 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 // Print "error: ..." and exit(1). For problems with the user's input: name the file and the problem.
 void fail(const char* fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
@@ -29,3 +33,7 @@ FILE* atomic_open(const char* path);
 void atomic_commit(FILE* f, const char* path);
 // Wall clock in seconds.
 double now_seconds(void);
+
+#ifdef __cplusplus
+}
+#endif

@@ -6,6 +6,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #ifdef ATTNLAB_BF16
 typedef uint16_t floatX;
 #else
@@ -34,3 +38,7 @@ static inline float float_from_floatx(floatX x) {
     return x;
 #endif
 }
+
+#ifdef __cplusplus
+}
+#endif

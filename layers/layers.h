@@ -6,6 +6,10 @@
 #pragma once
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 // out (B,T,C) = wte[inp[b,t]] + wpe[t]. inp (B,T) token ids; wte (V,C); wpe (T,C), or NULL (RoPE models).
 void encoder_forward(float* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C);
 // dwte (V,C), dwpe (T,C) += from dout (B,T,C); dwpe may be NULL.
@@ -60,3 +64,7 @@ void adamw_update(float* params, float* m, float* v, const float* grads, size_t 
 // out[0] = sum of squares of values (N), accumulated in double. Global-norm clipping is
 // sqrt of the sum over all gradients; adamw then gets grad_scale = clip / max(norm, clip).
 void global_norm_squared(float* out, const float* values, size_t N);
+
+#ifdef __cplusplus
+}
+#endif

@@ -10,6 +10,10 @@
 #include "attention/attention.h"
 #include "common/floatx.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     const char* name;
     // memory the kernels can read ("device" memory; host memory on the CPU)
@@ -80,3 +84,7 @@ typedef struct {
 // The kernel set this program was linked with: the CPU set (model/cpu_kernels.c) in train_gpt2
 // and infer, the CUDA set (model/cuda_kernels.cu) in train_gpt2cu and infercu.
 const Kernels* default_kernels(void);
+
+#ifdef __cplusplus
+}
+#endif
