@@ -184,6 +184,43 @@ static __device__ __forceinline__ void a_from_acc(uint32_t a[4], const float c0[
     a[3] = pack_bf16(c1[2], c1[3]);
 }
 
+// The two warp-level products every tensor-core kernel is made of (16 rows per warp, fp32 accumulators).
+// acc (16 x N) += A B^T: A = rows a_row .. a_row+15 of the smem tile a_s, B = rows 0 .. N-1 of b_s, both
+// row-major with K = HS columns (S = Q K^T, dP = dO V^T, and their transposes).
+template <int LD, int HS, int N>
+static __device__ __forceinline__ void warp_mma_abt(float (*acc)[4], const bf16* a_s, int a_row, const bf16* b_s) {
+    #pragma unroll
+    for (int kk = 0; kk < HS / 16; kk++) {
+        uint32_t a[4];
+        load_a<LD>(a, a_s, a_row, kk * 16);
+        #pragma unroll
+        for (int nb = 0; nb < N / 8; nb += 2) {
+            uint32_t b[4];
+            load_b_nk<LD>(b, b_s, nb * 8, kk * 16);
+            mma_bf16(acc[nb], a, b[0], b[1]);
+            mma_bf16(acc[nb + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+// acc (16 x HS) += P B: P (16 x K) = the accumulators of an earlier product, B = rows 0 .. K-1 of the
+// row-major smem tile b_s (O += P V, dQ += dS K, dV += P^T dO, dK += dS^T Q).
+template <int LD, int HS, int K>
+static __device__ __forceinline__ void warp_mma_pb(float (*acc)[4], const float (*p)[4], const bf16* b_s) {
+    #pragma unroll
+    for (int kk = 0; kk < K / 16; kk++) {
+        uint32_t a[4];
+        a_from_acc(a, p[2 * kk], p[2 * kk + 1]);
+        #pragma unroll
+        for (int nd = 0; nd < HS / 8; nd += 2) {
+            uint32_t b[4];
+            load_b_kn<LD>(b, b_s, kk * 16, nd * 8);
+            mma_bf16(acc[nd], a, b[0], b[1]);
+            mma_bf16(acc[nd + 1], a, b[2], b[3]);
+        }
+    }
+}
+
 // 16 bytes global -> shared without registers; valid == false fills the 16 bytes with zeros (src
 // must still be a mapped address; it is not read).
 static __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool valid) {

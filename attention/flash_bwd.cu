@@ -243,22 +243,8 @@ __global__ void __launch_bounds__(THREADS)
 
         // S^T (16 keys x BQ queries) = K Q^T, dP^T = V dO^T
         float st[BQ / 8][4] = {}, dpt[BQ / 8][4] = {};
-        #pragma unroll
-        for (int kk = 0; kk < HS / 16; kk++) {
-            uint32_t ak[4], av[4];
-            load_a<LD>(ak, k_s, key_w, kk * 16);
-            load_a<LD>(av, v_s, key_w, kk * 16);
-            #pragma unroll
-            for (int nb = 0; nb < BQ / 8; nb += 2) {
-                uint32_t bq[4], bd[4];
-                load_b_nk<LD>(bq, qs, nb * 8, kk * 16);
-                load_b_nk<LD>(bd, dos, nb * 8, kk * 16);
-                mma_bf16(st[nb], ak, bq[0], bq[1]);
-                mma_bf16(st[nb + 1], ak, bq[2], bq[3]);
-                mma_bf16(dpt[nb], av, bd[0], bd[1]);
-                mma_bf16(dpt[nb + 1], av, bd[2], bd[3]);
-            }
-        }
+        warp_mma_abt<LD, HS, BQ>(st, k_s, key_w, qs);
+        warp_mma_abt<LD, HS, BQ>(dpt, v_s, key_w, dos);
 
         // st <- the weights W^T, dpt <- dS^T; masked: key after query, or a query past T
         const bool need_mask = !(q0 >= kv0 + BC - 1 && q0 + BQ <= T);
@@ -278,22 +264,8 @@ __global__ void __launch_bounds__(THREADS)
         }
 
         // dV (16 x HS) += W^T dO, dK += dS^T Q over the tile's queries
-        #pragma unroll
-        for (int kk = 0; kk < BQ / 16; kk++) {
-            uint32_t aw[4], as[4];
-            a_from_acc(aw, st[2 * kk], st[2 * kk + 1]);
-            a_from_acc(as, dpt[2 * kk], dpt[2 * kk + 1]);
-            #pragma unroll
-            for (int nd = 0; nd < HS / 8; nd += 2) {
-                uint32_t bd[4], bq[4];
-                load_b_kn<LD>(bd, dos, kk * 16, nd * 8);
-                load_b_kn<LD>(bq, qs, kk * 16, nd * 8);
-                mma_bf16(dv[nd], aw, bd[0], bd[1]);
-                mma_bf16(dv[nd + 1], aw, bd[2], bd[3]);
-                mma_bf16(dk[nd], as, bq[0], bq[1]);
-                mma_bf16(dk[nd + 1], as, bq[2], bq[3]);
-            }
-        }
+        warp_mma_pb<LD, HS, BQ>(dv, st, dos);
+        warp_mma_pb<LD, HS, BQ>(dk, dpt, qs);
         __syncthreads();   // this stage is refilled by the next iteration's prefetch
     }
 
@@ -365,22 +337,8 @@ __global__ void __launch_bounds__(THREADS)
 
         // S (16 x BK) = Q K^T, dP = dO V^T
         float s[BK / 8][4] = {}, dp[BK / 8][4] = {};
-        #pragma unroll
-        for (int kk = 0; kk < HS / 16; kk++) {
-            uint32_t aq[4], ad[4];
-            load_a<LD>(aq, q_s, row_w, kk * 16);
-            load_a<LD>(ad, do_s, row_w, kk * 16);
-            #pragma unroll
-            for (int nb = 0; nb < BK / 8; nb += 2) {
-                uint32_t bk[4], bv[4];
-                load_b_nk<LD>(bk, ks, nb * 8, kk * 16);
-                load_b_nk<LD>(bv, vs, nb * 8, kk * 16);
-                mma_bf16(s[nb], aq, bk[0], bk[1]);
-                mma_bf16(s[nb + 1], aq, bk[2], bk[3]);
-                mma_bf16(dp[nb], ad, bv[0], bv[1]);
-                mma_bf16(dp[nb + 1], ad, bv[2], bv[3]);
-            }
-        }
+        warp_mma_abt<LD, HS, BK>(s, q_s, row_w, ks);
+        warp_mma_abt<LD, HS, BK>(dp, do_s, row_w, vs);
 
         // dp <- dS; masked: key after query, or a query past T
         const bool need_mask = !(kv0 + BK - 1 <= q0 && q0 + BR <= T);
@@ -396,18 +354,7 @@ __global__ void __launch_bounds__(THREADS)
         }
 
         // dQ (16 x HS) += dS (16 x BK) K (BK x HS)
-        #pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++) {
-            uint32_t a[4];
-            a_from_acc(a, dp[2 * kk], dp[2 * kk + 1]);
-            #pragma unroll
-            for (int nd = 0; nd < HS / 8; nd += 2) {
-                uint32_t bk[4];
-                load_b_kn<LD>(bk, ks, kk * 16, nd * 8);
-                mma_bf16(dq[nd], a, bk[0], bk[1]);
-                mma_bf16(dq[nd + 1], a, bk[2], bk[3]);
-            }
-        }
+        warp_mma_pb<LD, HS, BK>(dq, dp, ks);
         __syncthreads();   // this stage is refilled by the next iteration's prefetch
     }
 

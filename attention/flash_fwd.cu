@@ -144,18 +144,7 @@ __global__ void __launch_bounds__(THREADS)
 
         // S (16 x BC) = Q K^T
         float s[BC / 8][4] = {};
-        #pragma unroll
-        for (int kk = 0; kk < HS / 16; kk++) {
-            uint32_t a[4];
-            load_a<LD>(a, q_s, row_w, kk * 16);
-            #pragma unroll
-            for (int nb = 0; nb < BC / 8; nb += 2) {
-                uint32_t bk[4];
-                load_b_nk<LD>(bk, ks, nb * 8, kk * 16);
-                mma_bf16(s[nb], a, bk[0], bk[1]);
-                mma_bf16(s[nb + 1], a, bk[2], bk[3]);
-            }
-        }
+        warp_mma_abt<LD, HS, BC>(s, q_s, row_w, ks);
 
         // S -> P in place; masked weights are exactly 0 (keys past the row's position, keys past Tk)
         const bool need_mask = kv0 + BC - 1 > pos_first;
@@ -210,18 +199,7 @@ __global__ void __launch_bounds__(THREADS)
         }
 
         // O (16 x HS) += P (16 x BC) V (BC x HS)
-        #pragma unroll
-        for (int kk = 0; kk < BC / 16; kk++) {
-            uint32_t a[4];
-            a_from_acc(a, s[2 * kk], s[2 * kk + 1]);
-            #pragma unroll
-            for (int nd = 0; nd < HS / 8; nd += 2) {
-                uint32_t bv[4];
-                load_b_kn<LD>(bv, vs, kk * 16, nd * 8);
-                mma_bf16(o[nd], a, bv[0], bv[1]);
-                mma_bf16(o[nd + 1], a, bv[2], bv[3]);
-            }
-        }
+        warp_mma_pb<LD, HS, BC>(o, s, vs);
         __syncthreads();   // this stage is refilled by the next iteration's prefetch
     }
 
