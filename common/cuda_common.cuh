@@ -32,6 +32,12 @@ void cuda_check_at(cudaError_t err, const char* file, int line);
 
 static inline int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 
+// Blocks of `threads` for a grid-stride loop over `items`: at least 1, at most 16384 (the loop covers the rest).
+static inline int grid_blocks(long items, int threads) {
+    int blocks = ceil_div(items, threads);
+    return blocks < 1 ? 1 : blocks > 16384 ? 16384 : blocks;
+}
+
 // A pack of W floatD moved by one load or store; W = X128 makes it 128 bits.
 constexpr int X128 = 16 / sizeof(floatD);
 template <int W> struct alignas(W * sizeof(floatD)) Pack { floatD v[W]; };

@@ -11,7 +11,6 @@
 #include "layers/layers_cuda.h"
 
 #define ADAMW_THREADS 256
-#define ADAMW_MAX_BLOCKS 16384
 
 namespace {
 
@@ -37,9 +36,8 @@ void adamw_update_cuda(floatX* params, float* master, float* m, float* v, const 
                        float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t) {
     float inv_bc1 = (float)(1.0 / (1.0 - pow(beta1, t)));   // 1 / bias correction of m
     float inv_bc2 = (float)(1.0 / (1.0 - pow(beta2, t)));   // 1 / bias correction of v
-    int blocks = ceil_div((long)N, ADAMW_THREADS);
-    blocks = blocks < 1 ? 1 : blocks > ADAMW_MAX_BLOCKS ? ADAMW_MAX_BLOCKS : blocks;
-    adamw_kernel<<<blocks, ADAMW_THREADS>>>(as_device(params), master, m, v, as_device(grads), N, lr, beta1, beta2,
-                                            eps, weight_decay, grad_scale, inv_bc1, inv_bc2);
+    adamw_kernel<<<grid_blocks((long)N, ADAMW_THREADS), ADAMW_THREADS>>>(
+        as_device(params), master, m, v, as_device(grads), N, lr, beta1, beta2, eps, weight_decay, grad_scale, inv_bc1,
+        inv_bc2);
     cuda_check_launch();
 }

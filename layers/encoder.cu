@@ -15,16 +15,11 @@
 
 #define ENC_THREADS 256
 #define ENC_WARPS (ENC_THREADS / 32)
-#define ENC_MAX_BLOCKS 16384
 #define SORT_TILE 1024    // keys sorted in shared memory by one block of SORT_TILE / 2 threads
 #define WTE_BLOCKS 1024   // blocks striding over the sorted positions, per slice of channels
 
 namespace {
 
-int blocks_for(long items) {
-    int blocks = ceil_div(items, ENC_THREADS);
-    return blocks < 1 ? 1 : blocks > ENC_MAX_BLOCKS ? ENC_MAX_BLOCKS : blocks;
-}
 
 typedef unsigned long long Key;   // token << 32 | position
 __device__ unsigned token_of(Key k) { return (unsigned)(k >> 32); }
@@ -146,13 +141,13 @@ __global__ void encoder_backward_wpe_kernel(floatD* dwpe, const floatD* dout, in
 
 // Sorts the n = B*T (token, position) keys into keys (npad), npad a power of two >= SORT_TILE.
 void sort_positions_by_token(Key* keys, const int* inp, long n, long npad) {
-    make_keys_kernel<<<blocks_for(npad), ENC_THREADS>>>(keys, inp, n, npad);
+    make_keys_kernel<<<grid_blocks(npad, ENC_THREADS), ENC_THREADS>>>(keys, inp, n, npad);
     cuda_check_launch();
     bitonic_tile_kernel<<<npad / SORT_TILE, SORT_TILE / 2>>>(keys, 2, SORT_TILE);
     cuda_check_launch();
     for (long k = 2 * SORT_TILE; k <= npad; k *= 2) {
         for (long j = k / 2; j >= SORT_TILE; j /= 2) {
-            bitonic_step_kernel<<<blocks_for(npad / 2), ENC_THREADS>>>(keys, npad, k, j);
+            bitonic_step_kernel<<<grid_blocks(npad / 2, ENC_THREADS), ENC_THREADS>>>(keys, npad, k, j);
             cuda_check_launch();
         }
         bitonic_tile_kernel<<<npad / SORT_TILE, SORT_TILE / 2>>>(keys, k, k);
@@ -172,7 +167,7 @@ void encoder_backward_packs(floatD* dwte, floatD* dwpe, const floatD* dout, cons
     cuda_check_launch();
     cuda_check(cudaFreeAsync(keys, 0));
     if (!dwpe) return;
-    encoder_backward_wpe_kernel<W><<<blocks_for((long)T * (C / W)), ENC_THREADS>>>(dwpe, dout, B, T, C);
+    encoder_backward_wpe_kernel<W><<<grid_blocks((long)T * (C / W), ENC_THREADS), ENC_THREADS>>>(dwpe, dout, B, T, C);
     cuda_check_launch();
 }
 
@@ -182,11 +177,11 @@ void encoder_forward_cuda(floatX* out, const int* inp, const floatX* wte, const 
     bool packed = C % X128 == 0 && aligned16(out) && aligned16(wte) && aligned16(wpe);   // aligned16(NULL) holds
     long rows = (long)B * T;
     if (packed)
-        encoder_forward_kernel<X128><<<blocks_for(rows * (C / X128)), ENC_THREADS>>>(
+        encoder_forward_kernel<X128><<<grid_blocks(rows * (C / X128), ENC_THREADS), ENC_THREADS>>>(
             as_device(out), inp, as_device(wte), as_device(wpe), B * T, T, C);
     else
-        encoder_forward_kernel<1><<<blocks_for(rows * C), ENC_THREADS>>>(as_device(out), inp, as_device(wte),
-                                                                         as_device(wpe), B * T, T, C);
+        encoder_forward_kernel<1><<<grid_blocks(rows * C, ENC_THREADS), ENC_THREADS>>>(
+            as_device(out), inp, as_device(wte), as_device(wpe), B * T, T, C);
     cuda_check_launch();
 }
 

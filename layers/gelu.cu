@@ -11,14 +11,9 @@
 #define GELU_SCALE 0.7978845608028654f   // sqrt(2/pi)
 #define GELU_CUBE 0.044715f
 #define GELU_THREADS 256
-#define GELU_MAX_BLOCKS 16384
 
 namespace {
 
-int blocks_for(long items) {
-    int blocks = ceil_div(items, GELU_THREADS);
-    return blocks < 1 ? 1 : blocks > GELU_MAX_BLOCKS ? GELU_MAX_BLOCKS : blocks;
-}
 
 // exp(-2u), clamped as fast_exp is.
 __device__ float exp_minus_2u(float x) {
@@ -67,17 +62,19 @@ __global__ void gelu_backward_kernel(floatD* dinp, const floatD* inp, const floa
 
 void gelu_forward_cuda(floatX* out, const floatX* inp, int N) {
     if (aligned16(out) && aligned16(inp))
-        gelu_forward_kernel<X128><<<blocks_for(ceil_div(N, X128)), GELU_THREADS>>>(as_device(out), as_device(inp), N);
+        gelu_forward_kernel<X128><<<grid_blocks(ceil_div(N, X128), GELU_THREADS), GELU_THREADS>>>(
+            as_device(out), as_device(inp), N);
     else
-        gelu_forward_kernel<1><<<blocks_for(N), GELU_THREADS>>>(as_device(out), as_device(inp), N);
+        gelu_forward_kernel<1><<<grid_blocks(N, GELU_THREADS), GELU_THREADS>>>(as_device(out), as_device(inp), N);
     cuda_check_launch();
 }
 
 void gelu_backward_cuda(floatX* dinp, const floatX* inp, const floatX* dout, int N) {
     if (aligned16(dinp) && aligned16(inp) && aligned16(dout))
-        gelu_backward_kernel<X128><<<blocks_for(ceil_div(N, X128)), GELU_THREADS>>>(as_device(dinp), as_device(inp),
-                                                                                    as_device(dout), N);
+        gelu_backward_kernel<X128><<<grid_blocks(ceil_div(N, X128), GELU_THREADS), GELU_THREADS>>>(
+            as_device(dinp), as_device(inp), as_device(dout), N);
     else
-        gelu_backward_kernel<1><<<blocks_for(N), GELU_THREADS>>>(as_device(dinp), as_device(inp), as_device(dout), N);
+        gelu_backward_kernel<1><<<grid_blocks(N, GELU_THREADS), GELU_THREADS>>>(
+            as_device(dinp), as_device(inp), as_device(dout), N);
     cuda_check_launch();
 }

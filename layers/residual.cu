@@ -8,14 +8,9 @@
 #include "layers/layers_cuda.h"
 
 #define RESIDUAL_THREADS 256
-#define RESIDUAL_MAX_BLOCKS 16384
 
 namespace {
 
-int blocks_for(long items) {
-    int blocks = ceil_div(items, RESIDUAL_THREADS);
-    return blocks < 1 ? 1 : blocks > RESIDUAL_MAX_BLOCKS ? RESIDUAL_MAX_BLOCKS : blocks;
-}
 
 // out (N) = inp1 + inp2; thread i takes elements i*W .. i*W+W-1 (the tail one by one).
 template <int W>
@@ -62,20 +57,20 @@ __global__ void residual_backward_kernel(floatD* dinp1, floatD* dinp2, const flo
 
 void residual_forward_cuda(floatX* out, const floatX* inp1, const floatX* inp2, int N) {
     if (aligned16(out) && aligned16(inp1) && aligned16(inp2))
-        residual_forward_kernel<X128><<<blocks_for(ceil_div(N, X128)), RESIDUAL_THREADS>>>(
+        residual_forward_kernel<X128><<<grid_blocks(ceil_div(N, X128), RESIDUAL_THREADS), RESIDUAL_THREADS>>>(
             as_device(out), as_device(inp1), as_device(inp2), N);
     else
-        residual_forward_kernel<1><<<blocks_for(N), RESIDUAL_THREADS>>>(as_device(out), as_device(inp1),
-                                                                        as_device(inp2), N);
+        residual_forward_kernel<1><<<grid_blocks(N, RESIDUAL_THREADS), RESIDUAL_THREADS>>>(
+            as_device(out), as_device(inp1), as_device(inp2), N);
     cuda_check_launch();
 }
 
 void residual_backward_cuda(floatX* dinp1, floatX* dinp2, const floatX* dout, int N) {
     if (aligned16(dinp1) && aligned16(dinp2) && aligned16(dout))
-        residual_backward_kernel<X128><<<blocks_for(ceil_div(N, X128)), RESIDUAL_THREADS>>>(
+        residual_backward_kernel<X128><<<grid_blocks(ceil_div(N, X128), RESIDUAL_THREADS), RESIDUAL_THREADS>>>(
             as_device(dinp1), as_device(dinp2), as_device(dout), N);
     else
-        residual_backward_kernel<1><<<blocks_for(N), RESIDUAL_THREADS>>>(as_device(dinp1), as_device(dinp2),
-                                                                         as_device(dout), N);
+        residual_backward_kernel<1><<<grid_blocks(N, RESIDUAL_THREADS), RESIDUAL_THREADS>>>(
+            as_device(dinp1), as_device(dinp2), as_device(dout), N);
     cuda_check_launch();
 }
