@@ -6,7 +6,8 @@ CFLAGS += -std=c11 -D_GNU_SOURCE -fopenmp -fPIC -Wall -Wextra -I. $(EXTRA_CFLAGS
 LDLIBS = -lm -fopenmp
 
 # Everything but the two programs: kernels, model graph, data. test/capi.c is the test entry point.
-LIB_SRC = $(filter-out data/prepare.c,$(wildcard common/*.c layers/*.c attention/*.c model/*.c data/*.c dist/*.c))
+LIB_SRC = $(filter-out data/prepare.c model/default_cuda.c,$(wildcard common/*.c layers/*.c attention/*.c model/*.c \
+                                                                 data/*.c dist/*.c))
 LIB_OBJ = $(patsubst %.c,build/%.o,$(LIB_SRC))
 
 # CUDA: SASS for sm_80 (A100) and sm_90 (H100/H200), so no PTX JIT on the target. PRECISION=BF16
@@ -25,7 +26,9 @@ CU_OBJ = $(patsubst %.cu,$(CUDA_BUILD)/%.o,$(CU_SRC))
 FLOATX_SRC = model/gpt.c model/checkpoint.c
 FLOATX_OBJ = $(patsubst %.c,$(CUDA_BUILD)/%.o,$(FLOATX_SRC))
 # the rest of the library (data, common, the CPU kernels that test_cuda compares against)
-SHARED_OBJ = $(patsubst %.c,build/%.o,$(filter-out model/cpu_kernels.c $(FLOATX_SRC),$(LIB_SRC)))
+SHARED_OBJ = $(patsubst %.c,build/%.o,$(filter-out model/cpu_kernels.c model/default_cpu.c $(FLOATX_SRC),$(LIB_SRC)))
+# test_cuda's whole-model check runs the CPU and CUDA tables side by side: same floatX, FP32 only
+TEST_CUDA_CPU_TABLE = $(if $(filter FP32,$(PRECISION)),$(CUDA_BUILD)/model/cpu_kernels.o,)
 TEST_CUDA_SRC = $(wildcard test/cuda/test_*.cu)
 
 .PHONY: all lib test bench clean cuda_check cuda
@@ -63,20 +66,19 @@ $(CUDA_BUILD)/%.o: %.c $(wildcard */*.h)
 # The CUDA programs: the same train.c / infer.c and model graph, linked with the CUDA kernel set.
 cuda: train_gpt2cu infercu test_cuda bench_attention_cuda
 
-train_gpt2cu: $(CUDA_BUILD)/train.o $(FLOATX_OBJ) $(SHARED_OBJ) $(CU_OBJ)
+train_gpt2cu: $(CUDA_BUILD)/train.o $(FLOATX_OBJ) $(SHARED_OBJ) $(CU_OBJ) $(CUDA_BUILD)/model/default_cuda.o
 	$(NVCC) $(NVCC_FLAGS) $^ -o $@ $(CUDA_LIBS)
 
-infercu: $(CUDA_BUILD)/infer.o $(FLOATX_OBJ) $(SHARED_OBJ) $(CU_OBJ)
+infercu: $(CUDA_BUILD)/infer.o $(FLOATX_OBJ) $(SHARED_OBJ) $(CU_OBJ) $(CUDA_BUILD)/model/default_cuda.o
 	$(NVCC) $(NVCC_FLAGS) $^ -o $@ $(CUDA_LIBS)
 
 # Every CUDA kernel against its CPU twin (needs a GPU to run).
 test_cuda: $(patsubst %.cu,$(CUDA_BUILD)/%.o,$(TEST_CUDA_SRC)) $(CUDA_BUILD)/test/cuda/main.o $(SHARED_OBJ) \
-           $(filter-out $(CUDA_BUILD)/model/cuda_kernels.o,$(CU_OBJ))
+           $(CU_OBJ) $(FLOATX_OBJ) $(TEST_CUDA_CPU_TABLE)
 	$(NVCC) $(NVCC_FLAGS) $^ -o $@ $(CUDA_LIBS)
 
 # The attention kernels alone on a GPU (TFLOP/s against the chip's peak).
-bench_attention_cuda: $(CUDA_BUILD)/scripts/bench_attention.o $(SHARED_OBJ) \
-                      $(filter-out $(CUDA_BUILD)/model/cuda_kernels.o,$(CU_OBJ))
+bench_attention_cuda: $(CUDA_BUILD)/scripts/bench_attention.o $(SHARED_OBJ) $(CU_OBJ)
 	$(NVCC) $(NVCC_FLAGS) $^ -o $@ $(CUDA_LIBS)
 
 # Compile-and-link check of the CUDA toolkit, cuBLASLt and NCCL (runs nothing here).

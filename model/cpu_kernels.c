@@ -64,4 +64,4 @@ static const Kernels cpu_kernels = {
     .headnorm_backward = headnorm_backward,
 };
 
-const Kernels* default_kernels(void) { return &cpu_kernels; }
+const Kernels* cpu_kernel_set(void) { return &cpu_kernels; }

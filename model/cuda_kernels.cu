@@ -73,4 +73,4 @@ static Kernels make_cuda_kernels() {
 
 static const Kernels cuda_kernels = make_cuda_kernels();
 
-extern "C" const Kernels* default_kernels(void) { return &cuda_kernels; }
+extern "C" const Kernels* cuda_kernel_set(void) { return &cuda_kernels; }

@@ -81,8 +81,11 @@ typedef struct {
                               const floatX* weight, const float* mean, const float* rstd, int N, int NH, int hs);
 } Kernels;
 
-// The kernel set this program was linked with: the CPU set (model/cpu_kernels.c) in train_gpt2
-// and infer, the CUDA set (model/cuda_kernels.cu) in train_gpt2cu and infercu.
+// The kernel sets: the CPU one (model/cpu_kernels.c) and the CUDA one (model/cuda_kernels.cu).
+const Kernels* cpu_kernel_set(void);
+const Kernels* cuda_kernel_set(void);
+// The set this program was linked with: the CPU set in train_gpt2 and infer (model/default_cpu.c),
+// the CUDA set in train_gpt2cu and infercu (model/default_cuda.c).
 const Kernels* default_kernels(void);
 
 #ifdef __cplusplus

@@ -12,6 +12,7 @@ int& checks_counter() {
 int test_layers(void);
 int test_matmul(void);
 int test_attention(void);
+int test_model(void);
 
 int main(void) {
     int devices = 0;
@@ -23,7 +24,7 @@ int main(void) {
     cuda_check(cudaGetDeviceProperties(&prop, 0));
     printf("device: %s (sm_%d%d), precision %s\n", prop.name, prop.major, prop.minor,
            sizeof(floatX) == 2 ? "bf16" : "fp32");
-    int failed = test_layers() + test_matmul() + test_attention();
+    int failed = test_layers() + test_matmul() + test_attention() + test_model();
     int total = checks_run();
     printf("%d passed, %d failed\n", total - failed, failed);
     return failed ? 1 : 0;
