@@ -30,6 +30,9 @@ SHARED_OBJ = $(patsubst %.c,build/%.o,$(filter-out model/cpu_kernels.c model/def
 # test_cuda's whole-model check runs the CPU and CUDA tables side by side: same floatX, FP32 only
 TEST_CUDA_CPU_TABLE = $(if $(filter FP32,$(PRECISION)),$(CUDA_BUILD)/model/cpu_kernels.o,)
 TEST_CUDA_SRC = $(wildcard test/cuda/test_*.cu)
+# The CUDA programs keep their names across precisions: this stamp changes with PRECISION, so they relink.
+CUDA_STAMP = build/cuda/last_precision
+$(shell mkdir -p build/cuda; [ "$$(cat $(CUDA_STAMP) 2>/dev/null)" = "$(PRECISION)" ] || echo $(PRECISION) > $(CUDA_STAMP))
 
 .PHONY: all lib test bench clean cuda_check cuda
 all: train_gpt2 infer prepare lib
@@ -66,20 +69,20 @@ $(CUDA_BUILD)/%.o: %.c $(wildcard */*.h)
 # The CUDA programs: the same train.c / infer.c and model graph, linked with the CUDA kernel set.
 cuda: train_gpt2cu infercu test_cuda bench_attention_cuda
 
-train_gpt2cu: $(CUDA_BUILD)/train.o $(FLOATX_OBJ) $(SHARED_OBJ) $(CU_OBJ) $(CUDA_BUILD)/model/default_cuda.o
-	$(NVCC) $(NVCC_FLAGS) $^ -o $@ $(CUDA_LIBS)
+train_gpt2cu: $(CUDA_BUILD)/train.o $(FLOATX_OBJ) $(SHARED_OBJ) $(CU_OBJ) $(CUDA_BUILD)/model/default_cuda.o $(CUDA_STAMP)
+	$(NVCC) $(NVCC_FLAGS) $(filter %.o,$^) -o $@ $(CUDA_LIBS)
 
-infercu: $(CUDA_BUILD)/infer.o $(FLOATX_OBJ) $(SHARED_OBJ) $(CU_OBJ) $(CUDA_BUILD)/model/default_cuda.o
-	$(NVCC) $(NVCC_FLAGS) $^ -o $@ $(CUDA_LIBS)
+infercu: $(CUDA_BUILD)/infer.o $(FLOATX_OBJ) $(SHARED_OBJ) $(CU_OBJ) $(CUDA_BUILD)/model/default_cuda.o $(CUDA_STAMP)
+	$(NVCC) $(NVCC_FLAGS) $(filter %.o,$^) -o $@ $(CUDA_LIBS)
 
 # Every CUDA kernel against its CPU twin (needs a GPU to run).
 test_cuda: $(patsubst %.cu,$(CUDA_BUILD)/%.o,$(TEST_CUDA_SRC)) $(CUDA_BUILD)/test/cuda/main.o $(SHARED_OBJ) \
-           $(CU_OBJ) $(FLOATX_OBJ) $(TEST_CUDA_CPU_TABLE)
-	$(NVCC) $(NVCC_FLAGS) $^ -o $@ $(CUDA_LIBS)
+           $(CU_OBJ) $(FLOATX_OBJ) $(TEST_CUDA_CPU_TABLE) $(CUDA_STAMP)
+	$(NVCC) $(NVCC_FLAGS) $(filter %.o,$^) -o $@ $(CUDA_LIBS)
 
 # The attention kernels alone on a GPU (TFLOP/s against the chip's peak).
-bench_attention_cuda: $(CUDA_BUILD)/scripts/bench_attention.o $(SHARED_OBJ) $(CU_OBJ)
-	$(NVCC) $(NVCC_FLAGS) $^ -o $@ $(CUDA_LIBS)
+bench_attention_cuda: $(CUDA_BUILD)/scripts/bench_attention.o $(SHARED_OBJ) $(CU_OBJ) $(CUDA_STAMP)
+	$(NVCC) $(NVCC_FLAGS) $(filter %.o,$^) -o $@ $(CUDA_LIBS)
 
 # Compile-and-link check of the CUDA toolkit, cuBLASLt and NCCL (runs nothing here).
 cuda_check: build/cuda_link_check
