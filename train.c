@@ -3,6 +3,7 @@
 // global-norm clipping and AdamW; validation, sampling, logging and checkpoints between steps.
 #include <dirent.h>
 #include <errno.h>
+#include <glob.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,6 +254,11 @@ int main(int argc, char** argv) {
     dataloader_init(&train, a.train_pattern, B, T, 0, 1, a.shuffle, (uint64_t)a.seed, c->vocab_size);
     int val_steps = 0;
     if (a.val_every > 0) {
+        glob_t found;
+        if (glob(a.val_pattern, 0, NULL, &found) != 0)
+            fail("-j %s: no validation shard matches; give -j GLOB, or -v 0 to train without validation",
+                 a.val_pattern);
+        globfree(&found);
         dataloader_init(&val, a.val_pattern, B, T, 0, 1, 0, 0, c->vocab_size);
         val_steps = val.num_batches;
         if (val_steps > a.val_steps) val_steps = a.val_steps;

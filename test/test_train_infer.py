@@ -136,6 +136,8 @@ def test_foreign_checkpoint_version(data, tmp_path):
 
 def test_missing_files(data, tmp_path):
     one_line_error(run(INFER, "-e", tmp_path / "nope.bin", ok=False), "nope.bin")
+    one_line_error(run(TRAIN, "-e", TINY, "-i", data / "*train*.bin", "-j", tmp_path / "none*.bin", ok=False),
+                   "none*.bin", "-v 0")
     one_line_error(run(TRAIN, "-e", TINY, "-i", tmp_path / "nothing*.bin", ok=False), "nothing*.bin")
 
 
