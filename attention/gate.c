@@ -9,10 +9,11 @@
 #include <stddef.h>
 
 #include "attention/options.h"
+#include "common/fastmath.h"
 
 // g = sigmoid(z) and its complement 1 - g = sigmoid(-z).
 static inline void sigmoid_pair(float z, float* g, float* one_minus_g) {
-    float e = expf(-fabsf(z));
+    float e = fast_exp(-fabsf(z));   // vectorizable, unlike libm's expf
     float big = 1.0f / (1.0f + e), small = e / (1.0f + e);
     *g = z >= 0.0f ? big : small;
     *one_minus_g = z >= 0.0f ? small : big;
@@ -36,7 +37,11 @@ void gate_forward(float* out, const float* inp, const float* gate_preact, int N,
     } else {
         size_t total = (size_t)N * C;
         #pragma omp parallel for simd
-        for (size_t i = 0; i < total; i++) out[i] = inp[i] / (1.0f + expf(-gate_preact[i]));
+        for (size_t i = 0; i < total; i++) {
+            float g, omg;
+            sigmoid_pair(gate_preact[i], &g, &omg);
+            out[i] = inp[i] * g;
+        }
     }
 }
 
@@ -65,7 +70,7 @@ void gate_backward(float* dinp, float* dgate_preact, const float* dout, const fl
         }
     } else {
         size_t total = (size_t)N * C;
-        #pragma omp parallel for
+        #pragma omp parallel for simd
         for (size_t i = 0; i < total; i++) {
             float g, omg;
             sigmoid_pair(gate_preact[i], &g, &omg);

@@ -46,9 +46,11 @@ static float* rope_table(int T, int hs, int pos0) {
     return table;
 }
 
-// inp/out (B,T,3C): q and k parts rotated, v copied; out may alias inp.
-void rope_forward(float* out, const float* inp, int B, int T, int C, int NH, int pos0) {
-    int hs = rope_head_size("rope_forward", C, NH), half = hs / 2;
+// out (B,T,3C) = R(sign * angle) inp on the q and k parts, v passed through; with accumulate, out +=
+// instead of =. The forward is R (sign +1, out may alias inp), the backward R^T = R(-angle), added.
+static void rope_rotate(float* out, const float* inp, int B, int T, int C, int NH, int pos0, float sign,
+                        int accumulate, const char* fn) {
+    int hs = rope_head_size(fn, C, NH), half = hs / 2;
     float* table = rope_table(T, hs, pos0);
     #pragma omp parallel for
     for (int row = 0; row < B * T; row++) {
@@ -63,40 +65,28 @@ void rope_forward(float* out, const float* inp, int B, int T, int C, int NH, int
             float* y2 = y1 + half;
             #pragma omp simd
             for (int j = 0; j < half; j++) {
-                float a = x1[j], b = x2[j];
-                y1[j] = a * cs[j] - b * sn[j];
-                y2[j] = b * cs[j] + a * sn[j];
+                float a = x1[j], b = x2[j], s = sign * sn[j];
+                float r1 = a * cs[j] - b * s, r2 = b * cs[j] + a * s;
+                y1[j] = accumulate ? y1[j] + r1 : r1;
+                y2[j] = accumulate ? y2[j] + r2 : r2;
             }
         }
-        if (y != x) memcpy(y + 2 * C, x + 2 * C, (size_t)C * sizeof(float));
+        if (accumulate) {
+            #pragma omp simd
+            for (int c = 2 * C; c < 3 * C; c++) y[c] += x[c];
+        } else if (y != x) {
+            memcpy(y + 2 * C, x + 2 * C, (size_t)C * sizeof(float));
+        }
     }
     free(table);
 }
 
+// inp/out (B,T,3C): q and k parts rotated, v copied; out may alias inp.
+void rope_forward(float* out, const float* inp, int B, int T, int C, int NH, int pos0) {
+    rope_rotate(out, inp, B, T, C, NH, pos0, 1.0f, 0, "rope_forward");
+}
+
 // dinp (B,T,3C) += R^T dout on q and k, += dout on v.
 void rope_backward(float* dinp, const float* dout, int B, int T, int C, int NH, int pos0) {
-    int hs = rope_head_size("rope_backward", C, NH), half = hs / 2;
-    float* table = rope_table(T, hs, pos0);
-    #pragma omp parallel for
-    for (int row = 0; row < B * T; row++) {
-        const float* cs = table + (size_t)(row % T) * 2 * half;
-        const float* sn = cs + half;
-        const float* dy = dout + (size_t)row * 3 * C;
-        float* dx = dinp + (size_t)row * 3 * C;
-        for (int head = 0; head < 2 * NH; head++) {
-            const float* dy1 = dy + (size_t)head * hs;
-            const float* dy2 = dy1 + half;
-            float* dx1 = dx + (size_t)head * hs;
-            float* dx2 = dx1 + half;
-            #pragma omp simd
-            for (int j = 0; j < half; j++) {
-                float a = dy1[j], b = dy2[j];
-                dx1[j] += a * cs[j] + b * sn[j];
-                dx2[j] += b * cs[j] - a * sn[j];
-            }
-        }
-        #pragma omp simd
-        for (int c = 2 * C; c < 3 * C; c++) dx[c] += dy[c];
-    }
-    free(table);
+    rope_rotate(dinp, dout, B, T, C, NH, pos0, -1.0f, 1, "rope_backward");
 }

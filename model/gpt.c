@@ -359,32 +359,28 @@ void gpt_set_parameters(GPT* m, const float* host) {
     free(rounded);
 }
 
-void gpt_get_parameters(const GPT* m, float* host) {
-    size_t n = m->num_parameters;
-    if (m->master_memory) {
-        m->k->download(host, m->master_memory, n * sizeof(float));
+// host (n floats) = src (n floatX in kernel memory); with floatX = float a plain download.
+static void download_floats(const Kernels* k, float* host, const floatX* src, size_t n) {
+    if (sizeof(floatX) == sizeof(float)) {
+        k->download(host, src, n * sizeof(float));
         return;
     }
     floatX* staging = malloc_check(n * sizeof(floatX));
-    m->k->download(staging, m->params_memory, n * sizeof(floatX));
+    k->download(staging, src, n * sizeof(floatX));
     for (size_t i = 0; i < n; i++) host[i] = float_from_floatx(staging[i]);
     free(staging);
 }
 
-void gpt_get_gradients(const GPT* m, float* host) {
-    size_t n = m->num_parameters;
-    floatX* staging = malloc_check(n * sizeof(floatX));
-    m->k->download(staging, m->grads_memory, n * sizeof(floatX));
-    for (size_t i = 0; i < n; i++) host[i] = float_from_floatx(staging[i]);
-    free(staging);
+void gpt_get_parameters(const GPT* m, float* host) {
+    if (m->master_memory) m->k->download(host, m->master_memory, m->num_parameters * sizeof(float));
+    else download_floats(m->k, host, m->params_memory, m->num_parameters);
 }
+
+void gpt_get_gradients(const GPT* m, float* host) { download_floats(m->k, host, m->grads_memory, m->num_parameters); }
 
 void gpt_get_logits(const GPT* m, size_t row, float* out) {
     size_t Vp = m->config.padded_vocab_size;
-    floatX* staging = malloc_check(Vp * sizeof(floatX));
-    m->k->download(staging, m->logits + row * Vp, Vp * sizeof(floatX));
-    for (size_t i = 0; i < Vp; i++) out[i] = float_from_floatx(staging[i]);
-    free(staging);
+    download_floats(m->k, out, m->logits + row * Vp, Vp);
 }
 
 void gpt_free(GPT* m) {
