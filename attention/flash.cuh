@@ -258,6 +258,22 @@ static __device__ __forceinline__ void load_tile(bf16* dst, const bf16* src, siz
     }
 }
 
+// One step of the double-buffered K, V pipeline of the forward and dQ kernels (stages of BK rows):
+// start loading tile it+1 into the other stage, then wait until tile it has landed.
+template <int BK, int HS, int LD>
+static __device__ __forceinline__ void kv_pipeline_step(bf16* k_s, bf16* v_s, const bf16* k_g, const bf16* v_g,
+                                                        size_t stride, int it, int n_tiles, int n_rows) {
+    if (it + 1 < n_tiles) {
+        const int next = (it + 1) & 1;
+        load_tile<BK, HS, LD>(k_s + next * BK * LD, k_g, stride, (it + 1) * BK, n_rows);
+        load_tile<BK, HS, LD>(v_s + next * BK * LD, v_g, stride, (it + 1) * BK, n_rows);
+        cp_async_commit();
+        cp_async_wait<1>();
+    } else {
+        cp_async_wait<0>();
+    }
+}
+
 // p[0], p[1] (bf16 pair, 4-byte aligned) += x0, x1: the one read-modify-write of a dqkv element pair.
 static __device__ __forceinline__ void add_pair(bf16* p, float x0, float x1) {
     __nv_bfloat162* p2 = reinterpret_cast<__nv_bfloat162*>(p);

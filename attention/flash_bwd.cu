@@ -321,15 +321,7 @@ __global__ void __launch_bounds__(THREADS)
     float dq[HS / 8][4] = {};
 
     for (int it = 0; it < n_tiles; it++) {
-        if (it + 1 < n_tiles) {
-            const int next = (it + 1) & 1;
-            load_tile<BK, HS, LD>(k_s + next * BK * LD, k_g, stride, (it + 1) * BK, T);
-            load_tile<BK, HS, LD>(v_s + next * BK * LD, v_g, stride, (it + 1) * BK, T);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
+        kv_pipeline_step<BK, HS, LD>(k_s, v_s, k_g, v_g, stride, it, n_tiles, T);
         __syncthreads();
         const bf16* ks = k_s + (it & 1) * BK * LD;
         const bf16* vs = v_s + (it & 1) * BK * LD;

@@ -128,15 +128,7 @@ __global__ void __launch_bounds__(THREADS)
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 
     for (int it = 0; it < n_tiles; it++) {
-        if (it + 1 < n_tiles) {   // prefetch the next K, V tile into the other stage
-            const int next = (it + 1) & 1;
-            load_tile<BC, HS, LD>(k_s + next * BC * LD, k_g, stride, (it + 1) * BC, Tk);
-            load_tile<BC, HS, LD>(v_s + next * BC * LD, v_g, stride, (it + 1) * BC, Tk);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
+        kv_pipeline_step<BC, HS, LD>(k_s, v_s, k_g, v_g, stride, it, n_tiles, Tk);
         __syncthreads();
         const bf16* ks = k_s + (it & 1) * BC * LD;
         const bf16* vs = v_s + (it & 1) * BC * LD;
