@@ -34,7 +34,7 @@ TEST_CUDA_SRC = $(wildcard test/cuda/test_*.cu)
 CUDA_STAMP = build/cuda/last_precision
 $(shell mkdir -p build/cuda; [ "$$(cat $(CUDA_STAMP) 2>/dev/null)" = "$(PRECISION)" ] || echo $(PRECISION) > $(CUDA_STAMP))
 
-.PHONY: all lib test bench clean cuda_check cuda
+.PHONY: all lib test pytest test_emu bench clean cuda_check cuda test_cuda_emu
 all: train_gpt2 infer prepare lib
 
 build/%.o: %.c $(wildcard */*.h)
@@ -54,9 +54,16 @@ lib: build/libattnlab.so
 build/libattnlab.so: $(LIB_OBJ) build/test/capi.o
 	$(CC) $(CFLAGS) -shared $^ -o $@ $(LDLIBS)
 
-# The tests: every kernel and the whole model against PyTorch float64 (see README).
-test: train_gpt2 infer prepare lib
+# The tests: every kernel and the whole model against PyTorch float64, then test_cuda in the CPU
+# emulation of CUDA in both precisions (see README).
+test: pytest test_emu
+
+pytest: train_gpt2 infer prepare lib
 	$(PYTHON) -m pytest -q test
+
+test_emu:
+	$(MAKE) test_cuda_emu PRECISION=BF16
+	$(MAKE) test_cuda_emu PRECISION=FP32
 
 $(CUDA_BUILD)/%.o: %.cu $(wildcard */*.h */*.cuh)
 	@mkdir -p $(dir $@)
@@ -79,6 +86,34 @@ infercu: $(CUDA_BUILD)/infer.o $(FLOATX_OBJ) $(SHARED_OBJ) $(CU_OBJ) $(CUDA_BUIL
 test_cuda: $(patsubst %.cu,$(CUDA_BUILD)/%.o,$(TEST_CUDA_SRC)) $(CUDA_BUILD)/test/cuda/main.o $(SHARED_OBJ) \
            $(CU_OBJ) $(FLOATX_OBJ) $(TEST_CUDA_CPU_TABLE) $(CUDA_STAMP)
 	$(NVCC) $(NVCC_FLAGS) $(filter %.o,$^) -o $@ $(CUDA_LIBS)
+
+# test_cuda on the CPU: the same CUDA sources and tests built with g++ against an emulation of the
+# CUDA runtime, cuBLASLt and the PTX primitives (test/cuda/emulate; what it can and cannot show is in
+# its cuda_runtime.h). Runs here and in CI; it does not replace test_cuda on a GPU.
+EMU_BUILD = build/emu/$(PRECISION)
+EMU_DIR = test/cuda/emulate
+EMU_FLAGS = -std=c++17 -O2 -Wall -Wextra -Wno-unknown-pragmas -I$(EMU_DIR) -I. $(PRECISION_FLAG) $(EXTRA_CFLAGS)
+EMU_HEADERS = $(wildcard $(EMU_DIR)/*.h $(EMU_DIR)/common/*.cuh */*.h */*.cuh)
+EMU_OBJ = $(patsubst %.cu,$(EMU_BUILD)/%.o,$(CU_SRC) $(TEST_CUDA_SRC) test/cuda/main.cu) \
+          $(EMU_BUILD)/emulate.o $(EMU_BUILD)/cublaslt.o
+
+$(EMU_BUILD)/%.o: %.cu $(EMU_HEADERS) $(EMU_DIR)/launches.py
+	@mkdir -p $(dir $@)
+	$(PYTHON) $(EMU_DIR)/launches.py $< $(EMU_BUILD)/$*.cpp
+	$(CXX) $(EMU_FLAGS) -c $(EMU_BUILD)/$*.cpp -o $@
+
+$(EMU_BUILD)/%.o: $(EMU_DIR)/%.cpp $(EMU_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_FLAGS) -c $< -o $@
+
+$(EMU_BUILD)/test_cuda_emu: $(EMU_OBJ) $(SHARED_OBJ) $(FLOATX_OBJ) $(TEST_CUDA_CPU_TABLE)
+	$(CXX) $^ -o $@ -fopenmp -lm
+
+# One line per check goes to the log; the failures and the summary are printed.
+test_cuda_emu: $(EMU_BUILD)/test_cuda_emu
+	@echo "test_cuda (CPU emulation, $(PRECISION)): log in $(EMU_BUILD)/test_cuda_emu.log"
+	@$(EMU_BUILD)/test_cuda_emu > $(EMU_BUILD)/test_cuda_emu.log 2>&1; status=$$?; \
+	 grep -E "^(FAIL|EMU|error)" $(EMU_BUILD)/test_cuda_emu.log; tail -n 1 $(EMU_BUILD)/test_cuda_emu.log; exit $$status
 
 # The attention kernels alone on a GPU (TFLOP/s against the chip's peak).
 bench_attention_cuda: $(CUDA_BUILD)/scripts/bench_attention.o $(SHARED_OBJ) $(CU_OBJ) $(CUDA_STAMP)
