@@ -94,8 +94,8 @@ EMU_BUILD = build/emu/$(PRECISION)
 EMU_DIR = test/cuda/emulate
 EMU_FLAGS = -std=c++17 -O2 -Wall -Wextra -Wno-unknown-pragmas -I$(EMU_DIR) -I. $(PRECISION_FLAG) $(EXTRA_CFLAGS)
 EMU_HEADERS = $(wildcard $(EMU_DIR)/*.h $(EMU_DIR)/common/*.cuh */*.h */*.cuh)
-EMU_OBJ = $(patsubst %.cu,$(EMU_BUILD)/%.o,$(CU_SRC) $(TEST_CUDA_SRC) test/cuda/main.cu) \
-          $(EMU_BUILD)/emulate.o $(EMU_BUILD)/cublaslt.o
+EMU_KERNEL_OBJ = $(patsubst %.cu,$(EMU_BUILD)/%.o,$(CU_SRC)) $(EMU_BUILD)/emulate.o $(EMU_BUILD)/cublaslt.o
+EMU_TEST_OBJ = $(patsubst %.cu,$(EMU_BUILD)/%.o,$(TEST_CUDA_SRC) test/cuda/main.cu)
 
 $(EMU_BUILD)/%.o: %.cu $(EMU_HEADERS) $(EMU_DIR)/launches.py
 	@mkdir -p $(dir $@)
@@ -106,14 +106,24 @@ $(EMU_BUILD)/%.o: $(EMU_DIR)/%.cpp $(EMU_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_FLAGS) -c $< -o $@
 
-$(EMU_BUILD)/test_cuda_emu: $(EMU_OBJ) $(SHARED_OBJ) $(FLOATX_OBJ) $(TEST_CUDA_CPU_TABLE)
+$(EMU_BUILD)/test_cuda_emu: $(EMU_TEST_OBJ) $(EMU_KERNEL_OBJ) $(SHARED_OBJ) $(FLOATX_OBJ) $(TEST_CUDA_CPU_TABLE)
 	$(CXX) $^ -o $@ -fopenmp -lm
 
-# One line per check goes to the log; the failures and the summary are printed.
-test_cuda_emu: $(EMU_BUILD)/test_cuda_emu
+# train_gpt2cu on the emulation: train.c and the model graph exactly as in the CUDA program.
+$(EMU_BUILD)/train_gpt2cu: $(CUDA_BUILD)/train.o $(FLOATX_OBJ) $(SHARED_OBJ) $(EMU_KERNEL_OBJ) $(CUDA_BUILD)/model/default_cuda.o
+	$(CXX) $^ -o $@ -fopenmp -lm
+
+# test_cuda, then the CUDA trainer against the CPU trainer (scripts/compare_trainers.sh), both on
+# the emulation. One line per check goes to the logs; the failures and the summaries are printed.
+EMU_TRAINER_BOUND = $(if $(filter BF16,$(PRECISION)),1e-2,1e-4)
+test_cuda_emu: $(EMU_BUILD)/test_cuda_emu $(EMU_BUILD)/train_gpt2cu train_gpt2 prepare
 	@echo "test_cuda (CPU emulation, $(PRECISION)): log in $(EMU_BUILD)/test_cuda_emu.log"
 	@$(EMU_BUILD)/test_cuda_emu > $(EMU_BUILD)/test_cuda_emu.log 2>&1; status=$$?; \
 	 grep -E "^(FAIL|EMU|error)" $(EMU_BUILD)/test_cuda_emu.log; tail -n 1 $(EMU_BUILD)/test_cuda_emu.log; exit $$status
+	@echo "train_gpt2cu vs train_gpt2 (CPU emulation, $(PRECISION), bound $(EMU_TRAINER_BOUND)): log in $(EMU_BUILD)/compare.log"
+	@PYTHON=$(PYTHON) bash scripts/compare_trainers.sh $(EMU_BUILD)/train_gpt2cu $(EMU_BUILD)/compare \
+	 $(EMU_TRAINER_BOUND) > $(EMU_BUILD)/compare.log 2>&1; status=$$?; \
+	 grep -E "^(FAIL|EMU|error)" $(EMU_BUILD)/compare.log; tail -n 1 $(EMU_BUILD)/compare.log; exit $$status
 
 # The attention kernels alone on a GPU (TFLOP/s against the chip's peak).
 bench_attention_cuda: $(CUDA_BUILD)/scripts/bench_attention.o $(SHARED_OBJ) $(CU_OBJ) $(CUDA_STAMP)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one prepared GPU check (about 5 minutes on one H200): builds the CPU and CUDA programs, runs
 # test_cuda (every CUDA kernel against its CPU twin) in the fp32 and bf16 builds, compares the
-# whole model CUDA vs CPU (first-step loss and every gradient, then 10 training steps), and runs
+# CUDA trainer with the CPU trainer (scripts/compare_trainers.sh: first-step loss and every
+# gradient, then 5 training steps), and runs
 # the GPU benchmarks. Full output in $OUT/gpu_check.txt; the short table is printed last.
 #   bash scripts/gpu_check.sh            (OUT defaults to gpu_check_out)
 set -uo pipefail
@@ -26,21 +27,11 @@ step() {   # step NAME COMMAND...: runs, logs, records ok/FAILED
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> "$LOG" 2>&1
 step "build CPU" make -j16 train_gpt2 prepare
 
-# data: the repository's own text, byte-level (no network on the GPU machine)
-cat README.md docs/*.md scripts/*.py > "$OUT/corpus.txt"
-step "prepare data" ./prepare -o "$OUT/data" --bytes --val-frac 0.1 "$OUT/corpus.txt"
-DESC="L=4,C=256,H=4,T=128,V=257"
-CFG='{"L": 4, "C": 256, "H": 4, "maxT": 128, "V": 257, "Vp": 384}'
-TRAIN_ARGS=(-e "$DESC" -i "$OUT/data/*train*.bin" -j "$OUT/data/*val*.bin" -b 4 -t 128 -x 10 -l 1e-3
-            -sh 0 -v 0 -s 0 -S 7)
-step "CPU reference run" ./train_gpt2 "${TRAIN_ARGS[@]}" -o "$OUT/cpu" -dg "$OUT/cpu/grads.bin"
-
 for P in FP32 BF16; do
     BOUND=$([ $P = FP32 ] && echo 1e-4 || echo 1e-2)
     step "build CUDA $P" make -j16 cuda PRECISION=$P
     step "test_cuda $P" ./test_cuda
-    step "CUDA run $P" ./train_gpt2cu "${TRAIN_ARGS[@]}" -o "$OUT/gpu_$P" -dg "$OUT/gpu_$P/grads.bin"
-    step "model CUDA vs CPU $P (bound $BOUND)" python3 scripts/compare_runs.py "$OUT/cpu" "$OUT/gpu_$P" "$CFG" $BOUND
+    step "trainer CUDA vs CPU $P (bound $BOUND)" bash scripts/compare_trainers.sh ./train_gpt2cu "$OUT/compare_$P" $BOUND
 done
 
 # benchmarks (bf16 build): GPT-2 124M training at T = 1024, and the attention kernels alone
