@@ -10,13 +10,14 @@ LIB_SRC = $(filter-out data/prepare.c model/default_cuda.c,$(wildcard common/*.c
                                                                  data/*.c dist/*.c))
 LIB_OBJ = $(patsubst %.c,build/%.o,$(LIB_SRC))
 
-# CUDA: SASS for sm_80 (A100) and sm_90 (H100/H200), so no PTX JIT on the target. PRECISION=BF16
+# CUDA: SASS for sm_80 (A100) and sm_90 (H100/H200), so no PTX JIT on these; plus compute_90 PTX,
+# which the driver compiles at start on newer GPUs (sm_100, sm_120) instead of failing. PRECISION=BF16
 # (default: bf16 parameters and activations, fp32 master weights) or PRECISION=FP32 (for tight tests).
 NVCC ?= nvcc
 PRECISION ?= BF16
 PRECISION_FLAG = $(if $(filter BF16,$(PRECISION)),-DATTNLAB_BF16,)
 NVCC_FLAGS = -O3 -std=c++17 -I. --default-stream per-thread $(PRECISION_FLAG) \
-             -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=[sm_90,compute_90] \
              -Xcompiler -Wall,-Wextra,-fopenmp --Werror all-warnings
 CUDA_LIBS = -lcublasLt -lcublas -lnccl -lgomp -lm
 CUDA_BUILD = build/cuda/$(PRECISION)
@@ -115,7 +116,8 @@ $(EMU_BUILD)/train_gpt2cu: $(CUDA_BUILD)/train.o $(FLOATX_OBJ) $(SHARED_OBJ) $(E
 
 # test_cuda, then the CUDA trainer against the CPU trainer (scripts/compare_trainers.sh), both on
 # the emulation. One line per check goes to the logs; the failures and the summaries are printed.
-EMU_TRAINER_BOUND = $(if $(filter BF16,$(PRECISION)),1e-2,1e-4)
+# the bounds are explained in scripts/compare_trainers.sh
+EMU_TRAINER_BOUND = $(if $(filter BF16,$(PRECISION)),2e-2,1e-4)
 test_cuda_emu: $(EMU_BUILD)/test_cuda_emu $(EMU_BUILD)/train_gpt2cu train_gpt2 prepare
 	@echo "test_cuda (CPU emulation, $(PRECISION)): log in $(EMU_BUILD)/test_cuda_emu.log"
 	@$(EMU_BUILD)/test_cuda_emu > $(EMU_BUILD)/test_cuda_emu.log 2>&1; status=$$?; \

@@ -161,16 +161,22 @@ static void build_model(GPT* model, const Args* a) {
 }
 
 // Prints what training will allocate and stops with one line if it cannot fit.
-static void check_memory(const GPT* model, int B, int T) {
-    MemoryPlan p = gpt_memory_plan(model, B, T);
+// Besides the plan: the kernels' own workspace and per-call scratch (cuBLASLt's 32 MiB workspace,
+// the layernorm, encoder and attention backward scratch), a margin rather than a sum.
+static const double KERNEL_WORKSPACE_BYTES = 64.0 * 1024 * 1024;
+
+static void check_memory(const GPT* model, int B, int T, bool sampling) {
+    MemoryPlan p = gpt_memory_plan(model, B, T, sampling);
     double mib = 1024.0 * 1024.0, free_bytes = (double)model->k->memory_free();
+    double needed = (double)(p.total - p.allocated) + KERNEL_WORKSPACE_BYTES;
     printf("memory (%s): params %.1f MiB, grads %.1f, master %.1f, AdamW %.1f, activations %.1f, "
-           "grad scratch %.1f, logits %.1f; total %.1f MiB of %.1f MiB free\n", model->k->name, p.params / mib,
-           p.grads / mib, p.master / mib, p.optimizer / mib, p.activations / mib, p.grad_scratch / mib,
-           p.logits / mib, p.total / mib, free_bytes / mib);
-    if ((double)p.total > free_bytes)
-        fail("B=%d T=%d needs %.2f GiB of %s memory but %.2f GiB are free; lower -b or -t (and keep the total "
-             "batch with -d: gradient accumulation)", B, T, p.total / (mib * 1024), model->k->name,
+           "grad scratch %.1f, logits %.1f, sampling %.1f, kernel workspace %.0f; total %.1f MiB, of which "
+           "%.1f still to allocate, %.1f MiB free\n", model->k->name, p.params / mib, p.grads / mib, p.master / mib,
+           p.optimizer / mib, p.activations / mib, p.grad_scratch / mib, p.logits / mib, p.decode / mib,
+           KERNEL_WORKSPACE_BYTES / mib, (p.total + KERNEL_WORKSPACE_BYTES) / mib, needed / mib, free_bytes / mib);
+    if (needed > free_bytes)
+        fail("B=%d T=%d needs %.2f GiB more %s memory but %.2f GiB are free; lower -b or -t (and keep the total "
+             "batch with -d: gradient accumulation)", B, T, needed / (mib * 1024), model->k->name,
              free_bytes / (mib * 1024));
 }
 
@@ -248,7 +254,7 @@ int main(int argc, char** argv) {
     if (total_batch % tokens_per_micro != 0)
         fail("-d %d: total batch must be a multiple of B*T = %d", total_batch, tokens_per_micro);
     int accum = total_batch / tokens_per_micro;
-    check_memory(&model, B, T);
+    check_memory(&model, B, T, a.sample_every > 0);
 
     DataLoader train, val;
     dataloader_init(&train, a.train_pattern, B, T, 0, 1, a.shuffle, (uint64_t)a.seed, c->vocab_size);

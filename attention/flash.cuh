@@ -4,7 +4,7 @@
 // No T x T matrix exists in memory in either direction.
 //
 // Two kernel families:
-//  - tensor-core kernels (bf16 build, head size 64 or 128, 16-byte aligned pointers): mma.sync
+//  - tensor-core kernels (bf16 build, head size 32, 64 or 128, 16-byte aligned pointers): mma.sync
 //    m16n8k16 bf16 x bf16 -> fp32, tiles staged in shared memory with cp.async (double buffered),
 //    fragments read with ldmatrix. Rows of every shared tile are HS + 8 bf16 (16 bytes of padding),
 //    so the 8 row addresses of one ldmatrix 8x8 matrix fall in 8 distinct 16-byte bank groups.
@@ -20,11 +20,11 @@
 //            normalized sigmoid: running sum only), O (16 x HS) += P V with P re-packed from the S
 //            accumulators into bf16 A fragments (no trip through shared memory).
 //  dK, dV    CTA = 64 keys of one (b, h); K, V stay in shared memory; loops over query tiles of BQ rows
-//            (64 for hs 64, 32 for hs 128, to bound registers) from the diagonal to T, Q, dO, LSE and
+//            (64 for hs 32 and 64, 32 for hs 128, to bound registers) from the diagonal to T, Q, dO, LSE and
 //            D double buffered. Per warp (16 keys): S^T = K Q^T and dP^T = V dO^T (16 x BQ), then
 //            P^T and dS^T elementwise, dV (16 x HS) += P^T dO, dK += dS^T Q.
 //  dQ        CTA = 64 query rows; Q, dO stay in shared memory; loops over key tiles of BK keys (64 for
-//            hs 64, 32 for hs 128, to stay under 99 KB of shared memory) up to the diagonal. Per warp:
+//            hs 32 and 64, 32 for hs 128, to stay under 99 KB of shared memory) up to the diagonal. Per warp:
 //            S = Q K^T, dP = dO V^T (16 x BK), dS, dQ (16 x HS) += dS K.
 //  D_i = dO_i . O_i (softmax and normalized sigmoid) comes from a pre-pass into a stream-ordered
 //  scratch buffer (cudaMallocAsync), shared by both families.
@@ -52,6 +52,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "common/cuda_common.cuh"
 #include "attention/attention_cuda.h"

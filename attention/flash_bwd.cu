@@ -390,7 +390,7 @@ static void backward_flash(bf16* dqkv, const bf16* dout, const bf16* qkv, const 
 
 }   // namespace flash
 
-// Tensor cores where they apply (bf16, hs 64 or 128, 16-byte aligned tensors), else the row-wise kernels.
+// Tensor cores where they apply (bf16, hs 32, 64 or 128, 16-byte aligned tensors), else the row-wise kernels.
 extern "C" void attention_backward_cuda(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
                                         const float* stat, int B, int T, int C, int NH, AttnScore score) {
     if (B <= 0 || T <= 0) return;
@@ -400,13 +400,15 @@ extern "C" void attention_backward_cuda(floatX* dqkv, const floatX* dout, const 
     float* dsum =
         mode == flash::MODE_SIGMOID ? nullptr : flash::dsum_scratch(as_device(dout), as_device(out), B, T, C, NH);
 #ifdef ATTNLAB_BF16
-    if ((hs == 64 || hs == 128) && flash::aligned16(dqkv) && flash::aligned16(dout) && flash::aligned16(qkv)) {
-        if (hs == 64)
-            flash::backward_flash<64>(as_device(dqkv), as_device(dout), as_device(qkv), stat, dsum, B, T, C, NH, scale,
-                                      mode, bias);
-        else
-            flash::backward_flash<128>(as_device(dqkv), as_device(dout), as_device(qkv), stat, dsum, B, T, C, NH, scale,
-                                       mode, bias);
+    if ((hs == 32 || hs == 64 || hs == 128) && flash::aligned16(dqkv) && flash::aligned16(dout) &&
+        flash::aligned16(qkv)) {
+        auto run = [&](auto head_size) {
+            flash::backward_flash<decltype(head_size)::value>(as_device(dqkv), as_device(dout), as_device(qkv), stat,
+                                                              dsum, B, T, C, NH, scale, mode, bias);
+        };
+        if (hs == 32) run(std::integral_constant<int, 32>());
+        else if (hs == 64) run(std::integral_constant<int, 64>());
+        else run(std::integral_constant<int, 128>());
     } else
 #endif
         flash::backward_rowwise(as_device(dqkv), as_device(dout), as_device(qkv), stat, dsum, B, T, C, NH, scale, mode,

@@ -242,7 +242,7 @@ static void forward_flash(bf16* out, float* stat, const bf16* qkv, int B, int Tq
 
 }   // namespace flash
 
-// Tensor cores where they apply (bf16, hs 64 or 128, at least 16 query rows, 16-byte aligned tensors),
+// Tensor cores where they apply (bf16, hs 32, 64 or 128, at least 16 query rows, 16-byte aligned tensors),
 // else the row-wise kernel.
 extern "C" void attention_forward_cuda(floatX* out, float* stat, const floatX* qkv, int B, int Tq, int Tk, int Tmax,
                                        int C, int NH, AttnScore score) {
@@ -250,11 +250,14 @@ extern "C" void attention_forward_cuda(floatX* out, float* stat, const floatX* q
     const int hs = C / NH, mode = flash::score_mode(score);
     const float scale = 1.0f / sqrtf((float)hs), bias = score.bias;
 #ifdef ATTNLAB_BF16
-    if ((hs == 64 || hs == 128) && Tq >= 16 && flash::aligned16(out) && flash::aligned16(qkv)) {
-        if (hs == 64)
-            flash::forward_flash<64>(as_device(out), stat, as_device(qkv), B, Tq, Tk, Tmax, C, NH, scale, mode, bias);
-        else
-            flash::forward_flash<128>(as_device(out), stat, as_device(qkv), B, Tq, Tk, Tmax, C, NH, scale, mode, bias);
+    if ((hs == 32 || hs == 64 || hs == 128) && Tq >= 16 && flash::aligned16(out) && flash::aligned16(qkv)) {
+        auto run = [&](auto head_size) {
+            flash::forward_flash<decltype(head_size)::value>(as_device(out), stat, as_device(qkv), B, Tq, Tk, Tmax, C,
+                                                             NH, scale, mode, bias);
+        };
+        if (hs == 32) run(std::integral_constant<int, 32>());
+        else if (hs == 64) run(std::integral_constant<int, 64>());
+        else run(std::integral_constant<int, 128>());
         return;
     }
 #endif

@@ -144,12 +144,20 @@ static void lt_matmul(floatX* d, const floatX* a, bool trans_a, const floatX* b,
                                                         sizeof(align_d)));
     cublaslt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_d,
                                                         sizeof(align_d)));
+    // Split-K only with partial sums kept in fp32: the in-place and output-type schemes would add
+    // them in D's type (bf16), rounding many times instead of once.
+    uint32_t reduction_schemes = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+    cublaslt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+                                                        &reduction_schemes, sizeof(reduction_schemes)));
 
+    // "No algorithm fits" comes back as NOT_SUPPORTED or as zero results: both get the message that
+    // names the problem.
     cublasLtMatmulHeuristicResult_t heuristic;
     int found = 0;
-    cublaslt_check(cublasLtMatmulAlgoGetHeuristic(s->handle, desc, layout_a, layout_b, layout_d, layout_d, pref, 1,
-                                                  &heuristic, &found));
-    if (found == 0)
+    cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(s->handle, desc, layout_a, layout_b, layout_d, layout_d,
+                                                           pref, 1, &heuristic, &found);
+    if (status != CUBLAS_STATUS_NOT_SUPPORTED) cublaslt_check(status);
+    if (status == CUBLAS_STATUS_NOT_SUPPORTED || found == 0)
         fail("cuBLASLt has no algorithm for D (%d,%d) = %c(A) @ %c(B), k=%d, epilogue %u, alignments A %u B %u D %u "
              "(%s:%d)",
              m, n, trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', k, epilogue_attr, align_a, align_b, align_d, __FILE__,

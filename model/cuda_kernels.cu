@@ -3,6 +3,7 @@
 // default stream (per-thread). Mixer options without CUDA kernels yet are NULL, and gpt_build
 // refuses models that need them.
 #include <cstddef>
+#include <cstdint>
 
 #include "common/cuda_common.cuh"
 
@@ -11,6 +12,18 @@ extern "C" {
 #include "common/check.h"
 #include "layers/layers_cuda.h"
 #include "model/kernels.h"
+}
+
+// The kernels' per-call scratch (cudaMallocAsync) comes from the device's default memory pool,
+// which by default hands its memory back to the driver at every synchronization, to be mapped
+// again on the next step. Keep it: set on every allocation (per device, cheap; allocations are few).
+static void keep_pool_memory(void) {
+    int device = 0;
+    cuda_check(cudaGetDevice(&device));
+    cudaMemPool_t pool;
+    cuda_check(cudaDeviceGetDefaultMemPool(&pool, device));
+    uint64_t threshold = UINT64_MAX;
+    cuda_check(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
 }
 
 static void* cuda_alloc(size_t bytes) {
@@ -23,6 +36,7 @@ static void* cuda_alloc(size_t bytes) {
              free_bytes / 1048576.0, total / 1048576.0);
     }
     if (err != cudaSuccess) fail("CUDA: %s (is there an NVIDIA GPU with a working driver?)", cudaGetErrorString(err));
+    keep_pool_memory();
     return ptr;
 }
 

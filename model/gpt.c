@@ -325,7 +325,15 @@ static void ensure_activations(GPT* m, int B, int T) {
 
 void gpt_reserve(GPT* m, int B, int T) { ensure_activations(m, B, T); }
 
-MemoryPlan gpt_memory_plan(const GPT* m, int B, int T) {
+// The decoding state: per layer, the KV cache (maxT x 3C floatX: q, k, v rows as the forward lays
+// them out) or the mLSTM memory (per head C (hs x hs), n (hs), m (1), fp32).
+static size_t decode_state_bytes(const GPTConfig* c) {
+    size_t hs = c->channels / c->num_heads;
+    if (c->mixer == MIXER_MLSTM) return (size_t)c->num_layers * c->num_heads * (hs * hs + hs + 1) * sizeof(float);
+    return (size_t)c->num_layers * c->max_seq_len * 3 * c->channels * sizeof(floatX);
+}
+
+MemoryPlan gpt_memory_plan(const GPT* m, int B, int T, bool sampling) {
     size_t sizes[NUM_ACTIVATION_TENSORS], dsizes[NUM_SCRATCH_TENSORS], n = m->num_parameters;
     size_t BT = (size_t)B * T;
     activation_sizes(sizes, &m->config, B, T);
@@ -338,8 +346,11 @@ MemoryPlan gpt_memory_plan(const GPT* m, int B, int T) {
         .activations = point_activations(NULL, NULL, sizes, ACTIVATION_IS_STAT, NUM_ACTIVATION_TENSORS),
         .grad_scratch = sum_sizes(dsizes, NUM_SCRATCH_TENSORS) * sizeof(floatX),
         .logits = BT * m->config.padded_vocab_size * sizeof(floatX) + BT * (2 * sizeof(int) + sizeof(float)),
+        .decode = sampling && !m->kv_cache && !m->mlstm_state ? decode_state_bytes(&m->config) : 0,
     };
-    p.total = p.params + p.grads + p.master + p.optimizer + p.activations + p.grad_scratch + p.logits;
+    p.total = p.params + p.grads + p.master + p.optimizer + p.activations + p.grad_scratch + p.logits + p.decode;
+    p.allocated = (m->params_memory ? p.params : 0) + (m->grads_memory ? p.grads : 0) +
+                  (m->master_memory ? p.master : 0) + (m->m_memory ? p.optimizer : 0);
     return p;
 }
 
@@ -614,12 +625,8 @@ static void ensure_decode_state(GPT* m) {
     const Kernels* k = m->k;
     if (m->logits_host) return;
     m->logits_host = malloc_check(c->padded_vocab_size * sizeof(float));
-    if (c->mixer == MIXER_MLSTM) {
-        size_t hs = c->channels / c->num_heads;
-        m->mlstm_state = k->alloc((size_t)c->num_layers * c->num_heads * (hs * hs + hs + 1) * sizeof(float));
-    } else {
-        m->kv_cache = k->alloc((size_t)c->num_layers * c->max_seq_len * 3 * c->channels * sizeof(floatX));
-    }
+    if (c->mixer == MIXER_MLSTM) m->mlstm_state = k->alloc(decode_state_bytes(c));
+    else m->kv_cache = k->alloc(decode_state_bytes(c));
 }
 
 const float* gpt_decode(GPT* m, const int* tokens, int T, int pos0) {

@@ -3,6 +3,7 @@
 // layout: pre-LayerNorm blocks, learned token and position embeddings, causal attention,
 // GELU MLP of width 4C, final LayerNorm, LM head tied to wte, vocabulary padded to Vp.
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -178,11 +179,13 @@ void gpt_get_gradients(const GPT* model, float* host);
 // Row `row` of the logits of the last forward, as Vp host floats (the first V are real).
 void gpt_get_logits(const GPT* model, size_t row, float* out);
 
-// What training at (B, T) will allocate, in bytes, before allocating it.
+// What training at (B, T) takes, in bytes (decode: the KV cache or mLSTM state that sampling adds);
+// `allocated` is the part of `total` the model holds already (the parameters and master weights
+// once loaded), so `total - allocated` is what is still to come.
 typedef struct {
-    size_t params, grads, master, optimizer, activations, grad_scratch, logits, total;
+    size_t params, grads, master, optimizer, activations, grad_scratch, logits, decode, total, allocated;
 } MemoryPlan;
-MemoryPlan gpt_memory_plan(const GPT* model, int B, int T);
+MemoryPlan gpt_memory_plan(const GPT* model, int B, int T, bool sampling);
 
 // Sizes the activations for batches up to (B, T) ahead of time (else the first forward does).
 void gpt_reserve(GPT* model, int B, int T);

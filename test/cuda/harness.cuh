@@ -19,6 +19,9 @@
 #define TOL_ELEMENTWISE 1e-5
 #define TOL_REDUCTION 1e-4
 #endif
+// fp32 arithmetic on the same inputs on both sides (AdamW's moments and master weights): tight in
+// both builds.
+#define TOL_FP32_MATH 1e-5
 
 // Host random floats N(0, scale^2) from a fixed seed (xorshift + Box-Muller); never all zeros.
 static inline std::vector<float> host_random(size_t n, float scale, uint64_t seed) {
@@ -38,9 +41,11 @@ static inline void round_to_floatx(std::vector<float>& x) {
     for (float& v : x) v = float_from_floatx(floatx_from_float(v));
 }
 
+// Exactly n elements (at least one), so that a write one element past the end leaves the
+// allocation (the CPU emulation's allocations end at an unmapped page).
 template <typename T> static T* device_alloc(size_t n) {
     T* p = nullptr;
-    cuda_check(cudaMalloc(&p, n * sizeof(T) + 1));
+    cuda_check(cudaMalloc(&p, (n > 0 ? n : 1) * sizeof(T)));
     return p;
 }
 

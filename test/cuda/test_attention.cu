@@ -1,7 +1,7 @@
 // The CUDA attention (attention/flash_fwd.cu, flash_bwd.cu) against its CPU twin (attention/softmax.c,
 // fp32) for every score mode: forward out and stat, backward dqkv (accumulated onto random values), and
 // decoding (Tq new rows over a KV cache of Tk of Tmax rows, the rows past Tk NaN so that a read of
-// them shows). Head sizes 8 and 12 take the row-wise kernels, 64 and 128 the tensor-core ones in the
+// them shows). Head sizes 8 and 12 take the row-wise kernels, 32, 64 and 128 the tensor-core ones in the
 // bf16 build (forward for Tq >= 16); T = 1, 7, 64, 65, 200 cover single rows, partial tiles and
 // several tiles. The backward is run twice and must give the same bits (it is deterministic), and once
 // more from zeros, to check the gradient alone.
@@ -111,9 +111,12 @@ int attention_case(const Mode& mode, int B, int NH, int hs, int Tq, int Tk, int 
 
 int test_attention(void) {
     int failures = 0, n = 0;
-    const int head_sizes[] = {8, 12, 64, 128}, lengths[] = {1, 7, 64, 65, 200};
+    const int head_sizes[] = {8, 12, 32, 64, 128}, lengths[] = {1, 7, 64, 65, 200};
     // decoding: (Tq, Tk, Tmax), Tq new rows after Tk - Tq cached ones, Tmax - Tk rows not yet written
-    const int decode[][3] = {{1, 70, 80}, {5, 70, 80}, {1, 1, 4}, {20, 70, 80}, {67, 150, 160}};
+    // (Tq, Tk, Tmax): decoding steps, and tensor-core shapes whose queries start 62..65 keys in
+    // (where a 64-row tile first needs the causal mask)
+    const int decode[][3] = {{1, 70, 80}, {5, 70, 80}, {1, 1, 4}, {20, 70, 80}, {67, 150, 160},
+                             {16, 78, 80}, {16, 79, 80}, {16, 80, 96}, {16, 81, 96}};
     for (const Mode& mode : MODES) {
         for (int hs : head_sizes) {
             for (int T : lengths) {   // training shapes, forward and backward; B 1-2, NH 1-4 vary with n

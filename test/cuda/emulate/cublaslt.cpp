@@ -58,6 +58,7 @@ struct cublasLtMatrixLayoutOpaque_t {
 struct cublasLtMatmulPreferenceOpaque_t {
     uint64_t max_workspace = 0;
     uint32_t min_alignment[4] = {256, 256, 256, 256};
+    uint32_t reduction_schemes = CUBLASLT_REDUCTION_SCHEME_MASK;   // any; the emulation never splits K
 };
 
 namespace {
@@ -336,6 +337,8 @@ cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p
     switch (attr) {
     case CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES:
         return read_attribute(f, "MAX_WORKSPACE_BYTES", buf, sizeInBytes, &pref->max_workspace);
+    case CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK:
+        return read_attribute(f, "REDUCTION_SCHEME_MASK", buf, sizeInBytes, &pref->reduction_schemes);
     case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES:
     case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES:
     case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES:

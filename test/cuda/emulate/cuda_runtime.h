@@ -2,16 +2,17 @@
 // against (g++ with this folder first on the include path; test/cuda/emulate/launches.py turns each
 // kernel<<<grid, block, smem>>>(args) into emu_launch(kernel, grid, block, smem, args)).
 //
-// Semantics. Blocks run one after another; the threads of a block are coroutines (ucontext) on one
-// OS thread, each running until it reaches a collective: __syncthreads waits for every live thread
-// of the block, warp collectives (__shfl_*, __syncwarp, ldmatrix, mma) for all 32 lanes of the
-// warp. Every other block runs its threads in reverse order, so a read of shared memory that lacks
-// the barrier after its write sees the wrong value in one of the two orders. Shared and freshly
+// Semantics. Blocks run one after another; the threads of a block are coroutines on one OS thread,
+// each running until it reaches a collective: __syncthreads waits for every live thread of the
+// block, warp collectives (__shfl_*, __syncwarp, ldmatrix, mma) for all 32 lanes of the warp.
+// Blocks rotate over four schedules (emulate.cpp): threads in order, in reverse order, one warp at a
+// time, and one warp at a time with cp.async copies landing at once, so that a missing barrier
+// shows in at least one of them as stale or overwritten shared memory. Shared and freshly
 // allocated device memory start as all-ones bytes (NaN in fp32 and bf16). Device allocations end
 // at an unmapped page (a read or write past the end faults). A kernel stuck at a barrier that not
 // every thread reaches aborts with "EMU: deadlock". What it cannot show: timing, real concurrency
-// between blocks, bank conflicts, register pressure, and any behavior the emulated PTX does not
-// model (see common/ptx.cuh here).
+// between blocks (two blocks adding into one global address both succeed here), bank conflicts,
+// register pressure, and any behavior the emulated PTX does not model (see common/ptx.cuh here).
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -123,6 +124,11 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream = 0);
 cudaError_t cudaMemset(void* ptr, int value, size_t bytes);
 cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t stream = 0);
+// One device, one pool: the attribute is accepted and has no effect (memory is never pooled here).
+typedef struct emu_mem_pool* cudaMemPool_t;
+enum cudaMemPoolAttr { cudaMemPoolAttrReleaseThreshold = 4 };
+cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int device);
+cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void* value);
 cudaError_t cudaDeviceSynchronize(void);
 cudaError_t cudaStreamSynchronize(cudaStream_t stream);
 template <typename T> cudaError_t cudaMalloc(T** ptr, size_t bytes) { return cudaMalloc((void**)ptr, bytes); }

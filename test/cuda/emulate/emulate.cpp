@@ -111,8 +111,33 @@ void switch_to(Thread& t) {
     swapcontext(&scheduler_context, &t.start);
 }
 
-// Runs every runnable thread in turn (in reverse order on every other block) until all are done.
-void run_block(Block& b, int n, bool reverse) {
+// The schedules a block may run under, all legal on the hardware; each one exposes other missing
+// synchronization:
+//  FORWARD, REVERSE  every runnable thread in turn, in thread order or reversed: a shared-memory
+//                    read lacking the barrier after another thread's write sees the old bytes
+//                    in one of the two orders.
+//  WARP_SERIAL       each warp runs as far as it can (to a block barrier or its end) before the next
+//                    starts: a warp that reads a tile other warps load, without the barrier
+//                    between their cp.async wait and its read, sees their copies missing.
+//  WARP_SERIAL_EAGER the same with cp.async copies landing at once: a prefetch that overwrites a
+//                    tile other warps still read, without the barrier between, is caught.
+// Every other schedule leaves cp.async copies in flight until the wait that retires them.
+enum Schedule { FORWARD, REVERSE, WARP_SERIAL, WARP_SERIAL_EAGER, NUM_SCHEDULES };
+Schedule schedule = FORWARD;
+
+// Resumes the runnable threads among first .. first + count - 1 once each; whether any ran.
+bool sweep(int first, int count, bool reverse) {
+    bool ran = false;
+    for (int k = 0; k < count; k++) {
+        Thread& t = threads[first + (reverse ? count - 1 - k : k)];
+        if (!t.runnable) continue;
+        switch_to(t);
+        ran = true;
+    }
+    return ran;
+}
+
+void run_block(Block& b, int n) {
     block = &b;
     for (int i = 0; i < n; i++) {
         Thread& t = threads[i];
@@ -131,11 +156,11 @@ void run_block(Block& b, int n, bool reverse) {
     }
     while (b.live > 0) {
         bool ran = false;
-        for (int k = 0; k < n; k++) {
-            Thread& t = threads[reverse ? n - 1 - k : k];
-            if (!t.runnable) continue;
-            switch_to(t);
-            ran = true;
+        if (schedule == FORWARD || schedule == REVERSE) {
+            ran = sweep(0, n, schedule == REVERSE);
+        } else {
+            for (int first = 0; first < n; first += 32)
+                while (sweep(first, n - first < 32 ? n - first : 32, false)) ran = true;
         }
         if (!ran) {
             fprintf(stderr, "EMU: deadlock in block (%u,%u,%u): %d threads wait at a barrier that not all reach\n",
@@ -145,6 +170,11 @@ void run_block(Block& b, int n, bool reverse) {
     }
     current = nullptr;
     block = nullptr;
+}
+
+void land(const CopyOp& op) {
+    if (op.valid) memcpy(op.dst, op.src, op.bytes);
+    else memset(op.dst, 0, op.bytes);
 }
 
 }   // namespace
@@ -192,7 +222,8 @@ void cp_async(void* smem, const void* gmem, int bytes, bool valid) {
         fprintf(stderr, "EMU: cp.async of %d bytes from misaligned global address %p\n", bytes, gmem);
         abort();
     }
-    current->pending.push_back({smem, gmem, bytes, valid});
+    if (schedule == WARP_SERIAL_EAGER) land({smem, gmem, bytes, valid});
+    else current->pending.push_back({smem, gmem, bytes, valid});
 }
 
 void cp_async_commit() {
@@ -204,10 +235,7 @@ void cp_async_commit() {
 void cp_async_wait(int groups_in_flight) {
     auto& groups = current->committed;
     while ((int)groups.size() > groups_in_flight) {
-        for (const CopyOp& op : groups.front()) {
-            if (op.valid) memcpy(op.dst, op.src, op.bytes);
-            else memset(op.dst, 0, op.bytes);
-        }
+        for (const CopyOp& op : groups.front()) land(op);
         groups.erase(groups.begin());
     }
 }
@@ -255,7 +283,9 @@ void run_grid(dim3 grid, dim3 dim, size_t smem_bytes, const std::function<void()
                 b.live = n;
                 b.warps.resize((n + 31) / 32);
                 for (int w = 0; w < (int)b.warps.size(); w++) b.warps[w].live = n - 32 * w < 32 ? n - 32 * w : 32;
-                run_block(b, n, (x + y + z) % 2 == 1);
+                // the schedule rotates over blocks and launches, so every kernel meets each one
+                schedule = (Schedule)((x + y + z + launches) % NUM_SCHEDULES);
+                run_block(b, n);
             }
 }
 
@@ -325,6 +355,14 @@ cudaError_t cudaMemset(void* ptr, int value, size_t bytes) {
 }
 cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t) { return cudaMemset(ptr, value, bytes); }
 cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int device) {
+    if (device != 0) return last_error = cudaErrorInvalidValue;
+    *pool = (cudaMemPool_t)&allocated_bytes;
+    return cudaSuccess;
+}
+cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void* value) {
+    return pool && value && attr == cudaMemPoolAttrReleaseThreshold ? cudaSuccess : (last_error = cudaErrorInvalidValue);
+}
 cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
     *free_bytes = DEVICE_BYTES - allocated_bytes;
