@@ -2,7 +2,7 @@
 // against (g++ with this folder first on the include path; test/cuda/emulate/launches.py turns each
 // kernel<<<grid, block, smem>>>(args) into emu_launch(kernel, grid, block, smem, args)).
 //
-// Semantics. Blocks run one after another; the threads of a block are coroutines on one OS thread,
+// Semantics. Blocks run one after another (in reverse on every other launch); the threads of a block are coroutines on one OS thread,
 // each running until it reaches a collective: __syncthreads waits for every live thread of the
 // block, warp collectives (__shfl_*, __syncwarp, ldmatrix, mma) for all 32 lanes of the warp.
 // Blocks rotate over four schedules (emulate.cpp): threads in order, in reverse order, one warp at a
@@ -11,7 +11,8 @@
 // allocated device memory start as all-ones bytes (NaN in fp32 and bf16). Device allocations end
 // at an unmapped page (a read or write past the end faults). A kernel stuck at a barrier that not
 // every thread reaches aborts with "EMU: deadlock". What it cannot show: timing, real concurrency
-// between blocks (two blocks adding into one global address both succeed here), bank conflicts,
+// between blocks (two blocks adding into one global address both succeed here; only the changing
+// block order can show it, through the run-twice determinism checks), bank conflicts,
 // register pressure, and any behavior the emulated PTX does not model (see common/ptx.cuh here).
 #pragma once
 #include <cmath>

@@ -270,23 +270,27 @@ void run_grid(dim3 grid, dim3 dim, size_t smem_bytes, const std::function<void()
     kernel_body = &body;
     launches++;
     std::vector<unsigned char> smem(smem_bytes + 16);
-    for (unsigned z = 0; z < grid.z; z++)
-        for (unsigned y = 0; y < grid.y; y++)
-            for (unsigned x = 0; x < grid.x; x++) {
-                Block b;
-                b.idx = dim3(x, y, z);
-                b.dim = dim;
-                b.grid = grid;
-                b.smem = (unsigned char*)(((uintptr_t)smem.data() + 15) & ~(uintptr_t)15);
-                b.smem_bytes = smem_bytes;
-                memset(b.smem, 0xFF, smem_bytes);
-                b.live = n;
-                b.warps.resize((n + 31) / 32);
-                for (int w = 0; w < (int)b.warps.size(); w++) b.warps[w].live = n - 32 * w < 32 ? n - 32 * w : 32;
-                // the schedule rotates over blocks and launches, so every kernel meets each one
-                schedule = (Schedule)((x + y + z + launches) % NUM_SCHEDULES);
-                run_block(b, n);
-            }
+    // Blocks in order on even launches, in reverse on odd ones: two blocks adding into one global
+    // address (a race on a GPU) then sum in another order, and the kernels that promise bitwise
+    // determinism fail their run-twice checks.
+    const long blocks = (long)grid.x * grid.y * grid.z;
+    for (long k = 0; k < blocks; k++) {
+        const long i = launches % 2 ? blocks - 1 - k : k;
+        const unsigned x = (unsigned)(i % grid.x), y = (unsigned)(i / grid.x % grid.y), z = (unsigned)(i / grid.x / grid.y);
+        Block b;
+        b.idx = dim3(x, y, z);
+        b.dim = dim;
+        b.grid = grid;
+        b.smem = (unsigned char*)(((uintptr_t)smem.data() + 15) & ~(uintptr_t)15);
+        b.smem_bytes = smem_bytes;
+        memset(b.smem, 0xFF, smem_bytes);
+        b.live = n;
+        b.warps.resize((n + 31) / 32);
+        for (int w = 0; w < (int)b.warps.size(); w++) b.warps[w].live = n - 32 * w < 32 ? n - 32 * w : 32;
+        // the schedule rotates over blocks and launches, so every kernel meets each one
+        schedule = (Schedule)((i + launches) % NUM_SCHEDULES);
+        run_block(b, n);
+    }
 }
 
 long launch_count() { return launches; }
