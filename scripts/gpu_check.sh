@@ -2,8 +2,7 @@
 # The one prepared GPU check (about 5 minutes on one H200): builds the CPU and CUDA programs, runs
 # test_cuda (every CUDA kernel against its CPU twin) in the fp32 and bf16 builds, compares the
 # CUDA trainer with the CPU trainer (scripts/compare_trainers.sh: first-step loss and every
-# gradient, then 5 training steps), and runs
-# the GPU benchmarks. Full output in $OUT/gpu_check.txt; the short table is printed last.
+# gradient, then 5 training steps), and runs the GPU benchmarks. Full output in $OUT/gpu_check.txt; the short table is printed last.
 #   bash scripts/gpu_check.sh            (OUT defaults to gpu_check_out)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -44,8 +43,11 @@ with open(sys.argv[1], "wb") as f:
 PY
 for B in 16 32 64; do
     log "=== GPT-2 124M training, B=$B T=1024"
-    ./train_gpt2cu -e d12 -i "$OUT/random_train.bin" -b $B -t 1024 -x 12 -v 0 -s 0 -sh 0 >> "$LOG" 2>&1
-    TOKS=$(grep -o '[0-9]* tok/s' "$LOG" | tail -8 | awk '{s += $1; n++} END {if (n) printf "%d", s / n}')
+    RUN_LOG="$OUT/train_d12_B$B.txt"
+    ./train_gpt2cu -e d12 -i "$OUT/random_train.bin" -b $B -t 1024 -x 12 -v 0 -s 0 -sh 0 > "$RUN_LOG" 2>&1
+    cat "$RUN_LOG" >> "$LOG"
+    # the mean of the last 8 of 12 steps (the first ones include warm-up)
+    TOKS=$(grep -o '[0-9]* tok/s' "$RUN_LOG" | tail -8 | awk '{s += $1; n++} END {if (n) printf "%d", s / n}')
     # llm.c's MFU: 6N + 6 L T C FLOPs per token (N = 124M parameters, attention included), against PEAK
     MFU=$(python3 -c "t = ${TOKS:-0}; print(f'{100 * t * (6 * 124.4e6 + 6 * 12 * 1024 * 768) / ($PEAK * 1e12):.1f}')")
     row "GPT-2 124M B=$B T=1024" "${TOKS:-?} tok/s, MFU ${MFU}%"
