@@ -110,22 +110,24 @@ $(EMU_BUILD)/%.o: $(EMU_DIR)/%.cpp $(EMU_HEADERS)
 $(EMU_BUILD)/test_cuda_emu: $(EMU_TEST_OBJ) $(EMU_KERNEL_OBJ) $(SHARED_OBJ) $(FLOATX_OBJ) $(TEST_CUDA_CPU_TABLE)
 	$(CXX) $^ -o $@ -fopenmp -lm
 
-# train_gpt2cu on the emulation: train.c and the model graph exactly as in the CUDA program.
-$(EMU_BUILD)/train_gpt2cu: $(CUDA_BUILD)/train.o $(FLOATX_OBJ) $(SHARED_OBJ) $(EMU_KERNEL_OBJ) $(CUDA_BUILD)/model/default_cuda.o
+# train_gpt2cu and infercu on the emulation: train.c, infer.c and the model graph as in the CUDA programs.
+EMU_PROGRAM_OBJ = $(FLOATX_OBJ) $(SHARED_OBJ) $(EMU_KERNEL_OBJ) $(CUDA_BUILD)/model/default_cuda.o
+$(EMU_BUILD)/train_gpt2cu: $(CUDA_BUILD)/train.o $(EMU_PROGRAM_OBJ)
 	$(CXX) $^ -o $@ -fopenmp -lm
 
-# test_cuda, then the CUDA trainer against the CPU trainer (scripts/compare_trainers.sh), both on
-# the emulation. One line per check goes to the logs; the failures and the summaries are printed.
-# the bounds are explained in scripts/compare_trainers.sh
-EMU_TRAINER_BOUND = $(if $(filter BF16,$(PRECISION)),2e-2,1e-4)
-test_cuda_emu: $(EMU_BUILD)/test_cuda_emu $(EMU_BUILD)/train_gpt2cu train_gpt2 prepare
+$(EMU_BUILD)/infercu: $(CUDA_BUILD)/infer.o $(EMU_PROGRAM_OBJ)
+	$(CXX) $^ -o $@ -fopenmp -lm
+
+# test_cuda, then the CUDA programs against the CPU programs (scripts/compare_cuda_cpu.sh), both
+# on the emulation. One line per check goes to the logs; the failures and the summaries are printed.
+# The bounds are explained in scripts/compare_cuda_cpu.sh.
+EMU_COMPARE = $(if $(filter BF16,$(PRECISION)),2e-2 report,1e-4 exact)
+test_cuda_emu: $(EMU_BUILD)/test_cuda_emu $(EMU_BUILD)/train_gpt2cu $(EMU_BUILD)/infercu train_gpt2 infer prepare
 	@echo "test_cuda (CPU emulation, $(PRECISION)): log in $(EMU_BUILD)/test_cuda_emu.log"
 	@$(EMU_BUILD)/test_cuda_emu > $(EMU_BUILD)/test_cuda_emu.log 2>&1; status=$$?; \
 	 grep -E "^(FAIL|EMU|error)" $(EMU_BUILD)/test_cuda_emu.log; tail -n 1 $(EMU_BUILD)/test_cuda_emu.log; exit $$status
-	@echo "train_gpt2cu vs train_gpt2 (CPU emulation, $(PRECISION), bound $(EMU_TRAINER_BOUND)): log in $(EMU_BUILD)/compare.log"
-	@PYTHON=$(PYTHON) bash scripts/compare_trainers.sh $(EMU_BUILD)/train_gpt2cu $(EMU_BUILD)/compare \
-	 $(EMU_TRAINER_BOUND) > $(EMU_BUILD)/compare.log 2>&1; status=$$?; \
-	 grep -E "^(FAIL|EMU|error)" $(EMU_BUILD)/compare.log; tail -n 1 $(EMU_BUILD)/compare.log; exit $$status
+	@echo "train_gpt2cu, infercu vs train_gpt2, infer (CPU emulation, $(PRECISION)): logs in $(EMU_BUILD)/compare"
+	@PYTHON=$(PYTHON) bash scripts/compare_cuda_cpu.sh $(EMU_BUILD) $(EMU_BUILD)/compare $(EMU_COMPARE)
 
 # The attention kernels alone on a GPU (TFLOP/s against the chip's peak).
 bench_attention_cuda: $(CUDA_BUILD)/scripts/bench_attention.o $(SHARED_OBJ) $(CU_OBJ) $(CUDA_STAMP)

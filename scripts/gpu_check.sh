@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one prepared GPU check (about 5 minutes on one H200): builds the CPU and CUDA programs, runs
 # test_cuda (every CUDA kernel against its CPU twin) in the fp32 and bf16 builds, compares the
-# CUDA trainer with the CPU trainer (scripts/compare_trainers.sh: first-step loss and every
-# gradient, then 5 training steps), and runs the GPU benchmarks. Full output in $OUT/gpu_check.txt; the short table is printed last.
+# CUDA programs with the CPU programs (scripts/compare_cuda_cpu.sh: the trainer's first-step loss,
+# every gradient and 5 training steps; infercu's -eval loss and KV-cache decoding), and runs the GPU
+# benchmarks. Full output in $OUT/gpu_check.txt; the short table is printed last.
 #   bash scripts/gpu_check.sh            (OUT defaults to gpu_check_out)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,13 +25,13 @@ step() {   # step NAME COMMAND...: runs, logs, records ok/FAILED
 }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> "$LOG" 2>&1
-step "build CPU" make -j16 train_gpt2 prepare
+step "build CPU" make -j16 train_gpt2 infer prepare
 
 for P in FP32 BF16; do
-    BOUND=$([ $P = FP32 ] && echo 1e-4 || echo 2e-2)   # see scripts/compare_trainers.sh
+    COMPARE=$([ $P = FP32 ] && echo "1e-4 exact" || echo "2e-2 report")   # see scripts/compare_cuda_cpu.sh
     step "build CUDA $P" make -j16 cuda PRECISION=$P
     step "test_cuda $P" ./test_cuda
-    step "trainer CUDA vs CPU $P (bound $BOUND)" bash scripts/compare_trainers.sh ./train_gpt2cu "$OUT/compare_$P" $BOUND
+    step "programs CUDA vs CPU $P ($COMPARE)" bash scripts/compare_cuda_cpu.sh . "$OUT/compare_$P" $COMPARE
 done
 
 # benchmarks (bf16 build): GPT-2 124M training at T = 1024, and the attention kernels alone

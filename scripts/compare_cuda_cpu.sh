@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The CUDA programs against the CPU programs on one small model, the same bytes and the same seed:
+#  1. train_gpt2cu vs train_gpt2 (scripts/compare_runs.py): the first step's loss and every
+#     parameter gradient (-dg dumps), then the losses of 5 AdamW steps, each within BOUND (relative);
+#  2. infercu vs infer on the CPU run's checkpoint: the -eval loss over the val shard, within BOUND;
+#  3. infercu's greedy decoding with the KV cache against -nocache (a full forward per token): with
+#     DECODE=exact the 40 tokens must be equal; with DECODE=report the agreement is printed only
+#     (in bf16 the two paths round differently and an untrained model's near-ties may flip).
+# The model has head size 64 (the tensor-core attention of the bf16 build) and trains at T=100 of
+# maxT=128 (attention tiles cut short). Bounds: 1e-4 for the fp32 build; 2e-2 for the bf16 build,
+# whose parameters and activations are bf16 (relative rounding 2^-9 each) where the CPU's are fp32,
+# with several such roundings on a gradient's path: 2e-2 is about five bf16 ulps.
+# Used by scripts/gpu_check.sh on a GPU and by make test_cuda_emu on the CPU emulation of CUDA.
+#   bash scripts/compare_cuda_cpu.sh CUDA_BIN_DIR OUT_DIR BOUND exact|report
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cuda_dir=$1 out=$2 bound=$3 decode=$4
+python=${PYTHON:-python3}
+mkdir -p "$out"
+# a fixed text (not the repository's files, which change): 3000 numbered lines of varied words
+awk 'BEGIN { split("the of attention sink head token layer softmax gate memory value key query", w, " ");
+             for (i = 1; i <= 3000; i++) print i ": " w[i % 13 + 1] " " w[(i * 7) % 13 + 1] " " w[(i * 11) % 13 + 1] "." }' \
+    > "$out/corpus.txt"
+./prepare -o "$out/data" --bytes --val-frac 0.1 "$out/corpus.txt" > "$out/prepare.log"
+val="$out/data/val_000000.bin"
+args=(-e L=2,C=128,H=2,T=128,V=257 -i "$out/data/train_000000.bin" -j "$val" -b 2 -t 100 -x 5 -l 1e-3 -sh 0
+      -v 0 -s 0 -S 7)
+run() {   # run LOG COMMAND...: stdout to LOG, stderr to LOG.err; on failure their last lines, and stop
+    local log=$1; shift
+    "$@" > "$log" 2> "$log.err" || { echo "FAIL $* (exit $?):"; tail -3 "$log" "$log.err"; exit 1; }
+}
+run "$out/cpu.log" ./train_gpt2 "${args[@]}" -o "$out/cpu" -dg "$out/cpu/grads.bin"
+run "$out/cuda.log" "$cuda_dir/train_gpt2cu" "${args[@]}" -o "$out/cuda" -dg "$out/cuda/grads.bin"
+$python scripts/compare_runs.py "$out/cpu" "$out/cuda" \
+    '{"L": 2, "C": 128, "H": 2, "maxT": 128, "V": 257, "Vp": 384}' "$bound" > "$out/compare_runs.log" ||
+    { grep -E "^FAIL" "$out/compare_runs.log"; tail -1 "$out/compare_runs.log"; exit 1; }
+echo "train: $(tail -1 "$out/compare_runs.log")"
+
+model="$out/cpu/model_00000005.bin"
+run "$out/eval_cpu.log" ./infer -e "$model" -eval "$val" -b 2 -t 100
+run "$out/eval_cuda.log" "$cuda_dir/infercu" -e "$model" -eval "$val" -b 2 -t 100
+$python - "$out/eval_cpu.log" "$out/eval_cuda.log" "$bound" <<'PY'
+import re, sys
+cpu, cuda = (float(re.search(r"eval loss ([\d.]+)", open(p).read()).group(1)) for p in sys.argv[1:3])
+err = abs(cuda - cpu) / abs(cpu)
+ok = err <= float(sys.argv[3])
+print(f"{'ok  ' if ok else 'FAIL'} infer -eval: cpu {cpu} cuda {cuda} rel {err:.2e}")
+sys.exit(0 if ok else 1)
+PY
+
+decode_args=(-e "$model" -pi 10,20,30 -n 40 -temp 0)
+run "$out/decode_cache.log" "$cuda_dir/infercu" "${decode_args[@]}"
+run "$out/decode_full.log" "$cuda_dir/infercu" "${decode_args[@]}" -nocache 1
+cached=$(cat "$out/decode_cache.log") full=$(cat "$out/decode_full.log")
+agree=$($python -c "import sys; a, b = sys.argv[1].split(), sys.argv[2].split(); n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b))); print(n, len(a), len(b))" "$cached" "$full")
+read -r same n_cached n_full <<< "$agree"
+if [ "$n_cached" -ne 43 ] || [ "$n_full" -ne 43 ]; then
+    echo "FAIL infercu decode: expected 43 tokens (3 prompt + 40), got $n_cached (KV cache) and $n_full (-nocache)"
+    exit 1
+elif [ "$decode" = exact ] && [ "$same" -ne 43 ]; then
+    echo "FAIL infercu decode: KV cache and -nocache differ from token $same on"
+    exit 1
+fi
+echo "ok   infercu decode: KV cache and -nocache agree on $same of 43 tokens ($decode)"
