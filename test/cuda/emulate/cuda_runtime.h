@@ -27,7 +27,8 @@
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __align__(n) alignas(n)
-// one copy per block: blocks run one at a time
+// one copy per block: blocks run one at a time. Unlike the dynamic shared memory, these static
+// arrays are not refilled with NaN for each block: a read before any write sees the last block's data.
 #define __shared__ static
 
 struct dim3 {
