@@ -35,7 +35,7 @@ TEST_CUDA_SRC = $(wildcard test/cuda/test_*.cu)
 CUDA_STAMP = build/cuda/last_precision
 $(shell mkdir -p build/cuda; [ "$$(cat $(CUDA_STAMP) 2>/dev/null)" = "$(PRECISION)" ] || echo $(PRECISION) > $(CUDA_STAMP))
 
-.PHONY: all lib test pytest test_emu bench clean cuda_check cuda test_cuda_emu
+.PHONY: all lib test pytest test_emu bench bench_cuda clean cuda_check cuda test_cuda_emu
 all: train_gpt2 infer prepare lib
 
 build/%.o: %.c $(wildcard */*.h)
@@ -139,12 +139,18 @@ build/cuda_link_check: test/cuda/link_check.cu
 	@mkdir -p build
 	$(NVCC) $(NVCC_FLAGS) $< -o $@ $(CUDA_LIBS)
 
-# The CPU benchmarks (docs/PERF.md): training throughput and the matmul against PyTorch, tokenizer
-# encoding against tiktoken.
+# The benchmarks (docs/PERF.md): on the CPU, training throughput and the matmul against PyTorch,
+# tokenizer encoding against tiktoken; on a machine with an NVIDIA GPU also bench_cuda.
 bench: train_gpt2 prepare lib
 	$(PYTHON) scripts/bench_cpu.py
 	$(PYTHON) scripts/bench_matmul.py
 	$(PYTHON) scripts/bench_tokenizer.py
+	@if nvidia-smi -L > /dev/null 2>&1; then $(MAKE) bench_cuda; else echo "no NVIDIA GPU: make bench_cuda skipped"; fi
+
+# The GPU benchmarks (bf16 build): GPT-2 124M training tokens/s and MFU, the attention kernels' TFLOP/s.
+bench_cuda:
+	$(MAKE) cuda PRECISION=BF16
+	bash scripts/bench_cuda.sh build/bench_cuda
 
 clean:
 	rm -rf build train_gpt2 infer prepare train_gpt2cu infercu test_cuda bench_attention_cuda
