@@ -27,9 +27,11 @@
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __align__(n) alignas(n)
-// one copy per block: blocks run one at a time. Unlike the dynamic shared memory, these static
-// arrays are not refilled with NaN for each block: a read before any write sees the last block's data.
+// one copy per block: blocks run one at a time. launches.py follows each declaration with
+// emu_poison_shared, which fills the array with NaN bytes when the block's first thread reaches it
+// (before any thread of the block can have written it), as the dynamic shared memory is filled.
 #define __shared__ static
+void emu_poison_shared(void* array, size_t bytes);
 
 struct dim3 {
     unsigned x = 1, y = 1, z = 1;

@@ -39,6 +39,7 @@ struct Warp {
 };
 
 struct Block {
+    std::vector<void*> poisoned;   // the static __shared__ arrays already filled with NaN in this block
     dim3 idx, dim, grid;
     unsigned char* smem = nullptr;
     size_t smem_bytes = 0;
@@ -296,6 +297,15 @@ void run_grid(dim3 grid, dim3 dim, size_t smem_bytes, const std::function<void()
 long launch_count() { return launches; }
 
 }   // namespace emu
+
+// The first thread of a block to reach the declaration fills the array; the others find it done.
+void emu_poison_shared(void* array, size_t bytes) {
+    std::vector<void*>& done = emu::block->poisoned;
+    for (void* p : done)
+        if (p == array) return;
+    done.push_back(array);
+    memset(array, 0xFF, bytes);
+}
 
 // ------------------------------------------------------------------------------------ device memory
 namespace {

@@ -2,7 +2,8 @@
 """launches.py SRC DST: copies a .cu file for the CPU emulation (test/cuda/emulate), turning every
 kernel<<<grid, block[, smem[, stream]]>>>(args) into
 emu_launch((const void*)kernel, grid, block, smem, [=] { kernel(args); }) (a call by name, so the
-kernel's default arguments apply). The stream is dropped (the emulation runs everything in order). Lines stay where they were and
+kernel's default arguments apply). The stream is dropped (the emulation runs everything in order). Static __shared__ arrays get a
+call that fills them with NaN bytes at the start of each block. Lines stay where they were and
 #line keeps the original file name, so compiler messages and __FILE__ name the real source."""
 import re
 import sys
@@ -52,10 +53,18 @@ def rewrite(text):
     return "".join(out)
 
 
+def poison_static_shared(text):
+    """After each `__shared__ T name[...];` declaration, on the same line, a call that fills the
+    array with NaN bytes when the first thread of a block reaches it (static arrays otherwise keep
+    the previous block's data, hiding a read before the first write)."""
+    decl = re.compile(r"^(\s*__shared__\s+[\w:<>]+\s+(\w+)(?:\[[^\]\n]+\])+;)", re.M)
+    return decl.sub(r"\1 emu_poison_shared(&\2, sizeof(\2));", text)
+
+
 def main():
     src, dst = sys.argv[1], sys.argv[2]
     text = open(src).read()
-    out = rewrite(text)
+    out = poison_static_shared(rewrite(text))
     if "<<<" in out:
         sys.exit(f"launches.py: {src}: a launch it could not rewrite")
     with open(dst, "w") as f:
