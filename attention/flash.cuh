@@ -122,6 +122,22 @@ template <typename Kernel> static void allow_smem(Kernel kernel, size_t bytes) {
 
 static inline bool aligned16(const void* p) { return ((uintptr_t)p & 15) == 0; }
 
+// The head sizes the tensor-core kernels are built for, and the call of f with the one asked for
+// as a compile-time constant (f(std::integral_constant<int, HS>())), shared by forward and backward.
+static inline bool tensor_core_head_size(int hs) { return hs == 32 || hs == 64 || hs == 128; }
+template <typename F> static void with_head_size(int hs, F f) {
+    if (hs == 32) f(std::integral_constant<int, 32>());
+    else if (hs == 64) f(std::integral_constant<int, 64>());
+    else f(std::integral_constant<int, 128>());
+}
+
+// f(std::integral_constant<int, MODE>()) for the score mode `mode`.
+template <typename F> static void with_score_mode(int mode, F f) {
+    if (mode == MODE_SOFTMAX) f(std::integral_constant<int, MODE_SOFTMAX>());
+    else if (mode == MODE_SIGMOID) f(std::integral_constant<int, MODE_SIGMOID>());
+    else f(std::integral_constant<int, MODE_SIGMOID_NORM>());
+}
+
 #ifdef ATTNLAB_BF16
 typedef __nv_bfloat16 bf16;
 

@@ -379,12 +379,9 @@ static void launch_backward_flash(bf16* dqkv, const bf16* dout, const bf16* qkv,
 template <int HS>
 static void backward_flash(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* stat, const float* dsum, int B,
                            int T, int C, int NH, float scale, int mode, float bias) {
-    if (mode == MODE_SOFTMAX)
-        launch_backward_flash<HS, MODE_SOFTMAX>(dqkv, dout, qkv, stat, dsum, B, T, C, NH, scale, bias);
-    else if (mode == MODE_SIGMOID)
-        launch_backward_flash<HS, MODE_SIGMOID>(dqkv, dout, qkv, stat, dsum, B, T, C, NH, scale, bias);
-    else
-        launch_backward_flash<HS, MODE_SIGMOID_NORM>(dqkv, dout, qkv, stat, dsum, B, T, C, NH, scale, bias);
+    with_score_mode(mode, [&](auto m) {
+        launch_backward_flash<HS, decltype(m)::value>(dqkv, dout, qkv, stat, dsum, B, T, C, NH, scale, bias);
+    });
 }
 #endif   // ATTNLAB_BF16
 
@@ -400,15 +397,11 @@ extern "C" void attention_backward_cuda(floatX* dqkv, const floatX* dout, const 
     float* dsum =
         mode == flash::MODE_SIGMOID ? nullptr : flash::dsum_scratch(as_device(dout), as_device(out), B, T, C, NH);
 #ifdef ATTNLAB_BF16
-    if ((hs == 32 || hs == 64 || hs == 128) && flash::aligned16(dqkv) && flash::aligned16(dout) &&
-        flash::aligned16(qkv)) {
-        auto run = [&](auto head_size) {
+    if (flash::tensor_core_head_size(hs) && flash::aligned16(dqkv) && flash::aligned16(dout) && flash::aligned16(qkv)) {
+        flash::with_head_size(hs, [&](auto head_size) {
             flash::backward_flash<decltype(head_size)::value>(as_device(dqkv), as_device(dout), as_device(qkv), stat,
                                                               dsum, B, T, C, NH, scale, mode, bias);
-        };
-        if (hs == 32) run(std::integral_constant<int, 32>());
-        else if (hs == 64) run(std::integral_constant<int, 64>());
-        else run(std::integral_constant<int, 128>());
+        });
     } else
 #endif
         flash::backward_rowwise(as_device(dqkv), as_device(dout), as_device(qkv), stat, dsum, B, T, C, NH, scale, mode,

@@ -231,12 +231,9 @@ static void launch_forward_flash(bf16* out, float* stat, const bf16* qkv, int B,
 template <int HS>
 static void forward_flash(bf16* out, float* stat, const bf16* qkv, int B, int Tq, int Tk, int Tmax, int C, int NH,
                           float scale, int mode, float bias) {
-    if (mode == MODE_SOFTMAX)
-        launch_forward_flash<HS, MODE_SOFTMAX>(out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale, bias);
-    else if (mode == MODE_SIGMOID)
-        launch_forward_flash<HS, MODE_SIGMOID>(out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale, bias);
-    else
-        launch_forward_flash<HS, MODE_SIGMOID_NORM>(out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale, bias);
+    with_score_mode(mode, [&](auto m) {
+        launch_forward_flash<HS, decltype(m)::value>(out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale, bias);
+    });
 }
 #endif   // ATTNLAB_BF16
 
@@ -250,14 +247,11 @@ extern "C" void attention_forward_cuda(floatX* out, float* stat, const floatX* q
     const int hs = C / NH, mode = flash::score_mode(score);
     const float scale = 1.0f / sqrtf((float)hs), bias = score.bias;
 #ifdef ATTNLAB_BF16
-    if ((hs == 32 || hs == 64 || hs == 128) && Tq >= 16 && flash::aligned16(out) && flash::aligned16(qkv)) {
-        auto run = [&](auto head_size) {
+    if (flash::tensor_core_head_size(hs) && Tq >= 16 && flash::aligned16(out) && flash::aligned16(qkv)) {
+        flash::with_head_size(hs, [&](auto head_size) {
             flash::forward_flash<decltype(head_size)::value>(as_device(out), stat, as_device(qkv), B, Tq, Tk, Tmax, C,
                                                              NH, scale, mode, bias);
-        };
-        if (hs == 32) run(std::integral_constant<int, 32>());
-        else if (hs == 64) run(std::integral_constant<int, 64>());
-        else run(std::integral_constant<int, 128>());
+        });
         return;
     }
 #endif
