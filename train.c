@@ -16,6 +16,7 @@
 #include "data/tokenizer.h"
 #include "model/gpt.h"
 #include "model/sampler.h"
+#include "model/schedule.h"
 
 typedef struct {
     const char* train_pattern;  // -i

@@ -1,8 +1,8 @@
-// The CUDA attention kernels, twins of attention/attention.h: FlashAttention-2 style tiles, no
+// The CUDA attention kernels, twins of attention/softmax_sigmoid.h: FlashAttention-2 style tiles, no
 // T x T matrix in memory, tensor cores (mma.sync bf16 on sm_80+), a family parameterized by the
 // score function (AttnScore: softmax, sigmoid, normalized sigmoid), causal.
 #pragma once
-#include "attention/attention.h"
+#include "attention/score.h"
 #include "common/floatx.h"
 
 #ifdef __cplusplus

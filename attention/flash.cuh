@@ -1,4 +1,4 @@
-// Internal to attention/flash_fwd.cu and attention/flash_bwd.cu, the CUDA twins of attention/softmax.c
+// Internal to attention/softmax_sigmoid.cu, the CUDA twin of attention/softmax_sigmoid.c
 // (attention_cuda.h): FlashAttention-2 (Dao 2023) style causal attention, templated on the score mode
 // (softmax; sigmoid(s + b), FlashSigmoid, METHODS.md 1.4; sigmoid / row sum, METHODS.md 2.3c).
 // No T x T matrix exists in memory in either direction.
@@ -62,7 +62,7 @@ namespace flash {
 
 enum { MODE_SOFTMAX = 0, MODE_SIGMOID = 1, MODE_SIGMOID_NORM = 2 };
 
-constexpr float SIGMOID_NORM_EPS = 1e-8f;   // Z' = Z + eps (METHODS.md 2.3c, as in softmax.c)
+constexpr float SIGMOID_NORM_EPS = 1e-8f;   // Z' = Z + eps (METHODS.md 2.3c, as in softmax_sigmoid.c)
 constexpr float LOG2E = 1.4426950408889634f;
 constexpr float LN2 = 0.6931471805599453f;
 constexpr int THREADS = 128;                  // 4 warps per CTA in every kernel
@@ -88,7 +88,7 @@ template <bool FAST> static __device__ __forceinline__ float sigmoid(float z) {
     return FAST ? __fdividef(1.0f, 1.0f + __expf(-z)) : 1.0f / (1.0f + expf(-z));
 }
 
-// The backward of one score, shared by both families (see softmax.c's header): from the scaled score
+// The backward of one score, shared by both families (see softmax_sigmoid.c's header): from the scaled score
 // s, dP = dO . v, the row statistic (LSE or Z) and D = dO . O, the weight w the forward used (for
 // dV += w dO) and dS (unscaled: dQ, dK take scale dS).
 //   softmax:      w = exp(s - LSE),                     dS = w (dP - D)
@@ -119,8 +119,6 @@ template <typename Kernel> static void allow_smem(Kernel kernel, size_t bytes) {
     if (bytes > 48 * 1024)
         cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
 }
-
-static inline bool aligned16(const void* p) { return ((uintptr_t)p & 15) == 0; }
 
 // The head sizes the tensor-core kernels are built for, and the call of f with the one asked for
 // as a compile-time constant (f(std::integral_constant<int, HS>())), shared by forward and backward.

@@ -8,7 +8,7 @@
 #include <math.h>
 #include <stddef.h>
 
-#include "attention/options.h"
+#include "attention/gate.h"
 #include "common/fastmath.h"
 
 // g = sigmoid(z) and its complement 1 - g = sigmoid(-z).

@@ -8,7 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "attention/options.h"
+#include "attention/qknorm.h"
 #include "common/check.h"
 #include "layers/layernorm_row.h"
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attention/options.h"
+#include "attention/rope.h"
 #include "common/check.h"
 
 #define ROPE_BASE 10000.0

@@ -3,9 +3,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "attention/attention.h"
+#include "attention/gate.h"
 #include "attention/mlstm.h"
-#include "attention/options.h"
+#include "attention/qknorm.h"
+#include "attention/rope.h"
+#include "attention/softmax_sigmoid.h"
 #include "common/check.h"
 #include "layers/headnorm.h"
 #include "layers/layers.h"

@@ -2,12 +2,12 @@
 // it, so the CPU set (layers/*.c, attention/*.c) and the CUDA set (*.cu) plug in without a second
 // copy of the model. Tensors are floatX (common/floatx.h: float on the CPU, bf16 in the CUDA bf16
 // build); statistics, losses and optimizer state are float. Signatures and shapes are documented in
-// layers/layers.h, layers/headnorm.h, layers/layerscale.h, attention/attention.h, options.h and
-// mlstm.h. A kernel set may leave a mixer's entries NULL: gpt_build then refuses models that need them.
+// layers/layers.h, layers/headnorm.h, layers/layerscale.h and attention/*.h (softmax_sigmoid.h, gate.h,
+// rope.h, qknorm.h, mlstm.h). A kernel set may leave a mixer's entries NULL: gpt_build then refuses models that need them.
 #pragma once
 #include <stddef.h>
 
-#include "attention/attention.h"
+#include "attention/score.h"
 #include "common/floatx.h"
 
 #ifdef __cplusplus

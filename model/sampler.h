@@ -1,14 +1,6 @@
-// Picking the next token from logits, and the learning-rate schedules: the small host-side
-// pieces that train.c and infer.c share.
+// Picking the next token from logits (train.c's samples and infer.c).
 #pragma once
 #include "common/rng.h"
 
 // Samples a token id from logits (V): temperature <= 0 is argmax; top_k <= 0 and top_p >= 1 are off.
 int sample_token(const float* logits, int V, float temperature, int top_k, float top_p, Rng* rng);
-
-// Learning rate at step (0-based) of num_steps: linear warmup over `warmup` steps to max_lr, then
-// "cosine" or "linear" decay to max_lr * final_frac, "constant", or "wsd" (warmup, stable, then a
-// 1-sqrt decay to max_lr * final_frac over the last 20% of the steps).
-float learning_rate(const char* schedule, float max_lr, int warmup, int num_steps, float final_frac, int step);
-// Fails with one line unless name is one of the schedules above.
-void learning_rate_check(const char* schedule);

@@ -1,4 +1,4 @@
-// The CUDA attention (attention/flash_fwd.cu, flash_bwd.cu) against its CPU twin (attention/softmax.c,
+// The CUDA attention (attention/softmax_sigmoid.cu) against its CPU twin (attention/softmax_sigmoid.c,
 // fp32) for every score mode: forward out and stat, backward dqkv (accumulated onto random values), and
 // decoding (Tq new rows over a KV cache of Tk of Tmax rows, the rows past Tk NaN so that a read of
 // them shows). Head sizes 8 and 12 take the row-wise kernels, 32, 64 and 128 the tensor-core ones in the
@@ -10,7 +10,7 @@
 #include "test/cuda/harness.cuh"
 
 extern "C" {
-#include "attention/attention.h"
+#include "attention/softmax_sigmoid.h"
 #include "attention/attention_cuda.h"
 }
 

@@ -290,7 +290,7 @@ int test_adamw(size_t N, int t, bool with_master, uint64_t seed) {
     return fails;
 }
 
-int test_norm(size_t N, int offset, uint64_t seed) {
+int test_grad_norm(size_t N, int offset, uint64_t seed) {
     DeviceBuffers dev;
     int fails = 0;
     std::string shape = fmt("N=%zu offset=%d", N, offset);
@@ -402,9 +402,9 @@ int test_layers(void) {
         fails += test_adamw(N, 7, true, 71 + N);
     }
 
-    fails += test_norm(1, 0, 81);
-    fails += test_norm(37, 1, 82);
-    fails += test_norm((1 << 20) + 5, 0, 83);
-    fails += test_norm((1 << 20) + 5, 1, 84);
+    fails += test_grad_norm(1, 0, 81);
+    fails += test_grad_norm(37, 1, 82);
+    fails += test_grad_norm((1 << 20) + 5, 0, 83);
+    fails += test_grad_norm((1 << 20) + 5, 1, 84);
     return fails;
 }

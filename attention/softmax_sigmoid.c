@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attention/attention.h"
+#include "attention/softmax_sigmoid.h"
 #include "common/fastmath.h"
 #include "common/check.h"
 

@@ -1,5 +1,5 @@
 // Sum of squares of a gradient tensor for global-norm clipping on the GPU, the twin of
-// layers/norm.c. Deterministic in two passes: NORM_BLOCKS blocks (a constant, not the GPU's SM
+// layers/grad_norm.c. Deterministic in two passes: NORM_BLOCKS blocks (a constant, not the GPU's SM
 // count) each sum a fixed grid-stride share of the values in double, reduced within the block in a
 // fixed order into one partial per block (a scratch buffer, cudaMallocAsync per call); one block
 // then adds the partials in a fixed order and OVERWRITES out[0] (float). The split depends only on

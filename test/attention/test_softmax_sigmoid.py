@@ -1,4 +1,4 @@
-# attention_forward/backward (attention/softmax.c) against causal attention in PyTorch float64, for
+# attention_forward/backward (attention/softmax_sigmoid.c) against causal attention in PyTorch float64, for
 # each score map of AttnScore (softmax, sigmoid(s + b), sigmoid normalized by its row sum): training
 # shapes (Tq = Tk = Tmax = T) forward, saved row statistic and backward, and the KV-cache decode
 # semantics (the last Tq of the first Tk positions of a Tmax-row cache).

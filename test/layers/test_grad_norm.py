@@ -1,4 +1,4 @@
-# global_norm_squared (layers/norm.c) against a float64 sum of squares.
+# global_norm_squared (layers/grad_norm.c) against a float64 sum of squares.
 import ctypes
 
 import numpy as np
@@ -7,7 +7,7 @@ from clib import LIB, call, f32, poison, rel_err, t64
 
 
 @pytest.mark.parametrize("N", [1, 7, 33, 65536, 1000003])
-def test_norm(N):
+def test_grad_norm(N):
     values = f32(N, gen=np.random.default_rng(N), scale=3.0)
     out = poison(1)
     call("global_norm_squared", out, values, ctypes.c_size_t(N))
@@ -16,7 +16,7 @@ def test_norm(N):
     assert err < 1e-6, f"global_norm_squared N={N}: {err:.2e}"   # double sum, one float rounding
 
 
-def test_norm_deterministic():
+def test_grad_norm_deterministic():
     """Bitwise the same for 1, 2 and 5 threads (fixed chunks, summed in order)."""
     N = 1000003
     values = f32(N, gen=np.random.default_rng(1))

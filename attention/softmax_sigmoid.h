@@ -1,17 +1,11 @@
-// The token mixer interface (METHODS.md section 0) and the CPU softmax kernel.
-// qkv rows hold [q | k | v] (3C floats) per position, heads of size hs = C/NH side by side.
+// Causal softmax and sigmoid attention on the CPU (attention/softmax_sigmoid.c; docs/MODEL.md
+// sections 4-5). qkv rows hold [q | k | v] (3C floats) per position, heads of size hs = C/NH side by side.
 #pragma once
+#include "attention/score.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-// How a score s = q.k/sqrt(hs) becomes a weight (METHODS.md sections 0, 1, 2.3).
-typedef struct {
-    int sigmoid;    // 0: softmax over the row; 1: sigmoid(s + bias), no row coupling
-    float bias;     // the sigmoid bias b (sigmoid only)
-    int normalize;  // sigmoid only: divide the row by its sum + 1e-8 (the sink paper's normalized variant)
-} AttnScore;
 
 // Causal attention of the last Tq positions over the first Tk positions of qkv.
 // qkv (B,Tmax,3C) with Tq <= Tk <= Tmax; query i (0..Tq-1) is position Tk-Tq+i and sees keys 0..Tk-Tq+i.
