@@ -43,7 +43,8 @@ typedef struct {
 static void usage(void) {
     fprintf(stderr,
         "usage: ./train_gpt2 -e MODEL [options]\n"
-        "  -e  model: checkpoint file, llm.c descriptor (d12, gpt2:d6) or \"L=4,C=128,H=4,T=256,V=257\"\n"
+        "  -e  model: checkpoint file, llm.c descriptor (d12, gpt2:d6) or \"L=4,C=128,H=4,T=256,V=257\";\n"
+        "      -e help lists every descriptor key\n"
         "  -i  train shards glob (default datasets/kjv/*train*.bin)\n"
         "  -j  val shards glob (default datasets/kjv/*val*.bin)\n"
         "  -o  output dir for main.log and checkpoints (default: none)\n"
@@ -114,6 +115,10 @@ static Args parse_args(int argc, char** argv) {
         else { fprintf(stderr, "error: unknown flag %s\n", f); usage(); }
     }
     if (!a.model) fail("no model: give -e CHECKPOINT or a descriptor such as -e \"L=4,C=128,H=4,T=256,V=257\"");
+    if (!strcmp(a.model, "help")) {
+        gpt_config_help(stdout);
+        exit(0);
+    }
     learning_rate_check(a.schedule);
     if (a.B <= 0) fail("-b %d: the batch size must be positive", a.B);
     return a;
@@ -299,8 +304,9 @@ int main(int argc, char** argv) {
         log = fopen_check(path, resume_step >= 0 ? "a" : "w");
     }
 
-    printf("model: L=%d C=%d H=%d maxT=%d V=%d Vp=%d, %zu parameters (%s)\n", c->num_layers, c->channels,
-           c->num_heads, c->max_seq_len, c->vocab_size, c->padded_vocab_size, model.num_parameters,
+    char model_keys[1024];
+    gpt_config_describe(c, model_keys, sizeof(model_keys));
+    printf("model: %s, %zu parameters (%s)\n", model_keys, model.num_parameters,
            resume_step >= 0 ? "resumed" : a.model);
     printf("batch: B=%d T=%d, %d tokens/step (%d micro-batches), %d steps, lr %g (%s, warmup %d, final %g)\n", B,
            T, total_batch, accum, num_steps, a.lr, a.schedule, a.warmup, a.final_frac);

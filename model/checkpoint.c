@@ -1,8 +1,8 @@
-// Model checkpoints in llm.c's format (DESIGN.md "Files"): 256 int32 header
-// (magic 20240326, version, maxT, V, L, H, C, Vp), then the 16 tensors in llm.c's order,
-// fp32 (version 3) or bf16 (version 5). Slots 16.. of the header are reserved for attnlab's
-// mixer settings behind a marker; a plain GPT-2 leaves them zero, so files stay llm.c's bytes.
-// After llm.c's 16 tensors come the mixer's extra tensors (gpt.h; unused ones take no bytes).
+// Model checkpoints in llm.c's format (docs/FORMATS.md): 256 int32 header (magic 20240326, version,
+// maxT, V, L, H, C, Vp), then the 16 tensors in llm.c's order, fp32 (version 3) or bf16 (version 5).
+// Slots 16.. of the header hold attnlab's mixer settings behind a marker (model/config.c); a plain
+// GPT-2 leaves them zero, so files stay llm.c's bytes. After llm.c's 16 tensors come the mixer's
+// extra tensors, in the registry's order (model/tensors.c; unused ones take no bytes).
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,54 +13,6 @@
 #define MODEL_MAGIC 20240326
 #define MODEL_VERSION_FP32 3
 #define MODEL_VERSION_BF16 5
-#define ATTNLAB_MARKER 0x4c4e5441  // "ATNL" in header[16]
-#define ATTNLAB_VERSION 1          // header[17]
-#define ATTNLAB_SLOT 16
-
-// header[18..27]: mixer, sigmoid bias (float bits), sigmoid norm, gate, rope, qknorm, hybrid norm,
-// layerscale, mLSTM input gate, mLSTM chunk.
-#define NUM_MIXER_SLOTS 10
-
-static int is_plain_gpt2(const GPTConfig* c) {
-    return c->mixer == MIXER_SOFTMAX && c->gate == GATE_NONE && !c->rope && !c->qknorm && !c->hybrid_norm &&
-           !c->layerscale;
-}
-
-static void write_mixer_slots(int* header, const GPTConfig* c) {
-    if (is_plain_gpt2(c)) return;
-    int* s = header + ATTNLAB_SLOT;
-    s[0] = ATTNLAB_MARKER;
-    s[1] = ATTNLAB_VERSION;
-    s[2] = c->mixer;
-    memcpy(&s[3], &c->sigmoid_bias, sizeof(float));
-    s[4] = c->sigmoid_norm;
-    s[5] = c->gate;
-    s[6] = c->rope;
-    s[7] = c->qknorm;
-    s[8] = c->hybrid_norm;
-    s[9] = c->layerscale;
-    s[10] = c->mlstm_igate;
-    s[11] = c->mlstm_chunk;
-}
-
-static void read_mixer_slots(GPTConfig* c, const int* header, const char* path) {
-    const int* s = header + ATTNLAB_SLOT;
-    c->mlstm_chunk = 64;
-    if (s[0] == 0) return;   // llm.c's GPT-2
-    if (s[0] != ATTNLAB_MARKER) fail("%s: header slot %d holds %d, not attnlab's marker", path, ATTNLAB_SLOT, s[0]);
-    if (s[1] != ATTNLAB_VERSION)
-        fail("%s: attnlab settings version %d is not supported (expected %d)", path, s[1], ATTNLAB_VERSION);
-    c->mixer = s[2];
-    memcpy(&c->sigmoid_bias, &s[3], sizeof(float));
-    c->sigmoid_norm = s[4];
-    c->gate = s[5];
-    c->rope = s[6];
-    c->qknorm = s[7];
-    c->hybrid_norm = s[8];
-    c->layerscale = s[9];
-    c->mlstm_igate = s[10];
-    c->mlstm_chunk = s[11];
-}
 
 static void read_header(int* header, FILE* f, const char* path, long size) {
     if (size < 256 * (long)sizeof(int)) fail("%s: not a model checkpoint (%ld bytes, shorter than the header)", path, size);
@@ -69,9 +21,6 @@ static void read_header(int* header, FILE* f, const char* path, long size) {
         fail("%s: not a model checkpoint (magic %d, expected %d)", path, header[0], MODEL_MAGIC);
     if (header[1] != MODEL_VERSION_FP32 && header[1] != MODEL_VERSION_BF16)
         fail("%s: checkpoint version %d is not supported (3 = fp32, 5 = bf16)", path, header[1]);
-    for (int i = ATTNLAB_SLOT + 2 + NUM_MIXER_SLOTS; i < 256; i++)
-        if (header[i] != 0)
-            fail("%s: header slot %d is set (%d): the file holds settings this build does not know", path, i, header[i]);
 }
 
 static void read_bf16(float* dst, size_t n, FILE* f, const char* path) {
@@ -89,10 +38,7 @@ void gpt_load_checkpoint(GPT* model, const char* path, const Kernels* k) {
     long size = file_size(f);
     int header[256];
     read_header(header, f, path, size);
-    GPTConfig c = {.max_seq_len = header[2], .vocab_size = header[3], .num_layers = header[4],
-                   .num_heads = header[5], .channels = header[6], .padded_vocab_size = header[7]};
-    read_mixer_slots(&c, header, path);
-    gpt_config_validate(&c, path);
+    GPTConfig c = gpt_config_read_header(header, path);
     gpt_build(model, &c, k);
     size_t n = model->num_parameters, bytes_per = header[1] == MODEL_VERSION_FP32 ? 4 : 2;
     long expected = 256 * (long)sizeof(int) + (long)(n * bytes_per);
@@ -112,13 +58,7 @@ void gpt_save_checkpoint(const GPT* model, const char* path) {
     int header[256] = {0};
     header[0] = MODEL_MAGIC;
     header[1] = MODEL_VERSION_FP32;
-    header[2] = c->max_seq_len;
-    header[3] = c->vocab_size;
-    header[4] = c->num_layers;
-    header[5] = c->num_heads;
-    header[6] = c->channels;
-    header[7] = c->padded_vocab_size;
-    write_mixer_slots(header, c);
+    gpt_config_write_header(header, c);
     size_t n = model->num_parameters;
     float* host = malloc_check(n * sizeof(float));
     gpt_get_parameters(model, host);

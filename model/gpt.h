@@ -1,140 +1,109 @@
-// GPT-2: config, parameter and activation layout, forward, backward, optimizer step.
-// ONE graph, written once, calling a kernel set (model/kernels.h). Follows llm.c's train_gpt2.c
-// layout: pre-LayerNorm blocks, learned token and position embeddings, causal attention,
-// GELU MLP of width 4C, final LayerNorm, LM head tied to wte, vocabulary padded to Vp.
+// The GPT model: its tensors, forward, backward, optimizer step, decoding and files. ONE graph
+// (model/gpt.c), written once, calling a kernel set (model/kernels.h). Follows llm.c's train_gpt2.c:
+// pre-LayerNorm blocks, learned token and position embeddings, causal attention, GELU MLP of width
+// 4C, final LayerNorm, LM head tied to wte, vocabulary padded to Vp; the token mixer and its options
+// come from the config (model/config.h; docs/MODEL.md). The tensor layout is derived from the
+// registry in model/tensors.c.
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "common/floatx.h"
+#include "model/config.h"
 #include "model/kernels.h"
 
-typedef enum { MIXER_SOFTMAX = 0, MIXER_SIGMOID = 1, MIXER_MLSTM = 2 } MixerKind;
-typedef enum { GATE_NONE = 0, GATE_HEAD = 1, GATE_ELEM = 2 } GateKind;
-typedef enum { IGATE_EXP = 0, IGATE_SIG = 1 } InputGateKind;
-
+// The parameter tensors: llm.c's 16 in its checkpoint order, then the mixers' extras; the rows of
+// the registry in model/tensors.c say their shapes, init and when they exist (NULL when not).
 typedef struct {
-    int max_seq_len;        // maxT
-    int vocab_size;         // V
-    int padded_vocab_size;  // Vp, a multiple of 128 so the LM head matmul is aligned
-    int num_layers;         // L
-    int num_heads;          // NH
-    int channels;           // C
-    // the token mixer (METHODS.md; all zero = llm.c's GPT-2)
-    int mixer;              // MixerKind
-    float sigmoid_bias;     // b in sigmoid(q.k/sqrt(d) + b); default -ln(maxT)
-    int sigmoid_norm;       // 1: divide each sigmoid row by its sum + 1e-8
-    int gate;               // GateKind: G1 gate on the mixer output (mLSTM's output gate is GATE_ELEM)
-    int rope;               // 1: RoPE on q and k instead of learned positions (no wpe)
-    int qknorm;             // 1: per-head LayerNorm on q and k (before RoPE)
-    int hybrid_norm;        // 1: LayerNorm on the mixer output before the residual add
-    int layerscale;         // 1: learned per-channel scale on both residual branches (init 1e-4)
-    int mlstm_igate;        // InputGateKind: mLSTMexp or mLSTMsig
-    int mlstm_chunk;        // chunk size of the chunkwise mLSTM (training path)
-} GPTConfig;
-
-// The parameter tensors: llm.c's 16 in its checkpoint order, then the mixers' extras. A tensor
-// a config does not use has size 0 (and so takes no bytes in the checkpoint either).
-#define NUM_PARAMETER_TENSORS 29
-#define NUM_GPT2_TENSORS 16
-// Index of each tensor in ParameterTensors order.
-enum {
-    P_WTE, P_WPE, P_LN1W, P_LN1B, P_QKVW, P_QKVB, P_ATTPROJW, P_ATTPROJB, P_LN2W, P_LN2B, P_FCW, P_FCB, P_FCPROJW,
-    P_FCPROJB, P_LNFW, P_LNFB, P_GATEW, P_GATEB, P_QNORMW, P_QNORMB, P_KNORMW, P_KNORMB, P_LNHW, P_LNHB, P_LS1,
-    P_LS2, P_IFW, P_IFB, P_HNORMW,
-};
-typedef struct {
-    floatX* wte;      // (Vp, C)
-    floatX* wpe;      // (maxT, C); 0 with RoPE
-    floatX* ln1w;     // (L, C)
-    floatX* ln1b;     // (L, C)
-    floatX* qkvw;     // (L, 3C, C)
-    floatX* qkvb;     // (L, 3C)
-    floatX* attprojw; // (L, C, C)
-    floatX* attprojb; // (L, C)
-    floatX* ln2w;     // (L, C)
-    floatX* ln2b;     // (L, C)
-    floatX* fcw;      // (L, 4C, C)
-    floatX* fcb;      // (L, 4C)
-    floatX* fcprojw;  // (L, C, 4C)
-    floatX* fcprojb;  // (L, C)
-    floatX* lnfw;     // (C)
-    floatX* lnfb;     // (C)
-    floatX* gatew;    // (L, G, C)   G1 gate / mLSTM output gate: G = NH (headwise) or C
-    floatX* gateb;    // (L, G)
-    floatX* qnormw;   // (L, hs)     QK-norm, shared by the heads
-    floatX* qnormb;   // (L, hs)
-    floatX* knormw;   // (L, hs)
-    floatX* knormb;   // (L, hs)
-    floatX* lnhw;     // (L, C)      hybrid norm on the mixer output
-    floatX* lnhb;     // (L, C)
-    floatX* ls1;      // (L, C)      LayerScale of the mixer branch
-    floatX* ls2;      // (L, C)      LayerScale of the MLP branch
-    floatX* ifw;      // (L, 2NH, C) mLSTM input and forget gate pre-activations
-    floatX* ifb;      // (L, 2NH)
-    floatX* hnormw;   // (L, C)      mLSTM per-head norm weight
+    floatX* wte;          // (Vp, C)
+    floatX* wpe;          // (maxT, C)     learned positions; none with RoPE
+    floatX* ln1w;         // (L, C)
+    floatX* ln1b;         // (L, C)
+    floatX* qkvw;         // (L, 3C, C)
+    floatX* qkvb;         // (L, 3C)
+    floatX* attprojw;     // (L, C, C)
+    floatX* attprojb;     // (L, C)
+    floatX* ln2w;         // (L, C)
+    floatX* ln2b;         // (L, C)
+    floatX* fcw;          // (L, 4C, C)
+    floatX* fcb;          // (L, 4C)
+    floatX* fcprojw;      // (L, C, 4C)
+    floatX* fcprojb;      // (L, C)
+    floatX* lnfw;         // (C)
+    floatX* lnfb;         // (C)
+    floatX* gatew;        // (L, G, C)     G1 gate / mLSTM output gate: G = NH (headwise) or C
+    floatX* gateb;        // (L, G)
+    floatX* qnormw;       // (L, hs)       QK-norm of q, shared by the heads
+    floatX* qnormb;       // (L, hs)
+    floatX* knormw;       // (L, hs)       QK-norm of k
+    floatX* knormb;       // (L, hs)
+    floatX* hybrid_normw; // (L, C)        hybrid norm on the mixer output
+    floatX* hybrid_normb; // (L, C)
+    floatX* ls_mixer;     // (L, C)        LayerScale of the mixer branch
+    floatX* ls_mlp;       // (L, C)        LayerScale of the MLP branch
+    floatX* mlstm_gatew;  // (L, 2NH, C)   mLSTM input and forget gate pre-activations
+    floatX* mlstm_gateb;  // (L, 2NH)
+    floatX* mlstm_normw;  // (L, C)        mLSTM per-head norm weight
 } ParameterTensors;
 
 // Saved forward activations (for the backward), for a batch of B x T: floatX tensors and float
-// statistics. Tensors a config does not use have size 0.
-#define NUM_ACTIVATION_TENSORS 32
+// statistics, per layer (L, ...) or once; NULL when the config has no such tensor (model/tensors.c).
 typedef struct {
-    floatX* encoded;   // (B, T, C)
-    floatX* ln1;       // (L, B, T, C)
-    float* ln1_mean;  // (L, B, T)
-    float* ln1_rstd;  // (L, B, T)
-    floatX* qkv_pre;   // (L, B, T, 3C)  qkv projection before QK-norm (QK-norm only)
-    float* qk_mean;   // (L, B, T, 2NH) QK-norm statistics
-    float* qk_rstd;   // (L, B, T, 2NH)
-    floatX* qkv;       // (L, B, T, 3C)  q, k, v as the mixer sees them
-    floatX* mix_gates; // (L, B, T, 2NH) mLSTM input/forget pre-activations
-    floatX* mix_h;     // (L, B, T, C)   mLSTM cell output before the head norm
-    float* hn_mean;   // (L, B, T, NH)  mLSTM head norm statistics
-    float* hn_rstd;   // (L, B, T, NH)
-    float* att_stat;  // (L, B, NH, T)  softmax LSE / sigmoid row sum / mLSTM normaliser
-    float* att_m;     // (L, B, NH, T)  mLSTM stabiliser
-    floatX* atty;      // (L, B, T, C)   mixer output (after the mLSTM head norm), before the gate
-    floatX* gate_pre;  // (L, B, T, G)   gate pre-activations
-    floatX* gated;     // (L, B, T, C)   atty * sigmoid(gate_pre)
-    floatX* attproj;   // (L, B, T, C)
-    floatX* lnh;       // (L, B, T, C)   hybrid norm of attproj
-    float* lnh_mean;  // (L, B, T)
-    float* lnh_rstd;  // (L, B, T)
-    floatX* residual2; // (L, B, T, C)
-    floatX* ln2;       // (L, B, T, C)
-    float* ln2_mean;  // (L, B, T)
-    float* ln2_rstd;  // (L, B, T)
-    floatX* fch;       // (L, B, T, 4C)
-    floatX* fch_gelu;  // (L, B, T, 4C)
-    floatX* fcproj;    // (L, B, T, C)
-    floatX* residual3; // (L, B, T, C)
-    floatX* lnf;       // (B, T, C)
-    float* lnf_mean;  // (B, T)
-    float* lnf_rstd;  // (B, T)
+    floatX* encoded;        // (B, T, C)
+    floatX* ln1;            // (L, B, T, C)
+    float* ln1_mean;        // (L, B, T)
+    float* ln1_rstd;        // (L, B, T)
+    floatX* qkv_pre;        // (L, B, T, 3C)  the qkv projection before QK-norm
+    float* qk_mean;         // (L, B, T, 2NH) QK-norm statistics
+    float* qk_rstd;         // (L, B, T, 2NH)
+    floatX* qkv;            // (L, B, T, 3C)  q, k, v as the mixer sees them
+    floatX* mlstm_gates;    // (L, B, T, 2NH) mLSTM input / forget gate pre-activations
+    floatX* mlstm_h;        // (L, B, T, C)   mLSTM cell output before the head norm
+    float* mlstm_norm_mean; // (L, B, T, NH)  mLSTM head norm statistics
+    float* mlstm_norm_rstd; // (L, B, T, NH)
+    float* att_rowstat;     // (L, B, NH, T)  attention: softmax log-sum-exp / normalized sigmoid row sum
+    float* mlstm_n;         // (L, B, NH, T)  mLSTM normalizer
+    float* mlstm_m;         // (L, B, NH, T)  mLSTM stabilizer
+    floatX* mix_out;        // (L, B, T, C)   the mixer's output (mLSTM: after the head norm), before the gate
+    floatX* gate_pre;       // (L, B, T, G)   gate pre-activations
+    floatX* gated;          // (L, B, T, C)   mix_out * sigmoid(gate_pre)
+    floatX* attproj;        // (L, B, T, C)
+    floatX* hybrid_norm;    // (L, B, T, C)   hybrid norm of attproj
+    float* hybrid_mean;     // (L, B, T)
+    float* hybrid_rstd;     // (L, B, T)
+    floatX* residual2;      // (L, B, T, C)
+    floatX* ln2;            // (L, B, T, C)
+    float* ln2_mean;        // (L, B, T)
+    float* ln2_rstd;        // (L, B, T)
+    floatX* fch;            // (L, B, T, 4C)
+    floatX* fch_gelu;       // (L, B, T, 4C)
+    floatX* fcproj;         // (L, B, T, C)
+    floatX* residual3;      // (L, B, T, C)
+    floatX* lnf;            // (B, T, C)
+    float* lnf_mean;        // (B, T)
+    float* lnf_rstd;        // (B, T)
 } ActivationTensors;
 
 // Gradients of activations: one layer's worth, reused from the last layer to the first.
-#define NUM_SCRATCH_TENSORS 12
 typedef struct {
-    floatX* dresidual; // (B, T, C)   gradient of the residual stream, accumulated through the blocks
-    floatX* dln;       // (B, T, C)   gradient of a LayerNorm output
-    floatX* dbranch;   // (B, T, C)   gradient inside a residual branch (LayerScale / hybrid norm)
-    floatX* dattproj;  // (B, T, C)
-    floatX* dgated;    // (B, T, C)
-    floatX* datty;     // (B, T, C)
-    floatX* dgate_pre; // (B, T, G)
-    floatX* dqkv;      // (B, T, 3C)  gradient of the mixer's q, k, v
-    floatX* dqkv_pre;  // (B, T, 3C)  ... before RoPE / QK-norm
-    floatX* dgates;    // (B, T, 2NH) mLSTM gate pre-activations
-    floatX* dfch_gelu; // (B, T, 4C)
-    floatX* dfch;      // (B, T, 4C)
+    floatX* dresidual;      // (B, T, C)   gradient of the residual stream, accumulated through the blocks
+    floatX* dln;            // (B, T, C)   gradient of a LayerNorm output
+    floatX* dbranch;        // (B, T, C)   gradient inside a residual branch (LayerScale)
+    floatX* dattproj;       // (B, T, C)   gradient of attproj under the hybrid norm
+    floatX* dgated;         // (B, T, C)   gradient of the gate's output (mLSTM: then of the cell output h)
+    floatX* dmix_out;       // (B, T, C)
+    floatX* dgate_pre;      // (B, T, G)
+    floatX* dqkv;           // (B, T, 3C)  gradient of the mixer's q, k, v
+    floatX* dqkv_pre;       // (B, T, 3C)  ... before RoPE / QK-norm
+    floatX* dmlstm_gates;   // (B, T, 2NH) mLSTM gate pre-activations
+    floatX* dfch_gelu;      // (B, T, 4C)
+    floatX* dfch;           // (B, T, 4C)
 } GradScratch;
 
 typedef struct {
     GPTConfig config;
     const Kernels* k;
-    size_t param_sizes[NUM_PARAMETER_TENSORS];
     size_t num_parameters;
     ParameterTensors params, grads;   // views into params_memory / grads_memory
     floatX* params_memory;
@@ -142,12 +111,13 @@ typedef struct {
     float* master_memory;             // fp32 master weights when floatX is not float (else NULL)
     float* m_memory;                  // AdamW moments, allocated at the first update
     float* v_memory;
-    // activations, sized for (batch_size, seq_len) at the first forward that needs them
-    int batch_size, seq_len;
+    // activations, sized for batches up to (max_B, max_T) by the first forward that needs them
+    int max_B, max_T;
+    int B, T;                         // the last forward's batch (the backward's)
     ActivationTensors acts;
     void* acts_memory;
     GradScratch scratch;
-    floatX* scratch_memory;
+    void* scratch_memory;
     floatX* logits;                   // (B, T, Vp); becomes dlogits in the backward
     float* losses;                    // (B, T)
     int* inputs;                      // (B, T) kernel memory
@@ -159,15 +129,10 @@ typedef struct {
     float mean_loss;                  // of the last forward with targets
 } GPT;
 
-// Parses a model descriptor: "d12" / "gpt2:d12" (llm.c's GPT-2 family, maxT 1024, V 50257) or
-// "L=4,C=128,H=4,T=256,V=257[,Vp=384]", either followed by mixer keys (",mixer=sigmoid,gate=elem";
-// README lists them). Fails with one line on an unknown key or a bad value.
-GPTConfig gpt_config_from_descriptor(const char* descriptor);
-// Checks a config (H divides C, all sizes positive, Vp >= V); fails naming `what` (a file or descriptor).
-void gpt_config_validate(const GPTConfig* c, const char* what);
-// Allocates parameters for a config (uninitialized).
+// Allocates parameters for a config (uninitialized); fails if the kernel set cannot run it.
 void gpt_build(GPT* model, const GPTConfig* config, const Kernels* k);
-// llm.c's init: N(0, 0.02), residual projections N(0, 0.02/sqrt(2L)), LayerNorm 1/0, biases 0.
+// Each parameter tensor's init from the registry (docs/MODEL.md section 3): llm.c's N(0, 0.02),
+// residual projections N(0, 0.02/sqrt(2L)), LayerNorm 1/0, biases 0; the mixers' own.
 void gpt_init_random(GPT* model, uint64_t seed);
 void gpt_free(GPT* model);
 
@@ -194,7 +159,7 @@ void gpt_reserve(GPT* model, int B, int T);
 // returns their mean (else returns -1). Logits stay in model->logits.
 float gpt_forward(GPT* model, const int* inputs, const int* targets, int B, int T);
 void gpt_zero_grad(GPT* model);
-// Backward of the last forward (which must have had targets); dloss = weight of each token's loss,
+// Backward of the last forward (which must have had targets), over its B x T; dloss = weight of each token's loss,
 // 1/(B*T*grad_accum_steps) for a mean over the global batch. Accumulates into the parameter grads.
 void gpt_backward(GPT* model, float dloss);
 // Global-norm clipping (clip <= 0: none) and AdamW (weight decay on 2-D tensors only, as llm.c).
@@ -209,9 +174,6 @@ const float* gpt_decode(GPT* model, const int* tokens, int T, int pos0);
 // Checkpoints (model/checkpoint.c): llm.c's model file (version 3 fp32 written; 3 and 5 read).
 void gpt_load_checkpoint(GPT* model, const char* path, const Kernels* k);
 void gpt_save_checkpoint(const GPT* model, const char* path);
-// Parameter tensors that get weight decay (the 2-D ones).
-int gpt_param_decays(int tensor_index);
-
 // Training state for resuming (model/checkpoint.c): everything besides the parameters that an
 // uninterrupted run would have in memory. File: 256 int32 header (magic 20240527, version 1,
 // step, loader epoch / shard / sample, RNG state, parameter count), then AdamW m and v (fp32).

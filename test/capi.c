@@ -34,6 +34,13 @@ float capi_forward_backward(GPT* m, const int* inputs, const int* targets, int B
     return loss;
 }
 
+// The steps of capi_forward_backward one by one, for tests of what happens between them.
+void capi_zero_grad(GPT* m) { gpt_zero_grad(m); }
+float capi_forward(GPT* m, const int* inputs, const int* targets, int B, int T) {
+    return gpt_forward(m, inputs, targets, B, T);
+}
+void capi_backward(GPT* m, float dloss) { gpt_backward(m, dloss); }
+
 float capi_update(GPT* m, float lr, float beta1, float beta2, float eps, float wd, float clip, int step) {
     return gpt_update(m, lr, beta1, beta2, eps, wd, clip, step);
 }

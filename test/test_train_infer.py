@@ -3,6 +3,7 @@ resumable bit for bit, infer samples the same tokens with and without the KV cac
 input gets one line naming the file and the problem with a non-zero exit."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -142,7 +143,7 @@ def test_missing_files(data, tmp_path):
 
 
 def test_bad_descriptor_and_tokenizer_mismatch(data, tmp_path):
-    one_line_error(run(TRAIN, "-e", "L=2,C=30,H=4,T=32,V=257", ok=False), "not divisible")
+    one_line_error(run(TRAIN, "-e", "L=2,C=30,H=4,T=32,V=257", ok=False), "divisible by the heads")
     one_line_error(run(TRAIN, "-e", "L=2,C=32,H=2,Q=3", ok=False), "unknown key 'Q'")
     out = tmp_path / "run"
     run(*train_args(data, out, 1))
@@ -176,16 +177,39 @@ def test_every_mixer_trains_and_decodes_the_same_with_and_without_cache(data, tm
 @pytest.mark.parametrize("settings,message", [
     ("mixer=flash", "unknown mixer 'flash'"),
     ("mixer=sigmoid,bias=abc", "bias=abc is not a number"),
-    ("mixer=mlstm,chunk=0", "chunk=0 must be positive"),
-    ("mixer=mlstm,chunk=-3", "chunk=-3 must be positive"),
-    ("gate=wide", "unknown gate 'wide'"),
-    ("H=3", "not divisible by heads H=3"),
-    ("rope=2", "take 0 or 1"),
+    ("mixer=mlstm,chunk=0", "chunk=0 is out of range [1, 1048576]"),
+    ("mixer=mlstm,chunk=-3", "chunk=-3 is out of range"),
+    ("gate=wide", "unknown gate 'wide' (known: none head elem)"),
+    ("H=3", "C must be divisible by the heads H"),
+    ("rope=2", "rope=2 is out of range [0, 1]"),
     ("norm=1", "norm=1 applies to mixer=sigmoid only"),
-    ("mixer=mlstm,rope=1", "rope and qknorm apply to the attention mixers"),
+    ("mixer=mlstm,rope=1", "rope applies to the attention mixers, not mlstm"),
+    ("mixer=mlstm,gate=head", "gate must be elem"),
+    ("bias=-2", "bias applies to mixer=sigmoid only"),
+    ("igate=sig", "igate applies to mixer=mlstm only"),
+    ("chunk=32", "chunk applies to mixer=mlstm only"),
+    ("V=70000", "V=70000 is out of range [1, 65536]"),
 ])
 def test_bad_mixer_settings(settings, message):
     one_line_error(run(TRAIN, "-e", TINY + "," + settings, ok=False), message)
+
+
+def test_descriptor_help_lists_every_key():
+    out = run(TRAIN, "-e", "help").stdout
+    for key in ["L", "C", "H", "T", "V", "Vp", "mixer", "bias", "norm", "gate", "rope", "qknorm", "hybrid",
+                "layerscale", "igate", "chunk"]:
+        assert re.search(rf"^  {key} ", out, re.M), f"-e help does not list '{key}':\n{out}"
+
+
+@pytest.mark.parametrize("settings", ["", "mixer=sigmoid,gate=head", "mixer=mlstm,igate=sig,chunk=8",
+                                      "rope=1,qknorm=1,hybrid=1,layerscale=1,Vp=512"])
+def test_model_line_is_a_descriptor_of_the_same_model(data, tmp_path, settings):
+    """The model line printed at start, fed back to -e, builds the same model (same checkpoint header)."""
+    first = run(*train_args(data, tmp_path / "a", 1, "-e", TINY + ("," + settings if settings else "")))
+    keys = re.search(r"^model: (\S+), \d+ parameters", first.stdout, re.M).group(1)
+    run(*train_args(data, tmp_path / "b", 1, "-e", keys))
+    header = [np.fromfile(tmp_path / d / "model_00000001.bin", dtype=np.int32, count=256) for d in "ab"]
+    assert (header[0] == header[1]).all(), f"{settings}: '{keys}' describes another model"
 
 
 def test_gradient_dump_and_run_comparison(data, tmp_path):

@@ -21,6 +21,7 @@ LIB.capi_params.restype = ctypes.POINTER(ctypes.c_float)
 LIB.capi_grads.restype = ctypes.POINTER(ctypes.c_float)
 LIB.capi_forward_backward.restype = ctypes.c_float
 LIB.capi_update.restype = ctypes.c_float
+LIB.capi_forward.restype = ctypes.c_float
 
 CONFIGS = [
     dict(maxT=16, V=67, Vp=128, L=2, H=4, C=32),
@@ -176,3 +177,23 @@ def test_reads_bf16_checkpoint(tmp_path):
     got = split(CModel(path).params(), cfg)
     for name, _ in ref_gpt2.tensor_shapes(cfg):
         assert np.array_equal(got[name], rounded[name].numpy().astype(np.float32)), name
+
+
+def test_backward_uses_the_last_forwards_batch(tmp_path):
+    """A forward at B=4, then one at B=2, then the backward: the gradients are those of the B=2 batch
+    (the activation buffers stay sized for B=4). Same kernels, same order: equal bit for bit."""
+    cfg = dict(CONFIGS[0])
+    path = str(tmp_path / "m.bin")
+    ref_gpt2.write_checkpoint(path, cfg, ref_gpt2.random_params(cfg, seed=3, scale=0.1))
+    T = 12
+    big_inp, big_tgt = tokens(cfg, 4, T, seed=1)
+    inp, tgt = tokens(cfg, 2, T, seed=2)
+    ptr = lambda a: ctypes.c_void_p(a.ctypes.data)
+    reused, fresh = CModel(path), CModel(path)
+    LIB.capi_zero_grad(reused.h)
+    LIB.capi_forward(reused.h, ptr(big_inp), ptr(big_tgt), 4, T)
+    loss = LIB.capi_forward(reused.h, ptr(inp), ptr(tgt), 2, T)
+    LIB.capi_backward(reused.h, ctypes.c_float(1.0 / (2 * T)))
+    fresh_loss = LIB.capi_forward_backward(fresh.h, ptr(inp), ptr(tgt), 2, T)
+    assert loss == fresh_loss
+    assert np.array_equal(reused.grads(), fresh.grads()), "the backward did not use the last forward's B=2"
