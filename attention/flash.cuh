@@ -1,6 +1,6 @@
 // Internal to attention/softmax_sigmoid.cu, the CUDA twin of attention/softmax_sigmoid.c
 // (attention_cuda.h): FlashAttention-2 (Dao 2023) style causal attention, templated on the score mode
-// (softmax; sigmoid(s + b), FlashSigmoid, METHODS.md 1.4; sigmoid / row sum, METHODS.md 2.3c).
+// (softmax; sigmoid(s + b), FlashSigmoid, docs/MODEL.md 5.4; sigmoid / row sum, docs/MODEL.md 5.3).
 // No T x T matrix exists in memory in either direction.
 //
 // Two kernel families:
@@ -62,7 +62,7 @@ namespace flash {
 
 enum { MODE_SOFTMAX = 0, MODE_SIGMOID = 1, MODE_SIGMOID_NORM = 2 };
 
-constexpr float SIGMOID_NORM_EPS = 1e-8f;   // Z' = Z + eps (METHODS.md 2.3c, as in softmax_sigmoid.c)
+constexpr float SIGMOID_NORM_EPS = 1e-8f;   // Z' = Z + eps (docs/MODEL.md 5.3, as in softmax_sigmoid.c)
 constexpr float LOG2E = 1.4426950408889634f;
 constexpr float LN2 = 0.6931471805599453f;
 constexpr int THREADS = 128;                  // 4 warps per CTA in every kernel

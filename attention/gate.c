@@ -1,7 +1,7 @@
-// The output gate of gated attention, position G1 (Qiu et al. 2025; METHODS.md 3.1 and 3.3):
+// The output gate of gated attention, position G1 (Qiu et al. 2025; docs/MODEL.md section 7):
 // the SDPA output of each head is multiplied by g = sigmoid(z), z = X W_G (+ b_G) computed by the
 // graph from the pre-normalised block input. Headwise: one gate per head, broadcast over its hs
-// channels; elementwise: one gate per channel. Backward (METHODS.md 3.3):
+// channels; elementwise: one gate per channel. Backward (docs/MODEL.md 7):
 //   dO += dO' * g,   dz += g (1 - g) * dO' * O   (headwise: summed over the head's hs channels).
 // g and 1 - g = sigmoid(-z) are both computed from exp(-|z|) without a subtraction, so g (1 - g)
 // keeps full relative precision for large |z| where 1 - g would cancel.

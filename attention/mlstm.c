@@ -1,22 +1,22 @@
-// The mLSTM cell on the CPU, fp32 (xLSTM matrix memory; METHODS.md section 4), OpenMP over (b, h).
-// One implementation, the chunkwise form of METHODS 4.3: the parallel (quadratic) form of 4.2 is it
-// with a single chunk of T positions, and the recurrent step of 4.1 is its state update over a chunk of
-// one position followed by a read-out of the new state. mLSTMsig (4.5) is the same code with the log
+// The mLSTM cell on the CPU, fp32 (xLSTM matrix memory; docs/MODEL.md section 11), OpenMP over (b, h).
+// One implementation, the chunkwise form of docs/MODEL.md 11.3: the parallel (quadratic) form of 11.2 is it
+// with a single chunk of T positions, and the recurrent step of 11.1 is its state update over a chunk of
+// one position followed by a read-out of the new state. mLSTMsig (11.4) is the same code with the log
 // input gate logsigmoid(i~) instead of i~ and the stabiliser fixed at 0. Gates are soft-capped first
-// (15 tanh(z/15), METHODS 4.7). Output row t of a chunk t0.. with the state (C, n, m) before the chunk:
+// (15 tanh(z/15), docs/MODEL.md 11). Output row t of a chunk t0.. with the state (C, n, m) before the chunk:
 //   logw_s = sum_{r=s+1..t} lf_r + li_s (keys s = t0..t),   b_t = sum_{r=t0..t} lf_r (the state's)
 //   m_t = max(b_t + m, max_s logw_s) [exp] or 0 [sig],        beta = exp(b_t + m - m_t)
 //   num = beta C^T q_t/sqrt(hs) + sum_s exp(logw_s - m_t) (q_t.k_s/sqrt(hs)) v_s;  den: n and 1 for C, v
 //   n_out_t = max(|den|, exp(-m_t)),   h_t = num / (n_out_t + 1e-6)
-// The log weights are summed from t downwards (METHODS 4.2 "stablef"), so near keys never see the
+// The log weights are summed from t downwards (docs/MODEL.md 11.2 "stablef"), so near keys never see the
 // cancellation of two long cumulative sums. With m_0 = 0 before the first chunk, m_t includes the
-// initial state's log weight, so the three forms give the same m, n and h (METHODS 4.2 itself takes
+// initial state's log weight, so the three forms give the same m, n and h (docs/MODEL.md 11.2 itself takes
 // m_t = max_s log D_ts, which differs only in the eps*exp(m) term). The running max is not floored
-// at -10 as in the Triton kernels (METHODS 4.4, 4.9): m_t >= li_t >= -15 after the soft-cap anyway,
+// at -10 as in the Triton kernels (docs/MODEL.md 11.3): m_t >= li_t >= -15 after the soft-cap anyway,
 // so exp(-m_t) <= e^15 and every exp(logw - m) <= 1.
-// Backward (METHODS 4.2, 4.3; n_out and m_out are constants): the chunk states are recomputed, a
+// Backward (docs/MODEL.md 11.2, 11.3; n_out and m_out are constants): the chunk states are recomputed, a
 // reverse pass over the chunks carries dC, and the gate gradients come from the head's own dq, dk:
-// d li_t = k_t.dk_t (= the column sum of METHODS 4.2), d lf_t = sum_{u>=t} (q_u.dq_u - k_u.dk_u),
+// d li_t = k_t.dk_t (= the column sum of docs/MODEL.md 11.2), d lf_t = sum_{u>=t} (q_u.dq_u - k_u.dk_u),
 // times sigmoid(-i~) (mLSTMsig) and sigmoid(-f~), times the soft-cap derivative 1 - tanh^2(z/15).
 // Parallelism: one task per (b, h), which owns that head's columns of every output (no atomics).
 #include <math.h>
@@ -138,7 +138,7 @@ static void output_row(float* restrict h, float* n_out, float* m_out, const Head
     *m_out = m;
 }
 
-// st: the state before the chunk t0..t1-1 -> the state after it (METHODS 4.3); st->n may be NULL.
+// st: the state before the chunk t0..t1-1 -> the state after it (docs/MODEL.md 11.3); st->n may be NULL.
 // a (t1 - t0) is scratch.
 static void state_update(State* st, const Head* hd, int t0, int t1, float* a) {
     int hs = hd->hs;
@@ -287,7 +287,7 @@ static void chunk_state_backward(BackwardScratch* w, const Head* hd, float m_bef
 
 // Output row t of the chunk starting at t0, with the state st before the chunk, from dh_t (hs):
 // dq_t and dk, dv of the keys t0..t += the in-chunk terms, dq_t += the state term, and dC += its
-// gradient of the state, beta q_t dh'^T (METHODS 4.3, n_out and m_out constants).
+// gradient of the state, beta q_t dh'^T (docs/MODEL.md 11.3, n_out and m_out constants).
 static void backward_row(BackwardScratch* w, const Head* hd, const State* st, const float* dh_t, float n_out,
                          float m_out, int t0, int t) {
     int hs = hd->hs;
@@ -310,7 +310,7 @@ static void backward_row(BackwardScratch* w, const Head* hd, const State* st, co
     }
 }
 
-// The head's gate gradients (METHODS 4.2, 4.3): d li_t = k_t.dk_t, d lf_t = sum_{u>=t} (q_u.dq_u -
+// The head's gate gradients (docs/MODEL.md 11.2, 11.3): d li_t = k_t.dk_t, d lf_t = sum_{u>=t} (q_u.dq_u -
 // k_u.dk_u), through sigmoid (mLSTMsig input gate), logsigmoid (forget gate) and the soft-cap, += into
 // dgate_i[t*gstride], dgate_f[t*gstride]; the raw pre-activations are at gate_i, gate_f likewise.
 static void gate_backward(float* dgate_i, float* dgate_f, const float* gate_i, const float* gate_f, size_t gstride,
@@ -387,7 +387,7 @@ void mlstm_parallel_backward(float* dqkv, float* dgates, const float* dh, const 
 }
 
 // h (B,C) from qkv (B,3C), gates (B,2NH); the state (c_state, n_state, m_state) advanced by one step:
-// a chunk of one position, then a read-out of the new state (METHODS 4.1).
+// a chunk of one position, then a read-out of the new state (docs/MODEL.md 11.1).
 void mlstm_recurrent_step(float* h, float* c_state, float* n_state, float* m_state, const float* qkv,
                           const float* gates, int B, int C, int NH, int sig_igate) {
     int hs = C / NH;

@@ -1,4 +1,4 @@
-// QK-norm (METHODS.md 1.2 and section 0): a LayerNorm over the hs features of every head of q and
+// QK-norm (docs/MODEL.md section 9): a LayerNorm over the hs features of every head of q and
 // of k, before RoPE, as the sigmoid-attention reference's nn.LayerNorm(head_dim): eps 1e-5, biased
 // variance, one affine (weight, bias) of size hs for q and one for k, shared across heads. v is
 // copied through. The forward saves mean and rstd per (row, q/k, head) for the backward.

@@ -6,7 +6,7 @@
 extern "C" {
 #endif
 
-// QK-norm (METHODS.md 1.2): LayerNorm (eps 1e-5) over the hs features of each head of q and of k,
+// QK-norm (docs/MODEL.md 9): LayerNorm (eps 1e-5) over the hs features of each head of q and of k,
 // affine weights shared across heads: qw, qb, kw, kb (hs). inp/out (N,3C), v copied through;
 // saves mean, rstd (N,2,NH) ([q heads | k heads] per row). out may not alias inp.
 void qknorm_forward(float* out, float* mean, float* rstd, const float* inp,

@@ -1,4 +1,4 @@
-// Rotary position embedding (RoPE, Su et al. 2021; METHODS.md sections 0 and 1.1: applied to q and
+// Rotary position embedding (RoPE, Su et al. 2021; docs/MODEL.md sections 8 and 5.1: applied to q and
 // k after QK-norm, before the scores), rotate-half / GPT-NeoX convention, base 10000: within each
 // head of size hs, channel j pairs with channel j + hs/2 and the pair rotates by the angle
 // pos * 10000^(-2j/hs):  x1' = x1 cos - x2 sin,  x2' = x2 cos + x1 sin.

@@ -1,6 +1,6 @@
-// Causal attention on the CPU, flash-style (FlashAttention, Dao et al. 2022; METHODS.md section 0),
-// with the score-to-weight map of AttnScore: softmax, sigmoid(s + b) (METHODS.md 1.3, FlashSigmoid)
-// or sigmoid divided by its row sum (the sink paper's normalized variant, METHODS.md 2.3c).
+// Causal attention on the CPU, flash-style (FlashAttention, Dao et al. 2022; docs/MODEL.md section 4),
+// with the score-to-weight map of AttnScore: softmax, sigmoid(s + b) (docs/MODEL.md 5.1-5.2, FlashSigmoid)
+// or sigmoid divided by its row sum (the sink paper's normalized variant, docs/MODEL.md 5.3).
 // No (T,T) buffer exists in either direction: the forward keeps one statistic per row (softmax: the
 // log-sum-exp; normalized sigmoid: the row sum Z) and the backward recomputes the weights from it:
 //   softmax:      p = exp(s - LSE),        dS = p (dP - D),                          D = dO . O
@@ -28,7 +28,7 @@
 #define GROUP 8           // query rows handled together
 #define TILE 32           // result columns per register tile; scratch rows are zero-padded to a multiple
 #define QUERY_BLOCK 128   // query rows per forward task; they share one scratch copy of K and V
-#define SIGMOID_NORM_EPS 1e-8f   // Z' = Z + eps in the normalized sigmoid (METHODS.md 2.3c)
+#define SIGMOID_NORM_EPS 1e-8f   // Z' = Z + eps in the normalized sigmoid (docs/MODEL.md 5.3)
 
 static inline int min_int(int a, int b) { return a < b ? a : b; }
 static inline int round_up(int n, int m) { return (n + m - 1) / m * m; }

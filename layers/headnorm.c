@@ -1,7 +1,7 @@
-// Per-head LayerNorm, xLSTM's MultiHeadLayerNorm (METHODS.md 4.7): each row of C = NH*hs channels is
+// Per-head LayerNorm, xLSTM's MultiHeadLayerNorm (docs/MODEL.md 11): each row of C = NH*hs channels is
 // normalised per head over its hs features (mean, biased variance, eps), then scaled by a per-channel
 // weight; no bias. It follows the mLSTM cell and divides out any per-(row, head) scale of the cell
-// output, which is why the cell's backward may ignore its normaliser (METHODS 4.2). The forward saves
+// output, which is why the cell's backward may ignore its normaliser (docs/MODEL.md 11.2). The forward saves
 // mean and rstd per (row, head); the backward reduces dweight over rows through per-thread partial
 // sums added in thread order (no atomics; deterministic for a given thread count).
 #include <math.h>

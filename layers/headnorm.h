@@ -1,4 +1,4 @@
-// Per-head LayerNorm (xLSTM MultiHeadLayerNorm; METHODS.md 4.7): the norm after the mLSTM cell.
+// Per-head LayerNorm (xLSTM MultiHeadLayerNorm; docs/MODEL.md 11): the norm after the mLSTM cell.
 // CPU fp32 kernels, OpenMP; the backward ACCUMULATES (+=).
 #pragma once
 

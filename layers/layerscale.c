@@ -1,4 +1,4 @@
-// LayerScale (Touvron et al. 2021, "Going deeper with image transformers"; METHODS.md 1.2): a
+// LayerScale (Touvron et al. 2021, "Going deeper with image transformers"; docs/MODEL.md 10): a
 // learned per-channel scale gamma on a residual branch, x + gamma * branch(x), gamma initialised
 // small (1e-4 in the sigmoid-attention reference). This file is the scale; the residual add is
 // residual_forward. The backward reduces dscale over rows through partial sums over a fixed split

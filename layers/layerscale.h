@@ -1,4 +1,4 @@
-// LayerScale (Touvron et al. 2021; METHODS.md 1.2): a learned per-channel scale on a residual
+// LayerScale (Touvron et al. 2021; docs/MODEL.md 10): a learned per-channel scale on a residual
 // branch, x + scale * branch(x). CPU fp32 kernels, OpenMP; the backward ACCUMULATES (+=).
 #pragma once
 

@@ -2,7 +2,7 @@
 
 Written independently of the C code from the GPT-2 definition (pre-LayerNorm blocks, learned
 positions, causal softmax attention, tanh-GELU MLP, final LayerNorm, LM head tied to wte), in
-float64 by default, plus attnlab's mixers from METHODS.md: sigmoid attention (sections 1, 2.3),
+float64 by default, plus attnlab's mixers from docs/MODEL.md: sigmoid attention (section 5),
 the G1 output gate (3), mLSTM (4, via ref_mlstm), RoPE, QK-norm, hybrid norm and LayerScale.
 Also reads and writes the checkpoint format (version 3 fp32, 5 bf16; attnlab's mixer settings in
 header slots 16..27) so tests can hand the C code a model made here.

@@ -1,6 +1,6 @@
-"""PyTorch float64 reference of the mLSTM cell and its per-head norm (METHODS.md section 4).
+"""PyTorch float64 reference of the mLSTM cell and its per-head norm (docs/MODEL.md section 11).
 
-Written from METHODS.md 4.1 (recurrent), 4.2 (parallel, incl. the closed-form backward), 4.5 (mLSTMsig)
+Written from docs/MODEL.md 11.1 (recurrent), 11.2 (parallel, incl. the closed-form backward), 11.4 (mLSTMsig)
 and 4.7 (gate soft-cap, MultiHeadLayerNorm), independently of the C code; the test oracle for
 attention/mlstm.c and layers/headnorm.c, and a building block for a whole-model reference.
 
@@ -10,10 +10,10 @@ applies the soft-cap 15*tanh(z/15) itself, then:
   mLSTMsig (sig_igate=True):  li = logsigmoid(i~), m fixed at 0, normaliser max(|n.q|, 1)
 and log forget gate lf = logsigmoid(f~) in both. The output h is the cell output before the norm.
 
-The initial state is C_0 = 0, n_0 = 0, m_0 = 0 (METHODS 4.1, 4.3). In the parallel form the max state
+The initial state is C_0 = 0, n_0 = 0, m_0 = 0 (docs/MODEL.md 11.1, 11.3). In the parallel form the max state
 m_t therefore also covers the initial state's log weight F_t + m_0 (a column that carries no value):
 m_t = max(F_t, max_s log D_ts). This makes the parallel, chunkwise and recurrent forms the same
-function, not only up to the eps*exp(m) term by which METHODS 4.2 (m_t = max_s log D_ts) differs.
+function, not only up to the eps*exp(m) term by which docs/MODEL.md 11.2 (m_t = max_s log D_ts) differs.
 
 Engine layout helpers: qkv (B,T,3C) rows [q | k | v] with heads of hs = C/NH side by side in each part,
 gates (B,T,2NH) rows [i of the NH heads | f of the NH heads], h (B,T,C).
@@ -23,9 +23,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-EPS = 1e-6          # normaliser epsilon (METHODS 4.1)
+EPS = 1e-6          # normaliser epsilon (docs/MODEL.md 11.1)
 GATE_SOFT_CAP = 15.0
-NORM_EPS = 1e-6     # MultiHeadLayerNorm epsilon of xLSTM-7B (METHODS 4.7)
+NORM_EPS = 1e-6     # MultiHeadLayerNorm epsilon of xLSTM-7B (docs/MODEL.md 11)
 
 
 def soft_cap(z, cap=GATE_SOFT_CAP):
@@ -76,7 +76,7 @@ def log_decay_matrix(li, lf):
 
 
 def parallel_forward(q, k, v, i_pre, f_pre, sig_igate=False, stop_grad=True, eps=EPS):
-    """The quadratic form (METHODS 4.2, 4.5). Returns h (B,NH,T,hs), n, m (B,NH,T).
+    """The quadratic form (docs/MODEL.md 11.2, 11.4). Returns h (B,NH,T,hs), n, m (B,NH,T).
 
     stop_grad=True detaches n and m, so autograd gives the backward of the NX-AI *_custbw references
     (no gradient through the normaliser and the stabiliser), which is what the C kernels implement;
@@ -98,7 +98,7 @@ def parallel_forward(q, k, v, i_pre, f_pre, sig_igate=False, stop_grad=True, eps
 
 
 def parallel_backward(q, k, v, i_pre, f_pre, dh, sig_igate=False, eps=EPS):
-    """The closed-form backward of METHODS 4.2 (n, m constants), then through the gate activations and
+    """The closed-form backward of docs/MODEL.md 11.2 (n, m constants), then through the gate activations and
     the soft-cap. Returns dq, dk, dv (B,NH,T,hs), di_pre, df_pre (B,NH,T)."""
     with torch.no_grad():
         _, n, m = parallel_forward(q, k, v, i_pre, f_pre, sig_igate, eps=eps)
@@ -127,7 +127,7 @@ def zero_state(B, NH, hs, dtype=torch.float64):
 
 
 def recurrent_step(state, q, k, v, i_pre, f_pre, sig_igate=False, eps=EPS):
-    """One step of METHODS 4.1 (4.5 for mLSTMsig). q, k, v (B,NH,hs), i_pre, f_pre (B,NH).
+    """One step of docs/MODEL.md 11.1 (11.4 for mLSTMsig). q, k, v (B,NH,hs), i_pre, f_pre (B,NH).
     Returns h (B,NH,hs) and the new state."""
     C, n, m = state
     li, lf = log_gates(i_pre, f_pre, sig_igate)

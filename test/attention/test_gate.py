@@ -1,4 +1,4 @@
-# gate_forward/backward (attention/gate.c), the G1 output gate of gated attention (METHODS.md 3.1,
+# gate_forward/backward (attention/gate.c), the G1 output gate of gated attention (docs/MODEL.md section 7,
 # 3.3), against out = inp * torch.sigmoid(gate_preact) in PyTorch float64 autograd, headwise (one
 # gate per head broadcast over hs) and elementwise (one gate per channel).
 import numpy as np

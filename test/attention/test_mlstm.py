@@ -1,6 +1,6 @@
 # The mLSTM cell kernels (attention/mlstm.c) against the float64 reference scripts/ref_mlstm.py
-# (METHODS.md 4.1-4.5): the reference's own consistency (stop-gradient autograd == the closed-form
-# backward of METHODS 4.2; recurrent loop == parallel form), the C parallel form against it, the C
+# (docs/MODEL.md sections 11.1-11.4): the reference's own consistency (stop-gradient autograd == the closed-form
+# backward of docs/MODEL.md 11.2; recurrent loop == parallel form), the C parallel form against it, the C
 # chunkwise form against the C parallel form over chunk sizes that do and do not divide T, the C
 # recurrent step against the C parallel form and the reference's final state, and the chunk <= 0 error.
 # Both variants (mLSTMexp, mLSTMsig) and four gate regimes: N(0,1) pre-activations, large ones
@@ -143,8 +143,8 @@ def reference(qkv, gates, dh, NH, sig):
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("regime", REGIMES)
 def test_reference_consistent(variant, regime):
-    """Autograd with n, m detached == the closed-form backward of METHODS 4.2; the recurrent loop of
-    METHODS 4.1 == the parallel form. Both in float64, so 1e-10."""
+    """Autograd with n, m detached == the closed-form backward of docs/MODEL.md 11.2; the recurrent loop of
+    docs/MODEL.md 11.1 == the parallel form. Both in float64, so 1e-10."""
     sig = bool(VARIANTS[variant])
     B, T, C, NH = 2, 33, 24, 3
     qkv, gates, dh, _ = make_inputs(B, T, C, NH, regime, seed=7)

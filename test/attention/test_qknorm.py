@@ -1,5 +1,5 @@
 # qknorm_forward/backward (attention/qknorm.c), per-head LayerNorm of q and k with affine weights
-# shared across heads (METHODS.md 1.2), against torch.nn.functional.layer_norm over the last dim of
+# shared across heads (docs/MODEL.md 9), against torch.nn.functional.layer_norm over the last dim of
 # (N,NH,hs) views in PyTorch float64 autograd; v passes through.
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-# layerscale_forward/backward (layers/layerscale.c), LayerScale out = inp * scale[c] (METHODS.md 1.2),
+# layerscale_forward/backward (layers/layerscale.c), LayerScale out = inp * scale[c] (docs/MODEL.md 10),
 # against PyTorch float64 autograd: out-of-place and in-place forward, accumulating backward.
 import numpy as np
 import pytest

@@ -31,7 +31,7 @@ def make_model(tmp_path, name, seed=0, scale=0.1, **over):
     cfg = dict(BASE, **MIXERS[name], **over)
     path = str(tmp_path / "model.bin")
     params = ref_gpt2.random_params(cfg, seed=seed, scale=scale)
-    if cfg.get("mixer") == "mlstm":   # forget gates open, as the recommended init (METHODS 4.6)
+    if cfg.get("mixer") == "mlstm":   # forget gates open, as the recommended init (docs/MODEL.md 3)
         params["ifb"][:, cfg["H"]:] += 4.0
     ref_gpt2.write_checkpoint(path, cfg, params)
     return cfg, path
@@ -82,5 +82,5 @@ def test_descriptor_settings_reach_the_checkpoint(tmp_path, descriptor, expected
         assert cfg[key] == pytest.approx(value), f"{key}: {cfg[key]} != {value}"
     if "layerscale" in expected:
         assert np.allclose(params["ls1"], 1e-4) and np.allclose(params["ls2"], 1e-4)
-    if expected.get("mixer") == "mlstm":   # METHODS 4.6: input gate bias -10, forget gate linspace(3, 6)
+    if expected.get("mixer") == "mlstm":   # docs/MODEL.md 3: input gate bias -10, forget gate linspace(3, 6)
         assert np.allclose(params["ifb"][:, :4], -10) and np.allclose(params["ifb"][0, 4:], [3, 4, 5, 6])
