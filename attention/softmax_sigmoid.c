@@ -1,6 +1,7 @@
 // Causal attention on the CPU, flash-style (FlashAttention, Dao et al. 2022; docs/MODEL.md section 4),
 // with the score-to-weight map of AttnScore: softmax, sigmoid(s + b) (docs/MODEL.md 5.1-5.2, FlashSigmoid)
-// or sigmoid divided by its row sum (the sink paper's normalized variant, docs/MODEL.md 5.3).
+// or sigmoid divided by its row sum (the sink paper's normalized variant, docs/MODEL.md 5.3), with or
+// without ALiBi's offset -slope_h (i - j) added to the scores (docs/MODEL.md section 6).
 // No (T,T) buffer exists in either direction: the forward keeps one statistic per row (softmax: the
 // log-sum-exp; normalized sigmoid: the row sum Z) and the backward recomputes the weights from it:
 //   softmax:      p = exp(s - LSE),        dS = p (dP - D),                          D = dO . O
@@ -128,9 +129,16 @@ static float sigmoid_row(float* restrict s, int n, float bias, int normalize) {
     return sum;
 }
 
+// ALiBi: the row's query is position n_seen - 1 and key j gets -slope (n_seen - 1 - j).
+static void add_alibi_row(float* restrict s, int n_seen, float slope) {
+    if (slope == 0.0f) return;
+    for (int j = 0; j < n_seen; j++) s[j] -= slope * (float)(n_seen - 1 - j);
+}
+
 // The weights of one row: the first n_seen scores of s (n) become weights in place, the masked rest
 // 0. Returns the row's statistic for the backward (see the file header).
-static float weights_row(float* restrict s, int n_seen, int n, AttnScore score) {
+static float weights_row(float* restrict s, int n_seen, int n, AttnScore score, float slope) {
+    add_alibi_row(s, n_seen, slope);
     float stat = score.sigmoid ? sigmoid_row(s, n_seen, score.bias, score.normalize) : softmax_row(s, n_seen);
     for (int j = n_seen; j < n; j++) s[j] = 0.0f;
     return stat;
@@ -150,12 +158,12 @@ typedef struct {
 // q[r]: query rows; out, stat: this head's (Tq rows, C apart), (Tq).
 static void attention_forward_group(float* out, float* stat, const float* const q[GROUP], const ForwardScratch* w,
                                     int ld, int hsp, int i0, int g, int n, int C, int hs, float scale,
-                                    AttnScore score) {
+                                    AttnScore score, float slope) {
     float* s[GROUP];
     row_pointers(s, w->s, ld);
     group_times_matrix(s, 0, scale, q, w->kt, ld, hs, n, GROUP);   // S = scale Q K^T
     for (int r = 0; r < GROUP; r++)   // query i0+r sees n-g+1+r keys; padding rows get weights 0
-        if (r < g) stat[i0 + r] = weights_row(s[r], n - g + 1 + r, n, score);
+        if (r < g) stat[i0 + r] = weights_row(s[r], n - g + 1 + r, n, score, slope);
         else memset(s[r], 0, (size_t)n * sizeof(float));
     float* out_rows[GROUP];
     for (int r = 0; r < GROUP; r++) out_rows[r] = out + (size_t)(i0 + min_int(r, g - 1)) * C;
@@ -187,7 +195,7 @@ void attention_forward(float* out, float* stat, const float* qkv, int B, int Tq,
                         for (int r = 0; r < GROUP; r++) q[r] = head + (Tk - Tq + i + min_int(r, g - 1)) * stride;
                         attention_forward_group(out + (size_t)b * Tq * C + (size_t)h * hs,
                                                 stat + ((size_t)b * NH + h) * Tq, q, &w, ld, hsp, i, g,
-                                                Tk - Tq + i + g, C, hs, scale, score);
+                                                Tk - Tq + i + g, C, hs, scale, score, attn_alibi_slope(score, h, NH));
                     }
                 }
             }
@@ -208,7 +216,8 @@ static float row_dot(const float* a, const float* b, int hs) {
 // One row of the backward (see the file header). On entry p (n) holds the scores s and ds (n) holds
 // dP = dO . v_j; on exit p holds the forward's weights and ds = scale * dS. stat: the row's statistic.
 static void score_gradient_row(float* restrict p, float* restrict ds, const float* dout_row, const float* out_row,
-                               float stat, int n, int hs, float scale, AttnScore score) {
+                               float stat, int n, int hs, float scale, AttnScore score, float slope) {
+    add_alibi_row(p, n, slope);
     if (!score.sigmoid) {
         float D = row_dot(dout_row, out_row, hs);
         #pragma omp simd
@@ -239,7 +248,7 @@ typedef struct {
 // The backward for the g <= GROUP rows i0.. of one head (see attention_backward_head).
 static void attention_backward_group(float* dqkv, const float* dout, const float* qkv, const float* out,
                                      const float* stat, const BackwardScratch* w, int ld, int hsp,
-                                     int i0, int g, int C, int hs, float scale, AttnScore score) {
+                                     int i0, int g, int C, int hs, float scale, AttnScore score, float slope) {
     size_t stride = 3 * (size_t)C;
     int n = i0 + g;   // keys seen by the last row
     copy_rows(w->qg, hsp, qkv + (size_t)i0 * stride, g, stride, hs);
@@ -257,7 +266,7 @@ static void attention_backward_group(float* dqkv, const float* dout, const float
         int n_seen = r < g ? i0 + r + 1 : 0;   // padding rows get p = ds = 0
         if (n_seen)
             score_gradient_row(p[r], ds[r], dog[r], out + (size_t)(i0 + r) * C, stat[i0 + r], n_seen, hs, scale,
-                               score);
+                               score, slope);
         for (int j = n_seen; j < n; j++) p[r][j] = ds[r][j] = 0.0f;
     }
     add_outer_group(w->dv, w->p, ld, w->dog, hsp, n);     // dV += A^T dO
@@ -271,7 +280,7 @@ static void attention_backward_group(float* dqkv, const float* dout, const float
 // Pointers are at row 0, column h*hs; rows are 3C (qkv, dqkv) or C (out, dout) floats apart.
 static void attention_backward_head(float* dqkv, const float* dout, const float* qkv, const float* out,
                                     const float* stat, int T, int C, int hs, float scale, AttnScore score,
-                                    const BackwardScratch* w) {
+                                    float slope, const BackwardScratch* w) {
     size_t stride = 3 * (size_t)C;
     int ld = round_up(T, TILE), hsp = round_up(hs, TILE);
     transpose_rows(w->kt, ld, qkv + C, T, stride, hs);
@@ -281,7 +290,7 @@ static void attention_backward_head(float* dqkv, const float* dout, const float*
     memset(w->dv, 0, (size_t)T * hsp * sizeof(float));
     for (int i0 = 0; i0 < T; i0 += GROUP)
         attention_backward_group(dqkv, dout, qkv, out, stat, w, ld, hsp, i0, min_int(GROUP, T - i0), C, hs, scale,
-                                 score);
+                                 score, slope);
     add_rows(dqkv + C, stride, w->dk, hsp, T, hs);
     add_rows(dqkv + 2 * C, stride, w->dv, hsp, T, hs);
 }
@@ -303,7 +312,8 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
             for (int h = 0; h < NH; h++) {
                 size_t at3 = (size_t)b * T * 3 * C + (size_t)h * hs, at1 = (size_t)b * T * C + (size_t)h * hs;
                 attention_backward_head(dqkv + at3, dout + at1, qkv + at3, out + at1,
-                                        stat + ((size_t)b * NH + h) * T, T, C, hs, scale, score, &w);
+                                        stat + ((size_t)b * NH + h) * T, T, C, hs, scale, score,
+                                        attn_alibi_slope(score, h, NH), &w);
             }
         }
         free(buf);

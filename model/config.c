@@ -65,6 +65,11 @@ static const char* rope_fits(const GPTConfig* c) {
     if (c->mixer == MIXER_MLSTM) return "rope applies to the attention mixers, not mlstm";
     return (c->channels / c->num_heads) % 2 ? "RoPE needs an even head size C/H" : NULL;
 }
+static const char* alibi_fits(const GPTConfig* c) {
+    if (!c->alibi) return NULL;
+    if (c->mixer == MIXER_MLSTM) return "alibi applies to the attention mixers, not mlstm";
+    return c->rope ? "alibi and rope are two position encodings: choose one" : NULL;
+}
 static const char* qknorm_fits(const GPTConfig* c) {
     return c->qknorm && c->mixer == MIXER_MLSTM ? "qknorm applies to the attention mixers, not mlstm" : NULL;
 }
@@ -107,6 +112,8 @@ static const ConfigOption OPTIONS[] = {
      "1: learned per-channel scale (init 1e-4) on both residual branches"},
     {"igate", FIELD(mlstm_igate), OPT_CHOICE, IGATE_NAMES, IGATE_EXP, 0, 1, 26, NULL, igate_is_mlstm, 0, 0,
      "mLSTM input gate: exponential with stabilizer, or sigmoid"},
+    {"alibi", FIELD(alibi), OPT_INT, NULL, 0, 0, 1, 28, NULL, alibi_fits, 0, 0,
+     "1: ALiBi, a per-head distance penalty on the scores, instead of learned positions"},
     {"chunk", FIELD(mlstm_chunk), OPT_INT, NULL, 64, 1, 1 << 20, 27, NULL, chunk_is_mlstm, 0, 0,
      "mLSTM chunk size of the chunkwise training form"},
 };

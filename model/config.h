@@ -28,6 +28,7 @@ typedef struct {
     int sigmoid_norm;       // 1: divide each sigmoid row by its sum + 1e-8
     int gate;               // GateKind: G1 gate on the mixer output (mLSTM's output gate is GATE_ELEM)
     int rope;               // 1: RoPE on q and k instead of learned positions (no wpe)
+    int alibi;              // 1: ALiBi's distance penalty on the scores instead of learned positions (no wpe)
     int qknorm;             // 1: per-head LayerNorm on q and k (before RoPE)
     int hybrid_norm;        // 1: LayerNorm on the mixer output before the residual add
     int layerscale;         // 1: learned per-channel scale on both residual branches (init 1e-4)

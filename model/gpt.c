@@ -12,7 +12,8 @@
 #include "model/tensors.h"
 
 static AttnScore attn_score(const GPTConfig* c) {
-    return (AttnScore){.sigmoid = c->mixer == MIXER_SIGMOID, .bias = c->sigmoid_bias, .normalize = c->sigmoid_norm};
+    return (AttnScore){.sigmoid = c->mixer == MIXER_SIGMOID, .bias = c->sigmoid_bias, .normalize = c->sigmoid_norm,
+                       .alibi = c->alibi};
 }
 
 // ----------------------------------------------------------------------------
@@ -126,7 +127,7 @@ static void forward_blocks(GPT* m, int B, int T, DecodeState d) {
     const Kernels* k = m->k;
     const GPTConfig* c = &m->config;
     int C = c->channels;
-    const floatX* wpe = m->params.wpe ? m->params.wpe + (size_t)d.pos0 * C : NULL;   // none with RoPE
+    const floatX* wpe = m->params.wpe ? m->params.wpe + (size_t)d.pos0 * C : NULL;   // none with RoPE or ALiBi
     k->encoder_forward(m->acts.encoded, m->inputs, m->params.wte, wpe, B, T, C);
     ActivationTensors a0 = gpt_layer_acts(m, 0);
     k->layernorm_forward(a0.ln1, a0.ln1_mean, a0.ln1_rstd, m->acts.encoded, m->params.ln1w, m->params.ln1b, B * T, C);

@@ -32,7 +32,7 @@ static size_t dim_size(Dim d, const GPTConfig* c) {
 }
 
 // When a tensor exists.
-static int has_wpe(const GPTConfig* c) { return !c->rope; }
+static int has_wpe(const GPTConfig* c) { return !c->rope && !c->alibi; }
 static int has_gate(const GPTConfig* c) { return c->gate != GATE_NONE; }
 static int has_qknorm(const GPTConfig* c) { return c->qknorm; }
 static int has_hybrid_norm(const GPTConfig* c) { return c->hybrid_norm; }

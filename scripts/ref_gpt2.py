@@ -3,9 +3,9 @@
 Written independently of the C code from the GPT-2 definition (pre-LayerNorm blocks, learned
 positions, causal softmax attention, tanh-GELU MLP, final LayerNorm, LM head tied to wte), in
 float64 by default, plus attnlab's mixers from docs/MODEL.md: sigmoid attention (section 5),
-the G1 output gate (3), mLSTM (4, via ref_mlstm), RoPE, QK-norm, hybrid norm and LayerScale.
-Also reads and writes the checkpoint format (version 3 fp32, 5 bf16; attnlab's mixer settings in
-header slots 16..27) so tests can hand the C code a model made here.
+the G1 output gate (7), mLSTM (11, via ref_mlstm), ALiBi (6), RoPE (8), QK-norm (9), hybrid norm
+and LayerScale (10). Also reads and writes the checkpoint format (version 3 fp32, 5 bf16; attnlab's
+mixer settings in header slots 16.., docs/FORMATS.md) so tests can hand the C code a model made here.
 """
 import math
 import struct
@@ -21,7 +21,11 @@ ATTNLAB_MARKER = 0x4C4E5441
 MIXERS, GATES, IGATES = ["softmax", "sigmoid", "mlstm"], ["none", "head", "elem"], ["exp", "sig"]
 # the mixer settings and their llm.c GPT-2 defaults; cfg dicts may leave them out
 MIXER_DEFAULTS = dict(mixer="softmax", bias=0.0, norm=0, gate="none", rope=0, qknorm=0, hybrid=0, layerscale=0,
-                      igate="exp", chunk=64)
+                      igate="exp", alibi=0, chunk=64)
+# header slot of each setting (after the marker in 16 and the version in 17); choices stored as indices
+SLOTS = dict(mixer=18, bias=19, norm=20, gate=21, rope=22, qknorm=23, hybrid=24, layerscale=25, igate=26, chunk=27,
+             alibi=28)
+CHOICES = dict(mixer=MIXERS, gate=GATES, igate=IGATES)
 
 
 def full_config(cfg):
@@ -35,43 +39,52 @@ def tensor_shapes(cfg):
     L, C, Vp, T, H = cfg["L"], cfg["C"], cfg["Vp"], cfg["maxT"], cfg["H"]
     hs, G = C // H, {"none": 0, "head": H, "elem": C}[cfg["gate"]]
     shapes = [
-        ("wte", (Vp, C)), ("wpe", (0 if cfg["rope"] else T, C)), ("ln1w", (L, C)), ("ln1b", (L, C)),
+        ("wte", (Vp, C)), ("wpe", (0 if cfg["rope"] or cfg["alibi"] else T, C)), ("ln1w", (L, C)), ("ln1b", (L, C)),
         ("qkvw", (L, 3 * C, C)), ("qkvb", (L, 3 * C)), ("attprojw", (L, C, C)), ("attprojb", (L, C)),
         ("ln2w", (L, C)), ("ln2b", (L, C)), ("fcw", (L, 4 * C, C)), ("fcb", (L, 4 * C)),
         ("fcprojw", (L, C, 4 * C)), ("fcprojb", (L, C)), ("lnfw", (C,)), ("lnfb", (C,)),
         ("gatew", (L, G, C)), ("gateb", (L, G)),
         ("qnormw", (L, hs)), ("qnormb", (L, hs)), ("knormw", (L, hs)), ("knormb", (L, hs)),
-        ("lnhw", (L, C)), ("lnhb", (L, C)), ("ls1", (L, C)), ("ls2", (L, C)),
-        ("ifw", (L, 2 * H, C)), ("ifb", (L, 2 * H)), ("hnormw", (L, C)),
+        ("hybrid_normw", (L, C)), ("hybrid_normb", (L, C)), ("ls_mixer", (L, C)), ("ls_mlp", (L, C)),
+        ("mlstm_gatew", (L, 2 * H, C)), ("mlstm_gateb", (L, 2 * H)), ("mlstm_normw", (L, C)),
     ]
     used = {"qnormw": cfg["qknorm"], "qnormb": cfg["qknorm"], "knormw": cfg["qknorm"], "knormb": cfg["qknorm"],
-            "lnhw": cfg["hybrid"], "lnhb": cfg["hybrid"], "ls1": cfg["layerscale"], "ls2": cfg["layerscale"],
-            "ifw": cfg["mixer"] == "mlstm", "ifb": cfg["mixer"] == "mlstm", "hnormw": cfg["mixer"] == "mlstm",
-            "gatew": G > 0, "gateb": G > 0, "wpe": not cfg["rope"]}
+            "hybrid_normw": cfg["hybrid"], "hybrid_normb": cfg["hybrid"], "ls_mixer": cfg["layerscale"], "ls_mlp": cfg["layerscale"],
+            "mlstm_gatew": cfg["mixer"] == "mlstm", "mlstm_gateb": cfg["mixer"] == "mlstm", "mlstm_normw": cfg["mixer"] == "mlstm",
+            "gatew": G > 0, "gateb": G > 0, "wpe": not (cfg["rope"] or cfg["alibi"])}
     return [(n, shape) for n, shape in shapes if used.get(n, True)]
 
 
-DECAYED = {"wte", "wpe", "qkvw", "attprojw", "fcw", "fcprojw", "gatew", "ifw"}
+DECAYED = {"wte", "wpe", "qkvw", "attprojw", "fcw", "fcprojw", "gatew", "mlstm_gatew"}
 
 
 def _mixer_header(cfg):
+    """Header slots 16..255: empty for llm.c's GPT-2 (every setting at its default), else the marker,
+    version 1 and each setting in its slot (the bias as float32 bits)."""
     cfg = full_config(cfg)
-    slots = np.zeros(12, dtype=np.int32)
-    if all(cfg[k] == MIXER_DEFAULTS[k] for k in ("mixer", "gate", "rope", "qknorm", "hybrid", "layerscale")):
-        return slots
-    slots[:3] = [ATTNLAB_MARKER, 1, MIXERS.index(cfg["mixer"])]
-    slots[3] = np.array([cfg["bias"]], dtype=np.float32).view(np.int32)[0]
-    slots[4:] = [cfg["norm"], GATES.index(cfg["gate"]), cfg["rope"], cfg["qknorm"], cfg["hybrid"],
-                 cfg["layerscale"], IGATES.index(cfg["igate"]), cfg["chunk"]]
-    return slots
+    slots = np.zeros(256, dtype=np.int32)
+    if all(cfg[k] == MIXER_DEFAULTS[k] for k in SLOTS):
+        return slots[16:]
+    slots[16:18] = [ATTNLAB_MARKER, 1]
+    for key, slot in SLOTS.items():
+        value = cfg[key]
+        if key == "bias":
+            slots[slot] = np.array([value], dtype=np.float32).view(np.int32)[0]
+        else:
+            slots[slot] = CHOICES[key].index(value) if key in CHOICES else value
+    return slots[16:]
 
 
 def _read_mixer_header(h):
     if h[16] != ATTNLAB_MARKER:
         return {}
-    return dict(mixer=MIXERS[h[18]], bias=float(np.array([h[19]], dtype=np.int32).view(np.float32)[0]),
-                norm=int(h[20]), gate=GATES[h[21]], rope=int(h[22]), qknorm=int(h[23]), hybrid=int(h[24]),
-                layerscale=int(h[25]), igate=IGATES[h[26]], chunk=int(h[27]))
+    cfg = {}
+    for key, slot in SLOTS.items():
+        if key == "bias":
+            cfg[key] = float(np.array([h[slot]], dtype=np.int32).view(np.float32)[0])
+        else:
+            cfg[key] = CHOICES[key][h[slot]] if key in CHOICES else int(h[slot])
+    return cfg
 
 
 def read_checkpoint(path):
@@ -101,7 +114,7 @@ def read_checkpoint(path):
 def write_checkpoint(path, cfg, params, version=V_FP32):
     header = np.zeros(256, dtype=np.int32)
     header[:8] = [MAGIC, version, cfg["maxT"], cfg["V"], cfg["L"], cfg["H"], cfg["C"], cfg["Vp"]]
-    header[16:28] = _mixer_header(cfg)
+    header[16:] = _mixer_header(cfg)
     flat = np.concatenate([params[n].detach().numpy().astype(np.float32).ravel() for n, _ in tensor_shapes(cfg)])
     if version == V_BF16:  # round to nearest even
         bits = flat.view(np.uint32).astype(np.uint64)
@@ -120,7 +133,7 @@ def random_params(cfg, seed=0, scale=0.1):
     params = {}
     for name, shape in tensor_shapes(cfg):
         t = torch.randn(shape, generator=g, dtype=torch.float64) * scale
-        if name in ("ln1w", "ln2w", "lnfw", "qnormw", "knormw", "lnhw", "hnormw", "ls1", "ls2"):
+        if name in ("ln1w", "ln2w", "lnfw", "qnormw", "knormw", "hybrid_normw", "mlstm_normw", "ls_mixer", "ls_mlp"):
             t = 1.0 + t
         params[name] = t
     return params
@@ -155,6 +168,10 @@ class GPT2(torch.nn.Module):
         if cfg["rope"]:
             q, k = rope(q), rope(k)
         s = (q @ k.transpose(-1, -2)) / math.sqrt(hs)
+        if cfg["alibi"]:   # -slope_h (i - j), slope_h = 2^(-8 (h+1) / H)
+            slopes = torch.tensor([2.0 ** (-8.0 * (i + 1) / H) for i in range(H)], dtype=s.dtype)
+            pos = torch.arange(T, dtype=s.dtype)
+            s = s - slopes[:, None, None] * (pos[:, None] - pos[None, :])
         mask = torch.ones(T, T, dtype=torch.bool).tril()
         if cfg["mixer"] == "softmax":
             att = s.masked_fill(~mask, float("-inf")).softmax(dim=-1)
@@ -168,9 +185,9 @@ class GPT2(torch.nn.Module):
         cfg, p = self.cfg, self.p
         H = cfg["H"]
         qkv = h @ p["qkvw"][l].T + p["qkvb"][l]
-        gates = h @ p["ifw"][l].T + p["ifb"][l]
+        gates = h @ p["mlstm_gatew"][l].T + p["mlstm_gateb"][l]
         cell = ref_mlstm.mlstm_cell(qkv, gates, H, sig_igate=cfg["igate"] == "sig")
-        y = ref_mlstm.multihead_layernorm(cell, p["hnormw"][l], H)
+        y = ref_mlstm.multihead_layernorm(cell, p["mlstm_normw"][l], H)
         B, T, C = y.shape
         return y.view(B, T, H, C // H).transpose(1, 2)
 
@@ -178,7 +195,7 @@ class GPT2(torch.nn.Module):
         cfg, p = self.cfg, self.p
         B, T = idx.shape
         C, H, L, V = cfg["C"], cfg["H"], cfg["L"], cfg["V"]
-        x = p["wte"][idx] + (0 if cfg["rope"] else p["wpe"][:T])
+        x = p["wte"][idx] + (0 if cfg["rope"] or cfg["alibi"] else p["wpe"][:T])
         for l in range(L):
             h = F.layer_norm(x, (C,), p["ln1w"][l], p["ln1b"][l], eps=1e-5)
             y = self.mlstm(h, l) if cfg["mixer"] == "mlstm" else self.attention(h, l)   # (B,H,T,hs)
@@ -189,12 +206,12 @@ class GPT2(torch.nn.Module):
             y = y.transpose(1, 2).reshape(B, T, C)
             a = y @ p["attprojw"][l].T + p["attprojb"][l]
             if cfg["hybrid"]:
-                a = F.layer_norm(a, (C,), p["lnhw"][l], p["lnhb"][l], eps=1e-5)
-            x = x + (a * p["ls1"][l] if cfg["layerscale"] else a)
+                a = F.layer_norm(a, (C,), p["hybrid_normw"][l], p["hybrid_normb"][l], eps=1e-5)
+            x = x + (a * p["ls_mixer"][l] if cfg["layerscale"] else a)
             h = F.layer_norm(x, (C,), p["ln2w"][l], p["ln2b"][l], eps=1e-5)
             h = F.gelu(h @ p["fcw"][l].T + p["fcb"][l], approximate="tanh")
             m = h @ p["fcprojw"][l].T + p["fcprojb"][l]
-            x = x + (m * p["ls2"][l] if cfg["layerscale"] else m)
+            x = x + (m * p["ls_mlp"][l] if cfg["layerscale"] else m)
         x = F.layer_norm(x, (C,), p["lnfw"], p["lnfb"], eps=1e-5)
         logits = x @ p["wte"].T  # (B, T, Vp); the padded columns are not part of the softmax
         loss = None

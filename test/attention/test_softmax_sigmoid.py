@@ -1,5 +1,6 @@
 # attention_forward/backward (attention/softmax_sigmoid.c) against causal attention in PyTorch float64, for
-# each score map of AttnScore (softmax, sigmoid(s + b), sigmoid normalized by its row sum): training
+# each score map of AttnScore (softmax, sigmoid(s + b), sigmoid normalized by its row sum, each with ALiBi
+# or without): training
 # shapes (Tq = Tk = Tmax = T) forward, saved row statistic and backward, and the KV-cache decode
 # semantics (the last Tq of the first Tk positions of a Tmax-row cache).
 import ctypes
@@ -12,22 +13,33 @@ from clib import call, f32, poison, rel_err, t64
 
 
 class AttnScore(ctypes.Structure):
-    _fields_ = [("sigmoid", ctypes.c_int), ("bias", ctypes.c_float), ("normalize", ctypes.c_int)]
+    _fields_ = [("sigmoid", ctypes.c_int), ("bias", ctypes.c_float), ("normalize", ctypes.c_int),
+                ("alibi", ctypes.c_int)]
 
 
-# name -> (sigmoid, bias, normalize); the biases are exact in float32.
-SCORES = {"softmax": (0, 0.0, 0), "sigmoid": (1, -2.5, 0), "sigmoid_norm": (1, 0.5, 1)}
+# name -> (sigmoid, bias, normalize, alibi); the biases are exact in float32.
+SCORES = {"softmax": (0, 0.0, 0, 0), "sigmoid": (1, -2.5, 0, 0), "sigmoid_norm": (1, 0.5, 1, 0),
+          "softmax_alibi": (0, 0.0, 0, 1), "sigmoid_alibi": (1, -1.5, 0, 1), "sigmoid_norm_alibi": (1, 0.0, 1, 1)}
+
+
+def alibi_offsets(Tk, NH):
+    """-slope_h (i - j) for query i, key j (NH, Tk, Tk); slope_h = 2^(-8 (h+1) / NH) (docs/MODEL.md 6)."""
+    slopes = torch.tensor([2.0 ** (-8.0 * (h + 1) / NH) for h in range(NH)], dtype=torch.float64)
+    pos = torch.arange(Tk, dtype=torch.float64)
+    return -slopes[:, None, None] * (pos[:, None] - pos[None, :])
 
 
 def reference(qkv64, Tk, NH, score):
     """Causal attention over the first Tk positions: out (B,Tk,C) and the row statistic (B,NH,Tk):
     log-sum-exp (softmax), row sum of the sigmoids (normalized sigmoid), None (plain sigmoid)."""
-    sigmoid, bias, normalize = SCORES[score]
+    sigmoid, bias, normalize, alibi = SCORES[score]
     B, C = qkv64.shape[0], qkv64.shape[2] // 3
     hs = C // NH
     q, k, v = qkv64[:, :Tk].split(C, dim=2)
     q, k, v = (x.reshape(B, Tk, NH, hs).transpose(1, 2) for x in (q, k, v))
     scores = q @ k.transpose(-1, -2) / math.sqrt(hs)
+    if alibi:
+        scores = scores + alibi_offsets(Tk, NH)
     mask = torch.ones(Tk, Tk, dtype=torch.bool).tril()
     scores = scores.masked_fill(~mask, float("-inf"))
     if not sigmoid:

@@ -22,6 +22,8 @@ MIXERS = {
     "softmax+gate head": dict(gate="head"),
     "sigmoid+gate elem+rope+qknorm": dict(mixer="sigmoid", bias=-2.0, gate="elem", rope=1, qknorm=1),
     "softmax+hybrid+layerscale": dict(hybrid=1, layerscale=1),
+    "softmax+alibi": dict(alibi=1),
+    "sigmoid+alibi+qknorm+gate head": dict(mixer="sigmoid", bias=-1.0, alibi=1, qknorm=1, gate="head"),
     "mlstm exp chunk 4": dict(mixer="mlstm", gate="elem", igate="exp", chunk=4),
     "mlstm sig chunk 64": dict(mixer="mlstm", gate="elem", igate="sig", chunk=64),
 }
@@ -32,7 +34,7 @@ def make_model(tmp_path, name, seed=0, scale=0.1, **over):
     path = str(tmp_path / "model.bin")
     params = ref_gpt2.random_params(cfg, seed=seed, scale=scale)
     if cfg.get("mixer") == "mlstm":   # forget gates open, as the recommended init (docs/MODEL.md 3)
-        params["ifb"][:, cfg["H"]:] += 4.0
+        params["mlstm_gateb"][:, cfg["H"]:] += 4.0
     ref_gpt2.write_checkpoint(path, cfg, params)
     return cfg, path
 
@@ -72,6 +74,7 @@ def test_decoding_matches_full_forward(tmp_path, name):
     ("L=2,C=32,H=4,T=64,V=67,gate=head,rope=1,qknorm=1,hybrid=1,layerscale=1",
      dict(gate="head", rope=1, qknorm=1, hybrid=1, layerscale=1)),
     ("L=2,C=32,H=4,T=64,V=67,mixer=mlstm,igate=sig,chunk=16", dict(mixer="mlstm", gate="elem", igate="sig", chunk=16)),
+    ("L=2,C=32,H=4,T=64,V=67,mixer=sigmoid,norm=1,alibi=1", dict(mixer="sigmoid", norm=1, alibi=1)),
 ])
 def test_descriptor_settings_reach_the_checkpoint(tmp_path, descriptor, expected):
     path = str(tmp_path / "m.bin")
@@ -81,6 +84,6 @@ def test_descriptor_settings_reach_the_checkpoint(tmp_path, descriptor, expected
     for key, value in expected.items():
         assert cfg[key] == pytest.approx(value), f"{key}: {cfg[key]} != {value}"
     if "layerscale" in expected:
-        assert np.allclose(params["ls1"], 1e-4) and np.allclose(params["ls2"], 1e-4)
+        assert np.allclose(params["ls_mixer"], 1e-4) and np.allclose(params["ls_mlp"], 1e-4)
     if expected.get("mixer") == "mlstm":   # docs/MODEL.md 3: input gate bias -10, forget gate linspace(3, 6)
-        assert np.allclose(params["ifb"][:, :4], -10) and np.allclose(params["ifb"][0, 4:], [3, 4, 5, 6])
+        assert np.allclose(params["mlstm_gateb"][:, :4], -10) and np.allclose(params["mlstm_gateb"][0, 4:], [3, 4, 5, 6])
