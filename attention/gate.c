@@ -3,21 +3,12 @@
 // graph from the pre-normalised block input. Headwise: one gate per head, broadcast over its hs
 // channels; elementwise: one gate per channel. Backward (docs/MODEL.md 7):
 //   dO += dO' * g,   dz += g (1 - g) * dO' * O   (headwise: summed over the head's hs channels).
-// g and 1 - g = sigmoid(-z) are both computed from exp(-|z|) without a subtraction, so g (1 - g)
-// keeps full relative precision for large |z| where 1 - g would cancel.
+// g and 1 - g come from sigmoid_pair (common/fastmath.h), which keeps g (1 - g) precise for large |z|.
 #include <math.h>
 #include <stddef.h>
 
 #include "attention/gate.h"
 #include "common/fastmath.h"
-
-// g = sigmoid(z) and its complement 1 - g = sigmoid(-z).
-static inline void sigmoid_pair(float z, float* g, float* one_minus_g) {
-    float e = fast_exp(-fabsf(z));   // vectorizable, unlike libm's expf
-    float big = 1.0f / (1.0f + e), small = e / (1.0f + e);
-    *g = z >= 0.0f ? big : small;
-    *one_minus_g = z >= 0.0f ? small : big;
-}
 
 // out (N,C) = inp (N,C) * sigmoid(gate_preact (N,G)); G = NH (headwise) or C = NH*hs.
 void gate_forward(float* out, const float* inp, const float* gate_preact, int N, int NH, int hs, int headwise) {

@@ -24,12 +24,12 @@
 #include <string.h>
 
 #include "attention/mlstm.h"
+#include "common/fastmath.h"
 #include "common/check.h"
 
 static inline int min_int(int a, int b) { return a < b ? a : b; }
 static inline float max_f(float a, float b) { return a > b ? a : b; }
 static inline float log_sigmoid(float x) { return x < 0.0f ? x - log1pf(expf(x)) : -log1pf(expf(-x)); }
-static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 static inline float soft_cap(float z) { return MLSTM_GATE_SOFT_CAP * tanhf(z / MLSTM_GATE_SOFT_CAP); }
 static inline float soft_cap_grad(float z) {
     float th = tanhf(z / MLSTM_GATE_SOFT_CAP);

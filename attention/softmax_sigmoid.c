@@ -120,7 +120,7 @@ static float sigmoid_row(float* restrict s, int n, float bias, int normalize) {
     float sum = 0.0f;
     #pragma omp simd reduction(+:sum)
     for (int j = 0; j < n; j++) {
-        s[j] = 1.0f / (1.0f + fast_exp(-(s[j] + bias)));
+        s[j] = sigmoid(s[j] + bias);
         sum += s[j];
     }
     if (!normalize) return 0.0f;
