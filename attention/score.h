@@ -21,6 +21,10 @@ typedef struct {
     int alibi;      // 1: add -slope_h (i - j) to the score of query position i and key position j
 } AttnScore;
 
+// The extra key slot every query of a softmax row sees (docs/MODEL.md section 14): none, a learnable
+// key k* with value 0, learnable k* and v*, a learnable logit per head, or the fixed logit 0.
+typedef enum { SINK_NONE = 0, SINK_KEY = 1, SINK_KEY_VALUE = 2, SINK_LOGIT = 3, SINK_ONE = 4 } SinkKind;
+
 // The ALiBi slope of head h of NH (docs/MODEL.md section 6): 2^(-8 (h+1) / NH); 0 without ALiBi.
 static inline SCORE_HOST_DEVICE float attn_alibi_slope(AttnScore score, int h, int NH) {
     return score.alibi ? exp2f(-8.0f * (float)(h + 1) / (float)NH) : 0.0f;

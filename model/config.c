@@ -30,6 +30,7 @@ typedef struct {
 static const char* const MIXER_NAMES[] = {"softmax", "sigmoid", "mlstm", NULL};
 static const char* const GATE_NAMES[] = {"none", "head", "elem", NULL};
 static const char* const IGATE_NAMES[] = {"exp", "sig", NULL};
+static const char* const SINK_NAMES[] = {"none", "k", "kv", "logit", "one", NULL};
 
 int gpt_gate_width(const GPTConfig* c) {
     return c->gate == GATE_HEAD ? c->num_heads : c->gate == GATE_ELEM ? c->channels : 0;
@@ -69,6 +70,9 @@ static const char* alibi_fits(const GPTConfig* c) {
     if (!c->alibi) return NULL;
     if (c->mixer == MIXER_MLSTM) return "alibi applies to the attention mixers, not mlstm";
     return c->rope ? "alibi and rope are two position encodings: choose one" : NULL;
+}
+static const char* sink_is_softmax(const GPTConfig* c) {
+    return c->sink != SINK_NONE && c->mixer != MIXER_SOFTMAX ? "sink applies to mixer=softmax only" : NULL;
 }
 static const char* qknorm_fits(const GPTConfig* c) {
     return c->qknorm && c->mixer == MIXER_MLSTM ? "qknorm applies to the attention mixers, not mlstm" : NULL;
@@ -116,6 +120,11 @@ static const ConfigOption OPTIONS[] = {
      "1: ALiBi, a per-head distance penalty on the scores, instead of learned positions"},
     {"chunk", FIELD(mlstm_chunk), OPT_INT, NULL, 64, 1, 1 << 20, 27, NULL, chunk_is_mlstm, 0, 0,
      "mLSTM chunk size of the chunkwise training form"},
+    {"sink", FIELD(sink), OPT_CHOICE, SINK_NAMES, SINK_NONE, 0, 4, 29, NULL, sink_is_softmax,
+     KERNEL(attention_sink_forward), -1,
+     "an extra key slot of softmax: learnable k* (v* = 0), k* and v*, a per-head logit, or the logit 0"},
+    {"bos", FIELD(bos), OPT_INT, NULL, 0, 0, 1, 30, NULL, NULL, 0, 0,
+     "1: train on sequences aligned to document starts, each beginning with the end-of-text token"},
 };
 #define NUM_OPTIONS (int)(sizeof(OPTIONS) / sizeof(OPTIONS[0]))
 

@@ -34,6 +34,8 @@ typedef struct {
     int layerscale;         // 1: learned per-channel scale on both residual branches (init 1e-4)
     int mlstm_igate;        // InputGateKind: mLSTMexp or mLSTMsig
     int mlstm_chunk;        // chunk size of the chunkwise mLSTM (training path)
+    int sink;               // SinkKind: an extra key slot of softmax attention
+    int bos;                // 1: trained on sequences that start at a document, with its end-of-text token
 } GPTConfig;
 
 // Parses a model descriptor: "d12" / "gpt2:d12" (llm.c's GPT-2 family, maxT 1024, V 50257) or

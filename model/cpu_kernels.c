@@ -7,6 +7,7 @@
 #include "attention/mlstm.h"
 #include "attention/qknorm.h"
 #include "attention/rope.h"
+#include "attention/sink_slot.h"
 #include "attention/softmax_sigmoid.h"
 #include "common/check.h"
 #include "layers/headnorm.h"
@@ -53,6 +54,8 @@ static const Kernels cpu_kernels = {
     .layerscale_backward = layerscale_backward,
     .attention_forward = attention_forward,
     .attention_backward = attention_backward,
+    .attention_sink_forward = attention_sink_forward,
+    .attention_sink_backward = attention_sink_backward,
     .gate_forward = gate_forward,
     .gate_backward = gate_backward,
     .rope_forward = rope_forward,

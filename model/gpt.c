@@ -37,10 +37,13 @@ static void attention_mixer_forward(GPT* m, int l, int B, int T, DecodeState d) 
     if (c->qknorm)
         k->qknorm_forward(qkv, a.qk_mean, a.qk_rstd, a.qkv_pre, p.qnormw, p.qnormb, p.knormw, p.knormb, N, C, NH);
     if (c->rope) k->rope_forward(qkv, qkv, B, T, C, NH, d.pos0);
-    if (d.use_cache)
-        k->attention_forward(a.mix_out, a.att_rowstat, cache, B, T, d.pos0 + T, c->max_seq_len, C, NH, attn_score(c));
-    else
-        k->attention_forward(a.mix_out, a.att_rowstat, qkv, B, T, T, T, C, NH, attn_score(c));
+    // training: the T rows of this batch; decoding: the new rows at pos0.. of the cache of maxT rows
+    const floatX* rows = d.use_cache ? cache : qkv;
+    int Tk = d.use_cache ? d.pos0 + T : T, Tmax = d.use_cache ? c->max_seq_len : T;
+    k->attention_forward(a.mix_out, a.att_rowstat, rows, B, T, Tk, Tmax, C, NH, attn_score(c));
+    if (c->sink != SINK_NONE)
+        k->attention_sink_forward(a.mix_out, a.att_rowstat, rows, p.sink_key, p.sink_value, p.sink_logit, B, T, Tk,
+                                  Tmax, C, NH, c->sink);
 }
 
 // mLSTM: q, k, v and gate projections -> cell (chunkwise, or recurrent steps when decoding)
@@ -219,6 +222,9 @@ static void attention_mixer_backward(GPT* m, int l, int B, int T) {
     size_t qkv_bytes = (size_t)N * 3 * C * sizeof(floatX);
     k->zero(s->dqkv, qkv_bytes);
     k->attention_backward(s->dqkv, s->dmix_out, a.qkv, a.mix_out, a.att_rowstat, B, T, C, NH, attn_score(c));
+    if (c->sink != SINK_NONE)   // given the final output and log-sum-exp, the line above is the keys' part
+        k->attention_sink_backward(s->dqkv, g.sink_key, g.sink_value, g.sink_logit, s->dmix_out, a.qkv, a.mix_out,
+                                   a.att_rowstat, p.sink_key, p.sink_value, p.sink_logit, B, T, C, NH, c->sink);
     floatX *dq = s->dqkv, *spare = s->dqkv_pre;   // the gradient moves between the two buffers
     if (c->rope) {
         k->zero(spare, qkv_bytes);

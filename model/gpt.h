@@ -45,6 +45,9 @@ typedef struct {
     floatX* mlstm_gatew;  // (L, 2NH, C)   mLSTM input and forget gate pre-activations
     floatX* mlstm_gateb;  // (L, 2NH)
     floatX* mlstm_normw;  // (L, C)        mLSTM per-head norm weight
+    floatX* sink_key;     // (L, NH, hs)   the sink slot's key k*
+    floatX* sink_value;   // (L, NH, hs)   ... and value v*
+    floatX* sink_logit;   // (L, NH)       ... or its logit
 } ParameterTensors;
 
 // Saved forward activations (for the backward), for a batch of B x T: floatX tensors and float

@@ -3,7 +3,7 @@
 // copy of the model. Tensors are floatX (common/floatx.h: float on the CPU, bf16 in the CUDA bf16
 // build); statistics, losses and optimizer state are float. Signatures and shapes are documented in
 // layers/layers.h, layers/headnorm.h, layers/layerscale.h and attention/*.h (softmax_sigmoid.h, gate.h,
-// rope.h, qknorm.h, mlstm.h). A kernel set may leave a mixer's entries NULL: gpt_build then refuses models that need them.
+// rope.h, qknorm.h, mlstm.h, sink_slot.h). A kernel set may leave a mixer's entries NULL: gpt_build then refuses models that need them.
 #pragma once
 #include <stddef.h>
 
@@ -57,6 +57,14 @@ typedef struct {
                               int NH, AttnScore score);
     void (*attention_backward)(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
                                const float* stat, int B, int T, int C, int NH, AttnScore score);
+    // the sink slot folded into softmax attention (attention/sink_slot.h)
+    void (*attention_sink_forward)(floatX* out, float* lse, const floatX* qkv, const floatX* sink_key,
+                                   const floatX* sink_value, const floatX* sink_logit, int B, int Tq, int Tk, int Tmax,
+                                   int C, int NH, SinkKind kind);
+    void (*attention_sink_backward)(floatX* dqkv, floatX* dsink_key, floatX* dsink_value, floatX* dsink_logit,
+                                    const floatX* dout, const floatX* qkv, const floatX* out, const float* lse,
+                                    const floatX* sink_key, const floatX* sink_value, const floatX* sink_logit, int B,
+                                    int T, int C, int NH, SinkKind kind);
     void (*gate_forward)(floatX* out, const floatX* inp, const floatX* gate_preact, int N, int NH, int hs,
                          int headwise);
     void (*gate_backward)(floatX* dinp, floatX* dgate_preact, const floatX* dout, const floatX* inp,

@@ -39,6 +39,9 @@ static int has_hybrid_norm(const GPTConfig* c) { return c->hybrid_norm; }
 static int has_layerscale(const GPTConfig* c) { return c->layerscale; }
 static int is_mlstm(const GPTConfig* c) { return c->mixer == MIXER_MLSTM; }
 static int is_attention(const GPTConfig* c) { return c->mixer != MIXER_MLSTM; }
+static int has_sink_key(const GPTConfig* c) { return c->sink == SINK_KEY || c->sink == SINK_KEY_VALUE; }
+static int has_sink_value(const GPTConfig* c) { return c->sink == SINK_KEY_VALUE; }
+static int has_sink_logit(const GPTConfig* c) { return c->sink == SINK_LOGIT; }
 static int has_qkv_pre_grad(const GPTConfig* c) { return c->rope || c->qknorm; }
 
 // docs/MODEL.md section 3. NORMAL_VOCAB: N(0, 0.02) on the V real rows, the padding rows 0.
@@ -87,6 +90,9 @@ static const ParamSpec PARAMS[] = {   // llm.c's 16 first: this is the checkpoin
     {"mlstm_gatew", P(mlstm_gatew), 1, D_2NH, D_C, 1, is_mlstm, INIT_ZERO},
     {"mlstm_gateb", P(mlstm_gateb), 1, D_2NH, D_1, 0, is_mlstm, INIT_MLSTM_GATE_BIAS},
     {"mlstm_normw", P(mlstm_normw), 1, D_C, D_1, 0, is_mlstm, INIT_ONES},
+    {"sink_key", P(sink_key), 1, D_NH, D_HS, 1, has_sink_key, INIT_NORMAL},
+    {"sink_value", P(sink_value), 1, D_NH, D_HS, 1, has_sink_value, INIT_NORMAL},
+    {"sink_logit", P(sink_logit), 1, D_NH, D_1, 0, has_sink_logit, INIT_ZERO},
 };
 #undef P
 #define NUM_PARAMS (int)(sizeof(PARAMS) / sizeof(PARAMS[0]))

@@ -19,13 +19,14 @@ import ref_mlstm
 MAGIC, V_FP32, V_BF16 = 20240326, 3, 5
 ATTNLAB_MARKER = 0x4C4E5441
 MIXERS, GATES, IGATES = ["softmax", "sigmoid", "mlstm"], ["none", "head", "elem"], ["exp", "sig"]
+SINKS = ["none", "k", "kv", "logit", "one"]
 # the mixer settings and their llm.c GPT-2 defaults; cfg dicts may leave them out
 MIXER_DEFAULTS = dict(mixer="softmax", bias=0.0, norm=0, gate="none", rope=0, qknorm=0, hybrid=0, layerscale=0,
-                      igate="exp", alibi=0, chunk=64)
+                      igate="exp", alibi=0, chunk=64, sink="none", bos=0)
 # header slot of each setting (after the marker in 16 and the version in 17); choices stored as indices
 SLOTS = dict(mixer=18, bias=19, norm=20, gate=21, rope=22, qknorm=23, hybrid=24, layerscale=25, igate=26, chunk=27,
-             alibi=28)
-CHOICES = dict(mixer=MIXERS, gate=GATES, igate=IGATES)
+             alibi=28, sink=29, bos=30)
+CHOICES = dict(mixer=MIXERS, gate=GATES, igate=IGATES, sink=SINKS)
 
 
 def full_config(cfg):
@@ -47,15 +48,17 @@ def tensor_shapes(cfg):
         ("qnormw", (L, hs)), ("qnormb", (L, hs)), ("knormw", (L, hs)), ("knormb", (L, hs)),
         ("hybrid_normw", (L, C)), ("hybrid_normb", (L, C)), ("ls_mixer", (L, C)), ("ls_mlp", (L, C)),
         ("mlstm_gatew", (L, 2 * H, C)), ("mlstm_gateb", (L, 2 * H)), ("mlstm_normw", (L, C)),
+        ("sink_key", (L, H, hs)), ("sink_value", (L, H, hs)), ("sink_logit", (L, H)),
     ]
     used = {"qnormw": cfg["qknorm"], "qnormb": cfg["qknorm"], "knormw": cfg["qknorm"], "knormb": cfg["qknorm"],
             "hybrid_normw": cfg["hybrid"], "hybrid_normb": cfg["hybrid"], "ls_mixer": cfg["layerscale"], "ls_mlp": cfg["layerscale"],
             "mlstm_gatew": cfg["mixer"] == "mlstm", "mlstm_gateb": cfg["mixer"] == "mlstm", "mlstm_normw": cfg["mixer"] == "mlstm",
-            "gatew": G > 0, "gateb": G > 0, "wpe": not (cfg["rope"] or cfg["alibi"])}
+            "gatew": G > 0, "gateb": G > 0, "wpe": not (cfg["rope"] or cfg["alibi"]),
+            "sink_key": cfg["sink"] in ("k", "kv"), "sink_value": cfg["sink"] == "kv", "sink_logit": cfg["sink"] == "logit"}
     return [(n, shape) for n, shape in shapes if used.get(n, True)]
 
 
-DECAYED = {"wte", "wpe", "qkvw", "attprojw", "fcw", "fcprojw", "gatew", "mlstm_gatew"}
+DECAYED = {"wte", "wpe", "qkvw", "attprojw", "fcw", "fcprojw", "gatew", "mlstm_gatew", "sink_key", "sink_value"}
 
 
 def _mixer_header(cfg):
@@ -173,6 +176,15 @@ class GPT2(torch.nn.Module):
             pos = torch.arange(T, dtype=s.dtype)
             s = s - slopes[:, None, None] * (pos[:, None] - pos[None, :])
         mask = torch.ones(T, T, dtype=torch.bool).tril()
+        if cfg["mixer"] == "softmax" and cfg["sink"] != "none":   # softmax over [slot; keys]
+            if cfg["sink"] in ("k", "kv"):
+                z = (q * p["sink_key"][l][None, :, None, :]).sum(-1) / math.sqrt(hs)
+            else:
+                z = (p["sink_logit"][l] if cfg["sink"] == "logit" else torch.zeros(H, dtype=s.dtype))[None, :, None]
+                z = z.expand(B, H, T)
+            att = torch.cat([z[..., None], s.masked_fill(~mask, float("-inf"))], -1).softmax(dim=-1)
+            y = att[..., 1:] @ v
+            return y + att[..., :1] * p["sink_value"][l][None, :, None, :] if cfg["sink"] == "kv" else y
         if cfg["mixer"] == "softmax":
             att = s.masked_fill(~mask, float("-inf")).softmax(dim=-1)
         else:  # masked before the sigmoid: masked weights are exactly 0

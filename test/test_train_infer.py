@@ -159,7 +159,8 @@ def test_nan_loss_stops_the_run(data, tmp_path):
 
 @pytest.mark.parametrize("settings", ["", "mixer=sigmoid,rope=1", "mixer=sigmoid,bias=0,norm=1,gate=head",
                                       "gate=elem,qknorm=1,hybrid=1,layerscale=1", "mixer=mlstm,chunk=8",
-                                      "mixer=mlstm,igate=sig", "mixer=sigmoid,alibi=1"])
+                                      "mixer=mlstm,igate=sig", "mixer=sigmoid,alibi=1", "sink=kv,rope=1",
+                                      "sink=logit", "sink=one,alibi=1"])
 def test_every_mixer_trains_and_decodes_the_same_with_and_without_cache(data, tmp_path, settings):
     """The checkpoint carries the mixer: infer needs no flags, and the cached (KV or recurrent state)
     decode gives the same greedy tokens as the full forward."""
@@ -191,6 +192,8 @@ def test_every_mixer_trains_and_decodes_the_same_with_and_without_cache(data, tm
     ("V=70000", "V=70000 is out of range [1, 65536]"),
     ("rope=1,alibi=1", "alibi and rope are two position encodings"),
     ("mixer=mlstm,alibi=1", "alibi applies to the attention mixers, not mlstm"),
+    ("mixer=sigmoid,sink=k", "sink applies to mixer=softmax only"),
+    ("sink=q", "unknown sink 'q' (known: none k kv logit one)"),
 ])
 def test_bad_mixer_settings(settings, message):
     one_line_error(run(TRAIN, "-e", TINY + "," + settings, ok=False), message)
@@ -199,7 +202,7 @@ def test_bad_mixer_settings(settings, message):
 def test_descriptor_help_lists_every_key():
     out = run(TRAIN, "-e", "help").stdout
     for key in ["L", "C", "H", "T", "V", "Vp", "mixer", "bias", "norm", "gate", "rope", "qknorm", "hybrid",
-                "layerscale", "igate", "alibi", "chunk"]:
+                "layerscale", "igate", "alibi", "chunk", "sink", "bos"]:
         assert re.search(rf"^  {key} ", out, re.M), f"-e help does not list '{key}':\n{out}"
 
 

@@ -23,6 +23,10 @@ MIXERS = {
     "sigmoid+gate elem+rope+qknorm": dict(mixer="sigmoid", bias=-2.0, gate="elem", rope=1, qknorm=1),
     "softmax+hybrid+layerscale": dict(hybrid=1, layerscale=1),
     "softmax+alibi": dict(alibi=1),
+    "softmax+sink k+rope": dict(sink="k", rope=1),
+    "softmax+sink kv+qknorm": dict(sink="kv", qknorm=1),
+    "softmax+sink logit+alibi": dict(sink="logit", alibi=1),
+    "softmax+sink one+gate elem": dict(sink="one", gate="elem"),
     "sigmoid+alibi+qknorm+gate head": dict(mixer="sigmoid", bias=-1.0, alibi=1, qknorm=1, gate="head"),
     "mlstm exp chunk 4": dict(mixer="mlstm", gate="elem", igate="exp", chunk=4),
     "mlstm sig chunk 64": dict(mixer="mlstm", gate="elem", igate="sig", chunk=64),
@@ -75,6 +79,7 @@ def test_decoding_matches_full_forward(tmp_path, name):
      dict(gate="head", rope=1, qknorm=1, hybrid=1, layerscale=1)),
     ("L=2,C=32,H=4,T=64,V=67,mixer=mlstm,igate=sig,chunk=16", dict(mixer="mlstm", gate="elem", igate="sig", chunk=16)),
     ("L=2,C=32,H=4,T=64,V=67,mixer=sigmoid,norm=1,alibi=1", dict(mixer="sigmoid", norm=1, alibi=1)),
+    ("L=2,C=32,H=4,T=64,V=67,sink=kv,bos=1", dict(sink="kv", bos=1)),
 ])
 def test_descriptor_settings_reach_the_checkpoint(tmp_path, descriptor, expected):
     path = str(tmp_path / "m.bin")
