@@ -1,6 +1,8 @@
-// infer: sample text from a checkpoint (KV cache by default), or evaluate its loss on shards.
+// infer: sample text from a checkpoint (KV cache by default), evaluate its loss on shards, or measure
+// its attention sinks (docs/SINKS.md).
 //   ./infer -e model.bin -tk tokenizer.bin [-p "text" | -pi "ids"] [-n 256] [-temp 1] [-topk 0] [-topp 1] [-seed 1337] [-nocache 1]
 //   ./infer -e model.bin -eval "datasets/kjv/*val*.bin" [-b 4] [-t T] [-m batches]
+//   ./infer -e model.bin -sa "datasets/kjv/*val*.bin" [-sn 100] [-st 64] [-sk 1] [-se 0.3] [-json FILE]
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,10 @@ typedef struct {
     const char* prompt;      // -p text (needs -tk)
     const char* prompt_ids;  // -pi comma-separated token ids
     const char* eval;        // -eval shard glob
+    const char* sinks;       // -sa shard glob: the attention-sink analysis
+    const char* json;        // -json: the analysis as JSON
+    int sink_seqs, sink_T, sink_key;  // -sn -st -sk (1-indexed key)
+    float sink_eps;          // -se
     int num_tokens;          // -n
     float temperature;       // -temp
     int top_k;               // -topk
@@ -39,12 +45,17 @@ static void usage(void) {
         "  -seed S       sampling seed (1337)\n"
         "  -nocache 1    recompute the full forward at every step instead of using the KV cache\n"
         "evaluation:\n"
-        "  -eval GLOB    print the mean loss over these shards   -b B (4)  -t T (maxT)  -m max batches (all)\n");
+        "  -eval GLOB    print the mean loss over these shards   -b B (4)  -t T (maxT)  -m max batches (all)\n"
+        "attention sinks (docs/SINKS.md):\n"
+        "  -sa GLOB      measure them on sequences at document starts in these shards\n"
+        "  -sn N (100) sequences   -st T (64) tokens each   -sk K (1) the key of Sink_K   -se EPS (0.3) threshold\n"
+        "  -json FILE    also write the measurements as JSON (plots: scripts/plot_sinks.py FILE)\n");
     exit(1);
 }
 
 static Args parse_args(int argc, char** argv) {
-    Args a = {.num_tokens = 256, .temperature = 1.0f, .top_p = 1.0f, .seed = 1337, .B = 4, .T = -1};
+    Args a = {.num_tokens = 256, .temperature = 1.0f, .top_p = 1.0f, .seed = 1337, .B = 4, .T = -1,
+              .sink_seqs = 100, .sink_T = 64, .sink_key = 1, .sink_eps = 0.3f};
     for (int i = 1; i < argc; i += 2) {
         const char* f = argv[i];
         if (f[0] != '-' || i + 1 >= argc) usage();
@@ -57,6 +68,8 @@ static Args parse_args(int argc, char** argv) {
         else if (!strcmp(f, "-p")) a.prompt = v;
         else if (!strcmp(f, "-pi")) a.prompt_ids = v;
         else if (!strcmp(f, "-eval")) a.eval = v;
+        else if (!strcmp(f, "-sa")) a.sinks = v;
+        else if (!strcmp(f, "-json")) a.json = v;
         else if (!numeric) fail("%s %s: not a number", f, v);
         else if (!strcmp(f, "-n")) a.num_tokens = (int)x;
         else if (!strcmp(f, "-temp")) a.temperature = (float)x;
@@ -67,10 +80,15 @@ static Args parse_args(int argc, char** argv) {
         else if (!strcmp(f, "-b")) a.B = (int)x;
         else if (!strcmp(f, "-t")) a.T = (int)x;
         else if (!strcmp(f, "-m")) a.max_batches = (int)x;
+        else if (!strcmp(f, "-sn")) a.sink_seqs = (int)x;
+        else if (!strcmp(f, "-st")) a.sink_T = (int)x;
+        else if (!strcmp(f, "-sk")) a.sink_key = (int)x;
+        else if (!strcmp(f, "-se")) a.sink_eps = (float)x;
         else { fprintf(stderr, "error: unknown flag %s\n", f); usage(); }
     }
     if (!a.model) usage();
     if (a.prompt && a.prompt_ids) fail("give -p or -pi, not both");
+    if (a.json && !a.sinks) fail("-json writes the sink analysis: add -sa GLOB");
     if (a.prompt && !a.tokenizer) fail("-p needs a tokenizer to encode the prompt: add -tk FILE");
     return a;
 }
@@ -154,11 +172,12 @@ static void generate(GPT* model, const Tokenizer* tok, const Args* a) {
     free(tokens);
 }
 
-static void evaluate(GPT* model, const Args* a) {
+static void evaluate(GPT* model, const Tokenizer* tok, const Args* a) {
     int T = a->T > 0 ? a->T : model->config.max_seq_len;
     if (T > model->config.max_seq_len) fail("-t %d: exceeds the model's maximum sequence length %d", T, model->config.max_seq_len);
     DataLoader dl;
-    dataloader_init(&dl, a->eval, a->B, T, 0, 1, 0, 0, model->config.vocab_size);
+    int eot = tok ? tok->eot_token : model->config.vocab_size - 1;   // a bos=1 model reads at document starts
+    dataloader_init(&dl, a->eval, a->B, T, 0, 1, 0, 0, model->config.vocab_size, model->config.bos ? eot : -1);
     int batches = dl.num_batches;
     if (a->max_batches > 0 && a->max_batches < batches) batches = a->max_batches;
     double sum = 0.0, t0 = now_seconds();
@@ -174,24 +193,42 @@ static void evaluate(GPT* model, const Args* a) {
     dataloader_free(&dl);
 }
 
+// The attention-sink analysis: the table on stdout, the JSON to a file (written whole, then renamed).
+static void analyze_sinks(GPT* model, const Tokenizer* tok, const Args* a) {
+    SinkReport r;
+    int eot = tok ? tok->eot_token : model->config.vocab_size - 1;
+    double t0 = now_seconds();
+    gpt_sink_analysis_shards(model, a->sinks, eot, a->sink_seqs, a->sink_T, a->sink_key - 1, a->sink_eps, &r);
+    sink_report_print(&r, stdout);
+    fprintf(stderr, "%.1f s for %d sequences of %d tokens\n", now_seconds() - t0, a->sink_seqs, a->sink_T);
+    if (a->json) {
+        char model_keys[1024];
+        gpt_config_describe(&model->config, model_keys, sizeof(model_keys));
+        const char* about[] = {"checkpoint", a->model, "model", model_keys, "data", a->sinks};
+        FILE* f = atomic_open(a->json);
+        sink_report_write_json(&r, f, about, 3);
+        atomic_commit(f, a->json);
+        printf("wrote %s (plots: /usr/bin/python3 scripts/plot_sinks.py %s)\n", a->json, a->json);
+    }
+    sink_report_free(&r);
+}
+
 int main(int argc, char** argv) {
     Args a = parse_args(argc, argv);
     GPT model;
     gpt_load_checkpoint(&model, a.model, default_kernels());
-    if (a.eval) {
-        evaluate(&model, &a);
-    } else {
-        Tokenizer tokenizer, *tok = NULL;
-        if (a.tokenizer) {
-            tokenizer_load(&tokenizer, a.tokenizer);
-            if (tokenizer.vocab_size != model.config.vocab_size)
-                fail("%s: tokenizer has %d tokens but the model %s has V=%d", a.tokenizer, tokenizer.vocab_size,
-                     a.model, model.config.vocab_size);
-            tok = &tokenizer;
-        }
-        generate(&model, tok, &a);
-        if (tok) tokenizer_free(tok);
+    Tokenizer tokenizer, *tok = NULL;
+    if (a.tokenizer) {
+        tokenizer_load(&tokenizer, a.tokenizer);
+        if (tokenizer.vocab_size != model.config.vocab_size)
+            fail("%s: tokenizer has %d tokens but the model %s has V=%d", a.tokenizer, tokenizer.vocab_size, a.model,
+                 model.config.vocab_size);
+        tok = &tokenizer;
     }
+    if (a.eval) evaluate(&model, tok, &a);
+    else if (a.sinks) analyze_sinks(&model, tok, &a);
+    else generate(&model, tok, &a);
+    if (tok) tokenizer_free(tok);
     gpt_free(&model);
     return 0;
 }

@@ -38,6 +38,9 @@ typedef struct {
     int shuffle;                // -sh
     int seed;                   // -S
     const char* dump_grads;     // -dg: write the first step's loss and gradients here (CPU vs GPU checks)
+    int sink_every;             // -sa: attention-sink analysis every N steps on the val shards (0: off)
+    int sink_seqs, sink_T, sink_key;  // -sn -st -sk (1-indexed key)
+    float sink_eps;             // -se
 } Args;
 
 static void usage(void) {
@@ -60,7 +63,9 @@ static void usage(void) {
         "  -n  checkpoint every N steps (0 = only at the end, with -o)\n"
         "  -y  1: resume from the latest checkpoint in -o\n"
         "  -a  1: overfit a single batch        -sh 1: shuffle the train shards (1)\n"
-        "  -dg FILE: write the first step's loss and gradients (fp32) to FILE, for comparing builds\n");
+        "  -dg FILE: write the first step's loss and gradients (fp32) to FILE, for comparing builds\n"
+        "  -sa N   attention-sink analysis every N steps on the val shards (0 = off; docs/SINKS.md)\n"
+        "  -sn N (100) sequences  -st T (64) tokens  -sk K (1) the key of Sink_K  -se EPS (0.3) threshold\n");
     exit(1);
 }
 
@@ -82,7 +87,8 @@ static Args parse_args(int argc, char** argv) {
     Args a = {.train_pattern = "datasets/kjv/*train*.bin", .val_pattern = "datasets/kjv/*val*.bin",
               .schedule = "cosine", .B = 4, .T = -1, .total_batch = -1, .max_steps = -1, .lr = 3e-4f,
               .final_frac = 1.0f, .grad_clip = 1.0f, .val_every = 20, .val_steps = 20, .sample_every = 20,
-              .gen_T = 64, .shuffle = 1, .seed = 1337};
+              .gen_T = 64, .shuffle = 1, .seed = 1337, .sink_seqs = 100, .sink_T = 64, .sink_key = 1,
+              .sink_eps = 0.3f};
     for (int i = 1; i < argc; i += 2) {
         const char* f = argv[i];
         if (f[0] != '-' || i + 1 >= argc) usage();
@@ -112,6 +118,11 @@ static Args parse_args(int argc, char** argv) {
         else if (!strcmp(f, "-sh")) a.shuffle = int_arg(f, v);
         else if (!strcmp(f, "-S")) a.seed = int_arg(f, v);
         else if (!strcmp(f, "-dg")) a.dump_grads = v;
+        else if (!strcmp(f, "-sa")) a.sink_every = int_arg(f, v);
+        else if (!strcmp(f, "-sn")) a.sink_seqs = int_arg(f, v);
+        else if (!strcmp(f, "-st")) a.sink_T = int_arg(f, v);
+        else if (!strcmp(f, "-sk")) a.sink_key = int_arg(f, v);
+        else if (!strcmp(f, "-se")) a.sink_eps = float_arg(f, v);
         else { fprintf(stderr, "error: unknown flag %s\n", f); usage(); }
     }
     if (!a.model) fail("no model: give -e CHECKPOINT or a descriptor such as -e \"L=4,C=128,H=4,T=256,V=257\"");
@@ -222,6 +233,21 @@ static void print_sample(GPT* model, const Tokenizer* tok, int gen_T, Rng* rng) 
     fflush(stdout);
 }
 
+// The sink analysis of the held-out shards, to stdout and main.log ("s:STEP sink:PCT fattn:F [slot:PCT]").
+static void log_sinks(GPT* model, const Args* a, int eot, int step, FILE* log) {
+    SinkReport r;
+    gpt_sink_analysis_shards(model, a->val_pattern, eot, a->sink_seqs, a->sink_T, a->sink_key - 1, a->sink_eps, &r);
+    char slot[64] = "";
+    if (r.has_slot) snprintf(slot, sizeof(slot), " slot:%.4f", sink_report_slot(&r));
+    printf("step %d: Sink_%d %.2f%%, first-token attention %.4f%s\n", step, a->sink_key, sink_report_sink(&r),
+           sink_report_first_token(&r), slot);
+    if (log) {
+        fprintf(log, "s:%d sink:%.4f fattn:%.6f%s\n", step, sink_report_sink(&r), sink_report_first_token(&r), slot);
+        fflush(log);
+    }
+    sink_report_free(&r);
+}
+
 static const char* default_tokenizer(const char* train_pattern, char* buf, size_t n) {
     const char* slash = strrchr(train_pattern, '/');
     int dir_len = slash ? (int)(slash - train_pattern) : 1;
@@ -262,8 +288,21 @@ int main(int argc, char** argv) {
     int accum = total_batch / tokens_per_micro;
     check_memory(&model, B, T, a.sample_every > 0);
 
+    // the tokenizer: for the samples, and for its end-of-text token (else V-1, as ./prepare writes)
+    char tok_buf[4096];
+    const char* tok_path = a.tokenizer ? a.tokenizer : default_tokenizer(a.train_pattern, tok_buf, sizeof(tok_buf));
+    Tokenizer tokenizer, *tok = NULL;
+    if (tok_path && (a.sample_every > 0 || c->bos || a.sink_every > 0)) {
+        tokenizer_load(&tokenizer, tok_path);
+        if (tokenizer.vocab_size != c->vocab_size)
+            fail("%s: tokenizer has %d tokens but the model's vocabulary is V=%d", tok_path, tokenizer.vocab_size,
+                 c->vocab_size);
+        tok = &tokenizer;
+    }
+    int eot = tok ? tok->eot_token : c->vocab_size - 1, bos_token = c->bos ? eot : -1;
+
     DataLoader train, val;
-    dataloader_init(&train, a.train_pattern, B, T, 0, 1, a.shuffle, (uint64_t)a.seed, c->vocab_size);
+    dataloader_init(&train, a.train_pattern, B, T, 0, 1, a.shuffle, (uint64_t)a.seed, c->vocab_size, bos_token);
     int val_steps = 0;
     if (a.val_every > 0) {
         glob_t found;
@@ -271,23 +310,13 @@ int main(int argc, char** argv) {
             fail("-j %s: no validation shard matches; give -j GLOB, or -v 0 to train without validation",
                  a.val_pattern);
         globfree(&found);
-        dataloader_init(&val, a.val_pattern, B, T, 0, 1, 0, 0, c->vocab_size);
+        dataloader_init(&val, a.val_pattern, B, T, 0, 1, 0, 0, c->vocab_size, bos_token);
         val_steps = val.num_batches;
         if (val_steps > a.val_steps) val_steps = a.val_steps;
     }
-    int num_steps = a.max_steps > 0 ? a.max_steps : (int)(train.num_tokens / total_batch);
+    int num_steps = a.max_steps > 0 ? a.max_steps : (int)(dataloader_epoch_tokens(&train) / total_batch);
     if (num_steps < 1) num_steps = 1;
 
-    char tok_buf[4096];
-    const char* tok_path = a.tokenizer ? a.tokenizer : default_tokenizer(a.train_pattern, tok_buf, sizeof(tok_buf));
-    Tokenizer tokenizer, *tok = NULL;
-    if (tok_path && a.sample_every > 0) {
-        tokenizer_load(&tokenizer, tok_path);
-        if (tokenizer.vocab_size != c->vocab_size)
-            fail("%s: tokenizer has %d tokens but the model's vocabulary is V=%d", tok_path, tokenizer.vocab_size,
-                 c->vocab_size);
-        tok = &tokenizer;
-    }
     Rng rng;
     rng_seed(&rng, (uint64_t)a.seed);
     if (resume_step >= 0) {
@@ -310,8 +339,8 @@ int main(int argc, char** argv) {
            resume_step >= 0 ? "resumed" : a.model);
     printf("batch: B=%d T=%d, %d tokens/step (%d micro-batches), %d steps, lr %g (%s, warmup %d, final %g)\n", B,
            T, total_batch, accum, num_steps, a.lr, a.schedule, a.warmup, a.final_frac);
-    printf("train: %zu tokens in %d shards (%s); val: %d batches\n", train.num_tokens, train.num_shards,
-           a.train_pattern, val_steps);
+    printf("train: %zu tokens in %d shards (%s)%s; val: %d batches\n", train.num_tokens, train.num_shards,
+           a.train_pattern, c->bos ? ", sequences aligned to document starts" : "", val_steps);
     fflush(stdout);
 
     if (a.overfit) dataloader_next_batch(&train);
@@ -322,6 +351,7 @@ int main(int argc, char** argv) {
             printf("step %d: val loss %.4f\n", step, vl);
             if (log) { fprintf(log, "s:%d tel:%.6f\n", step, vl); fflush(log); }
         }
+        if (a.sink_every > 0 && (step % a.sink_every == 0 || last)) log_sinks(&model, &a, eot, step, log);
         if (a.sample_every > 0 && step > 0 && (step % a.sample_every == 0 || last))
             print_sample(&model, tok, a.gen_T, &rng);
         if (a.out_dir && step > state.step && ((a.checkpoint_every > 0 && step % a.checkpoint_every == 0) || last)) {

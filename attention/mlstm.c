@@ -404,3 +404,28 @@ void mlstm_recurrent_step(float* h, float* c_state, float* n_state, float* m_sta
         }
     }
 }
+
+void mlstm_score_matrix(float* weights, const float* qkv, const float* gates, int B, int T, int C, int NH,
+                        int sig_igate) {
+    #pragma omp parallel
+    {
+        float* buf = malloc_check(3 * (size_t)T * sizeof(float));
+        float *li = buf, *lf = buf + T, *logw = buf + 2 * T;
+        #pragma omp for collapse(2)
+        for (int b = 0; b < B; b++) {
+            for (int h = 0; h < NH; h++) {
+                Head hd = head_at(qkv, gates, li, lf, b, h, T, C, NH, sig_igate);
+                for (int t = 0; t < T; t++) {
+                    float* w = weights + (((size_t)b * NH + h) * T + t) * T;
+                    row_log_weights(logw, &hd, 0, t);
+                    float m = stabiliser(-INFINITY, logw, t + 1, 0);
+                    for (int j = 0; j < T; j++)
+                        w[j] = j <= t ? fabsf(hd.scale * dot(row(hd.q, t, hd.stride), row(hd.k, j, hd.stride), hd.hs)) *
+                                            expf(logw[j] - m)
+                                      : 0.0f;
+                }
+            }
+        }
+        free(buf);
+    }
+}

@@ -39,6 +39,12 @@ void mlstm_chunkwise_backward(float* dqkv, float* dgates, const float* dh, const
 void mlstm_recurrent_step(float* h, float* c_state, float* n_state, float* m_state, const float* qkv,
                           const float* gates, int B, int C, int NH, int sig_igate);
 
+// For analysis (the sink metric, docs/MODEL.md section 13): the magnitude of the gated score matrix
+// of the parallel form, |C~_ts| = |q_t.k_s/sqrt(hs)| exp(log D_ts - m_t) with m_t = max_s log D_ts
+// (any per-row scale, as the metric normalizes each row), s <= t, 0 after. weights (B,NH,T,T).
+void mlstm_score_matrix(float* weights, const float* qkv, const float* gates, int B, int T, int C, int NH,
+                        int sig_igate);
+
 #ifdef __cplusplus
 }
 #endif

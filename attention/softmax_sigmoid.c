@@ -319,3 +319,28 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
         free(buf);
     }
 }
+
+// One row of attention_weights: s (n) holds the scaled scores of a query that sees n keys.
+static void stored_weights_row(float* restrict s, int n, float stat, AttnScore score, float slope) {
+    add_alibi_row(s, n, slope);
+    float inv_z = score.normalize ? 1.0f / (stat + SIGMOID_NORM_EPS) : 1.0f;
+    for (int j = 0; j < n; j++) s[j] = score.sigmoid ? sigmoid(s[j] + score.bias) * inv_z : fast_exp(s[j] - stat);
+}
+
+void attention_weights(float* weights, const float* qkv, const float* stat, int B, int T, int C, int NH,
+                       AttnScore score) {
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    #pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            const float* head = qkv + (size_t)b * T * 3 * C + (size_t)h * hs;
+            for (int i = 0; i < T; i++) {
+                float* w = weights + (((size_t)b * NH + h) * T + i) * T;
+                for (int j = 0; j < T; j++)
+                    w[j] = j <= i ? scale * row_dot(head + (size_t)i * 3 * C, head + (size_t)j * 3 * C + C, hs) : 0.0f;
+                stored_weights_row(w, i + 1, stat[((size_t)b * NH + h) * T + i], score, attn_alibi_slope(score, h, NH));
+            }
+        }
+    }
+}

@@ -18,6 +18,13 @@ void attention_forward(float* out, float* stat, const float* qkv, int B, int Tq,
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* stat,
                         int B, int T, int C, int NH, AttnScore score);
 
+// The weights the forward used, for analysis (the sink metric, docs/MODEL.md section 13), training
+// shapes (Tq = Tk = T): weights (B,NH,T,T), row i over keys 0..i and 0 after, from qkv (B,T,3C)
+// and the forward's stat (B,NH,T): exp(s - LSE) (softmax; with a sink slot the row sums to 1 minus
+// the slot's weight), sigmoid(s + b), or sigmoid(s + b) / (Z + 1e-8).
+void attention_weights(float* weights, const float* qkv, const float* stat, int B, int T, int C, int NH,
+                       AttnScore score);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,10 +1,12 @@
-// Token shards and the data loader (llm.c's dataloader semantics, see shards.h).
+// Token shards and the data loader (llm.c's fixed windows or BOS-aligned sequences, see shards.h).
 #include "data/shards.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/check.h"
+
+#define SCAN_TOKENS (1u << 20)   // tokens read at a time when scanning a shard for document starts
 
 void shard_write(const char* path, const uint16_t* tokens, size_t n) {
     if (n > INT32_MAX) fail("%s: %zu tokens do not fit one shard (at most %d)", path, n, INT32_MAX);
@@ -39,18 +41,76 @@ size_t shard_check(const char* path) {
 }
 
 static size_t batch_tokens(const DataLoader* dl) { return (size_t)dl->B * dl->T; }
+static int is_bos(const DataLoader* dl) { return dl->bos_token >= 0; }
+static const char* current_path(const DataLoader* dl) { return dl->shards.gl_pathv[dl->shard_order[dl->shard_pos]]; }
+
+static void glob_shards(const char* pattern, glob_t* found) {
+    int rc = glob(pattern, 0, NULL, found);
+    if (rc == GLOB_NOMATCH) fail("%s: no shard matches this pattern", pattern);
+    if (rc != 0) fail("%s: glob failed (%d)", pattern, rc);
+}
+
+static void seek_token(FILE* f, const char* path, size_t token) {
+    if (fseek(f, (long)(SHARD_HEADER_INTS * sizeof(int) + token * sizeof(uint16_t)), SEEK_SET) != 0)
+        fail("%s: cannot seek to token %zu", path, token);
+}
+
+static void check_tokens(const uint16_t* tokens, size_t n, int vocab_size, const char* path, size_t token0) {
+    for (size_t i = 0; i < n; i++) {
+        if (tokens[i] >= vocab_size)
+            fail("%s: token id %d at token %zu is outside the model's vocabulary (V=%d); "
+                 "were the shards made with another tokenizer?", path, tokens[i], token0 + i, vocab_size);
+    }
+}
+
+// Positions p of the EOT token with p + len <= the shard's token count (documents that start
+// there have len tokens in this shard), in order: stores the first max of them in out (out = NULL
+// only counts) and returns how many, at most max. One pass in blocks, so memory does not grow
+// with the shard.
+static size_t scan_document_starts(const char* path, int eot, size_t len, int* out, size_t max) {
+    size_t ntok = shard_check(path);
+    if (ntok < len) return 0;
+    size_t end = ntok - len + 1;          // usable starts lie in [0, end)
+    FILE* f = fopen_check(path, "rb");
+    seek_token(f, path, 0);
+    uint16_t* block = malloc_check(sizeof(uint16_t) * SCAN_TOKENS);
+    size_t found = 0;
+    for (size_t pos = 0; pos < end && found < max; pos += SCAN_TOKENS) {
+        size_t n = end - pos < SCAN_TOKENS ? end - pos : SCAN_TOKENS;
+        fread_check(block, sizeof(uint16_t), n, f, path);
+        for (size_t i = 0; i < n && found < max; i++) {
+            if (block[i] != eot) continue;
+            if (out) out[found] = (int)(pos + i);
+            found++;
+        }
+    }
+    free(block);
+    fclose(f);
+    return found;
+}
+
+// Batches of one rank in a shard with `count` samples (fixed windows) or document starts (BOS).
+static int shard_batches(const DataLoader* dl, int count) {
+    return is_bos(dl) ? count / (dl->B * dl->num_ranks) : count;
+}
+
+// The current shard's order: one RNG draw per shard, which dataloader_seek replays.
+static void order_samples(DataLoader* dl) {
+    int count = dl->shard_counts[dl->shard_order[dl->shard_pos]];
+    dl->shard_num_samples = shard_batches(dl, count);
+    if (dl->shuffle) rng_permutation(&dl->rng, dl->sample_order, count);
+    else for (int i = 0; i < count; i++) dl->sample_order[i] = i;
+}
 
 static void open_shard(DataLoader* dl) {
-    const char* path = dl->shards.gl_pathv[dl->shard_order[dl->shard_pos]];
+    const char* path = current_path(dl);
     if (dl->file) fclose(dl->file);
     dl->file = fopen_check(path, "rb");
-    size_t ntok = shard_check(path);
-    size_t stride = batch_tokens(dl) * dl->num_ranks;
-    dl->shard_num_samples = (int)((ntok - 1) / stride);
-    free(dl->sample_order);
-    dl->sample_order = malloc_check(sizeof(int) * (dl->shard_num_samples > 0 ? dl->shard_num_samples : 1));
-    if (dl->shuffle) rng_permutation(&dl->rng, dl->sample_order, dl->shard_num_samples);
-    else for (int i = 0; i < dl->shard_num_samples; i++) dl->sample_order[i] = i;
+    order_samples(dl);
+    if (!is_bos(dl) || dl->shard_num_samples == 0) return;   // a shard without a full batch is never read
+    size_t count = (size_t)dl->shard_counts[dl->shard_order[dl->shard_pos]];
+    if (scan_document_starts(path, dl->bos_token, (size_t)dl->T + 1, dl->doc_starts, count) != count)
+        fail("%s: shard changed since the loader opened it (fewer than its %zu document starts)", path, count);
 }
 
 static void start_epoch(DataLoader* dl, int epoch) {
@@ -63,52 +123,91 @@ static void start_epoch(DataLoader* dl, int epoch) {
     open_shard(dl);
 }
 
+// Samples of a shard of ntok tokens in fixed windows; a shard shorter than one batch is an error.
+static int count_windows(const DataLoader* dl, const char* path, size_t ntok) {
+    size_t need = batch_tokens(dl) * dl->num_ranks + 1;
+    if (ntok < need)
+        fail("%s: shard has %zu tokens, fewer than one batch needs (%d ranks x B=%d x T=%d + 1 = %zu); "
+             "use a smaller -b or -t", path, ntok, dl->num_ranks, dl->B, dl->T, need);
+    return (int)((ntok - 1) / (need - 1));
+}
+
+static void fail_no_full_batch(const DataLoader* dl, const char* pattern) {
+    size_t total = 0;
+    int most = 0;
+    for (int i = 0; i < dl->num_shards; i++) {
+        total += (size_t)dl->shard_counts[i];
+        if (dl->shard_counts[i] > most) most = dl->shard_counts[i];
+    }
+    fail("%s: no shard has a full batch of document starts: %zu found in %d shard%s (EOT %d with T+1 = %d tokens "
+         "in its shard), at most %d in one, but a batch needs %d (%d ranks x B=%d); use a smaller -b or -t",
+         pattern, total, dl->num_shards, dl->num_shards == 1 ? "" : "s", dl->bos_token, dl->T + 1, most,
+         dl->num_ranks * dl->B, dl->num_ranks, dl->B);
+}
+
 void dataloader_init(DataLoader* dl, const char* pattern, int B, int T, int rank, int num_ranks,
-                     int shuffle, uint64_t seed, int vocab_size) {
+                     int shuffle, uint64_t seed, int vocab_size, int bos_token) {
     memset(dl, 0, sizeof(*dl));
     dl->B = B; dl->T = T; dl->rank = rank; dl->num_ranks = num_ranks;
-    dl->shuffle = shuffle; dl->seed = seed; dl->vocab_size = vocab_size;
-    int rc = glob(pattern, 0, NULL, &dl->shards);
-    if (rc == GLOB_NOMATCH) fail("%s: no shard matches this pattern", pattern);
-    if (rc != 0) fail("%s: glob failed (%d)", pattern, rc);
+    dl->shuffle = shuffle; dl->seed = seed; dl->vocab_size = vocab_size; dl->bos_token = bos_token;
+    if (bos_token < -1 || bos_token >= vocab_size)
+        fail("%s: BOS token %d is outside the model's vocabulary (V=%d)", pattern, bos_token, vocab_size);
+    glob_shards(pattern, &dl->shards);
     dl->num_shards = (int)dl->shards.gl_pathc;
-    size_t need = batch_tokens(dl) * num_ranks + 1;
+    dl->shard_counts = malloc_check(sizeof(int) * dl->num_shards);
+    int most = 1;   // the longest order any shard needs
     for (int i = 0; i < dl->num_shards; i++) {
         const char* path = dl->shards.gl_pathv[i];
         size_t ntok = shard_check(path);
-        if (ntok < need)
-            fail("%s: shard has %zu tokens, fewer than one batch needs (%d ranks x B=%d x T=%d + 1 = %zu); "
-                 "use a smaller -b or -t", path, ntok, num_ranks, B, T, need);
+        dl->shard_counts[i] = is_bos(dl) ? (int)scan_document_starts(path, bos_token, (size_t)T + 1, NULL, SIZE_MAX)
+                                         : count_windows(dl, path, ntok);
+        if (dl->shard_counts[i] > most) most = dl->shard_counts[i];
         dl->num_tokens += ntok;
-        dl->num_batches += (int)((ntok - 1) / (need - 1));
+        dl->num_batches += shard_batches(dl, dl->shard_counts[i]);
     }
+    if (dl->num_batches == 0) fail_no_full_batch(dl, pattern);
+    dl->num_sequences = (size_t)dl->num_batches * B * num_ranks;
     dl->shard_order = malloc_check(sizeof(int) * dl->num_shards);
+    dl->sample_order = malloc_check(sizeof(int) * most);
+    if (is_bos(dl)) dl->doc_starts = malloc_check(sizeof(int) * most);
     dl->buffer = malloc_check(sizeof(uint16_t) * (batch_tokens(dl) + 1));
     dl->inputs = malloc_check(sizeof(int) * batch_tokens(dl));
     dl->targets = malloc_check(sizeof(int) * batch_tokens(dl));
     start_epoch(dl, 0);
 }
 
-static void load_batch(DataLoader* dl) {
-    const char* path = dl->shards.gl_pathv[dl->shard_order[dl->shard_pos]];
-    size_t n = batch_tokens(dl);
-    size_t sample = (size_t)dl->sample_order[dl->sample_pos];
-    size_t token0 = sample * n * dl->num_ranks + (size_t)dl->rank * n;
-    fseek(dl->file, (long)(SHARD_HEADER_INTS * sizeof(int) + token0 * sizeof(uint16_t)), SEEK_SET);
+size_t dataloader_epoch_tokens(const DataLoader* dl) {
+    return is_bos(dl) ? dl->num_sequences * dl->T : dl->num_tokens;
+}
+
+// Tokens [token0, token0 + n] of the open shard: n inputs and, shifted by one, n targets.
+static void load_row(DataLoader* dl, size_t token0, size_t n, int* inputs, int* targets) {
+    const char* path = current_path(dl);
+    seek_token(dl->file, path, token0);
     fread_check(dl->buffer, sizeof(uint16_t), n + 1, dl->file, path);
-    for (size_t i = 0; i <= n; i++) {
-        if (dl->buffer[i] >= dl->vocab_size)
-            fail("%s: token id %d at token %zu is outside the model's vocabulary (V=%d); "
-                 "were the shards made with another tokenizer?", path, dl->buffer[i], token0 + i, dl->vocab_size);
-    }
+    check_tokens(dl->buffer, n + 1, dl->vocab_size, path, token0);
     for (size_t i = 0; i < n; i++) {
-        dl->inputs[i] = dl->buffer[i];
-        dl->targets[i] = dl->buffer[i + 1];
+        inputs[i] = dl->buffer[i];
+        targets[i] = dl->buffer[i + 1];
+    }
+}
+
+static void load_batch(DataLoader* dl) {
+    size_t n = batch_tokens(dl);
+    if (!is_bos(dl)) {
+        size_t sample = (size_t)dl->sample_order[dl->sample_pos];
+        load_row(dl, sample * n * dl->num_ranks + (size_t)dl->rank * n, n, dl->inputs, dl->targets);
+        return;
+    }
+    size_t first = ((size_t)dl->sample_pos * dl->num_ranks + dl->rank) * dl->B;   // this rank's B entries
+    for (int b = 0; b < dl->B; b++) {
+        size_t start = (size_t)dl->doc_starts[dl->sample_order[first + b]];
+        load_row(dl, start, dl->T, dl->inputs + (size_t)b * dl->T, dl->targets + (size_t)b * dl->T);
     }
 }
 
 void dataloader_next_batch(DataLoader* dl) {
-    if (dl->sample_pos >= dl->shard_num_samples) {
+    while (dl->sample_pos >= dl->shard_num_samples) {   // the shard's end (BOS: or a shard without a batch)
         dl->shard_pos++;
         dl->sample_pos = 0;
         if (dl->shard_pos >= dl->num_shards) start_epoch(dl, dl->epoch + 1);
@@ -125,8 +224,12 @@ void dataloader_seek(DataLoader* dl, int epoch, int shard_pos, int sample_pos) {
     if (shard_pos < 0 || shard_pos >= dl->num_shards)
         fail("%s: saved loader position (shard %d) does not exist in %d shards; were the shards changed?",
              dl->shards.gl_pathv[0], shard_pos, dl->num_shards);
-    for (int s = 0; s < shard_pos; s++) {   // replay the RNG so the sample order is the saved one
-        dl->shard_pos = s + 1;
+    for (int s = 1; s < shard_pos; s++) {   // replay the RNG draws of the shards before, without reading them
+        dl->shard_pos = s;
+        order_samples(dl);
+    }
+    if (shard_pos > 0) {
+        dl->shard_pos = shard_pos;
         open_shard(dl);
     }
     dl->sample_pos = sample_pos;
@@ -135,9 +238,35 @@ void dataloader_seek(DataLoader* dl, int epoch, int shard_pos, int sample_pos) {
 void dataloader_free(DataLoader* dl) {
     if (dl->file) fclose(dl->file);
     globfree(&dl->shards);
+    free(dl->shard_counts);
     free(dl->shard_order);
     free(dl->sample_order);
+    free(dl->doc_starts);
     free(dl->buffer);
     free(dl->inputs);
     free(dl->targets);
+}
+
+size_t shard_document_starts(const char* pattern, int eot, int vocab_size, int T, int n, int* tokens_out) {
+    glob_t shards;
+    glob_shards(pattern, &shards);
+    int* starts = malloc_check(sizeof(int) * (n > 0 ? n : 1));
+    uint16_t* row = malloc_check(sizeof(uint16_t) * T);
+    size_t found = 0;
+    for (size_t i = 0; i < shards.gl_pathc && found < (size_t)n; i++) {
+        const char* path = shards.gl_pathv[i];
+        size_t k = scan_document_starts(path, eot, (size_t)T, starts, (size_t)n - found);
+        FILE* f = fopen_check(path, "rb");
+        for (size_t j = 0; j < k; j++, found++) {
+            seek_token(f, path, (size_t)starts[j]);
+            fread_check(row, sizeof(uint16_t), T, f, path);
+            check_tokens(row, T, vocab_size, path, (size_t)starts[j]);
+            for (int t = 0; t < T; t++) tokens_out[found * T + t] = row[t];
+        }
+        fclose(f);
+    }
+    free(row);
+    free(starts);
+    globfree(&shards);
+    return found;
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "attention/sink.h"
 #include "common/floatx.h"
 #include "model/config.h"
 #include "model/kernels.h"
@@ -173,6 +174,17 @@ float gpt_update(GPT* model, float lr, float beta1, float beta2, float eps, floa
 // pos0 .. pos0+T-1 (earlier positions must already be in the cache) and returns the logits of the
 // last one (host pointer into model->logits on the CPU; Vp floats, first V real).
 const float* gpt_decode(GPT* model, const int* tokens, int T, int pos0);
+
+// The attention-sink analysis (model/analysis.c; docs/MODEL.md section 13) of N sequences of T >= 2
+// tokens (host ids, N x T): forwards them in batches and accumulates every layer's and head's weights
+// (or their proxy), residual stream and gates into r (initialized here; free with sink_report_free).
+// k is the 0-indexed key of Sink_k; eps its threshold. The model is not changed.
+void gpt_sink_analysis(GPT* model, const int* tokens, int N, int T, int k, float eps, SinkReport* r);
+// The same on the first N sequences of T tokens taken at document starts in the shards of pattern:
+// a document's first T tokens, or, for a model trained with bos=1, its end-of-text token (eot) and
+// then T-1 tokens. Fails with one line when the shards hold fewer than N such sequences.
+void gpt_sink_analysis_shards(GPT* model, const char* pattern, int eot, int N, int T, int k, float eps,
+                              SinkReport* r);
 
 // Checkpoints (model/checkpoint.c): llm.c's model file (version 3 fp32 written; 3 and 5 read).
 void gpt_load_checkpoint(GPT* model, const char* path, const Kernels* k);

@@ -57,6 +57,11 @@ typedef struct {
                               int NH, AttnScore score);
     void (*attention_backward)(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
                                const float* stat, int B, int T, int C, int NH, AttnScore score);
+    // analysis: the weights each query gave each key (float), as the forward computed them
+    void (*attention_weights)(float* weights, const floatX* qkv, const float* stat, int B, int T, int C, int NH,
+                              AttnScore score);
+    void (*mlstm_score_matrix)(float* weights, const floatX* qkv, const floatX* gates, int B, int T, int C, int NH,
+                               int sig_igate);
     // the sink slot folded into softmax attention (attention/sink_slot.h)
     void (*attention_sink_forward)(floatX* out, float* lse, const floatX* qkv, const floatX* sink_key,
                                    const floatX* sink_value, const floatX* sink_logit, int B, int Tq, int Tk, int Tmax,

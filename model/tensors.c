@@ -278,8 +278,8 @@ void gpt_set_parameters(GPT* m, const float* host) {
     free(rounded);
 }
 
-// host (n floats) = src (n floatX in kernel memory); with floatX = float a plain download.
-static void download_floats(const Kernels* k, float* host, const floatX* src, size_t n) {
+void gpt_download_floats(const GPT* m, float* host, const floatX* src, size_t n) {
+    const Kernels* k = m->k;
     if (sizeof(floatX) == sizeof(float)) {
         k->download(host, src, n * sizeof(float));
         return;
@@ -292,14 +292,14 @@ static void download_floats(const Kernels* k, float* host, const floatX* src, si
 
 void gpt_get_parameters(const GPT* m, float* host) {
     if (m->master_memory) m->k->download(host, m->master_memory, m->num_parameters * sizeof(float));
-    else download_floats(m->k, host, m->params_memory, m->num_parameters);
+    else gpt_download_floats(m, host, m->params_memory, m->num_parameters);
 }
 
-void gpt_get_gradients(const GPT* m, float* host) { download_floats(m->k, host, m->grads_memory, m->num_parameters); }
+void gpt_get_gradients(const GPT* m, float* host) { gpt_download_floats(m, host, m->grads_memory, m->num_parameters); }
 
 void gpt_get_logits(const GPT* m, size_t row, float* out) {
     size_t Vp = m->config.padded_vocab_size;
-    download_floats(m->k, out, m->logits + row * Vp, Vp);
+    gpt_download_floats(m, out, m->logits + row * Vp, Vp);
 }
 
 void gpt_ensure_grads(GPT* m) {

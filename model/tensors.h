@@ -26,6 +26,9 @@ ParamRange gpt_param_range(const GPT* model, int i);
 ParameterTensors gpt_layer_params(const GPT* model, const ParameterTensors* all, int l);
 ActivationTensors gpt_layer_acts(const GPT* model, int l);
 
+// host (n floats) = src (n floatX in kernel memory).
+void gpt_download_floats(const GPT* model, float* host, const floatX* src, size_t n);
+
 // Allocates the activations and scratch for batches up to (B, T) (reallocating only to grow).
 void gpt_ensure_activations(GPT* model, int B, int T);
 // Allocates the gradients (zeroed) at the first call.

@@ -157,6 +157,13 @@ class GPT2(torch.nn.Module):
         super().__init__()
         self.cfg = full_config(cfg)
         self.p = torch.nn.ParameterDict({k: torch.nn.Parameter(v.to(dtype).clone()) for k, v in params.items()})
+        # when a dict, the forward records per layer what the sink analysis reads (lists by layer):
+        # "weights" (B,H,T,T), "slot" (B,H,T) or None, "residual" (B,T,C), "gates" (B,T,G) or None
+        self.record = None
+
+    def _record(self, key, value):
+        if self.record is not None:
+            self.record.setdefault(key, []).append(None if value is None else value.detach())
 
     def attention(self, h, l):
         """softmax / sigmoid attention of one layer on the normed input h (B,T,C) -> (B,H,T,hs)."""
@@ -183,6 +190,8 @@ class GPT2(torch.nn.Module):
                 z = (p["sink_logit"][l] if cfg["sink"] == "logit" else torch.zeros(H, dtype=s.dtype))[None, :, None]
                 z = z.expand(B, H, T)
             att = torch.cat([z[..., None], s.masked_fill(~mask, float("-inf"))], -1).softmax(dim=-1)
+            self._record("weights", att[..., 1:])
+            self._record("slot", att[..., 0])
             y = att[..., 1:] @ v
             return y + att[..., :1] * p["sink_value"][l][None, :, None, :] if cfg["sink"] == "kv" else y
         if cfg["mixer"] == "softmax":
@@ -191,6 +200,8 @@ class GPT2(torch.nn.Module):
             att = torch.sigmoid(s.masked_fill(~mask, float("-inf")) + cfg["bias"])
             if cfg["norm"]:
                 att = att / (att.sum(-1, keepdim=True) + 1e-8)
+        self._record("weights", att)
+        self._record("slot", None)
         return att @ v
 
     def mlstm(self, h, l):
@@ -199,6 +210,9 @@ class GPT2(torch.nn.Module):
         qkv = h @ p["qkvw"][l].T + p["qkvb"][l]
         gates = h @ p["mlstm_gatew"][l].T + p["mlstm_gateb"][l]
         cell = ref_mlstm.mlstm_cell(qkv, gates, H, sig_igate=cfg["igate"] == "sig")
+        if self.record is not None:
+            self._record("weights", ref_mlstm.gated_score_magnitude(qkv, gates, H, cfg["igate"] == "sig"))
+            self._record("slot", None)
         y = ref_mlstm.multihead_layernorm(cell, p["mlstm_normw"][l], H)
         B, T, C = y.shape
         return y.view(B, T, H, C // H).transpose(1, 2)
@@ -213,6 +227,7 @@ class GPT2(torch.nn.Module):
             y = self.mlstm(h, l) if cfg["mixer"] == "mlstm" else self.attention(h, l)   # (B,H,T,hs)
             if cfg["gate"] != "none":   # G1: y * sigmoid(h W_g + b_g), headwise or elementwise
                 g = torch.sigmoid(h @ p["gatew"][l].T + p["gateb"][l])
+                self._record("gates", g)
                 g = g.transpose(1, 2)[..., None] if cfg["gate"] == "head" else g.view(B, T, H, -1).transpose(1, 2)
                 y = y * g
             y = y.transpose(1, 2).reshape(B, T, C)
@@ -224,6 +239,7 @@ class GPT2(torch.nn.Module):
             h = F.gelu(h @ p["fcw"][l].T + p["fcb"][l], approximate="tanh")
             m = h @ p["fcprojw"][l].T + p["fcprojb"][l]
             x = x + (m * p["ls_mlp"][l] if cfg["layerscale"] else m)
+            self._record("residual", x)
         x = F.layer_norm(x, (C,), p["lnfw"], p["lnfb"], eps=1e-5)
         logits = x @ p["wte"].T  # (B, T, Vp); the padded columns are not part of the softmax
         loss = None

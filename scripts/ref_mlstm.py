@@ -161,6 +161,16 @@ def mlstm_cell(qkv, gates, NH, sig_igate=False, eps=EPS):
     return merge_heads(h)
 
 
+def gated_score_magnitude(qkv, gates, NH, sig_igate=False):
+    """|C~| = |S * D'| (B,NH,T,T) of the parallel form, with the row stabilizer max_s log D_ts (any
+    per-row scale: the sink metric normalizes each row); zeros above the diagonal."""
+    q, k, _ = split_heads(qkv, NH)
+    li, lf = log_gates(*split_gates(gates, NH), sig_igate)
+    logD, _ = log_decay_matrix(li, lf)
+    Dp = torch.exp(logD - logD.max(dim=-1, keepdim=True).values)
+    return (q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) * Dp).abs()
+
+
 def multihead_layernorm(x, weight, NH, eps=NORM_EPS):
     """xLSTM MultiHeadLayerNorm: LayerNorm (biased variance, no bias) over each head's hs features of
     x (..., C), times weight (C)."""

@@ -1,0 +1,239 @@
+# The data loader (data/shards.c) through test/capi.c: llm.c's fixed windows, and the BOS-aligned
+# mode where every sequence starts at a document's EOT, on shards written here with documents of
+# known lengths; and shard_document_starts, the evaluation sequences at document starts.
+import ctypes
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from clib import LIB, ROOT
+from files import write_shard
+
+V, EOT = 257, 256
+LIB.capi_loader.restype = ctypes.c_void_p
+LIB.shard_document_starts.restype = ctypes.c_size_t
+
+
+class Loader:
+    def __init__(self, pattern, B, T, rank=0, ranks=1, shuffle=0, seed=1, bos=EOT):
+        self.B, self.T = B, T
+        self.dl = ctypes.c_void_p(LIB.capi_loader(str(pattern).encode(), B, T, rank, ranks, shuffle, seed, V, bos))
+
+    def next(self):
+        inputs = np.zeros((self.B, self.T), dtype=np.int32)
+        targets = np.zeros((self.B, self.T), dtype=np.int32)
+        LIB.capi_loader_next(self.dl, inputs.ctypes.data_as(ctypes.c_void_p), targets.ctypes.data_as(ctypes.c_void_p))
+        return inputs, targets
+
+    def info(self):
+        out = np.zeros(7, dtype=np.int64)
+        LIB.capi_loader_info(self.dl, out.ctypes.data_as(ctypes.c_void_p))
+        keys = "epoch shard sample num_batches num_sequences num_tokens epoch_tokens".split()
+        return dict(zip(keys, map(int, out)))
+
+    def seek(self, epoch, shard, sample):
+        LIB.dataloader_seek(self.dl, epoch, shard, sample)
+
+    def __del__(self):
+        LIB.capi_loader_free(self.dl)
+
+
+def documents(lengths, first_id):
+    """Documents of the given lengths; document i's tokens start with its id (unique), then vary."""
+    return [[(first_id + i) % 256] + [(7 * (first_id + i) + 3 * j) % 256 for j in range(1, n)]
+            for i, n in enumerate(lengths)]
+
+
+def shard_tokens(docs):
+    return [t for d in docs for t in [EOT] + d]
+
+
+def usable_starts(tokens, T):
+    """EOT positions with T+1 tokens from them in the shard."""
+    return [p for p, t in enumerate(tokens) if t == EOT and p + T + 1 <= len(tokens)]
+
+
+T, B = 16, 2
+# shorter than T, exactly T, longer than T (cut at T), and short ones at the end whose EOTs are
+# within T of the shard's end (not usable)
+LENGTHS = [[3, 16, 40, 15, 17, 1, 16, 25, 5, 9, 33, 2, 16, 8, 50, 4, 3, 2],
+           [2, 3],                                    # 2 documents: no full batch, skipped
+           [20, 7, 16, 11, 1, 30, 6, 12, 40, 9, 4, 2]]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bos")
+    streams, first = [], 0
+    for i, lengths in enumerate(LENGTHS):
+        streams.append(shard_tokens(documents(lengths, first)))
+        first += len(lengths)
+        write_shard(d / f"docs_{i:03d}.bin", streams[-1])
+    return d / "docs_*.bin", streams
+
+
+def check_rows(inputs, targets, streams):
+    """Every row is T+1 consecutive tokens of a shard from a usable document start; returns the
+    (shard, start) of each row."""
+    where = []
+    for x, y in zip(inputs, targets):
+        assert x[0] == EOT and x[1] != EOT, "a sequence must start with the EOT, then the document"
+        assert (x[1:] == y[:-1]).all(), "targets must be the inputs shifted by one"
+        seq = list(x) + [y[-1]]
+        hits = [(s, p) for s, tokens in enumerate(streams) for p in usable_starts(tokens, T)
+                if tokens[p:p + T + 1] == seq]
+        assert len(hits) == 1, f"row {seq} is not a sequence at a usable document start"
+        where.append(hits[0])
+    return where
+
+
+def test_bos_sequences_start_at_documents(shards):
+    pattern, streams = shards
+    dl = Loader(pattern, B, T)
+    info = dl.info()
+    starts = [usable_starts(s, T) for s in streams]
+    assert [len(s) for s in starts][1] < B, "the middle shard must be too small for a batch"
+    assert info["num_batches"] == sum(len(s) // B for s in starts)
+    assert info["num_sequences"] == info["num_batches"] * B
+    assert info["num_tokens"] == sum(map(len, streams)) and info["epoch_tokens"] == info["num_sequences"] * T
+    read = []
+    for _ in range(info["num_batches"]):
+        read += check_rows(*dl.next(), streams)
+    # unshuffled: the shards in order, each one's starts in order, the remainder of a batch dropped
+    assert read == [(s, p) for s, st in enumerate(starts) for p in st[:len(st) // B * B]]
+    assert dl.info()["epoch"] == 0
+    dl.next()
+    assert dl.info()["epoch"] == 1 and dl.info()["shard"] == 0
+    # ends of the shards: EOTs with fewer than T+1 tokens after them are never a start
+    for s, tokens in enumerate(streams):
+        late = [p for p, t in enumerate(tokens) if t == EOT and p + T + 1 > len(tokens)]
+        assert late and not any((s, p) in read for p in late)
+
+
+def test_bos_long_document_gives_its_first_T_tokens(shards):
+    pattern, streams = shards
+    dl = Loader(pattern, B, T)
+    long_doc = documents(LENGTHS[0], 0)[2]       # 40 tokens
+    assert len(long_doc) > T
+    rows = [r for _ in range(dl.info()["num_batches"]) for r in zip(*dl.next())]
+    x, y = next((x, y) for x, y in rows if x[1] == long_doc[0])
+    assert list(y) == long_doc[:T] and list(x) == [EOT] + long_doc[:T - 1]
+    exact = documents(LENGTHS[0], 0)[1]          # exactly T tokens: the next EOT is not in the row
+    x, y = next((x, y) for x, y in rows if x[1] == exact[0])
+    assert list(y) == exact and EOT not in y
+    short = documents(LENGTHS[0], 0)[0]          # 3 tokens: runs into the next document
+    x, y = next((x, y) for x, y in rows if x[1] == short[0])
+    assert list(y[:4]) == short + [EOT] and y[4] == exact[0]
+
+
+def test_bos_two_ranks_read_what_one_rank_with_2B_reads(shards):
+    pattern, streams = shards
+    for shuffle in (0, 1):
+        one = Loader(pattern, 2 * B, T, shuffle=shuffle, seed=5)
+        ranks = [Loader(pattern, B, T, rank=r, ranks=2, shuffle=shuffle, seed=5) for r in range(2)]
+        assert ranks[0].info()["num_batches"] == one.info()["num_batches"]
+        assert ranks[0].info()["num_sequences"] == one.info()["num_sequences"]
+        for step in range(3 * one.info()["num_batches"] + 1):    # across shards and epochs
+            x1, y1 = one.next()
+            (x0, y0), (xr, yr) = ranks[0].next(), ranks[1].next()
+            assert (np.concatenate([x0, xr]) == x1).all() and (np.concatenate([y0, yr]) == y1).all(), step
+            check_rows(x1, y1, streams)
+
+
+def epoch_batches(dl, steps):
+    return [np.concatenate(dl.next()) for _ in range(steps)]
+
+
+def test_bos_shuffle_is_seeded(shards):
+    pattern, streams = shards
+    steps = Loader(pattern, B, T).info()["num_batches"]
+    a = epoch_batches(Loader(pattern, B, T, shuffle=1, seed=1), 2 * steps)
+    b = epoch_batches(Loader(pattern, B, T, shuffle=1, seed=1), 2 * steps)
+    c = epoch_batches(Loader(pattern, B, T, shuffle=1, seed=2), 2 * steps)
+    plain = epoch_batches(Loader(pattern, B, T), steps)
+    assert all((x == y).all() for x, y in zip(a, b))
+    assert any((x != y).any() for x, y in zip(a, c))
+    assert any((x != y).any() for x, y in zip(a, plain))
+    assert any((x != y).any() for x, y in zip(a[:steps], a[steps:])), "each epoch has its own order"
+    # a shuffled epoch reads distinct usable starts, as many as an unshuffled one
+    where = [w for batch in a[:steps] for w in check_rows(batch[:B], batch[B:], streams)]
+    assert len(set(where)) == len(where) == steps * B
+
+
+@pytest.mark.parametrize("bos", [EOT, -1])
+def test_seek_resumes_the_same_batches(shards, bos):
+    pattern, _ = shards
+    t = T if bos >= 0 else 8
+    if bos < 0:    # fixed windows refuse a shard shorter than a batch: leave out the small one
+        pattern = pattern.parent / "docs_00[02].bin"
+    dl = Loader(pattern, B, t, shuffle=1, seed=3, bos=bos)
+    steps = 2 * dl.info()["num_batches"] + 3
+    positions, batches = [], []
+    for _ in range(steps):
+        positions.append(dl.info())
+        batches.append(np.concatenate(dl.next()))
+    for k in range(steps):
+        resumed = Loader(pattern, B, t, shuffle=1, seed=3, bos=bos)
+        p = positions[k]
+        resumed.seek(p["epoch"], p["shard"], p["sample"])
+        for j in range(k, min(k + 4, steps)):
+            assert (np.concatenate(resumed.next()) == batches[j]).all(), (k, j)
+
+
+def test_fixed_windows_unchanged(tmp_path):
+    tokens = np.arange(1000) % 256
+    write_shard(tmp_path / "w_000.bin", tokens)
+    for rank in range(2):
+        dl = Loader(tmp_path / "w_*.bin", 3, 8, rank=rank, ranks=2, bos=-1)
+        info = dl.info()
+        assert info["num_batches"] == (1000 - 1) // 48 and info["epoch_tokens"] == info["num_tokens"] == 1000
+        for s in range(info["num_batches"]):
+            x, y = dl.next()
+            start = s * 48 + rank * 24
+            assert (x.ravel() == tokens[start:start + 24]).all() and (y.ravel() == tokens[start + 1:start + 25]).all()
+
+
+def document_starts(pattern, t, n):
+    out = np.full((max(n, 1), t), -1, dtype=np.int32)
+    found = LIB.shard_document_starts(str(pattern).encode(), EOT, V, t, n, out.ctypes.data_as(ctypes.c_void_p))
+    return found, out[:found]
+
+
+def test_shard_document_starts(shards):
+    pattern, streams = shards
+    # every start with T tokens in its shard (T, not T+1: evaluation needs no targets), in glob order
+    expected = [s[p:p + T] for s in streams for p, t in enumerate(s) if t == EOT and p + T <= len(s)]
+    found, rows = document_starts(pattern, T, 7)
+    assert found == 7 and rows.tolist() == expected[:7]
+    found, rows = document_starts(pattern, T, len(expected))
+    assert found == len(expected) and rows.tolist() == expected
+    # too few: returns how many there are; the caller decides it is an error
+    found, rows = document_starts(pattern, T, len(expected) + 10)
+    assert found == len(expected) and rows.tolist() == expected
+
+
+def run_child(code):
+    script = f"import sys; sys.path.insert(0, {ROOT + '/test'!r}); sys.path.insert(0, {ROOT + '/test/data'!r})\n"
+    return subprocess.run([sys.executable, "-c", script + code], capture_output=True, text=True)
+
+
+def assert_one_error(r, *needles):
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    for n in needles:
+        assert str(n) in lines[0], f"{n!r} not in {lines[0]!r}"
+
+
+def test_bos_errors(shards, tmp_path):
+    pattern, streams = shards
+    small = tmp_path / "few_*.bin"
+    write_shard(tmp_path / "few_000.bin", shard_tokens(documents([20, 20, 3], 0)))
+    write_shard(tmp_path / "few_001.bin", shard_tokens(documents([30], 9)))
+    # 2 + 1 usable starts, but a batch of 2 ranks x B=2 needs 4 in one shard
+    r = run_child(f"from test_loader import Loader; Loader({str(small)!r}, 2, {T}, ranks=2)")
+    assert_one_error(r, small, "no shard has a full batch of document starts", "3 found in 2 shards",
+                     "at most 2 in one", "needs 4")
+    r = run_child(f"from test_loader import Loader; Loader({str(pattern)!r}, 2, {T}, bos=300)")
+    assert_one_error(r, pattern, "BOS token 300")
