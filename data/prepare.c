@@ -1,15 +1,17 @@
 // prepare: text files -> a tokenizer and token shards for the trainer.
 //     ./prepare -o DIR [--bytes | --vocab N | --tokenizer FILE | --gpt2 DIR] [--val-frac F] FILE...
-// (and --shard-tokens N, --eot-text; see USAGE).
+// (and --shard-tokens N, --eot-text, --doc-start REGEX; see USAGE).
 // Writes DIR/tokenizer.bin and DIR/val_000000.bin, DIR/train_000000.bin, ... (llm.c's formats, see
 // data/tokenizer.h and data/shards.h). Every input file is a document and starts with the EOT
 // token; with --eot-text the text <|endoftext|> inside a file also ends a document (TinyStories,
-// and scripts/download_fineweb.py, write documents that way). The first F of the input bytes (cut
-// at a piece boundary) go to val, the rest to train.
+// and scripts/download_fineweb.py, write documents that way); with --doc-start REGEX every line
+// that matches starts one (a verse of the Bible, say). The first F of the input bytes (cut at a
+// piece boundary) go to val, the rest to train.
 // Files are read in blocks, so inputs of any size stream through; --vocab N first counts words
 // in one pass, trains, then encodes in a second pass.
 #include <errno.h>
 #include <glob.h>
+#include <regex.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,8 @@ typedef struct {
     const char* out_dir;
     int tok_mode, vocab_size;
     int eot_text;                        // "<|endoftext|>" in the text separates documents
+    const char* doc_start;               // --doc-start REGEX: lines that match start documents
+    regex_t doc_start_re;                // compiled when doc_start is set
     const char* tok_path;                // --tokenizer FILE or --gpt2 DIR
     double val_frac;
     long shard_tokens;
@@ -40,7 +44,7 @@ typedef struct {
 
 static const char* USAGE =
     "usage: ./prepare -o DIR [--bytes | --vocab N | --tokenizer FILE | --gpt2 DIR] [--val-frac F]\n"
-    "                 [--shard-tokens N] [--eot-text] FILE...\n"
+    "                 [--shard-tokens N] [--eot-text] [--doc-start REGEX] FILE...\n"
     "  -o DIR             output folder: DIR/tokenizer.bin, DIR/val_*.bin, DIR/train_*.bin\n"
     "  --bytes            byte tokenizer: 256 bytes + EOT = 257 tokens\n"
     "  --vocab N          train a byte-level BPE of N tokens (257..65536) on the input files\n"
@@ -49,7 +53,10 @@ static const char* USAGE =
     "  --val-frac F       fraction of the input (from its start) for validation, 0 <= F < 1 (default 0.1)\n"
     "  --shard-tokens N   tokens per shard file (default 100000000)\n"
     "  --eot-text         the text <|endoftext|> in a file separates documents (it becomes EOT)\n"
-    "Each FILE is one document; documents are separated by the end-of-text token (EOT).\n"
+    "  --doc-start REGEX  every line that matches REGEX (POSIX extended, without its newline) starts\n"
+    "                     a document: EOT goes before it; e.g. '^ +[0-9]+ ' for the verses of bible-kjv\n"
+    "Each FILE is one document (or more, with --eot-text or --doc-start); documents are separated by\n"
+    "the end-of-text token (EOT).\n"
     "Without FILEs only DIR/tokenizer.bin is written (not with --vocab).\n";
 
 static long parse_long(const char* flag, const char* v) {
@@ -66,6 +73,14 @@ static int parse_vocab(const char* v) {
         fail("--vocab %s: a vocabulary has 257 (256 bytes + EOT) to %d tokens, as shards store token ids as uint16",
              v, MAX_VOCAB);
     return (int)n;
+}
+
+static void compile_doc_start(Options* o) {
+    int rc = regcomp(&o->doc_start_re, o->doc_start, REG_EXTENDED | REG_NOSUB);
+    if (rc == 0) return;
+    char why[256];
+    regerror(rc, &o->doc_start_re, why, sizeof(why));
+    fail("--doc-start %s: not a POSIX extended regular expression: %s", o->doc_start, why);
 }
 
 static void set_mode(Options* o, int mode, const char* flag) {
@@ -87,6 +102,7 @@ static Options parse_args(int argc, char** argv) {
         else if (!strcmp(a, "--vocab")) { set_mode(&o, TOK_TRAIN, a); o.vocab_size = parse_vocab(argv[++i]); }
         else if (!strcmp(a, "--tokenizer")) { set_mode(&o, TOK_FILE, a); o.tok_path = argv[++i]; }
         else if (!strcmp(a, "--gpt2")) { set_mode(&o, TOK_GPT2, a); o.tok_path = argv[++i]; }
+        else if (!strcmp(a, "--doc-start")) o.doc_start = argv[++i];
         else if (!strcmp(a, "--val-frac")) {
             char* end;
             o.val_frac = strtod(argv[++i], &end);
@@ -134,17 +150,20 @@ static void make_dir(const char* dir) {
 }
 
 // A file read in blocks that each end at a safe cut (pretok_cut_before), so blocks encode alone.
+// With whole_lines, a block also ends before the buffer's last line end, so that every line that
+// starts in the block lies whole in the buffer (--doc-start matches whole lines).
 typedef struct {
     FILE* f;
     const char* path;
     unsigned char* buf;
     size_t len, cap;
-    int eof;
+    int eof, whole_lines;
 } Reader;
 
-static void reader_open(Reader* r, const char* path) {
+static void reader_open(Reader* r, const char* path, int whole_lines) {
     r->f = fopen_check(path, "rb");
     r->path = path;
+    r->whole_lines = whole_lines;
     r->cap = BLOCK_BYTES;
     r->buf = malloc_check(r->cap);
     r->len = 0;
@@ -158,23 +177,34 @@ static void reader_fill(Reader* r) {
     if (feof(r->f)) r->eof = 1;
 }
 
+// Bytes of the buffer a block may end in: all, or with whole_lines (before the end of the file)
+// those up to and including the last line end.
+static size_t reader_usable(const Reader* r) {
+    if (!r->whole_lines || r->eof) return r->len;
+    const unsigned char* nl = memrchr(r->buf, '\n', r->len);
+    return nl ? (size_t)(nl - r->buf) + 1 : 0;
+}
+
 // Length of the next block: at most `want` bytes when a cut allows (else the nearest cut after),
 // else as much as the buffer holds; 0 at the end of the file. The block starts at r->buf.
 static size_t reader_next(Reader* r, size_t want) {
     for (;;) {
         reader_fill(r);
         if (r->len == 0) return 0;
-        if (want < r->len) {
-            size_t p = pretok_cut_before(r->buf, r->len, want);
-            if (p == 0) p = pretok_cut_after(r->buf, r->len, want);
-            if (p < r->len) return p;
+        size_t usable = reader_usable(r);
+        if (want < usable) {
+            size_t p = pretok_cut_before(r->buf, usable, want);
+            if (p == 0) p = pretok_cut_after(r->buf, usable, want);
+            if (p < usable) return p;
         }
         if (r->eof) return r->len;
-        size_t p = pretok_cut_before(r->buf, r->len, r->len - 1);
+        size_t p = usable > 0 ? pretok_cut_before(r->buf, usable, usable - 1) : 0;
         if (p > 0) return p;
-        r->cap *= 2;                         // no cut in the whole buffer: read more
+        r->cap *= 2;                         // no cut (or no line end) in the whole buffer: read more
         r->buf = realloc(r->buf, r->cap);
-        if (!r->buf) fail("%s: out of memory reading a %zu-byte stretch without spaces", r->path, r->cap / 2);
+        if (!r->buf)
+            fail("%s: out of memory reading a %zu-byte stretch without spaces%s", r->path, r->cap / 2,
+                 r->whole_lines ? " or line ends" : "");
     }
 }
 
@@ -204,19 +234,46 @@ static void progress_update(Progress* p, size_t bytes) {
     fflush(stdout);
 }
 
-// Calls fn on each stretch of text[0, n) between "<|endoftext|>" markers (on all of it when
-// eot_text is off) and on_eot after each marker.
-static void for_each_document_part(int eot_text, const unsigned char* text, size_t n, void* ctx,
-                                   void (*fn)(void* ctx, const unsigned char* s, size_t n),
-                                   void (*on_eot)(void* ctx)) {
+typedef void (*PartFn)(void* ctx, const unsigned char* s, size_t n);
+typedef void (*EotFn)(void* ctx);
+
+// Whether the line at `line` (up to its newline, which the reader keeps before `end`) matches --doc-start.
+static int starts_document(const regex_t* re, const unsigned char* line, const unsigned char* end) {
+    const unsigned char* nl = memchr(line, '\n', end - line);
+    regmatch_t range = {.rm_so = 0, .rm_eo = (nl ? nl : end) - line};
+    return regexec(re, (const char*)line, 1, &range, REG_STARTEND) == 0;
+}
+
+// Calls fn on each stretch of text[0, n) between lines that match --doc-start (on all of it
+// without the flag) and on_eot before each such line. A line starting in the stretch may run on
+// past it, up to text_end. text[0] is never checked: a file's start or a marker's end starts a
+// document already, and a block never starts right after a newline (no safe cut is there).
+static void split_at_doc_starts(const Options* o, const unsigned char* text, size_t n,
+                                const unsigned char* text_end, void* ctx, PartFn fn, EotFn on_eot) {
+    const unsigned char *p = text, *end = text + n, *line = text;
+    while (o->doc_start && (line = memchr(line, '\n', end - line)) != NULL) {
+        if (++line < end && starts_document(&o->doc_start_re, line, text_end)) {
+            fn(ctx, p, line - p);
+            on_eot(ctx);
+            p = line;
+        }
+    }
+    fn(ctx, p, end - p);
+}
+
+// Calls fn on each stretch of the block text[0, n) between documents, and on_eot between them:
+// after each "<|endoftext|>" marker (--eot-text) and before each line matching --doc-start. The
+// reader's buffer holds `avail` >= n bytes from text, so that lines starting in the block are whole.
+static void for_each_document_part(const Options* o, const unsigned char* text, size_t n, size_t avail,
+                                   void* ctx, PartFn fn, EotFn on_eot) {
     size_t m = strlen(TOKENIZER_EOT_TEXT);
     const unsigned char *p = text, *end = text + n, *q;
-    while (eot_text && (q = memmem(p, end - p, TOKENIZER_EOT_TEXT, m)) != NULL) {
-        fn(ctx, p, q - p);
+    while (o->eot_text && (q = memmem(p, end - p, TOKENIZER_EOT_TEXT, m)) != NULL) {
+        split_at_doc_starts(o, p, q - p, text + avail, ctx, fn, on_eot);
         on_eot(ctx);
         p = q + m;
     }
-    fn(ctx, p, end - p);
+    split_at_doc_starts(o, p, end - p, text + avail, ctx, fn, on_eot);
 }
 
 static void count_part(void* counts, const unsigned char* s, size_t n) { bpe_counts_add(counts, s, n); }
@@ -227,9 +284,9 @@ static void train_tokenizer(Tokenizer* t, const Options* o) {
     BpeCounts* counts = bpe_counts_new();
     for (int i = 0; i < o->num_files; i++) {
         Reader r;
-        reader_open(&r, o->files[i]);
+        reader_open(&r, o->files[i], o->doc_start != NULL);
         for (size_t n; (n = reader_next(&r, SIZE_MAX)) > 0; reader_consume(&r, n)) {
-            for_each_document_part(o->eot_text, r.buf, n, counts, count_part, skip_eot);
+            for_each_document_part(o, r.buf, n, r.len, counts, count_part, skip_eot);
             progress_update(&pr, n);
         }
         reader_close(&r);
@@ -331,7 +388,7 @@ static void push_eot(void* ctx) {
 
 static void encode_file(Encoder* e, const Options* o, const char* path, Progress* pr) {
     Reader r;
-    reader_open(&r, path);
+    reader_open(&r, path, o->doc_start != NULL);
     if (e->cur == &e->val && e->consumed >= e->val_target) e->cur = &e->train;
     push_eot(e);
     for (;;) {
@@ -339,7 +396,7 @@ static void encode_file(Encoder* e, const Options* o, const char* path, Progress
         size_t want = e->cur == &e->val ? e->val_target - e->consumed : SIZE_MAX;
         size_t n = reader_next(&r, want);
         if (n == 0) break;
-        for_each_document_part(o->eot_text, r.buf, n, e, encode_part, push_eot);
+        for_each_document_part(o, r.buf, n, r.len, e, encode_part, push_eot);
         e->consumed += n;
         reader_consume(&r, n);
         progress_update(pr, n);
@@ -380,6 +437,7 @@ static void write_shards(const Tokenizer* t, const Options* o) {
 
 int main(int argc, char** argv) {
     Options o = parse_args(argc, argv);
+    if (o.doc_start) compile_doc_start(&o);
     check_inputs(&o);
     make_dir(o.out_dir);
     Tokenizer t;
@@ -390,6 +448,7 @@ int main(int argc, char** argv) {
     printf("wrote %s: %d tokens (%d merges), EOT id %d\n", path, t.vocab_size, t.num_merges, t.eot_token);
     if (o.num_files) write_shards(&t, &o);
     tokenizer_free(&t);
+    if (o.doc_start) regfree(&o.doc_start_re);
     free(o.files);
     return 0;
 }

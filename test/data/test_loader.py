@@ -2,13 +2,14 @@
 # mode where every sequence starts at a document's EOT, on shards written here with documents of
 # known lengths; and shard_document_starts, the evaluation sequences at document starts.
 import ctypes
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from clib import LIB, ROOT
+from tokhelp import LIB, ROOT
 from files import write_shard
 
 V, EOT = 257, 256
@@ -60,7 +61,8 @@ T, B = 16, 2
 # within T of the shard's end (not usable)
 LENGTHS = [[3, 16, 40, 15, 17, 1, 16, 25, 5, 9, 33, 2, 16, 8, 50, 4, 3, 2],
            [2, 3],                                    # 2 documents: no full batch, skipped
-           [20, 7, 16, 11, 1, 30, 6, 12, 40, 9, 4, 2]]
+           [20, 7, 16, 11, 1, 30, 6, 12, 40, 9, 4, 2],
+           [9, 16, 22, 3, 8, 12, 1, 26, 15]]          # the last EOT has T tokens left, not T+1
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +169,7 @@ def test_seek_resumes_the_same_batches(shards, bos):
     pattern, _ = shards
     t = T if bos >= 0 else 8
     if bos < 0:    # fixed windows refuse a shard shorter than a batch: leave out the small one
-        pattern = pattern.parent / "docs_00[02].bin"
+        pattern = pattern.parent / "docs_00[023].bin"
     dl = Loader(pattern, B, t, shuffle=1, seed=3, bos=bos)
     steps = 2 * dl.info()["num_batches"] + 3
     positions, batches = [], []
@@ -205,6 +207,7 @@ def test_shard_document_starts(shards):
     pattern, streams = shards
     # every start with T tokens in its shard (T, not T+1: evaluation needs no targets), in glob order
     expected = [s[p:p + T] for s in streams for p, t in enumerate(s) if t == EOT and p + T <= len(s)]
+    assert expected[-1] == streams[-1][-T:]
     found, rows = document_starts(pattern, T, 7)
     assert found == 7 and rows.tolist() == expected[:7]
     found, rows = document_starts(pattern, T, len(expected))
@@ -215,8 +218,10 @@ def test_shard_document_starts(shards):
 
 
 def run_child(code):
-    script = f"import sys; sys.path.insert(0, {ROOT + '/test'!r}); sys.path.insert(0, {ROOT + '/test/data'!r})\n"
-    return subprocess.run([sys.executable, "-c", script + code], capture_output=True, text=True)
+    """code in a child process (the loader's errors exit it), importing from this folder and test/."""
+    path = os.pathsep.join([os.path.dirname(os.path.abspath(__file__)), os.path.join(ROOT, "test")])
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=path))
 
 
 def assert_one_error(r, *needles):

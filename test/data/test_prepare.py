@@ -3,6 +3,7 @@
 import glob
 import os
 import random
+import re
 import subprocess
 import sys
 
@@ -112,7 +113,7 @@ lib = ctypes.CDLL({LIB_PATH!r})
 lib.shard_check.restype = ctypes.c_size_t
 n = lib.shard_check(b"{tmp_path}/out/train_000000.bin")
 dl = ctypes.create_string_buffer(1 << 16)
-lib.dataloader_init(dl, b"{tmp_path}/out/train_*.bin", 4, 32, 0, 1, 0, ctypes.c_uint64(1), 300)
+lib.dataloader_init(dl, b"{tmp_path}/out/train_*.bin", 4, 32, 0, 1, 0, ctypes.c_uint64(1), 300, -1)
 for _ in range(3): lib.dataloader_next_batch(dl)
 lib.dataloader_free(dl)
 print(n)
@@ -222,3 +223,115 @@ def test_bad_tokenizer_files(tmp_path):
     assert_one_error(run_prepare("-o", out, "--gpt2", tmp_path, good, check=False), "encoder.json")
     (tmp_path / "encoder.json").write_text('{"!": 0, "<|endoftext|>": 1')
     assert_one_error(run_prepare("-o", out, "--gpt2", tmp_path, good, check=False), "encoder.json")
+
+
+VERSE = rb"^ +[0-9]+ "
+
+
+def bible_text(verses, seed=0):
+    """Like bible-kjv's output: chapter headings, verses '  N text' wrapped onto indented
+    continuation lines, and now and then a line that starts with a number but is no verse."""
+    rng = random.Random(seed)
+    words = "And God said unto Moses the LORD of Israel children shall be in land which light".split()
+    lines = []
+    for v in range(1, verses + 1):
+        if v % 25 == 1:
+            lines.append(f"Chapter {v // 25 + 1}")
+        line = f"  {v}"
+        for w in [rng.choice(words) for _ in range(rng.randint(3, 30))]:
+            if len(line) + len(w) > 70:
+                lines.append(line)
+                line = "     "
+            line += " " + w
+        lines.append(line + ".")
+        if v % 40 == 0:
+            lines.append("3 and 4 at the start of a line, no verse")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def split_documents(text, pattern):
+    """A file's documents under --doc-start: a new one at every line (not the first) that matches."""
+    docs = [[]]
+    for i, line in enumerate(re.split(rb"(?<=\n)", text)):
+        if i > 0 and line and re.search(pattern, line[:-1] if line.endswith(b"\n") else line):
+            docs.append([])
+        docs[-1].append(line)
+    return [b"".join(d) for d in docs]
+
+
+def check_documents(out_dir, docs, pattern):
+    """The shards hold EOT exactly before each document: the file's start and each matching line."""
+    t, val, train = check_output(out_dir, docs, val_expected=bool(split_tokens(out_dir, "val")[0]))
+    stream = val + train
+    eots = [k for k, x in enumerate(stream) if x == t.eot_token] + [len(stream)]
+    assert eots[0] == 0
+    decoded = [decode(t, stream[i + 1:j]) for i, j in zip(eots, eots[1:])]
+    assert decoded == docs and len(docs) > 2
+    assert all(re.search(pattern, d.split(b"\n")[0]) for d in docs[1:]), "each document but the first starts with a match"
+    return t, val, train
+
+
+def test_doc_start_splits_verses(tmp_path):
+    text = bible_text(300)
+    (tmp_path / "kjv.txt").write_bytes(text)
+    docs = split_documents(text, VERSE)
+    assert len(docs) == 300 + 1 and docs[0] == b"Chapter 1\n"
+    # the val/train split in the middle of verse 150's first line, after its number
+    split = text.index(b"\n  150 ") + 10
+    r = run_prepare("-o", tmp_path / "out", "--vocab", 300, "--val-frac", split / len(text), "--doc-start",
+                    VERSE.decode(), tmp_path / "kjv.txt")
+    assert "encode:" in r.stdout
+    t, val, train = check_documents(tmp_path / "out", docs, VERSE)
+    assert train[0] != t.eot_token, "the split cuts a document only where it did before"
+    assert decode(t, val).rsplit(b"\n", 1)[1].startswith(EOT_TEXT + b"  150 "), "val ends inside verse 150's line"
+    # the same as each document in a file of its own, from training the BPE to the shards
+    (tmp_path / "docs").mkdir()
+    files = write_docs(tmp_path / "docs", docs)
+    run_prepare("-o", tmp_path / "one", "--vocab", 300, "--val-frac", 0, "--doc-start", VERSE.decode(),
+                tmp_path / "kjv.txt")
+    run_prepare("-o", tmp_path / "many", "--vocab", 300, "--val-frac", 0, *files)
+    for name in "tokenizer.bin", "train_000000.bin":
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "many" / name).read_bytes(), name
+    # a regex that needs the whole line: the split (a block's end) falls inside a matching line
+    ends = rb"light\.$"
+    line = re.search(rb"\n(  [0-9]+ [^\n]{20,}light\.)\n", text)
+    run_prepare("-o", tmp_path / "ends", "--tokenizer", tmp_path / "out" / "tokenizer.bin", "--val-frac",
+                (line.start(1) + 12) / len(text), "--doc-start", ends.decode(), tmp_path / "kjv.txt")
+    _, val, train = check_documents(tmp_path / "ends", split_documents(text, ends), ends)
+    tail = decode(t, val).rsplit(b"\n", 1)[1]
+    inside = tail[len(EOT_TEXT):]
+    assert tail.startswith(EOT_TEXT) and line.group(1).startswith(inside) and 12 <= len(inside) < len(line.group(1)), \
+        "val ends inside the matching line, after its EOT"
+    # blank lines start paragraphs; the file's last newline starts no empty document
+    text = b"para one\nline\n\npara two\n\n\npara three\n"
+    (tmp_path / "paras.txt").write_bytes(text)
+    run_prepare("-o", tmp_path / "paras", "--bytes", "--val-frac", 0, "--doc-start", "^$", tmp_path / "paras.txt")
+    docs = [b"para one\nline\n", b"\npara two\n", b"\n", b"\npara three\n"]
+    assert split_documents(text, rb"^$") == docs
+    check_documents(tmp_path / "paras", docs, rb"^$")
+
+
+def test_doc_start_line_across_the_8mb_block(tmp_path):
+    # a matching line that starts 20 bytes before the end of the first 8 MB block and ends after it
+    block = 8 << 20
+    text = bible_text(110_000, seed=1)
+    head = text[:text.rindex(b"\n", 0, block - 200) + 1]
+    head += b"      " + b"x" * (block - 20 - len(head) - 7) + b"\n"
+    line = b"  778 And God said, Let there be light.\n"
+    text = head + line + text[len(head):]
+    assert text.index(line) == block - 20 and len(text) > block + 100_000
+    (tmp_path / "big.txt").write_bytes(text)
+    (tmp_path / "small.txt").write_bytes(bible_text(300))
+    run_prepare("-o", tmp_path / "tok", "--vocab", 300, tmp_path / "small.txt")
+    for name, pattern in ("verses", VERSE), ("ends", rb"light\.$"):
+        run_prepare("-o", tmp_path / name, "--tokenizer", tmp_path / "tok" / "tokenizer.bin", "--val-frac", 0,
+                    "--doc-start", pattern.decode(), tmp_path / "big.txt")
+        docs = split_documents(text, pattern)
+        assert any(d.startswith(line) for d in docs)
+        check_documents(tmp_path / name, docs, pattern)
+
+
+def test_doc_start_bad_regex(tmp_path):
+    good = write_docs(tmp_path)[0]
+    assert_one_error(run_prepare("-o", tmp_path / "out", "--bytes", "--doc-start", "([0-9]", good, check=False),
+                     "--doc-start ([0-9]", "not a POSIX extended regular expression")
