@@ -77,8 +77,8 @@ void gpt_sink_analysis(GPT* m, const int* tokens, int N, int T, int k, float eps
     int L = c->num_layers, NH = c->num_heads, C = c->channels;
     if (T < 2 || T > c->max_seq_len) fail("sink analysis: T=%d must be in 2..%d (the model's maximum)", T, c->max_seq_len);
     if (k < 0 || k >= T) fail("sink analysis: key %d is not a position of T=%d", k + 1, T);
-    if (!m->k->attention_weights || !m->k->mlstm_score_matrix)
-        fail("the %s kernel set cannot materialize attention weights yet; use the CPU build (infer)", m->k->name);
+    if (!(c->mixer == MIXER_MLSTM ? (const void*)m->k->mlstm_score_matrix : (const void*)m->k->attention_weights))
+        fail("the %s kernel set cannot materialize this mixer's weights yet; use the CPU build (infer)", m->k->name);
     sink_report_init(r, L, NH, T, k, eps, weights_kind(c), c->sink != SINK_NONE, gpt_gate_width(c) > 0);
     int B = N < ANALYSIS_BATCH ? N : ANALYSIS_BATCH;
     size_t rows = (size_t)B * T * (C > gpt_gate_width(c) ? C : gpt_gate_width(c));
