@@ -1,6 +1,7 @@
 // Internal to attention/softmax_sigmoid.cu, the CUDA twin of attention/softmax_sigmoid.c
 // (attention_cuda.h): FlashAttention-2 (Dao 2023) style causal attention, templated on the score mode
-// (softmax; sigmoid(s + b), FlashSigmoid, docs/MODEL.md 5.4; sigmoid / row sum, docs/MODEL.md 5.3).
+// (softmax; sigmoid(s + b), FlashSigmoid, docs/MODEL.md 5.4; sigmoid / row sum, docs/MODEL.md 5.3) and
+// on ALiBi (docs/MODEL.md section 6: every score s_ij gets slope_h (j - i) added, i and j absolute positions).
 // No T x T matrix exists in memory in either direction.
 //
 // Two kernel families:
@@ -29,6 +30,15 @@
 //  D_i = dO_i . O_i (softmax and normalized sigmoid) comes from a pre-pass into a stream-ordered
 //  scratch buffer (cudaMallocAsync), shared by both families.
 //
+// ALiBi is a compile-time parameter of every kernel (ALIBI), so that the kernels without it keep their
+// arithmetic (bit for bit) and their cost. With it, the offset slope (j - i) joins each score where the score is formed
+// (after the scale, in the units the kernel keeps it in: log2 in the softmax forward), before the mask,
+// the max, the sigmoid and the row statistics, so the LSE and Z in stat include it, and the backward
+// recomputes the same scores. Row-wise kernels: one FMA per score (add_alibi). Tensor-core kernels:
+// j - i of a C-fragment element is the thread's per-tile distance plus a compile-time constant, so the
+// offset is one FMA of the slope and that constant (shared by the elements with the same constant)
+// that becomes the addend of the scale's FMA (fragment_score).
+//
 // mma.sync.m16n8k16.row.col fragments (PTX ISA "Matrix Fragments for mma.m16n8k16"), lane = 4 g + t:
 //   A (16 x 16, 4 regs of 2 bf16): a0 = (row g,   cols 2t, 2t+1), a1 = (row g+8, cols 2t, 2t+1),
 //                                  a2 = (row g,   cols 2t+8, +9), a3 = (row g+8, cols 2t+8, +9)
@@ -55,6 +65,7 @@
 #include <type_traits>
 
 #include "common/cuda_common.cuh"
+#include "common/fastmath.h"
 #include "attention/attention_cuda.h"
 #include "common/ptx.cuh"
 
@@ -81,13 +92,6 @@ static __device__ __forceinline__ float warp_max(float x) {
     return x;
 }
 
-// sigmoid(z); FAST: __expf and the approximate divide (tensor-core path; both about 1e-6 relative, no
-// slow-path call), else expf and IEEE division (fallback). Very negative z gives exactly 0 either way
-// (__fdividef(1, y) is 0 for y > 2^126 and for y = inf).
-template <bool FAST> static __device__ __forceinline__ float sigmoid(float z) {
-    return FAST ? __fdividef(1.0f, 1.0f + __expf(-z)) : 1.0f / (1.0f + expf(-z));
-}
-
 // The backward of one score, shared by both families (see softmax_sigmoid.c's header): from the scaled score
 // s, dP = dO . v, the row statistic (LSE or Z) and D = dO . O, the weight w the forward used (for
 // dV += w dO) and dS (unscaled: dQ, dK take scale dS).
@@ -101,7 +105,7 @@ static __device__ __forceinline__ void weight_and_grad(float s, float dp, float 
         w = FAST ? __expf(s - stat) : expf(s - stat);
         ds = w * (dp - D);
     } else {
-        const float p = sigmoid<FAST>(s + bias);
+        const float p = sigmoid(s + bias);   // common/fastmath.h: __expf and the approximate divide
         if (MODE == MODE_SIGMOID) {
             w = p;
             ds = dp * p * (1.0f - p);
@@ -129,11 +133,29 @@ template <typename F> static void with_head_size(int hs, F f) {
     else f(std::integral_constant<int, 128>());
 }
 
-// f(std::integral_constant<int, MODE>()) for the score mode `mode`.
-template <typename F> static void with_score_mode(int mode, F f) {
-    if (mode == MODE_SOFTMAX) f(std::integral_constant<int, MODE_SOFTMAX>());
-    else if (mode == MODE_SIGMOID) f(std::integral_constant<int, MODE_SIGMOID>());
-    else f(std::integral_constant<int, MODE_SIGMOID_NORM>());
+// f(std::integral_constant<int, MODE>(), std::integral_constant<bool, ALIBI>()) for the score map of
+// `score`: its mode and whether ALiBi is on.
+template <typename F> static void with_score(AttnScore score, F f) {
+    const auto with_mode = [&](auto alibi) {
+        const int mode = score_mode(score);
+        if (mode == MODE_SOFTMAX) f(std::integral_constant<int, MODE_SOFTMAX>(), alibi);
+        else if (mode == MODE_SIGMOID) f(std::integral_constant<int, MODE_SIGMOID>(), alibi);
+        else f(std::integral_constant<int, MODE_SIGMOID_NORM>(), alibi);
+    };
+    if (score.alibi) with_mode(std::true_type());
+    else with_mode(std::false_type());
+}
+
+// ALiBi's slope of head h in the units of the scores (times log2(e) in the log2 domain); 0 without it.
+template <bool ALIBI>
+static __device__ __forceinline__ float alibi_slope(AttnScore score, int h, int NH, float units = 1.0f) {
+    return ALIBI ? units * attn_alibi_slope(score, h, NH) : 0.0f;
+}
+
+// The score x of key j for query position i plus ALiBi's offset slope (j - i) = -slope (i - j)
+// (docs/MODEL.md section 6); x itself without ALiBi. j_minus_i is exact as a float (|j - i| < 2^24).
+template <bool ALIBI> static __device__ __forceinline__ float add_alibi(float x, float slope, float j_minus_i) {
+    return ALIBI ? fmaf(slope, j_minus_i, x) : x;
 }
 
 #ifdef ATTNLAB_BF16
@@ -237,6 +259,18 @@ static __device__ __forceinline__ void kv_pipeline_step(bf16* k_s, bf16* v_s, co
     } else {
         cp_async_wait<0>();
     }
+}
+
+// The scaled score a s of C-fragment element e of n-block nb (see the header) plus, with ALiBi, its
+// offset slope (j - i). o0 = slope d0, d0 the j - i of the thread's element (0, 0) in this tile; the
+// element's column minus row relative to it is c = 8 nb + (e & 1) - 8 (e >> 1), a compile-time
+// constant, so its j - i is d0 + SIGN c (SIGN = 1 when the columns are keys, as in S; -1 when they are
+// queries, as in S^T). The offset o0 + slope SIGN c is one FMA, shared by the elements with equal c,
+// and the addend of the scale's FMA. Exactly a s without ALiBi.
+template <bool ALIBI, int SIGN>
+static __device__ __forceinline__ float fragment_score(float s, float a, float slope, float o0, int nb, int e) {
+    const int c = 8 * nb + (e & 1) - 8 * (e >> 1);
+    return ALIBI ? fmaf(s, a, fmaf(slope, (float)(SIGN * c), o0)) : s * a;
 }
 
 // p[0], p[1] (bf16 pair, 4-byte aligned) += x0, x1: the one read-modify-write of a dqkv element pair.

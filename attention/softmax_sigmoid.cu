@@ -1,6 +1,6 @@
 // The CUDA twins of attention/softmax_sigmoid.c (attention_cuda.h): causal attention with softmax or
-// sigmoid scores, FlashAttention-2 style (design, tiling, fragment layouts, determinism:
-// attention/flash.cuh).
+// sigmoid scores, with or without ALiBi, FlashAttention-2 style (design, tiling, fragment layouts,
+// ALiBi, determinism: attention/flash.cuh).
 // Forward: tensor-core tiles for head sizes 32, 64 and 128 in the bf16 build, a row-wise fp32 kernel
 // for everything else (other head sizes, the FP32 build, decoding with Tq < 16).
 // Backward: a pre-pass computes D_i = dO_i . O_i (softmax, normalized sigmoid); then a dK/dV kernel
@@ -17,19 +17,20 @@ namespace flash {
 // Row-wise fallback: one warp per query row (b, h, i), keys in chunks of 32 (a lane per key for the
 // score), the output row accumulated in shared memory (a lane per 32nd channel), fp32 throughout.
 // Shared memory per warp: the scaled query and the accumulator, 2 hs floats.
-template <int MODE>
+template <int MODE, bool ALIBI>
 __global__ void __launch_bounds__(THREADS)
     attention_forward_rowwise_kernel(floatD* out, float* stat, const floatD* qkv, int B, int Tq, int Tk, int Tmax,
-                                     int C, int NH, float scale, float bias) {
+                                     int C, int NH, float scale, AttnScore score) {
     const int hs = C / NH, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const long row = (long)blockIdx.x * (THREADS / 32) + warp;
     if (row >= (long)B * NH * Tq) return;   // whole warps only: no block-wide barrier below
     const int i = (int)(row % Tq), h = (int)(row / Tq % NH), b = (int)(row / Tq / NH);
+    const float bias = score.bias, slope = alibi_slope<ALIBI>(score, h, NH);
     float* q_s = dynamic_smem<float>() + (size_t)warp * 2 * hs;
     float* acc = q_s + hs;
     const size_t stride = 3 * (size_t)C;
     const floatD* head = qkv + (size_t)b * Tmax * stride + (size_t)h * hs;
-    const int n_keys = Tk - Tq + i + 1;   // the query is position Tk - Tq + i
+    const int n_keys = Tk - Tq + i + 1;   // the query is position Tk - Tq + i = n_keys - 1
     for (int c = lane; c < hs; c += 32) {
         q_s[c] = scale * to_float(head[(size_t)(n_keys - 1) * stride + c]);
         acc[c] = 0.0f;
@@ -43,7 +44,7 @@ __global__ void __launch_bounds__(THREADS)
             const floatD* k = head + (size_t)j * stride + C;
             float dot = 0.0f;
             for (int c = 0; c < hs; c++) dot += q_s[c] * to_float(k[c]);
-            s = dot;
+            s = add_alibi<ALIBI>(dot, slope, (float)(j - (n_keys - 1)));
         }
         float p;
         if (MODE == MODE_SOFTMAX) {
@@ -54,7 +55,7 @@ __global__ void __launch_bounds__(THREADS)
             for (int c = lane; c < hs; c += 32) acc[c] *= alpha;
             m = m_new;
         } else {
-            p = j < n_keys ? sigmoid<false>(s + bias) : 0.0f;
+            p = j < n_keys ? sigmoid(s + bias) : 0.0f;
             if (MODE == MODE_SIGMOID_NORM) l += warp_sum(p);
         }
         const int count = min(32, n_keys - j0);
@@ -73,24 +74,22 @@ __global__ void __launch_bounds__(THREADS)
         stat[((size_t)b * NH + h) * Tq + i] = MODE == MODE_SOFTMAX ? m + logf(l) : MODE == MODE_SIGMOID_NORM ? l : 0.0f;
 }
 
-template <int MODE>
+template <int MODE, bool ALIBI>
 static void launch_forward_rowwise(floatD* out, float* stat, const floatD* qkv, int B, int Tq, int Tk, int Tmax,
-                                   int C, int NH, float scale, float bias) {
+                                   int C, int NH, float scale, AttnScore score) {
     const size_t smem = (THREADS / 32) * 2 * (size_t)(C / NH) * sizeof(float);
-    allow_smem(attention_forward_rowwise_kernel<MODE>, smem);
-    attention_forward_rowwise_kernel<MODE><<<ceil_div((long)B * NH * Tq, THREADS / 32), THREADS, smem>>>(
-        out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale, bias);
+    allow_smem(attention_forward_rowwise_kernel<MODE, ALIBI>, smem);
+    attention_forward_rowwise_kernel<MODE, ALIBI><<<ceil_div((long)B * NH * Tq, THREADS / 32), THREADS, smem>>>(
+        out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale, score);
     cuda_check_launch();
 }
 
 static void forward_rowwise(floatD* out, float* stat, const floatD* qkv, int B, int Tq, int Tk, int Tmax, int C,
-                            int NH, float scale, int mode, float bias) {
-    if (mode == MODE_SOFTMAX)
-        launch_forward_rowwise<MODE_SOFTMAX>(out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale, bias);
-    else if (mode == MODE_SIGMOID)
-        launch_forward_rowwise<MODE_SIGMOID>(out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale, bias);
-    else
-        launch_forward_rowwise<MODE_SIGMOID_NORM>(out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale, bias);
+                            int NH, float scale, AttnScore score) {
+    with_score(score, [&](auto m, auto a) {
+        launch_forward_rowwise<decltype(m)::value, decltype(a)::value>(out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale,
+                                                                        score);
+    });
 }
 
 #ifdef ATTNLAB_BF16
@@ -102,10 +101,10 @@ template <int HS> struct ForwardTiles {
     static constexpr size_t SMEM = (size_t)(BR + 4 * BC) * LD * sizeof(bf16);   // 45 KB (hs 64), 85 KB (hs 128)
 };
 
-template <int HS, int MODE>
+template <int HS, int MODE, bool ALIBI>
 __global__ void __launch_bounds__(THREADS)
     attention_forward_flash_kernel(bf16* out, float* stat, const bf16* qkv, int Tq, int Tk, int Tmax, int C, int NH,
-                                   float scale, float bias) {
+                                   float scale, AttnScore score) {
     constexpr int BR = ForwardTiles<HS>::BR, BC = ForwardTiles<HS>::BC, LD = ForwardTiles<HS>::LD;
     bf16* q_s = dynamic_smem<bf16>();
     bf16* k_s = q_s + BR * LD;       // [2][BC][LD]
@@ -129,6 +128,7 @@ __global__ void __launch_bounds__(THREADS)
     const int row_w = warp * 16;                 // the warp's first row in the tile
     const int pos_r = pos_first + row_w + g;     // positions of this thread's rows: pos_r, pos_r + 8
     const float sl = MODE == MODE_SOFTMAX ? scale * LOG2E : scale;   // softmax works in the log2 domain
+    const float bias = score.bias, slope = alibi_slope<ALIBI>(score, h, NH, MODE == MODE_SOFTMAX ? LOG2E : 1.0f);
     float o[HS / 8][4] = {};
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 
@@ -138,6 +138,7 @@ __global__ void __launch_bounds__(THREADS)
         const bf16* ks = k_s + (it & 1) * BC * LD;
         const bf16* vs = v_s + (it & 1) * BC * LD;
         const int kv0 = it * BC;
+        const float o0 = slope * (float)(kv0 + 2 * t - pos_r);   // ALiBi: see fragment_score
 
         // S (16 x BC) = Q K^T
         float s[BC / 8][4] = {};
@@ -152,7 +153,9 @@ __global__ void __launch_bounds__(THREADS)
                 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     const int j = kv0 + nb * 8 + 2 * t + (e & 1);
-                    const float x = need_mask && j > pos_r + 8 * (e >> 1) ? -INFINITY : s[nb][e] * sl;
+                    const float x = need_mask && j > pos_r + 8 * (e >> 1)
+                                        ? -INFINITY
+                                        : fragment_score<ALIBI, 1>(s[nb][e], sl, slope, o0, nb, e);
                     s[nb][e] = x;
                     mx[e >> 1] = fmaxf(mx[e >> 1], x);
                 }
@@ -188,7 +191,9 @@ __global__ void __launch_bounds__(THREADS)
                 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     const int j = kv0 + nb * 8 + 2 * t + (e & 1);
-                    const float p = need_mask && j > pos_r + 8 * (e >> 1) ? 0.0f : sigmoid<true>(s[nb][e] * sl + bias);
+                    const bool masked = need_mask && j > pos_r + 8 * (e >> 1);
+                    const float p =
+                        masked ? 0.0f : sigmoid(fragment_score<ALIBI, 1>(s[nb][e], sl, slope, o0, nb, e) + bias);
                     s[nb][e] = p;
                     if (MODE == MODE_SIGMOID_NORM) l[e >> 1] += p;
                 }
@@ -223,21 +228,23 @@ __global__ void __launch_bounds__(THREADS)
     }
 }
 
-template <int HS, int MODE>
+template <int HS, int MODE, bool ALIBI>
 static void launch_forward_flash(bf16* out, float* stat, const bf16* qkv, int B, int Tq, int Tk, int Tmax, int C,
-                                 int NH, float scale, float bias) {
+                                 int NH, float scale, AttnScore score) {
     const size_t smem = ForwardTiles<HS>::SMEM;
-    allow_smem(attention_forward_flash_kernel<HS, MODE>, smem);
+    allow_smem(attention_forward_flash_kernel<HS, MODE, ALIBI>, smem);
     const dim3 grid(ceil_div(Tq, ForwardTiles<HS>::BR), NH, B);
-    attention_forward_flash_kernel<HS, MODE><<<grid, THREADS, smem>>>(out, stat, qkv, Tq, Tk, Tmax, C, NH, scale, bias);
+    attention_forward_flash_kernel<HS, MODE, ALIBI><<<grid, THREADS, smem>>>(out, stat, qkv, Tq, Tk, Tmax, C, NH, scale,
+                                                                             score);
     cuda_check_launch();
 }
 
 template <int HS>
 static void forward_flash(bf16* out, float* stat, const bf16* qkv, int B, int Tq, int Tk, int Tmax, int C, int NH,
-                          float scale, int mode, float bias) {
-    with_score_mode(mode, [&](auto m) {
-        launch_forward_flash<HS, decltype(m)::value>(out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale, bias);
+                          float scale, AttnScore score) {
+    with_score(score, [&](auto m, auto a) {
+        launch_forward_flash<HS, decltype(m)::value, decltype(a)::value>(out, stat, qkv, B, Tq, Tk, Tmax, C, NH, scale,
+                                                                          score);
     });
 }
 #endif   // ATTNLAB_BF16
@@ -249,18 +256,18 @@ static void forward_flash(bf16* out, float* stat, const bf16* qkv, int B, int Tq
 extern "C" void attention_forward_cuda(floatX* out, float* stat, const floatX* qkv, int B, int Tq, int Tk, int Tmax,
                                        int C, int NH, AttnScore score) {
     if (B <= 0 || Tq <= 0) return;
-    const int hs = C / NH, mode = flash::score_mode(score);
-    const float scale = 1.0f / sqrtf((float)hs), bias = score.bias;
+    const int hs = C / NH;
+    const float scale = 1.0f / sqrtf((float)hs);
 #ifdef ATTNLAB_BF16
     if (flash::tensor_core_head_size(hs) && Tq >= 16 && aligned16(out) && aligned16(qkv)) {
         flash::with_head_size(hs, [&](auto head_size) {
             flash::forward_flash<decltype(head_size)::value>(as_device(out), stat, as_device(qkv), B, Tq, Tk, Tmax, C,
-                                                             NH, scale, mode, bias);
+                                                             NH, scale, score);
         });
         return;
     }
 #endif
-    flash::forward_rowwise(as_device(out), stat, as_device(qkv), B, Tq, Tk, Tmax, C, NH, scale, mode, bias);
+    flash::forward_rowwise(as_device(out), stat, as_device(qkv), B, Tq, Tk, Tmax, C, NH, scale, score);
 }
 
 // ===================================================================================================
@@ -287,14 +294,15 @@ __global__ void __launch_bounds__(THREADS)
 // Row-wise fallback, fp32. dQ: one warp per query row i, keys 0..i in chunks of 32 (a lane per key for
 // the two dot products), dq accumulated in shared memory (a lane per 32nd channel).
 // Shared memory per warp: q, dO and the dq accumulator, 3 hs floats.
-template <int MODE>
+template <int MODE, bool ALIBI>
 __global__ void __launch_bounds__(THREADS)
     attention_backward_dq_rowwise_kernel(floatD* dqkv, const floatD* dout, const floatD* qkv, const float* stat,
-                                         const float* dsum, int B, int T, int C, int NH, float scale, float bias) {
+                                         const float* dsum, int B, int T, int C, int NH, float scale, AttnScore score) {
     const int hs = C / NH, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const long row = (long)blockIdx.x * (THREADS / 32) + warp;
     if (row >= (long)B * NH * T) return;
     const int i = (int)(row % T), h = (int)(row / T % NH), b = (int)(row / T / NH);
+    const float bias = score.bias, slope = alibi_slope<ALIBI>(score, h, NH);
     float* q_s = dynamic_smem<float>() + (size_t)warp * 3 * hs;
     float* do_s = q_s + hs;
     float* acc = do_s + hs;
@@ -321,7 +329,7 @@ __global__ void __launch_bounds__(THREADS)
                 dp += do_s[c] * to_float(v[c]);
             }
             float w;
-            weight_and_grad<MODE, false>(scale * qk, dp, st, D, bias, w, ds);
+            weight_and_grad<MODE, false>(add_alibi<ALIBI>(scale * qk, slope, (float)(j - i)), dp, st, D, bias, w, ds);
         }
         const int count = min(32, i + 1 - j0);
         for (int jj = 0; jj < count; jj++) {
@@ -336,14 +344,16 @@ __global__ void __launch_bounds__(THREADS)
 
 // dK, dV: one warp per key row j, queries j..T-1 in chunks of 32 (a lane per query), dk and dv
 // accumulated in shared memory. Shared memory per warp: k, v, dk, dv, 4 hs floats.
-template <int MODE>
+template <int MODE, bool ALIBI>
 __global__ void __launch_bounds__(THREADS)
     attention_backward_dkdv_rowwise_kernel(floatD* dqkv, const floatD* dout, const floatD* qkv, const float* stat,
-                                           const float* dsum, int B, int T, int C, int NH, float scale, float bias) {
+                                           const float* dsum, int B, int T, int C, int NH, float scale,
+                                           AttnScore score) {
     const int hs = C / NH, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const long row = (long)blockIdx.x * (THREADS / 32) + warp;
     if (row >= (long)B * NH * T) return;
     const int j = (int)(row % T), h = (int)(row / T % NH), b = (int)(row / T / NH);
+    const float bias = score.bias, slope = alibi_slope<ALIBI>(score, h, NH);
     float* k_s = dynamic_smem<float>() + (size_t)warp * 4 * hs;
     float* v_s = k_s + hs;
     float* dk = v_s + hs;
@@ -371,7 +381,7 @@ __global__ void __launch_bounds__(THREADS)
             }
             const float st = MODE == MODE_SIGMOID ? 0.0f : stat[stat_at + i];
             const float D = MODE == MODE_SIGMOID ? 0.0f : dsum[stat_at + i];
-            weight_and_grad<MODE, false>(scale * qk, dp, st, D, bias, w, ds);
+            weight_and_grad<MODE, false>(add_alibi<ALIBI>(scale * qk, slope, (float)(j - i)), dp, st, D, bias, w, ds);
         }
         const int count = min(32, T - i0);
         for (int ii = 0; ii < count; ii++) {
@@ -392,30 +402,28 @@ __global__ void __launch_bounds__(THREADS)
     }
 }
 
-template <int MODE>
+template <int MODE, bool ALIBI>
 static void launch_backward_rowwise(floatD* dqkv, const floatD* dout, const floatD* qkv, const float* stat,
-                                    const float* dsum, int B, int T, int C, int NH, float scale, float bias) {
+                                    const float* dsum, int B, int T, int C, int NH, float scale, AttnScore score) {
     const int blocks = ceil_div((long)B * NH * T, THREADS / 32);
     const size_t hs_bytes = (size_t)(C / NH) * sizeof(float), smem_dq = (THREADS / 32) * 3 * hs_bytes,
                  smem_dkdv = (THREADS / 32) * 4 * hs_bytes;
-    allow_smem(attention_backward_dq_rowwise_kernel<MODE>, smem_dq);
-    attention_backward_dq_rowwise_kernel<MODE><<<blocks, THREADS, smem_dq>>>(dqkv, dout, qkv, stat, dsum, B, T, C,
-                                                                              NH, scale, bias);
+    allow_smem(attention_backward_dq_rowwise_kernel<MODE, ALIBI>, smem_dq);
+    attention_backward_dq_rowwise_kernel<MODE, ALIBI><<<blocks, THREADS, smem_dq>>>(dqkv, dout, qkv, stat, dsum, B, T,
+                                                                                     C, NH, scale, score);
     cuda_check_launch();
-    allow_smem(attention_backward_dkdv_rowwise_kernel<MODE>, smem_dkdv);
-    attention_backward_dkdv_rowwise_kernel<MODE><<<blocks, THREADS, smem_dkdv>>>(dqkv, dout, qkv, stat, dsum, B, T,
-                                                                                  C, NH, scale, bias);
+    allow_smem(attention_backward_dkdv_rowwise_kernel<MODE, ALIBI>, smem_dkdv);
+    attention_backward_dkdv_rowwise_kernel<MODE, ALIBI><<<blocks, THREADS, smem_dkdv>>>(dqkv, dout, qkv, stat, dsum, B,
+                                                                                         T, C, NH, scale, score);
     cuda_check_launch();
 }
 
 static void backward_rowwise(floatD* dqkv, const floatD* dout, const floatD* qkv, const float* stat, const float* dsum,
-                             int B, int T, int C, int NH, float scale, int mode, float bias) {
-    if (mode == MODE_SOFTMAX)
-        launch_backward_rowwise<MODE_SOFTMAX>(dqkv, dout, qkv, stat, dsum, B, T, C, NH, scale, bias);
-    else if (mode == MODE_SIGMOID)
-        launch_backward_rowwise<MODE_SIGMOID>(dqkv, dout, qkv, stat, dsum, B, T, C, NH, scale, bias);
-    else
-        launch_backward_rowwise<MODE_SIGMOID_NORM>(dqkv, dout, qkv, stat, dsum, B, T, C, NH, scale, bias);
+                             int B, int T, int C, int NH, float scale, AttnScore score) {
+    with_score(score, [&](auto m, auto a) {
+        launch_backward_rowwise<decltype(m)::value, decltype(a)::value>(dqkv, dout, qkv, stat, dsum, B, T, C, NH,
+                                                                         scale, score);
+    });
 }
 
 // D (B,NH,T) = rowsum(dO * O) into a stream-ordered scratch buffer the caller frees with cudaFreeAsync.
@@ -443,10 +451,10 @@ template <int HS> struct BackwardTiles {
 };
 
 // dK, dV of BC keys of one (b, h); warp w owns keys kv0 + 16 w .. + 15 and their dK, dV rows.
-template <int HS, int MODE>
+template <int HS, int MODE, bool ALIBI>
 __global__ void __launch_bounds__(THREADS)
     attention_backward_dkdv_flash_kernel(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* stat,
-                                         const float* dsum, int T, int C, int NH, float scale, float bias) {
+                                         const float* dsum, int T, int C, int NH, float scale, AttnScore score) {
     constexpr int BC = BackwardTiles<HS>::BC, BQ = BackwardTiles<HS>::BQ, LD = BackwardTiles<HS>::LD;
     bf16* k_s = dynamic_smem<bf16>();   // [BC][LD]
     bf16* v_s = k_s + BC * LD;          // [BC][LD]
@@ -481,6 +489,7 @@ __global__ void __launch_bounds__(THREADS)
 
     const int key_w = warp * 16;             // the warp's first key in the block
     const int j_r = kv0 + key_w + g;         // keys of this thread's rows: j_r, j_r + 8
+    const float bias = score.bias, slope = alibi_slope<ALIBI>(score, h, NH);
     float dk[HS / 8][4] = {}, dv[HS / 8][4] = {};
 
     for (int qt = qt_first; qt < n_qt; qt++) {
@@ -498,6 +507,7 @@ __global__ void __launch_bounds__(THREADS)
         const float* stat_t = stat_s + stage * BQ;
         const float* dsum_t = d_s + stage * BQ;
         const int q0 = qt * BQ;
+        const float o0 = slope * (float)(j_r - q0 - 2 * t);   // ALiBi: see fragment_score (columns are queries)
 
         // S^T (16 keys x BQ queries) = K Q^T, dP^T = V dO^T
         float st[BQ / 8][4] = {}, dpt[BQ / 8][4] = {};
@@ -514,7 +524,8 @@ __global__ void __launch_bounds__(THREADS)
                 const float stat_i = MODE == MODE_SIGMOID ? 0.0f : stat_t[col];
                 const float D_i = MODE == MODE_SIGMOID ? 0.0f : dsum_t[col];
                 float w, ds;
-                weight_and_grad<MODE, true>(st[nb][e] * scale, dpt[nb][e], stat_i, D_i, bias, w, ds);
+                weight_and_grad<MODE, true>(fragment_score<ALIBI, -1>(st[nb][e], scale, slope, o0, nb, e), dpt[nb][e],
+                                            stat_i, D_i, bias, w, ds);
                 const bool masked = need_mask && (j > i || i >= T);
                 st[nb][e] = masked ? 0.0f : w;
                 dpt[nb][e] = masked ? 0.0f : ds;
@@ -543,10 +554,10 @@ __global__ void __launch_bounds__(THREADS)
 }
 
 // dQ of BR query rows of one (b, h); warp w owns rows q0 + 16 w .. + 15.
-template <int HS, int MODE>
+template <int HS, int MODE, bool ALIBI>
 __global__ void __launch_bounds__(THREADS)
     attention_backward_dq_flash_kernel(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* stat,
-                                       const float* dsum, int T, int C, int NH, float scale, float bias) {
+                                       const float* dsum, int T, int C, int NH, float scale, AttnScore score) {
     constexpr int BR = BackwardTiles<HS>::BR, BK = BackwardTiles<HS>::BK, LD = BackwardTiles<HS>::LD;
     bf16* q_s = dynamic_smem<bf16>();   // [BR][LD]
     bf16* do_s = q_s + BR * LD;         // [BR][LD]
@@ -568,6 +579,7 @@ __global__ void __launch_bounds__(THREADS)
 
     const int row_w = warp * 16;
     const int i_r = q0 + row_w + g;   // rows of this thread: i_r, i_r + 8
+    const float bias = score.bias, slope = alibi_slope<ALIBI>(score, h, NH);
     float stat_r[2], D_r[2];
     #pragma unroll
     for (int r = 0; r < 2; r++) {
@@ -584,6 +596,7 @@ __global__ void __launch_bounds__(THREADS)
         const bf16* ks = k_s + (it & 1) * BK * LD;
         const bf16* vs = v_s + (it & 1) * BK * LD;
         const int kv0 = it * BK;
+        const float o0 = slope * (float)(kv0 + 2 * t - i_r);   // ALiBi: see fragment_score
 
         // S (16 x BK) = Q K^T, dP = dO V^T
         float s[BK / 8][4] = {}, dp[BK / 8][4] = {};
@@ -598,7 +611,8 @@ __global__ void __launch_bounds__(THREADS)
             for (int e = 0; e < 4; e++) {
                 const int r = e >> 1, i = i_r + 8 * r, j = kv0 + nb * 8 + 2 * t + (e & 1);
                 float w, ds;
-                weight_and_grad<MODE, true>(s[nb][e] * scale, dp[nb][e], stat_r[r], D_r[r], bias, w, ds);
+                weight_and_grad<MODE, true>(fragment_score<ALIBI, 1>(s[nb][e], scale, slope, o0, nb, e), dp[nb][e],
+                                            stat_r[r], D_r[r], bias, w, ds);
                 dp[nb][e] = need_mask && (j > i || i >= T) ? 0.0f : ds;
             }
         }
@@ -620,25 +634,27 @@ __global__ void __launch_bounds__(THREADS)
     }
 }
 
-template <int HS, int MODE>
+template <int HS, int MODE, bool ALIBI>
 static void launch_backward_flash(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* stat, const float* dsum,
-                                  int B, int T, int C, int NH, float scale, float bias) {
+                                  int B, int T, int C, int NH, float scale, AttnScore score) {
     typedef BackwardTiles<HS> Tiles;
-    allow_smem(attention_backward_dkdv_flash_kernel<HS, MODE>, Tiles::SMEM_DKDV);
-    attention_backward_dkdv_flash_kernel<HS, MODE><<<dim3(ceil_div(T, Tiles::BC), NH, B), THREADS, Tiles::SMEM_DKDV>>>(
-        dqkv, dout, qkv, stat, dsum, T, C, NH, scale, bias);
+    const dim3 grid_dkdv(ceil_div(T, Tiles::BC), NH, B), grid_dq(ceil_div(T, Tiles::BR), NH, B);
+    allow_smem(attention_backward_dkdv_flash_kernel<HS, MODE, ALIBI>, Tiles::SMEM_DKDV);
+    attention_backward_dkdv_flash_kernel<HS, MODE, ALIBI><<<grid_dkdv, THREADS, Tiles::SMEM_DKDV>>>(
+        dqkv, dout, qkv, stat, dsum, T, C, NH, scale, score);
     cuda_check_launch();
-    allow_smem(attention_backward_dq_flash_kernel<HS, MODE>, Tiles::SMEM_DQ);
-    attention_backward_dq_flash_kernel<HS, MODE><<<dim3(ceil_div(T, Tiles::BR), NH, B), THREADS, Tiles::SMEM_DQ>>>(
-        dqkv, dout, qkv, stat, dsum, T, C, NH, scale, bias);
+    allow_smem(attention_backward_dq_flash_kernel<HS, MODE, ALIBI>, Tiles::SMEM_DQ);
+    attention_backward_dq_flash_kernel<HS, MODE, ALIBI><<<grid_dq, THREADS, Tiles::SMEM_DQ>>>(
+        dqkv, dout, qkv, stat, dsum, T, C, NH, scale, score);
     cuda_check_launch();
 }
 
 template <int HS>
 static void backward_flash(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* stat, const float* dsum, int B,
-                           int T, int C, int NH, float scale, int mode, float bias) {
-    with_score_mode(mode, [&](auto m) {
-        launch_backward_flash<HS, decltype(m)::value>(dqkv, dout, qkv, stat, dsum, B, T, C, NH, scale, bias);
+                           int T, int C, int NH, float scale, AttnScore score) {
+    with_score(score, [&](auto m, auto a) {
+        launch_backward_flash<HS, decltype(m)::value, decltype(a)::value>(dqkv, dout, qkv, stat, dsum, B, T, C, NH,
+                                                                           scale, score);
     });
 }
 #endif   // ATTNLAB_BF16
@@ -649,20 +665,21 @@ static void backward_flash(bf16* dqkv, const bf16* dout, const bf16* qkv, const 
 extern "C" void attention_backward_cuda(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
                                         const float* stat, int B, int T, int C, int NH, AttnScore score) {
     if (B <= 0 || T <= 0) return;
-    const int hs = C / NH, mode = flash::score_mode(score);
-    const float scale = 1.0f / sqrtf((float)hs), bias = score.bias;
+    const int hs = C / NH;
+    const float scale = 1.0f / sqrtf((float)hs);
     // D = rowsum(dO * O) for softmax and normalized sigmoid; plain sigmoid needs none
-    float* dsum =
-        mode == flash::MODE_SIGMOID ? nullptr : flash::dsum_scratch(as_device(dout), as_device(out), B, T, C, NH);
+    float* dsum = flash::score_mode(score) == flash::MODE_SIGMOID
+                      ? nullptr
+                      : flash::dsum_scratch(as_device(dout), as_device(out), B, T, C, NH);
 #ifdef ATTNLAB_BF16
     if (flash::tensor_core_head_size(hs) && aligned16(dqkv) && aligned16(dout) && aligned16(qkv)) {
         flash::with_head_size(hs, [&](auto head_size) {
             flash::backward_flash<decltype(head_size)::value>(as_device(dqkv), as_device(dout), as_device(qkv), stat,
-                                                              dsum, B, T, C, NH, scale, mode, bias);
+                                                              dsum, B, T, C, NH, scale, score);
         });
     } else
 #endif
-        flash::backward_rowwise(as_device(dqkv), as_device(dout), as_device(qkv), stat, dsum, B, T, C, NH, scale, mode,
-                                bias);
+        flash::backward_rowwise(as_device(dqkv), as_device(dout), as_device(qkv), stat, dsum, B, T, C, NH, scale,
+                                score);
     if (dsum) cuda_check(cudaFreeAsync(dsum, 0));
 }

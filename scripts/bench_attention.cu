@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     printf("|---|---|---|---|---|---|---|---|\n");
     for (int hs : {64, 128}) {
         for (int T : {1024, 4096, 16384}) {
-            Problem p = {16384 / T, T, 16 * hs, 16, nullptr, nullptr, nullptr, nullptr, nullptr, {0, 0.0f, 0}};
+            Problem p = {16384 / T, T, 16 * hs, 16, nullptr, nullptr, nullptr, nullptr, nullptr, {0, 0.0f, 0, 0}};
             size_t rows = (size_t)p.B * T;
             p.qkv = random_device(rows * 3 * p.C);
             p.dout = random_device(rows * p.C);

@@ -4,7 +4,10 @@
 // them shows). Head sizes 8 and 12 take the row-wise kernels, 32, 64 and 128 the tensor-core ones in the
 // bf16 build (forward for Tq >= 16); T = 1, 7, 64, 65, 200 cover single rows, partial tiles and
 // several tiles. The backward is run twice and must give the same bits (it is deterministic), and once
-// more from zeros, to check the gradient alone.
+// more from zeros, to check the gradient alone. ALiBi (docs/MODEL.md section 6) on each score map runs
+// on a subset of the shapes, with 2 to 5 heads (different slopes), including decoding shapes in both
+// families, where the query's absolute position Tk - Tq + i sets the offsets.
+#include <array>
 #include <cstring>
 
 #include "test/cuda/harness.cuh"
@@ -22,11 +25,26 @@ struct Mode {
 };
 
 const Mode MODES[] = {
-    {"softmax", {0, 0.0f, 0}},
-    {"sigmoid b=-3.2", {1, -3.2f, 0}},
-    {"sigmoid b=0", {1, 0.0f, 0}},
-    {"sigmoid/norm b=0", {1, 0.0f, 1}},
-    {"sigmoid/norm b=-3.2", {1, -3.2f, 1}},
+    {"softmax", {0, 0.0f, 0, 0}},
+    {"sigmoid b=-3.2", {1, -3.2f, 0, 0}},
+    {"sigmoid b=0", {1, 0.0f, 0, 0}},
+    {"sigmoid/norm b=0", {1, 0.0f, 1, 0}},
+    {"sigmoid/norm b=-3.2", {1, -3.2f, 1, 0}},
+};
+
+const Mode ALIBI_MODES[] = {
+    {"softmax alibi", {0, 0.0f, 0, 1}},
+    {"sigmoid b=-3.2 alibi", {1, -3.2f, 0, 1}},
+    {"sigmoid/norm b=0 alibi", {1, 0.0f, 1, 1}},
+};
+
+// The shapes a set of modes runs on: each head size with each training length (forward and backward)
+// and each decoding shape (Tq, Tk, Tmax): Tq new rows after Tk - Tq cached ones, Tmax - Tk rows not yet
+// written. B (1 .. max_batch) and NH (min_heads + 0..3) vary with the case number.
+struct Shapes {
+    std::vector<int> head_sizes, lengths;
+    std::vector<std::array<int, 3>> decode;
+    int max_batch, min_heads;
 };
 
 // floatX bits of a device buffer, for the determinism check.
@@ -107,27 +125,41 @@ int attention_case(const Mode& mode, int B, int NH, int hs, int Tq, int Tk, int 
     return failures;
 }
 
-}   // namespace
-
-int test_attention(void) {
-    int failures = 0, n = 0;
-    const int head_sizes[] = {8, 12, 32, 64, 128}, lengths[] = {1, 7, 64, 65, 200};
-    // decoding: (Tq, Tk, Tmax), Tq new rows after Tk - Tq cached ones, Tmax - Tk rows not yet written
-    // (Tq, Tk, Tmax): decoding steps, and tensor-core shapes whose queries start 62..65 keys in
-    // (where a 64-row tile first needs the causal mask)
-    const int decode[][3] = {{1, 70, 80}, {5, 70, 80}, {1, 1, 4}, {20, 70, 80}, {67, 150, 160},
-                             {16, 78, 80}, {16, 79, 80}, {16, 80, 96}, {16, 81, 96}};
-    for (const Mode& mode : MODES) {
-        for (int hs : head_sizes) {
-            for (int T : lengths) {   // training shapes, forward and backward; B 1-2, NH 1-4 vary with n
-                failures += attention_case(mode, 1 + n % 2, 1 + n % 4, hs, T, T, T, 1000 + n);
+// Every mode of modes on every shape of shapes; n numbers the cases (seeds, B, NH) across calls.
+template <size_t N> int attention_cases(const Mode (&modes)[N], const Shapes& shapes, int& n) {
+    int failures = 0;
+    for (const Mode& mode : modes) {
+        for (int hs : shapes.head_sizes) {
+            for (int T : shapes.lengths) {
+                failures += attention_case(mode, 1 + n % shapes.max_batch, shapes.min_heads + n % 4, hs, T, T, T,
+                                           1000 + n);
                 n++;
             }
-            for (const auto& d : decode) {
-                failures += attention_case(mode, 1 + n % 2, 1 + (n / 2) % 3, hs, d[0], d[1], d[2], 1000 + n);
+            for (const auto& d : shapes.decode) {
+                failures += attention_case(mode, 1 + n % shapes.max_batch, shapes.min_heads + (n / 2) % 3, hs, d[0],
+                                           d[1], d[2], 1000 + n);
                 n++;
             }
         }
     }
     return failures;
+}
+
+}   // namespace
+
+int test_attention(void) {
+    int n = 0;
+    // decoding steps, and tensor-core shapes whose queries start 62..65 keys in (where a 64-row tile
+    // first needs the causal mask)
+    const Shapes all = {{8, 12, 32, 64, 128},
+                        {1, 7, 64, 65, 200},
+                        {{1, 70, 80}, {5, 70, 80}, {1, 1, 4}, {20, 70, 80}, {67, 150, 160},
+                         {16, 78, 80}, {16, 79, 80}, {16, 80, 96}, {16, 81, 96}},
+                        2,
+                        1};
+    // ALiBi, fewer shapes (the emulation is slow): a row-wise and the tensor-core head sizes; training
+    // with T < 16 (row-wise forward) and over two tiles, the second partial; a decoding step (row-wise
+    // forward) and tensor-core decoding, one and several key tiles into the cache. One sequence, 2-5 heads.
+    const Shapes alibi = {{12, 32, 64, 128}, {7, 100}, {{1, 70, 80}, {20, 70, 80}, {67, 150, 160}}, 1, 2};
+    return attention_cases(MODES, all, n) + attention_cases(ALIBI_MODES, alibi, n);
 }
