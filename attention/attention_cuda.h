@@ -16,6 +16,9 @@ void attention_forward_cuda(floatX* out, float* stat, const floatX* qkv, int B, 
 // dqkv (B,T,3C) += from dout (B,T,C), recomputing the scores tile by tile.
 void attention_backward_cuda(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
                              const float* stat, int B, int T, int C, int NH, AttnScore score);
+// For analysis: weights (B,NH,T,T) float from qkv (B,T,3C) and the forward's stat, as attention_weights.
+void attention_weights_cuda(float* weights, const floatX* qkv, const float* stat, int B, int T, int C, int NH,
+                            AttnScore score);
 
 #ifdef __cplusplus
 }

@@ -271,6 +271,44 @@ extern "C" void attention_forward_cuda(floatX* out, float* stat, const floatX* q
 }
 
 // ===================================================================================================
+// For analysis (the sink metric, docs/MODEL.md section 13): the weights of the training form as the
+// forward used them, from the saved row statistic. Small T: one thread per (b, h, query, key).
+
+namespace flash {
+
+__global__ void __launch_bounds__(THREADS)
+    attention_weights_kernel(float* weights, const floatD* qkv, const float* stat, int B, int T, int C, int NH,
+                             float scale, AttnScore score) {
+    const long idx = (long)blockIdx.x * THREADS + threadIdx.x;
+    if (idx >= (long)B * NH * T * T) return;
+    const int j = (int)(idx % T), i = (int)(idx / T % T), h = (int)(idx / T / T % NH), b = (int)(idx / T / T / NH);
+    if (j > i) {
+        weights[idx] = 0.0f;
+        return;
+    }
+    const int hs = C / NH;
+    const floatD* q = qkv + ((size_t)b * T + i) * 3 * C + (size_t)h * hs;
+    const floatD* k = q + (long)(j - i) * 3 * C + C;
+    float dot = 0.0f;
+    for (int c = 0; c < hs; c++) dot += to_float(q[c]) * to_float(k[c]);
+    const float s = scale * dot - attn_alibi_slope(score, h, NH) * (float)(i - j);
+    const float row_stat = stat[((long)b * NH + h) * T + i];
+    if (!score.sigmoid) weights[idx] = expf(s - row_stat);
+    else weights[idx] = sigmoid(s + score.bias) / (score.normalize ? row_stat + SIGMOID_NORM_EPS : 1.0f);
+}
+
+}   // namespace flash
+
+extern "C" void attention_weights_cuda(float* weights, const floatX* qkv, const float* stat, int B, int T, int C,
+                                       int NH, AttnScore score) {
+    const long n = (long)B * NH * T * T;
+    if (n == 0) return;
+    flash::attention_weights_kernel<<<ceil_div(n, flash::THREADS), flash::THREADS>>>(
+        weights, as_device(qkv), stat, B, T, C, NH, 1.0f / sqrtf((float)(C / NH)), score);
+    cuda_check_launch();
+}
+
+// ===================================================================================================
 // The backward
 
 namespace flash {

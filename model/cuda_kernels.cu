@@ -82,6 +82,7 @@ static Kernels make_cuda_kernels() {
     k.global_norm_squared = global_norm_squared_cuda;
     k.attention_forward = attention_forward_cuda;
     k.attention_backward = attention_backward_cuda;
+    k.attention_weights = attention_weights_cuda;
     return k;
 }
 

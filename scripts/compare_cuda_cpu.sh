@@ -5,7 +5,9 @@
 #  2. infercu vs infer on the CPU run's checkpoint: the -eval loss over the val shard, within BOUND;
 #  3. infercu's greedy decoding with the KV cache against -nocache (a full forward per token): with
 #     DECODE=exact the 40 tokens must be equal; with DECODE=report the agreement is printed only
-#     (in bf16 the two paths round differently and an untrained model's near-ties may flip).
+#     (in bf16 the two paths round differently and an untrained model's near-ties may flip);
+#  4. infercu -sa vs infer -sa (the attention-sink analysis, every line a document): every head's
+#     alpha_k and the first-token attention within BOUND (absolute: weights are at most 1).
 # The model has head size 64 (the tensor-core attention of the bf16 build) and trains at T=100 of
 # maxT=128 (attention tiles cut short). Bounds: 1e-4 for the fp32 build; 2e-2 for the bf16 build,
 # whose parameters and activations are bf16 (relative rounding 2^-9 each) where the CPU's are fp32,
@@ -21,7 +23,7 @@ mkdir -p "$out"
 awk 'BEGIN { split("the of attention sink head token layer softmax gate memory value key query", w, " ");
              for (i = 1; i <= 3000; i++) print i ": " w[i % 13 + 1] " " w[(i * 7) % 13 + 1] " " w[(i * 11) % 13 + 1] "." }' \
     > "$out/corpus.txt"
-./prepare -o "$out/data" --bytes --val-frac 0.1 "$out/corpus.txt" > "$out/prepare.log"
+./prepare -o "$out/data" --bytes --val-frac 0.1 --doc-start '^[0-9]+:' "$out/corpus.txt" > "$out/prepare.log"
 val="$out/data/val_000000.bin"
 args=(-e L=2,C=128,H=2,T=128,V=257 -i "$out/data/train_000000.bin" -j "$val" -b 2 -t 100 -x 5 -l 1e-3 -sh 0
       -v 0 -s 0 -S 7)
@@ -62,3 +64,18 @@ elif [ "$decode" = exact ] && [ "$same" -ne 43 ]; then
     exit 1
 fi
 echo "ok   infercu decode: KV cache and -nocache agree on $same of 43 tokens ($decode)"
+
+sink_args=(-e "$model" -sa "$val" -sn 8 -st 32)
+run "$out/sinks_cpu.log" ./infer "${sink_args[@]}" -json "$out/sinks_cpu.json"
+run "$out/sinks_cuda.log" "$cuda_dir/infercu" "${sink_args[@]}" -json "$out/sinks_cuda.json"
+$python - "$out/sinks_cpu.json" "$out/sinks_cuda.json" "$bound" <<'PY'
+import json, sys
+cpu, cuda = (json.load(open(p)) for p in sys.argv[1:3])
+flat = lambda x: [v for layer in x for head in layer for v in head]
+alpha_err = max(abs(x - y) for x, y in zip(flat(cpu["alpha"]), flat(cuda["alpha"])))
+err = max(alpha_err, abs(cpu["first_token_attention"] - cuda["first_token_attention"]))
+ok = err <= float(sys.argv[3])
+print(f"{'ok  ' if ok else 'FAIL'} infer -sa: alpha and first-token attention within {err:.2e} "
+      f"(Sink_1 cpu {cpu['sink_percent']:.2f}% cuda {cuda['sink_percent']:.2f}%)")
+sys.exit(0 if ok else 1)
+PY

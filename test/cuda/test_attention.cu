@@ -4,7 +4,8 @@
 // them shows). Head sizes 8 and 12 take the row-wise kernels, 32, 64 and 128 the tensor-core ones in the
 // bf16 build (forward for Tq >= 16); T = 1, 7, 64, 65, 200 cover single rows, partial tiles and
 // several tiles. The backward is run twice and must give the same bits (it is deterministic), and once
-// more from zeros, to check the gradient alone. ALiBi (docs/MODEL.md section 6) on each score map runs
+// more from zeros, to check the gradient alone. For T <= 65 the analysis kernel attention_weights_cuda
+// against attention_weights from the same row statistic. ALiBi (docs/MODEL.md section 6) on each score map runs
 // on a subset of the shapes, with 2 to 5 heads (different slopes), including decoding shapes in both
 // families, where the query's absolute position Tk - Tq + i sets the offsets.
 #include <array>
@@ -85,6 +86,20 @@ int attention_case(const Mode& mode, int B, int NH, int hs, int Tq, int Tk, int 
              Tk, Tmax);
     failures += check(what, rel_err(from_device_float(d_stat, n_stat), stat_ref), TOL_REDUCTION);
 
+    if (Tq == Tk && Tk == Tmax && Tk <= 65) {   // the analysis weights, from the same (CPU) row statistic
+        const size_t n_w = (size_t)B * NH * Tk * Tk;
+        std::vector<float> w_ref(n_w);
+        attention_weights(w_ref.data(), qkv.data(), stat_ref.data(), B, Tk, C, NH, mode.score);
+        float* d_stat_ref = to_device_float(stat_ref);
+        float* d_w = device_alloc<float>(n_w);
+        poison(d_w, n_w * sizeof(float));
+        attention_weights_cuda(d_w, d_qkv, d_stat_ref, B, Tk, C, NH, mode.score);
+        cuda_check(cudaDeviceSynchronize());
+        snprintf(what, sizeof(what), "attention %s B=%d NH=%d hs=%d T=%d weights", mode.name, B, NH, hs, Tk);
+        failures += check(what, rel_err(from_device_float(d_w, n_w), w_ref), TOL_ELEMENTWISE);
+        cuda_check(cudaFree(d_w));
+        cuda_check(cudaFree(d_stat_ref));
+    }
     if (Tq == Tk && Tk == Tmax) {
         const int T = Tk;
         std::vector<float> dout = host_random(n_out, 1.0f, seed + 1), dqkv = host_random(n_qkv, 1.0f, seed + 2);
