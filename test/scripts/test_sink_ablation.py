@@ -1,0 +1,222 @@
+"""scripts/sink_ablation.py and scripts/plot_sinks.py: the log parser and the report on main.log
+files written here with known values; a tiny ablation end to end through ./train_gpt2 (trains,
+skips what is finished, resumes an interrupted run bit for bit); plot_sinks.py on ./infer's JSON;
+one-line errors."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from clib import ROOT
+from files import byte_corpus, write_byte_tokenizer, write_shard
+
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import plot_sinks  # noqa: E402
+import sink_ablation as sa  # noqa: E402
+
+PYTHON = sys.executable
+ABLATION = os.path.join(ROOT, "scripts", "sink_ablation.py")
+PLOT = os.path.join(ROOT, "scripts", "plot_sinks.py")
+TINY = {"base": "L=1,C=16,H=2,T=16,V=257,bos=1", "batch": 2, "seq": 16, "tokens": 192, "warmup": 2,
+        "val_batches": 2, "sink_seqs": 4, "sink_T": 8, "every": 2,
+        "variants": {"softmax": "", "softmax + KV bias": "sink=kv"}}   # 6 steps of 32 tokens
+
+
+def run(*args, ok=True):
+    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+    if ok:
+        assert p.returncode == 0, f"{args} failed:\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+def one_line_error(p, text):
+    assert p.returncode != 0 and p.stderr.count("\n") == 1 and text in p.stderr, p.stderr
+
+
+def config(tmp_path, out, **settings):
+    """A --config file of the tiny settings (updated by `settings`) and the parsed Config."""
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(dict(TINY, **settings)))
+    argv = ["--config", str(path), "--out", str(out), "--data", str(tmp_path)]
+    return path, sa.make_config(sa.parse_args(argv))
+
+
+# ---------------------------------------------------------------- parser and report
+
+def write_run(run_dir, log_lines, final=True, rates=(), threads=2):
+    """A run directory: main.log, train.out with step lines at `rates` tok/s, cmd.txt, and an
+    (empty) final checkpoint file when `final`."""
+    os.makedirs(run_dir)
+    with open(os.path.join(run_dir, "main.log"), "w") as f:
+        f.writelines(line + "\n" for line in log_lines)
+    with open(os.path.join(run_dir, "train.out"), "w") as f:
+        f.writelines(f"step {i + 1:4d}/6 | loss 5.0 | lr 1e-3 | norm 1.0 | 1.0 ms | {r} tok/s\n"
+                     for i, r in enumerate(rates))
+    with open(os.path.join(run_dir, "cmd.txt"), "w") as f:
+        f.write(f"OMP_NUM_THREADS={threads} ./train_gpt2 -e X\n")
+    if final:
+        open(os.path.join(run_dir, "model_00000006.bin"), "w").close()
+
+
+def test_report_from_logs(tmp_path):
+    out = tmp_path / "out"
+    _, cfg = config(tmp_path, out, variants={"softmax": "", "kv": "sink=kv", "gate": "gate=elem", "never": "x=1"})
+    assert cfg.steps == 6 and cfg.tokens_per_step == 32
+    write_run(out / "softmax", [
+        "s:0 tel:5.5", "s:0 sink:0.0000 fattn:0.200000", "s:1 trl:5.4 lr:1e-3 norm:1.0",
+        "s:2 tel:4.0", "s:2 sink:25.0000 fattn:0.300000", "s:2 checkpoint",
+        "s:2 tel:4.0", "s:2 sink:25.0000 fattn:0.300000",                 # repeated by a resume
+        "s:4 tel:3.5", "s:4 sink:50.0000 fattn:0.400000",
+        "s:6 tel:3.25", "s:6 sink:75.0000 fattn:0.500000", "s:6 checkpoint"], rates=(100, 300, 200))
+    write_run(out / "kv", ["s:0 tel:5.5", "s:0 sink:0.0000 fattn:0.2 slot:10.0000",
+                           "s:6 tel:3.0", "s:6 sink:0.0000 fattn:0.125 slot:87.5000"], threads=1)
+    write_run(out / "gate", ["s:0 tel:5.5", "s:0 sink:0.0000 fattn:0.2", "s:2 tel:4.5",
+                             "s:2 sink:12.5000 fattn:0.25", "s:2 checkpoint", "s:3 trl:4.4 lr:1e-3 norm:1.0"],
+              final=False)
+    with open(out / "gate" / "main.log", "a") as f:
+        f.write("s:4 tel:4.1")                                              # cut off mid-write: ignored
+
+    results = {r.name: r for r in sa.collect(cfg)}
+    soft, kv, gate, never = (results[n] for n in ("softmax", "kv", "gate", "never"))
+    assert soft.finished and kv.finished and not gate.finished and not never.finished
+    assert sa.series(cfg, soft, "sink") == ([0, 64, 128, 192], [0.0, 25.0, 50.0, 75.0])
+    assert sa.series(cfg, soft, "tel") == ([0, 64, 128, 192], [5.5, 4.0, 3.5, 3.25])
+    assert sa.series(cfg, soft, "fattn")[1] == [0.2, 0.3, 0.4, 0.5] and not soft.curves["slot"]
+    assert sa.series(cfg, kv, "slot") == ([0, 192], [10.0, 87.5])
+    assert sa.series(cfg, gate, "tel") == ([0, 64], [5.5, 4.5]) and gate.last_step == 2
+    assert soft.tok_s == 200 and soft.threads == "2" and kv.tok_s is None and kv.threads == "1"
+
+    sa.write_report(cfg, list(results.values()), "python3 sink_ablation.py --test")
+    text = (out / "results.md").read_text()
+    rows = {row.split(" | ")[0].strip("| "): row for row in text.splitlines() if row.startswith("| ")}
+    assert rows["softmax"] == "| softmax | `(base)` | 6 | 3.2500 | 75.0 | - | 0.5000 | 200 | 2 |"
+    assert rows["kv"] == "| kv | `sink=kv` | 6 | 3.0000 | 0.0 | 87.5 | 0.1250 | - | 1 |"
+    assert rows["gate"] == "| gate | `gate=elem` | 2 of 6, unfinished | 4.5000 | 12.5 | - | 0.2500 | - | 2 |"
+    assert rows["never"] == "| never | `x=1` | not run | - | - | - | - | - | - |"
+    assert "python3 sink_ablation.py --test" in text and "Sink_1 %" in text
+    for png in ("sink.png", "val_loss.png", "first_token.png"):
+        assert (out / png).stat().st_size > 1000
+
+
+def test_settings_and_their_errors(tmp_path):
+    assert list(sa.select(sa.VARIANTS, "softmax_kv_bias, gate elem")) == ["softmax + KV bias", "gate elem"]
+    with pytest.raises(SystemExit, match="unknown variant 'nope'"):
+        sa.select(sa.VARIANTS, "softmax,nope")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"lr": 1e-3, "steps": 5}')
+    with pytest.raises(SystemExit, match="unknown key.*steps"):
+        sa.make_config(sa.parse_args(["--config", str(bad)]))
+    path, cfg = config(tmp_path, tmp_path / "o", lr=1e-3)
+    assert cfg.lr == 1e-3 and sa.make_config(sa.parse_args(["--config", str(path), "--lr", "2e-3"])).lr == 2e-3
+    with pytest.raises(SystemExit, match="nothing to report"):
+        sa.main(["--report-only", "--out", str(tmp_path / "none")])
+
+
+# ---------------------------------------------------------------- end to end
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Byte shards of documents separated by EOT (256), as bos=1 needs."""
+    d = tmp_path_factory.mktemp("docs")
+    write_shard(d / "train_000000.bin", byte_corpus(20000, seed=1))
+    write_shard(d / "val_000000.bin", byte_corpus(4000, seed=2))
+    write_byte_tokenizer(d / "tokenizer.bin")
+    return d
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    """The tiny ablation, trained once; returns (the runner's arguments, out dir, its stdout)."""
+    (data / "tiny.json").write_text(json.dumps(TINY))
+    out = data / "out"
+    args = [PYTHON, ABLATION, "--config", data / "tiny.json", "--data", data, "--out", out, "--cores", 1]
+    return args, out, run(*args).stdout
+
+
+def test_trains_reports_skips_and_resumes(trained):
+    args, out, stdout = trained
+    assert stdout.count("$ OMP_NUM_THREADS=1 ") == 2 and "-sa 2" in stdout
+    for slug in ("softmax", "softmax_kv_bias"):
+        log = (out / slug / "main.log").read_text()
+        assert re.findall(r"s:(\d+) sink:", log) == ["0", "2", "4", "6"], log
+        assert (out / slug / "model_00000006.bin").exists() and (out / slug / "cmd.txt").exists()
+    assert " slot:" in (out / "softmax_kv_bias" / "main.log").read_text()
+    text = (out / "results.md").read_text()
+    assert "| softmax | `(base)` | 6 |" in text and "| softmax + KV bias | `sink=kv` | 6 |" in text
+    assert all((out / png).exists() for png in ("sink.png", "val_loss.png", "first_token.png"))
+
+    again = run(*args).stdout                          # everything is finished: nothing retrained
+    assert again.count("skipping") == 2 and "$ " not in again
+
+    run_dir = out / "softmax"                          # interrupt after step 5: back to the step-4 checkpoint
+    final = (run_dir / "model_00000006.bin").read_bytes()
+    (run_dir / "model_00000006.bin").unlink()
+    (run_dir / "state_00000006.bin").unlink()
+    log = (run_dir / "main.log").read_text()
+    (run_dir / "main.log").write_text(log[:log.index("s:5 ")] + "s:5 trl:9.0 lr:1e-3 norm:1.0\n")
+    resumed = run(*args).stdout
+    assert "softmax: resuming at step 4" in resumed and "-y 1" in resumed and resumed.count("$ ") == 1
+    assert (run_dir / "model_00000006.bin").read_bytes() == final
+    assert "s:5 trl:9.0" not in (run_dir / "main.log").read_text()
+    assert sa.parse_log(run_dir / "main.log")["sink"].keys() == {0, 2, 4, 6}
+    assert "| softmax | `(base)` | 6 |" in (out / "results.md").read_text()
+
+
+def test_other_settings_in_a_run_dir_are_refused(trained):
+    args, out, _ = trained
+    p = run(*args, "--lr", "1e-3", "--only", "softmax", ok=False)
+    assert p.returncode == 1 and "holds a run with other settings" in p.stderr and "$ " not in p.stdout
+
+
+def test_a_failing_variant_does_not_stop_the_others(data, tmp_path):
+    """Two at a time on 1 thread each: the broken one ends first, the other finishes."""
+    path, _ = config(tmp_path, tmp_path / "o", variants={"broken": "mixer=nope", "softmax": ""})
+    p = run(PYTHON, ABLATION, "--config", path, "--data", data, "--out", tmp_path / "o", "--parallel", 2,
+            "--cores", 2, ok=False)
+    assert p.returncode == 1 and "failed: broken" in p.stderr and "2 at a time with 1 threads each" in p.stdout
+    assert "broken: FAILED (exit status 1)" in p.stdout and "mixer" in p.stdout.split("FAILED")[1]
+    assert "softmax: finished" in p.stdout and (tmp_path / "o" / "softmax" / "model_00000006.bin").exists()
+    assert "| broken | `mixer=nope` | not run |" in (tmp_path / "o" / "results.md").read_text()
+
+
+def test_runner_errors(data, tmp_path):
+    path, _ = config(tmp_path, tmp_path / "o")
+    base = [PYTHON, ABLATION, "--config", path, "--out", tmp_path / "o"]
+    one_line_error(run(*base, "--data", tmp_path / "none", ok=False), "no such directory")
+    one_line_error(run(*base, "--data", data, "--only", "nope", ok=False), "unknown variant 'nope'")
+    p = subprocess.run([str(a) for a in base + ["--data", data]], capture_output=True, text=True,
+                       env=dict(os.environ, ATTNLAB_TRAIN=str(tmp_path / "train_gpt2")))
+    one_line_error(p, "make train_gpt2")
+
+
+# ---------------------------------------------------------------- plot_sinks.py
+
+def test_plot_sinks_on_infer_json(trained, tmp_path):
+    _, out, _ = trained
+    path = tmp_path / "kv.json"
+    run(os.path.join(ROOT, "infer"), "-e", out / "softmax_kv_bias" / "model_00000006.bin",
+        "-sa", out.parent / "val_*.bin", "-sn", 4, "-st", 8, "-json", path)
+    p = run(PYTHON, PLOT, path)
+    for png in ("kv_alpha1.png", "kv_alpha.png"):
+        assert (tmp_path / png).stat().st_size > 1000 and png in p.stdout
+    run(PYTHON, PLOT, path, "-o", tmp_path / "sub" / "x")
+    assert (tmp_path / "sub" / "x_alpha.png").exists()
+
+    broken = json.loads(path.read_text())
+    del broken["alpha"]
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    one_line_error(run(PYTHON, PLOT, tmp_path / "broken.json", ok=False), "missing field(s) alpha")
+    one_line_error(run(PYTHON, PLOT, tmp_path / "none.json", ok=False), "no such file")
+
+
+def test_uniform_reference():
+    """alpha_k of A_tk = 1/t, against the sum written out; alpha_1 at T = 64 is about 0.074."""
+    T = 10
+    want = [sum(1 / t for t in range(k, T + 1)) / (T - k + 1) for k in range(1, T + 1)]
+    assert np.allclose(plot_sinks.uniform_alpha(T), want)
+    assert abs(plot_sinks.uniform_alpha(64)[0] - 0.0744) < 1e-3 and plot_sinks.uniform_alpha(64)[-1] == 1 / 64
