@@ -16,11 +16,13 @@ train.out: its stdout, cmd.txt: the command of each invocation). At the end, and
 attention and training tokens/s of each variant), sink.png, val_loss.png and first_token.png
 (each against tokens seen = step * tokens per step).
 
-The data (--data DIR, default datasets/kjv_verses): DIR/train_*.bin, DIR/val_*.bin and
+The data (--data DIR, default datasets/kjv_passages): DIR/train_*.bin, DIR/val_*.bin and
 DIR/tokenizer.bin, documents separated by the end-of-text token (the base has bos=1). The King
-James Bible with one document per verse:
+James Bible, byte-level, a document at every chapter and every fifth verse (passages of about 620
+bytes, so a sequence of 128 holds one document start: docs/ABLATIONS.md says why that matters);
+scripts/sink_ablation_cpu.sh makes it and runs the suite:
     bible "Gen1:1-Rev22:21" > kjv.txt
-    ./prepare -o datasets/kjv_verses --bytes --val-frac 0.05 --doc-start '^ +[0-9]+ ' kjv.txt
+    ./prepare -o datasets/kjv_passages --bytes --val-frac 0.05 --doc-start '^ +([0-9]*[05]|1) ' kjv.txt
 
 Resume: a variant whose final checkpoint (model_<steps>.bin) exists and whose main.log has the
 final sink line is not trained again; one with checkpoints resumes with `-y 1` from the newest
@@ -230,8 +232,9 @@ def check_can_train(cfg):
     if not os.access(TRAIN, os.X_OK):
         fail(f"{TRAIN} not found: build it with `make train_gpt2`")
     if not os.path.isdir(cfg.data):
-        fail(f"--data {cfg.data}: no such directory (make it: bible \"Gen1:1-Rev22:21\" > kjv.txt && ./prepare "
-             f"-o {cfg.data} --bytes --val-frac 0.05 --doc-start '^ +[0-9]+ ' kjv.txt)")
+        fail(f"--data {cfg.data}: no such directory (scripts/sink_ablation_cpu.sh makes the default data, or: "
+             f"bible \"Gen1:1-Rev22:21\" > kjv.txt && ./prepare -o {cfg.data} --bytes --val-frac 0.05 "
+             f"--doc-start '^ +([0-9]*[05]|1) ' kjv.txt)")
     for kind in ("train", "val"):
         if not glob.glob(os.path.join(cfg.data, f"{kind}_*.bin")):
             fail(f"--data {cfg.data}: no {kind}_*.bin shards (./prepare -o {cfg.data} ... writes them)")
@@ -631,8 +634,8 @@ with OMP_NUM_THREADS = threads (variants trained side by side share the machine)
 def parse_args(argv):
     ap = argparse.ArgumentParser(description="Train sink-ablation variants and compare their attention sinks "
                                  "(the module docstring has the details and the config-file format).")
-    ap.add_argument("--data", metavar="DIR", default=os.path.join(ROOT, "datasets", "kjv_verses"),
-                    help="DIR with train_*.bin, val_*.bin, tokenizer.bin (default: datasets/kjv_verses)")
+    ap.add_argument("--data", metavar="DIR", default=os.path.join(ROOT, "datasets", "kjv_passages"),
+                    help="DIR with train_*.bin, val_*.bin, tokenizer.bin (default: datasets/kjv_passages)")
     ap.add_argument("--out", metavar="DIR", default=os.path.join(ROOT, "runs", "sink_ablation"),
                     help="runs and report go here (default: runs/sink_ablation)")
     ap.add_argument("--config", metavar="FILE", help="JSON file with settings and variants")
