@@ -72,13 +72,20 @@ static void add_layer_activations(GPT* m, SinkReport* r, AnalysisBuffers* w, int
     sink_report_add_gates(r, l, w->rows, (long)n);
 }
 
-void gpt_sink_analysis(GPT* m, const int* tokens, int N, int T, int k, float eps, SinkReport* r) {
+// Fails with one line on settings the analysis cannot run with, before any work.
+static void check_settings(const GPT* m, int N, int T, int k) {
     const GPTConfig* c = &m->config;
-    int L = c->num_layers, NH = c->num_heads, C = c->channels;
+    if (N < 1) fail("sink analysis: %d sequences asked; give at least one", N);
     if (T < 2 || T > c->max_seq_len) fail("sink analysis: T=%d must be in 2..%d (the model's maximum)", T, c->max_seq_len);
     if (k < 0 || k >= T) fail("sink analysis: key %d is not a position of T=%d", k + 1, T);
     if (!(c->mixer == MIXER_MLSTM ? (const void*)m->k->mlstm_score_matrix : (const void*)m->k->attention_weights))
         fail("the %s kernel set cannot materialize this mixer's weights yet; use the CPU build (infer)", m->k->name);
+}
+
+void gpt_sink_analysis(GPT* m, const int* tokens, int N, int T, int k, float eps, SinkReport* r) {
+    const GPTConfig* c = &m->config;
+    int L = c->num_layers, NH = c->num_heads, C = c->channels;
+    check_settings(m, N, T, k);
     sink_report_init(r, L, NH, T, k, eps, weights_kind(c), c->sink != SINK_NONE, gpt_gate_width(c) > 0);
     int B = N < ANALYSIS_BATCH ? N : ANALYSIS_BATCH;
     size_t rows = (size_t)B * T * (C > gpt_gate_width(c) ? C : gpt_gate_width(c));
@@ -101,7 +108,7 @@ void gpt_sink_analysis(GPT* m, const int* tokens, int N, int T, int k, float eps
 }
 
 void gpt_sink_analysis_shards(GPT* m, const char* pattern, int eot, int N, int T, int k, float eps, SinkReport* r) {
-    if (N < 1) fail("sink analysis: %d sequences asked; give at least one", N);
+    check_settings(m, N, T, k);
     int bos = m->config.bos, with_eot = T + !bos;   // without BOS the EOT is read, then dropped
     int* tokens = malloc_check((size_t)N * with_eot * sizeof(int));
     size_t found = shard_document_starts(pattern, eot, m->config.vocab_size, with_eot, N, tokens);

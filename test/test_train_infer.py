@@ -237,3 +237,29 @@ def test_gradient_dump_and_run_comparison(data, tmp_path):
     assert same.returncode == 0 and "0 failed" in same.stdout, same.stdout
     diff = subprocess.run(["/usr/bin/python3", script, str(one), str(other), cfg, "1e-5"], capture_output=True, text=True)
     assert diff.returncode == 1 and "FAIL" in diff.stdout
+
+
+def test_sink_analysis_in_train_and_infer(data, tmp_path):
+    """train -sa logs the metric every N steps; infer -sa on the final checkpoint gives the same number
+    (same code, same val shards), writes JSON, and leaves the checkpoint's bytes alone; bad input
+    gets one line."""
+    out = tmp_path / "run"
+    run(*train_args(data, out, 6, "-e", TINY + ",bos=1,sink=k", "-sa", 3, "-sn", 8, "-st", 16))
+    sinks = re.findall(r"s:(\d+) sink:([\d.]+) fattn:([\d.]+) slot:([\d.]+)", (out / "main.log").read_text())
+    assert [int(s[0]) for s in sinks] == [0, 3, 6], sinks
+    ckpt = out / "model_00000006.bin"
+    before = ckpt.read_bytes()
+    js = tmp_path / "sinks.json"
+    p = run(INFER, "-e", ckpt, "-sa", data / "*val*.bin", "-sn", 8, "-st", 16, "-json", js)
+    assert ckpt.read_bytes() == before, "the analysis changed the checkpoint"
+    d = json.loads(js.read_text())
+    assert (d["sequences"], d["T"], d["k"], d["eps"]) == (8, 16, 1, 0.3)
+    assert np.array(d["alpha"]).shape == (2, 2, 16) and np.array(d["alpha_slot"]).shape == (2, 2)
+    assert d["sink_percent"] == pytest.approx(float(sinks[-1][1]), abs=1e-3)
+    assert d["slot_percent"] == pytest.approx(float(sinks[-1][3]), abs=1e-3)
+    assert "Sink_1^0.3" in p.stdout and "Sink* (slot)" in p.stdout
+    val = data / "*val*.bin"
+    one_line_error(run(INFER, "-e", ckpt, "-sa", val, "-st", 33, ok=False), "T=33 must be in 2..32")
+    one_line_error(run(INFER, "-e", ckpt, "-sa", val, "-sn", 100000, "-st", 16, ok=False), "document starts")
+    one_line_error(run(INFER, "-e", data / "tokenizer.bin", "-sa", val, ok=False), "not a model checkpoint")
+    one_line_error(run(INFER, "-e", ckpt, "-json", js, ok=False), "-json writes the sink analysis")
