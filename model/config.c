@@ -259,15 +259,20 @@ void gpt_config_validate(const GPTConfig* c, const char* what) {
     }
 }
 
-void gpt_config_describe(const GPTConfig* c, char* out, size_t n) {
+// The value key i would take if a descriptor left it out, given the rest of c.
+static double default_value(const GPTConfig* c, const ConfigOption* o) {
+    if (!o->derive) return o->def;
     GPTConfig derived = *c;
-    derive_padded_vocab(&derived);
+    o->derive(&derived);
+    return get_value(&derived, o);
+}
+
+void gpt_config_describe(const GPTConfig* c, char* out, size_t n) {
     out[0] = '\0';
     for (int i = 0; i < NUM_OPTIONS; i++) {
         const ConfigOption* o = &OPTIONS[i];
-        double v = get_value(c, o);
-        int shown = !is_mixer_option(o) ? (o->derive ? v != get_value(&derived, o) : 1) : v != o->def;
-        if (!shown) continue;
+        int optional = is_mixer_option(o) || o->derive;   // L C H T V always; the rest when not what omitting gives
+        if (optional && get_value(c, o) == default_value(c, o)) continue;
         char text[64];
         format_value(c, o, text, sizeof(text));
         snprintf(out + strlen(out), n - strlen(out), "%s%s=%s", out[0] ? "," : "", o->key, text);

@@ -206,8 +206,9 @@ def test_descriptor_help_lists_every_key():
         assert re.search(rf"^  {key} ", out, re.M), f"-e help does not list '{key}':\n{out}"
 
 
-@pytest.mark.parametrize("settings", ["", "mixer=sigmoid,gate=head", "mixer=mlstm,igate=sig,chunk=8",
-                                      "rope=1,qknorm=1,hybrid=1,layerscale=1,Vp=512"])
+@pytest.mark.parametrize("settings", ["", "mixer=sigmoid,gate=head", "mixer=sigmoid,bias=0,norm=1",
+                                      "mixer=mlstm,igate=sig,chunk=8", "rope=1,qknorm=1,hybrid=1,layerscale=1,Vp=512",
+                                      "alibi=1,sink=kv,bos=1"])
 def test_model_line_is_a_descriptor_of_the_same_model(data, tmp_path, settings):
     """The model line printed at start, fed back to -e, builds the same model (same checkpoint header)."""
     first = run(*train_args(data, tmp_path / "a", 1, "-e", TINY + ("," + settings if settings else "")))
