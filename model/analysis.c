@@ -21,11 +21,6 @@ static const char* weights_kind(const GPTConfig* c) {
     return c->sink != SINK_NONE ? "softmax weights over the keys and the sink slot" : "softmax weights";
 }
 
-static AttnScore score_of(const GPTConfig* c) {
-    return (AttnScore){.sigmoid = c->mixer == MIXER_SIGMOID, .bias = c->sigmoid_bias, .normalize = c->sigmoid_norm,
-                       .alibi = c->alibi};
-}
-
 // Host buffers of one batch: the weights (B,NH,T,T), the slot's weight per query (T), a layer's
 // residual stream (B,T,C) or gates (B,T,G).
 typedef struct {
@@ -41,7 +36,7 @@ static void add_layer_weights(GPT* m, SinkReport* r, float* device_weights, Anal
     if (c->mixer == MIXER_MLSTM)
         k->mlstm_score_matrix(device_weights, a.qkv, a.mlstm_gates, B, T, C, NH, c->mlstm_igate == IGATE_SIG);
     else
-        k->attention_weights(device_weights, a.qkv, a.att_rowstat, B, T, C, NH, score_of(c));
+        k->attention_weights(device_weights, a.qkv, a.att_rowstat, B, T, C, NH, gpt_attn_score(c));
     k->download(w->weights, device_weights, (size_t)B * NH * T * T * sizeof(float));
     int proxy = c->mixer == MIXER_MLSTM || (c->mixer == MIXER_SIGMOID && !c->sigmoid_norm);
     for (int b = 0; b < B; b++) {

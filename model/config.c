@@ -36,6 +36,11 @@ int gpt_gate_width(const GPTConfig* c) {
     return c->gate == GATE_HEAD ? c->num_heads : c->gate == GATE_ELEM ? c->channels : 0;
 }
 
+AttnScore gpt_attn_score(const GPTConfig* c) {
+    return (AttnScore){.sigmoid = c->mixer == MIXER_SIGMOID, .bias = c->sigmoid_bias, .normalize = c->sigmoid_norm,
+                       .alibi = c->alibi};
+}
+
 // defaults that depend on other keys
 static void derive_padded_vocab(GPTConfig* c) { c->padded_vocab_size = (c->vocab_size + 127) / 128 * 128; }
 // sigmoid attention: b = -ln(n) with n the training context (docs/MODEL.md section 5)

@@ -60,6 +60,8 @@ GPTConfig gpt_config_read_header(const int* header, const char* path);
 
 // The G1 gate's width: NH (headwise), C (elementwise) or 0 (none).
 int gpt_gate_width(const GPTConfig* c);
+// How the attention kernels turn the config's scores into weights.
+AttnScore gpt_attn_score(const GPTConfig* c);
 
 #ifdef __cplusplus
 }

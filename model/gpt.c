@@ -11,11 +11,6 @@
 #include "common/check.h"
 #include "model/tensors.h"
 
-static AttnScore attn_score(const GPTConfig* c) {
-    return (AttnScore){.sigmoid = c->mixer == MIXER_SIGMOID, .bias = c->sigmoid_bias, .normalize = c->sigmoid_norm,
-                       .alibi = c->alibi};
-}
-
 // ----------------------------------------------------------------------------
 // forward
 
@@ -40,7 +35,7 @@ static void attention_mixer_forward(GPT* m, int l, int B, int T, DecodeState d) 
     // training: the T rows of this batch; decoding: the new rows at pos0.. of the cache of maxT rows
     const floatX* rows = d.use_cache ? cache : qkv;
     int Tk = d.use_cache ? d.pos0 + T : T, Tmax = d.use_cache ? c->max_seq_len : T;
-    k->attention_forward(a.mix_out, a.att_rowstat, rows, B, T, Tk, Tmax, C, NH, attn_score(c));
+    k->attention_forward(a.mix_out, a.att_rowstat, rows, B, T, Tk, Tmax, C, NH, gpt_attn_score(c));
     if (c->sink != SINK_NONE)
         k->attention_sink_forward(a.mix_out, a.att_rowstat, rows, p.sink_key, p.sink_value, p.sink_logit, B, T, Tk,
                                   Tmax, C, NH, c->sink);
@@ -221,7 +216,7 @@ static void attention_mixer_backward(GPT* m, int l, int B, int T) {
     GradScratch* s = &m->scratch;
     size_t qkv_bytes = (size_t)N * 3 * C * sizeof(floatX);
     k->zero(s->dqkv, qkv_bytes);
-    k->attention_backward(s->dqkv, s->dmix_out, a.qkv, a.mix_out, a.att_rowstat, B, T, C, NH, attn_score(c));
+    k->attention_backward(s->dqkv, s->dmix_out, a.qkv, a.mix_out, a.att_rowstat, B, T, C, NH, gpt_attn_score(c));
     if (c->sink != SINK_NONE)   // given the final output and log-sum-exp, the line above is the keys' part
         k->attention_sink_backward(s->dqkv, g.sink_key, g.sink_value, g.sink_logit, s->dmix_out, a.qkv, a.mix_out,
                                    a.att_rowstat, p.sink_key, p.sink_value, p.sink_logit, B, T, C, NH, c->sink);
