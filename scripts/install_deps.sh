@@ -12,3 +12,9 @@ $SUDO apt-get install -y -qq --no-install-recommends build-essential python3 pyt
     python3-pytest python3-pip python3-matplotlib libopenblas0-pthread bible-kjv > /dev/null
 /usr/bin/python3 -c "import tiktoken" 2>/dev/null || \
     $SUDO /usr/bin/python3 -m pip install -q --break-system-packages tiktoken
+# transformers (PyPI) for the Hugging Face interop tests (scripts/import_hf.py, export_hf.py): 4.40.2
+# works with Debian's PyTorch 1.13 (newer releases move to PyTorch 2); pinned with the tokenizers,
+# safetensors and huggingface-hub it was tested with. Only local folders are read: no network at run time.
+/usr/bin/python3 -c "import transformers, safetensors; assert transformers.__version__ == '4.40.2'" 2>/dev/null || \
+    $SUDO /usr/bin/python3 -m pip install -q --break-system-packages transformers==4.40.2 tokenizers==0.19.1 \
+        safetensors==0.8.0 huggingface-hub==0.36.2

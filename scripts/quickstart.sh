@@ -15,3 +15,4 @@ bible "Gen1:1-Rev22:21" > datasets/kjv/kjv.txt
 ./infer -e runs/kjv/model_00000400.bin -tk datasets/kjv/tokenizer.bin -p "And God said" -n 200 -temp 0.8 -topk 40
 ./infer -e runs/kjv/model_00000400.bin -tk datasets/kjv/tokenizer.bin -sa "datasets/kjv/val_*.bin" -json runs/kjv/sinks.json
 /usr/bin/python3 scripts/plot_sinks.py runs/kjv/sinks.json
+/usr/bin/python3 scripts/plot_run.py runs/kjv --tokens-per-step 4096   # losses, lr, grad norm, sinks: runs/kjv/run.png
