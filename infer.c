@@ -4,10 +4,12 @@
 //   ./infer -e model.bin -eval "datasets/kjv/*val*.bin" [-b 4] [-t T] [-m batches]
 //   ./infer -e model.bin -sa "datasets/kjv/*val*.bin" [-sn 100] [-st 64] [-sk 1] [-se 0.3] [-json FILE]
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/args.h"
 #include "common/check.h"
 #include "data/shards.h"
 #include "data/tokenizer.h"
@@ -33,60 +35,38 @@ typedef struct {
     int B, T, max_batches;   // -b -t -m (eval)
 } Args;
 
-static void usage(void) {
-    fprintf(stderr,
-        "usage: ./infer -e CHECKPOINT [options]\n"
-        "sampling:\n"
-        "  -tk FILE      tokenizer (decodes the output; without it token ids are printed)\n"
-        "  -p TEXT       prompt text, encoded with -tk after an end-of-text token\n"
-        "  -pi IDS       prompt as comma-separated token ids (default: the end-of-text token)\n"
-        "  -n N          tokens to generate (256)\n"
-        "  -temp X       temperature (1.0; 0 = greedy)   -topk K  (0 = off)   -topp P  (1.0 = off)\n"
-        "  -seed S       sampling seed (1337)\n"
-        "  -nocache 1    recompute the full forward at every step instead of using the KV cache\n"
-        "evaluation:\n"
-        "  -eval GLOB    print the mean loss over these shards   -b B (4)  -t T (maxT)  -m max batches (all)\n"
-        "attention sinks (docs/SINKS.md):\n"
-        "  -sa GLOB      measure them on sequences at document starts in these shards\n"
-        "  -sn N (100) sequences   -st T (64) tokens each   -sk K (1) the key of Sink_K   -se EPS (0.3) threshold\n"
-        "  -json FILE    also write the measurements as JSON (plots: scripts/plot_sinks.py FILE)\n");
-    exit(1);
-}
+#define A(f) offsetof(Args, f)
+static const ArgSpec FLAGS[] = {
+    {"-e", ARG_TEXT, A(model), 0, 0, "checkpoint (fp32 version 3 or bf16 version 5)"},
+    {"-tk", ARG_TEXT, A(tokenizer), 0, 0, "tokenizer (decodes the output; without it token ids are printed)"},
+    {"-p", ARG_TEXT, A(prompt), 0, 0, "prompt text, encoded with -tk after an end-of-text token"},
+    {"-pi", ARG_TEXT, A(prompt_ids), 0, 0, "prompt as comma-separated token ids (default: the end-of-text token)"},
+    {"-n", ARG_INT, A(num_tokens), 0, 1 << 20, "tokens to generate"},
+    {"-temp", ARG_FLOAT, A(temperature), 0, 1000, "temperature (0: greedy)"},
+    {"-topk", ARG_INT, A(top_k), 0, 1 << 20, "top-k (0: off)"},
+    {"-topp", ARG_FLOAT, A(top_p), 0, 1, "nucleus top-p (1: off)"},
+    {"-seed", ARG_INT, A(seed), 0, 2147483647.0, "sampling seed"},
+    {"-nocache", ARG_INT, A(nocache), 0, 1, "1: a full forward per token instead of the KV cache"},
+    {"-eval", ARG_TEXT, A(eval), 0, 0, "GLOB: print the mean loss over these shards (with -b, -t, -m)"},
+    {"-b", ARG_INT, A(B), 1, 65536, "... batch size"},
+    {"-t", ARG_INT, A(T), 1, 1 << 20, "... sequence length (default: the model's maxT)"},
+    {"-m", ARG_INT, A(max_batches), 0, 2147483647.0, "... at most this many batches (0: all)"},
+    {"-sa", ARG_TEXT, A(sinks), 0, 0, "GLOB: attention-sink analysis at document starts of these shards"},
+    {"-sn", ARG_INT, A(sink_seqs), 1, 100000, "... sequences"},
+    {"-st", ARG_INT, A(sink_T), 2, 1 << 20, "... tokens each"},
+    {"-sk", ARG_INT, A(sink_key), 1, 1 << 20, "... the key of Sink_K (1: the first)"},
+    {"-se", ARG_FLOAT, A(sink_eps), 0, 1, "... threshold on alpha_K"},
+    {"-json", ARG_TEXT, A(json), 0, 0, "FILE: the analysis also as JSON (plots: scripts/plot_sinks.py FILE)"},
+};
+#undef A
+#define NUM_FLAGS (int)(sizeof(FLAGS) / sizeof(FLAGS[0]))
 
 static Args parse_args(int argc, char** argv) {
     Args a = {.num_tokens = 256, .temperature = 1.0f, .top_p = 1.0f, .seed = 1337, .B = 4, .T = -1,
               .sink_seqs = 100, .sink_T = 64, .sink_key = 1, .sink_eps = 0.3f};
-    for (int i = 1; i < argc; i += 2) {
-        const char* f = argv[i];
-        if (f[0] != '-' || i + 1 >= argc) usage();
-        const char* v = argv[i + 1];
-        char* end;
-        double x = strtod(v, &end);
-        int numeric = end != v && *end == '\0' && isfinite(x);
-        if (!strcmp(f, "-e")) a.model = v;
-        else if (!strcmp(f, "-tk")) a.tokenizer = v;
-        else if (!strcmp(f, "-p")) a.prompt = v;
-        else if (!strcmp(f, "-pi")) a.prompt_ids = v;
-        else if (!strcmp(f, "-eval")) a.eval = v;
-        else if (!strcmp(f, "-sa")) a.sinks = v;
-        else if (!strcmp(f, "-json")) a.json = v;
-        else if (!numeric) fail("%s %s: not a number", f, v);
-        else if (!strcmp(f, "-n")) a.num_tokens = (int)x;
-        else if (!strcmp(f, "-temp")) a.temperature = (float)x;
-        else if (!strcmp(f, "-topk")) a.top_k = (int)x;
-        else if (!strcmp(f, "-topp")) a.top_p = (float)x;
-        else if (!strcmp(f, "-seed")) a.seed = (int)x;
-        else if (!strcmp(f, "-nocache")) a.nocache = (int)x;
-        else if (!strcmp(f, "-b")) a.B = (int)x;
-        else if (!strcmp(f, "-t")) a.T = (int)x;
-        else if (!strcmp(f, "-m")) a.max_batches = (int)x;
-        else if (!strcmp(f, "-sn")) a.sink_seqs = (int)x;
-        else if (!strcmp(f, "-st")) a.sink_T = (int)x;
-        else if (!strcmp(f, "-sk")) a.sink_key = (int)x;
-        else if (!strcmp(f, "-se")) a.sink_eps = (float)x;
-        else { fprintf(stderr, "error: unknown flag %s\n", f); usage(); }
-    }
-    if (!a.model) usage();
+    const char* synopsis = "./infer -e CHECKPOINT [flags]   (sampling; -eval GLOB; -sa GLOB: docs/SINKS.md)";
+    args_parse(&a, FLAGS, NUM_FLAGS, argc, argv, synopsis);
+    if (!a.model) args_usage(&a, FLAGS, NUM_FLAGS, synopsis);
     if (a.prompt && a.prompt_ids) fail("give -p or -pi, not both");
     if (a.json && !a.sinks) fail("-json writes the sink analysis: add -sa GLOB");
     if (a.prompt && !a.tokenizer) fail("-p needs a tokenizer to encode the prompt: add -tk FILE");

@@ -1,21 +1,31 @@
-// Model checkpoints in llm.c's format (docs/FORMATS.md): 256 int32 header (magic 20240326, version,
-// maxT, V, L, H, C, Vp), then the 16 tensors in llm.c's order, fp32 (version 3) or bf16 (version 5).
-// Slots 16.. of the header hold attnlab's mixer settings behind a marker (model/config.c); a plain
-// GPT-2 leaves them zero, so files stay llm.c's bytes. After llm.c's 16 tensors come the mixer's
-// extra tensors, in the registry's order (model/tensors.c; unused ones take no bytes).
+// Model checkpoints and training state (docs/FORMATS.md, docs/RELIABILITY.md).
+// The model file is llm.c's format: 256 int32 header (magic 20240326, version, maxT, V, L, H, C, Vp),
+// then the 16 tensors in llm.c's order, fp32 (version 3) or bf16 (version 5), then the mixer's extra
+// tensors in the registry's order (model/tensors.c). Slots 14-15 hold a checksum of the tensor bytes
+// (0 in llm.c's files: not checked), slots 16.. attnlab's mixer settings behind a marker
+// (model/config.c). The state file carries everything else a resumed run needs, the run's settings
+// that must not change on resume, the checksum of its model file (so a pair is known to belong
+// together) and a checksum of its own payload. Every size is checked against the file before any
+// allocation; a file is read whole and checked before a parameter reaches the model.
+#include <dirent.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/check.h"
+#include "common/checksum.h"
 #include "model/gpt.h"
+#include "model/tensors.h"
 
 #define MODEL_MAGIC 20240326
 #define MODEL_VERSION_FP32 3
 #define MODEL_VERSION_BF16 5
+#define MODEL_CHECKSUM_SLOT 14
+#define HEADER_BYTES (256 * (long)sizeof(int))
 
 static void read_header(int* header, FILE* f, const char* path, long size) {
-    if (size < 256 * (long)sizeof(int)) fail("%s: not a model checkpoint (%ld bytes, shorter than the header)", path, size);
+    if (size < HEADER_BYTES) fail("%s: not a model checkpoint (%ld bytes, shorter than the header)", path, size);
     fread_check(header, sizeof(int), 256, f, path);
     if (header[0] != MODEL_MAGIC)
         fail("%s: not a model checkpoint (magic %d, expected %d)", path, header[0], MODEL_MAGIC);
@@ -23,108 +33,229 @@ static void read_header(int* header, FILE* f, const char* path, long size) {
         fail("%s: checkpoint version %d is not supported (3 = fp32, 5 = bf16)", path, header[1]);
 }
 
-static void read_bf16(float* dst, size_t n, FILE* f, const char* path) {
-    uint16_t* bf16 = malloc_check(n * sizeof(uint16_t));
-    fread_check(bf16, sizeof(uint16_t), n, f, path);
-    for (size_t i = 0; i < n; i++) {
-        uint32_t bits = (uint32_t)bf16[i] << 16;
-        memcpy(&dst[i], &bits, sizeof(float));
+// The payload (n values of bytes_per bytes) into host floats, checked against the header's checksum.
+static void read_parameters(float* host, size_t n, int bytes_per, uint64_t expected, FILE* f, const char* path) {
+    void* raw = bytes_per == 4 ? (void*)host : malloc_check(n * sizeof(uint16_t));
+    fread_check(raw, bytes_per, n, f, path);
+    uint64_t got = checksum_update(CHECKSUM_START, raw, n * bytes_per);
+    if (expected && got != expected)
+        fail("%s: the tensors do not match the header's checksum: the file is corrupt", path);
+    if (bytes_per == 2) {
+        const uint16_t* bf16 = raw;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t bits = (uint32_t)bf16[i] << 16;
+            memcpy(&host[i], &bits, sizeof(float));
+        }
+        free(raw);
     }
-    free(bf16);
 }
 
-void gpt_load_checkpoint(GPT* model, const char* path, const Kernels* k) {
+// Fails naming the first parameter tensor of host (the model's layout) with a NaN or an infinity.
+static void check_finite(const GPT* model, const float* host, const char* what) {
+    for (int i = 0; i < gpt_num_param_tensors(); i++) {
+        ParamRange r = gpt_param_range(model, i);
+        for (size_t j = 0; j < r.numel; j++)
+            if (!isfinite(host[r.offset + j]))
+                fail("%s: parameter tensor %s holds NaN or infinite values", what, r.name);
+    }
+}
+
+uint64_t gpt_load_checkpoint(GPT* model, const char* path, const Kernels* k) {
     FILE* f = fopen_check(path, "rb");
     long size = file_size(f);
     int header[256];
     read_header(header, f, path, size);
     GPTConfig c = gpt_config_read_header(header, path);
-    gpt_build(model, &c, k);
-    size_t n = model->num_parameters, bytes_per = header[1] == MODEL_VERSION_FP32 ? 4 : 2;
-    long expected = 256 * (long)sizeof(int) + (long)(n * bytes_per);
-    if (size != expected)
-        fail("%s: checkpoint is truncated or corrupt (%ld bytes, expected %ld for L=%d C=%d Vp=%d maxT=%d and its "
-             "mixer)", path, size, expected, c.num_layers, c.channels, c.padded_vocab_size, c.max_seq_len);
+    size_t n = gpt_num_parameters(&c), bytes_per = header[1] == MODEL_VERSION_FP32 ? 4 : 2;
+    if ((size_t)(size - HEADER_BYTES) != n * bytes_per)   // before allocating anything for the model
+        fail("%s: checkpoint is truncated or corrupt (%ld bytes, expected %zu for L=%d C=%d Vp=%d maxT=%d and its "
+             "mixer)", path, size, (size_t)HEADER_BYTES + n * bytes_per, c.num_layers, c.channels,
+             c.padded_vocab_size, c.max_seq_len);
+    uint64_t checksum = checksum_from_slots(&header[MODEL_CHECKSUM_SLOT]);
     float* host = malloc_check(n * sizeof(float));
-    if (bytes_per == 4) fread_check(host, sizeof(float), n, f, path);
-    else read_bf16(host, n, f, path);
+    read_parameters(host, n, (int)bytes_per, checksum, f, path);
     fclose(f);
+    gpt_build(model, &c, k);
+    check_finite(model, host, path);
     gpt_set_parameters(model, host);
     free(host);
+    return checksum;
 }
 
-void gpt_save_checkpoint(const GPT* model, const char* path) {
-    const GPTConfig* c = &model->config;
+GPTConfig gpt_checkpoint_config(const char* path) {
+    FILE* f = fopen_check(path, "rb");
+    int header[256];
+    read_header(header, f, path, file_size(f));
+    fclose(f);
+    return gpt_config_read_header(header, path);
+}
+
+uint64_t gpt_save_checkpoint(const GPT* model, const char* path) {
     int header[256] = {0};
     header[0] = MODEL_MAGIC;
     header[1] = MODEL_VERSION_FP32;
-    gpt_config_write_header(header, c);
+    gpt_config_write_header(header, &model->config);
     size_t n = model->num_parameters;
     float* host = malloc_check(n * sizeof(float));
     gpt_get_parameters(model, host);
+    check_finite(model, host, path);   // a diverged model is not written over a good checkpoint
+    uint64_t checksum = checksum_update(CHECKSUM_START, host, n * sizeof(float));
+    checksum_to_slots(&header[MODEL_CHECKSUM_SLOT], checksum);
     FILE* f = atomic_open(path);
     fwrite_check(header, sizeof(int), 256, f, path);
     fwrite_check(host, sizeof(float), n, f, path);
     atomic_commit(f, path);
     free(host);
+    return checksum;
 }
 
+// ----------------------------------------------------------------------------
+// training state
+
 #define STATE_MAGIC 20240527
-#define STATE_VERSION 1
+#define STATE_VERSION 2
+// header slots: the TrainState fields, then the checksum of the AdamW moments
+enum { S_STEP = 2, S_EPOCH, S_SHARD, S_SAMPLE, S_RNG, S_PARAMS = 8, S_B = 10, S_T, S_TOTAL_BATCH, S_SEED,
+       S_MODEL_CHECKSUM = 14, S_DATA_CHECKSUM = 16, S_PAYLOAD_CHECKSUM = 18 };
 
 void gpt_save_state(const GPT* model, const TrainState* s, const char* path) {
     if (!model->m_memory) fail("%s: no optimizer state to save before the first update", path);
     int header[256] = {0};
     header[0] = STATE_MAGIC;
     header[1] = STATE_VERSION;
-    header[2] = s->step;
-    header[3] = s->epoch;
-    header[4] = s->shard_pos;
-    header[5] = s->sample_pos;
-    memcpy(&header[6], &s->rng_state, sizeof(uint64_t));
-    uint64_t n = model->num_parameters;
-    memcpy(&header[8], &n, sizeof(uint64_t));
-    float* host = malloc_check(n * sizeof(float));
+    header[S_STEP] = s->step;
+    header[S_EPOCH] = s->epoch;
+    header[S_SHARD] = s->shard_pos;
+    header[S_SAMPLE] = s->sample_pos;
+    checksum_to_slots(&header[S_RNG], s->rng_state);
+    size_t n = model->num_parameters;
+    checksum_to_slots(&header[S_PARAMS], (uint64_t)n);
+    header[S_B] = s->B, header[S_T] = s->T, header[S_TOTAL_BATCH] = s->total_batch, header[S_SEED] = s->seed;
+    checksum_to_slots(&header[S_MODEL_CHECKSUM], s->model_checksum);
+    checksum_to_slots(&header[S_DATA_CHECKSUM], s->data_checksum);
+    float* moments = malloc_check(2 * n * sizeof(float));
+    model->k->download(moments, model->m_memory, n * sizeof(float));
+    model->k->download(moments + n, model->v_memory, n * sizeof(float));
+    checksum_to_slots(&header[S_PAYLOAD_CHECKSUM], checksum_update(CHECKSUM_START, moments, 2 * n * sizeof(float)));
     FILE* f = atomic_open(path);
     fwrite_check(header, sizeof(int), 256, f, path);
-    model->k->download(host, model->m_memory, n * sizeof(float));
-    fwrite_check(host, sizeof(float), n, f, path);
-    model->k->download(host, model->v_memory, n * sizeof(float));
-    fwrite_check(host, sizeof(float), n, f, path);
+    fwrite_check(moments, sizeof(float), 2 * n, f, path);
     atomic_commit(f, path);
-    free(host);
+    free(moments);
 }
 
 void gpt_load_state(GPT* model, TrainState* s, const char* path) {
     FILE* f = fopen_check(path, "rb");
     long size = file_size(f);
     int header[256];
-    if (size < (long)sizeof(header)) fail("%s: not a training state file (shorter than its header)", path);
+    if (size < HEADER_BYTES) fail("%s: not a training state file (shorter than its header)", path);
     fread_check(header, sizeof(int), 256, f, path);
     if (header[0] != STATE_MAGIC) fail("%s: not a training state file (magic %d, expected %d)", path, header[0], STATE_MAGIC);
-    if (header[1] != STATE_VERSION) fail("%s: training state version %d is not supported (expected %d)", path, header[1], STATE_VERSION);
-    uint64_t n;
-    memcpy(&n, &header[8], sizeof(uint64_t));
+    if (header[1] != STATE_VERSION)
+        fail("%s: training state version %d is not supported (expected %d); resume is not possible", path,
+             header[1], STATE_VERSION);
+    uint64_t n = checksum_from_slots(&header[S_PARAMS]);
     if (n != model->num_parameters)
-        fail("%s: state is for a model of %llu parameters, this one has %zu", path, (unsigned long long)n, model->num_parameters);
-    if (size != (long)sizeof(header) + 2L * (long)(n * sizeof(float)))
-        fail("%s: training state is truncated (%ld bytes)", path, size);
-    s->step = header[2];
-    s->epoch = header[3];
-    s->shard_pos = header[4];
-    s->sample_pos = header[5];
-    memcpy(&s->rng_state, &header[6], sizeof(uint64_t));
+        fail("%s: state is for a model of %llu parameters, this one has %zu", path, (unsigned long long)n,
+             model->num_parameters);
+    if ((size_t)(size - HEADER_BYTES) != 2 * n * sizeof(float))
+        fail("%s: training state is truncated or corrupt (%ld bytes)", path, size);
+    if (header[S_STEP] < 0 || header[S_EPOCH] < 0 || header[S_SHARD] < 0 || header[S_SAMPLE] < 0)
+        fail("%s: training state holds a negative step or loader position: the file is corrupt", path);
+    float* moments = malloc_check(2 * n * sizeof(float));
+    fread_check(moments, sizeof(float), 2 * n, f, path);
+    fclose(f);
+    if (checksum_update(CHECKSUM_START, moments, 2 * n * sizeof(float)) !=
+        checksum_from_slots(&header[S_PAYLOAD_CHECKSUM]))
+        fail("%s: the optimizer state does not match its checksum: the file is corrupt", path);
+    *s = (TrainState){.step = header[S_STEP], .epoch = header[S_EPOCH], .shard_pos = header[S_SHARD],
+                      .sample_pos = header[S_SAMPLE], .rng_state = checksum_from_slots(&header[S_RNG]),
+                      .B = header[S_B], .T = header[S_T], .total_batch = header[S_TOTAL_BATCH], .seed = header[S_SEED],
+                      .model_checksum = checksum_from_slots(&header[S_MODEL_CHECKSUM]),
+                      .data_checksum = checksum_from_slots(&header[S_DATA_CHECKSUM])};
     const Kernels* k = model->k;
     size_t bytes = n * sizeof(float);
     if (!model->m_memory) {
         model->m_memory = k->alloc(bytes);
         model->v_memory = k->alloc(bytes);
     }
-    float* host = malloc_check(bytes);
-    fread_check(host, sizeof(float), n, f, path);
-    k->upload(model->m_memory, host, bytes);
-    fread_check(host, sizeof(float), n, f, path);
-    k->upload(model->v_memory, host, bytes);
+    k->upload(model->m_memory, moments, bytes);
+    k->upload(model->v_memory, moments + n, bytes);
+    free(moments);
+}
+
+// ----------------------------------------------------------------------------
+// the newest complete checkpoint of a run directory
+
+// Checks a file's header and the checksum of its payload without failing: NULL when they agree,
+// else what is wrong. header: the file's 256 slots on success.
+static const char* check_file(const char* path, int magic, int checksum_slot, int* header) {
+    FILE* f = fopen(path, "rb");
+    if (!f) return "missing";
+    const char* problem = NULL;
+    if (fread(header, sizeof(int), 256, f) != 256 || header[0] != magic) problem = "not a complete file";
+    uint64_t h = CHECKSUM_START;
+    static const size_t CHUNK = 1 << 20;   // a multiple of 8, as checksum_update needs
+    char* buf = malloc_check(CHUNK);
+    for (size_t got; !problem && (got = fread(buf, 1, CHUNK, f)) > 0;) h = checksum_update(h, buf, got);
+    if (!problem && h != checksum_from_slots(&header[checksum_slot])) problem = "checksum mismatch (torn or corrupt)";
+    free(buf);
     fclose(f);
-    free(host);
+    return problem;
+}
+
+// Why the checkpoint pair of `step` in dir cannot be resumed from, or NULL.
+static const char* check_pair(const char* dir, int step) {
+    char model_path[4096], state_path[4096];
+    int model_header[256], state_header[256];
+    snprintf(model_path, sizeof(model_path), "%s/model_%08d.bin", dir, step);
+    snprintf(state_path, sizeof(state_path), "%s/state_%08d.bin", dir, step);
+    const char* problem = check_file(model_path, MODEL_MAGIC, MODEL_CHECKSUM_SLOT, model_header);
+    if (problem) return problem;
+    problem = check_file(state_path, STATE_MAGIC, S_PAYLOAD_CHECKSUM, state_header);
+    if (problem) return problem;
+    if (checksum_from_slots(&state_header[S_MODEL_CHECKSUM]) != checksum_from_slots(&model_header[MODEL_CHECKSUM_SLOT]))
+        return "its model and state files are not from the same step";
+    return NULL;
+}
+
+static int descending(const void* a, const void* b) { return *(const int*)b - *(const int*)a; }
+
+int gpt_latest_checkpoint(const char* dir) {
+    DIR* d = opendir(dir);
+    if (!d) return -1;
+    int *steps = NULL, n = 0, cap = 0;
+    for (struct dirent* e; (e = readdir(d));) {
+        int step, end = 0;   // exactly state_XXXXXXXX.bin: not the .tmp of an interrupted write
+        if (sscanf(e->d_name, "state_%8d.bin%n", &step, &end) != 1 || e->d_name[end] != '\0' || step < 0) continue;
+        if (n == cap) steps = realloc(steps, (size_t)(cap = 2 * cap + 16) * sizeof(int));
+        if (!steps) fail("%s: out of memory listing checkpoints", dir);
+        steps[n++] = step;
+    }
+    closedir(d);
+    qsort(steps, n, sizeof(int), descending);
+    int found = -1;
+    for (int i = 0; i < n && found < 0; i++) {
+        const char* problem = check_pair(dir, steps[i]);
+        if (problem) fprintf(stderr, "note: skipping the checkpoint of step %d in %s: %s\n", steps[i], dir, problem);
+        else found = steps[i];
+    }
+    free(steps);
+    return found;
+}
+
+void gpt_remove_temporaries(const char* dir) {
+    DIR* d = opendir(dir);
+    if (!d) return;
+    for (struct dirent* e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        int ours = !strncmp(e->d_name, "model_", 6) || !strncmp(e->d_name, "state_", 6) ||
+                   !strncmp(e->d_name, "main.log", 8);
+        if (ours && len > 4 && !strcmp(e->d_name + len - 4, ".tmp")) {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            if (remove(path) == 0) fprintf(stderr, "note: removed %s, left by an interrupted write\n", path);
+        }
+    }
+    closedir(d);
 }

@@ -133,6 +133,8 @@ typedef struct {
     float mean_loss;                  // of the last forward with targets
 } GPT;
 
+// The number of parameters of a config (nothing allocated).
+size_t gpt_num_parameters(const GPTConfig* config);
 // Allocates parameters for a config (uninitialized); fails if the kernel set cannot run it.
 void gpt_build(GPT* model, const GPTConfig* config, const Kernels* k);
 // Each parameter tensor's init from the registry (docs/MODEL.md section 3): llm.c's N(0, 0.02),
@@ -186,16 +188,29 @@ void gpt_sink_analysis(GPT* model, const int* tokens, int N, int T, int k, float
 void gpt_sink_analysis_shards(GPT* model, const char* pattern, int eot, int N, int T, int k, float eps,
                               SinkReport* r);
 
-// Checkpoints (model/checkpoint.c): llm.c's model file (version 3 fp32 written; 3 and 5 read).
-void gpt_load_checkpoint(GPT* model, const char* path, const Kernels* k);
-void gpt_save_checkpoint(const GPT* model, const char* path);
-// Training state for resuming (model/checkpoint.c): everything besides the parameters that an
-// uninterrupted run would have in memory. File: 256 int32 header (magic 20240527, version 1,
-// step, loader epoch / shard / sample, RNG state, parameter count), then AdamW m and v (fp32).
+// Checkpoints (model/checkpoint.c): llm.c's model file (version 3 fp32 written; 3 and 5 read), with
+// a checksum of its tensors in header slots 14-15 (checked when present). Both return that checksum.
+// Loading fails with one line on a truncated, corrupt or foreign file, or on NaN / infinite values;
+// saving refuses NaN / infinite parameters (a diverged run never overwrites a good checkpoint).
+uint64_t gpt_load_checkpoint(GPT* model, const char* path, const Kernels* k);
+uint64_t gpt_save_checkpoint(const GPT* model, const char* path);
+// The config a checkpoint file holds (its header only).
+GPTConfig gpt_checkpoint_config(const char* path);
+
+// Training state for resuming (model/checkpoint.c; docs/FORMATS.md): everything besides the
+// parameters that an uninterrupted run would have in memory, and what a resumed run must not change.
 typedef struct {
-    int step;                        // steps completed
+    int step;                         // steps completed
     int epoch, shard_pos, sample_pos; // the train loader's position
-    uint64_t rng_state;              // the sampling RNG
+    uint64_t rng_state;               // the sampling RNG
+    int B, T, total_batch, seed;      // the run's settings (-b -t -d -S)
+    uint64_t model_checksum;          // of the model file of the same step: the pair belongs together
+    uint64_t data_checksum;           // of the train shards' glob (-i)
 } TrainState;
 void gpt_save_state(const GPT* model, const TrainState* state, const char* path);
 void gpt_load_state(GPT* model, TrainState* state, const char* path);
+// The step of the newest checkpoint in dir whose model and state files are both complete, agree with
+// their checksums and belong together (-1: none); the ones it passes over get a note on stderr.
+int gpt_latest_checkpoint(const char* dir);
+// Removes the temporaries (*.tmp) an interrupted write left in dir.
+void gpt_remove_temporaries(const char* dir);

@@ -214,12 +214,18 @@ ParameterTensors gpt_layer_params(const GPT* m, const ParameterTensors* all, int
     return view;
 }
 
+size_t gpt_num_parameters(const GPTConfig* c) {
+    size_t n = 0;
+    for (int i = 0; i < NUM_PARAMS; i++) n += param_numel(&PARAMS[i], c);
+    return n;
+}
+
 void gpt_build(GPT* m, const GPTConfig* config, const Kernels* k) {
     gpt_config_check_kernels(config, k);
     memset(m, 0, sizeof(*m));
     m->config = *config;
     m->k = k;
-    for (int i = 0; i < NUM_PARAMS; i++) m->num_parameters += param_numel(&PARAMS[i], config);
+    m->num_parameters = gpt_num_parameters(config);
     m->params_memory = k->alloc(m->num_parameters * sizeof(floatX));
     point_params(&m->params, m->params_memory, config);
 }

@@ -149,6 +149,18 @@ def test_kv_cache_decoding_matches_full_forward(tmp_path):
     assert rel_err(full[..., :cfg["V"]], ref_logits[..., :cfg["V"]]) < 1e-5
 
 
+def fnv1a64_words(data):
+    """The checksum of docs/FORMATS.md, written here from its definition: FNV-1a over 8-byte
+    little-endian words, then the tail bytes."""
+    h, prime, mask = 14695981039346656037, 1099511628211, (1 << 64) - 1
+    words = np.frombuffer(data[: len(data) // 8 * 8].tobytes(), dtype="<u8")
+    for w in words.tolist():
+        h = ((h ^ w) * prime) & mask
+    for b in data[len(data) // 8 * 8:].tolist():
+        h = ((h ^ b) * prime) & mask
+    return h
+
+
 def test_random_init_and_saved_file(tmp_path):
     """llm.c's init (N(0,0.02), residual projections 0.02/sqrt(2L), LayerNorm 1/0, zero biases), and a
     saved checkpoint that the independent Python reader parses as llm.c's layout."""
@@ -157,7 +169,10 @@ def test_random_init_and_saved_file(tmp_path):
     call("capi_save", cm.h, path.encode())
     cfg, p, header = ref_gpt2.read_checkpoint(path)
     assert cfg == dict(maxT=32, V=100, L=4, H=4, C=64, Vp=128)
-    assert header[1] == 3 and not header[8:].any(), "a plain GPT-2 must keep llm.c's header bytes"
+    # llm.c reads slots 0-7; a plain GPT-2 leaves every other slot zero but the checksum of its tensors
+    assert header[1] == 3 and not header[8:14].any() and not header[16:].any(), "llm.c's header layout"
+    payload = np.fromfile(path, dtype=np.uint8, offset=1024)
+    assert header[14:16].view(np.uint64)[0] == fnv1a64_words(payload), "slots 14-15: the checksum of the tensors"
     assert abs(p["wte"][:100].std().item() - 0.02) < 0.002
     assert not p["wte"][100:].any(), "padded vocabulary rows stay zero"
     assert abs(p["qkvw"].std().item() - 0.02) < 0.002
