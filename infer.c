@@ -167,6 +167,7 @@ static void evaluate(GPT* model, const Tokenizer* tok, const Args* a) {
     }
     double s = now_seconds() - t0;
     long tokens = (long)batches * a->B * T;
+    if (!isfinite(sum)) fail("%s: the loss is not finite (%f) on %s", a->model, sum / batches, a->eval);
     printf("eval loss %.4f over %ld tokens (%d batches of B=%d T=%d) from %s\n", sum / batches, tokens, batches,
            a->B, T, a->eval);
     fprintf(stderr, "%.1f s, %.0f tok/s\n", s, tokens / s);

@@ -146,6 +146,12 @@ def test_corrupt_and_nan_checkpoints_are_refused(data, tmp_path):
     header[14:16] = 0   # no checksum, as llm.c writes: the values themselves are checked
     nan.write_bytes(header.tobytes() + payload.tobytes())
     one_line_error(run(INFER, "-e", nan, "-n", 2, ok=False), "wte holds NaN")
+    sig = tmp_path / "nan_bias.bin"   # a sigmoid model whose bias slot holds NaN
+    run(*train_args(data, tmp_path / "sig", 1, "-e", TINY + ",mixer=sigmoid"))
+    raw = np.frombuffer((tmp_path / "sig" / "model_00000001.bin").read_bytes(), dtype=np.int32).copy()
+    raw[19] = np.array([np.nan], dtype=np.float32).view(np.int32)[0]
+    sig.write_bytes(raw.tobytes())
+    one_line_error(run(INFER, "-e", sig, "-n", 2, ok=False), "bias=nan is out of range")
 
 
 @pytest.mark.parametrize("flags,message", [
