@@ -24,7 +24,7 @@ CUDA_BUILD = build/cuda/$(PRECISION)
 CU_SRC = $(wildcard common/*.cu layers/*.cu attention/*.cu model/*.cu)
 CU_OBJ = $(patsubst %.cu,$(CUDA_BUILD)/%.o,$(CU_SRC))
 # C files whose memory layout depends on floatX: compiled again for each CUDA precision
-FLOATX_SRC = model/gpt.c model/checkpoint.c model/tensors.c model/analysis.c
+FLOATX_SRC = model/gpt.c model/checkpoint.c model/tensors.c model/analysis.c dist/comm_threads.c
 FLOATX_OBJ = $(patsubst %.c,$(CUDA_BUILD)/%.o,$(FLOATX_SRC))
 # the rest of the library (data, common, the CPU kernels that test_cuda compares against)
 SHARED_OBJ = $(patsubst %.c,build/%.o,$(filter-out model/cpu_kernels.c model/default_cpu.c $(FLOATX_SRC),$(LIB_SRC)))

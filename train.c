@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <glob.h>
 #include <math.h>
+#include <omp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +19,7 @@
 #include "common/check.h"
 #include "common/checksum.h"
 #include "data/shards.h"
+#include "dist/comm.h"
 #include "data/tokenizer.h"
 #include "model/gpt.h"
 #include "model/sampler.h"
@@ -45,6 +48,8 @@ typedef struct {
     int sink_every;             // -sa: attention-sink analysis every N steps on the val shards (0: off)
     int sink_seqs, sink_T, sink_key;  // -sn -st -sk (1-indexed key)
     float sink_eps;             // -se
+    int ranks;                  // -ng: data-parallel ranks in this process (CPU: threads)
+    int zero;                   // -z: 1: ZeRO-1, each rank keeps and updates 1/ranks of the optimizer state
 } Args;
 
 #define A(f) offsetof(Args, f)
@@ -81,6 +86,8 @@ static const ArgSpec FLAGS[] = {
     {"-st", ARG_INT, A(sink_T), 2, 1 << 20, "... tokens each"},
     {"-sk", ARG_INT, A(sink_key), 1, 1 << 20, "... the key of Sink_K (1: the first)"},
     {"-se", ARG_FLOAT, A(sink_eps), 0, 1, "... threshold on alpha_K"},
+    {"-ng", ARG_INT, A(ranks), 1, 1024, "data-parallel ranks in this process (CPU: threads, each with cores/N)"},
+    {"-z", ARG_INT, A(zero), 0, 1, "1: ZeRO-1, the AdamW state split across the ranks"},
 };
 #undef A
 #define NUM_FLAGS (int)(sizeof(FLAGS) / sizeof(FLAGS[0]))
@@ -90,7 +97,7 @@ static Args parse_args(int argc, char** argv) {
               .schedule = "cosine", .B = 4, .T = -1, .total_batch = -1, .max_steps = -1, .lr = 3e-4f,
               .final_frac = 1.0f, .grad_clip = 1.0f, .val_every = 20, .val_steps = 20, .sample_every = 20,
               .gen_T = 64, .shuffle = 1, .seed = 1337, .sink_seqs = 100, .sink_T = 64, .sink_key = 1,
-              .sink_eps = 0.3f};
+              .sink_eps = 0.3f, .ranks = 1};
     args_parse(&a, FLAGS, NUM_FLAGS, argc, argv, "./train_gpt2 -e MODEL [flags]");
     if (!a.model) fail("no model: give -e CHECKPOINT or a descriptor such as -e \"L=4,C=128,H=4,T=256,V=257\"");
     if (!strcmp(a.model, "help")) {
@@ -138,15 +145,17 @@ static void build_model(GPT* model, const Args* a) {
 // the layernorm, encoder and attention backward scratch), a margin rather than a sum.
 static const double KERNEL_WORKSPACE_BYTES = 64.0 * 1024 * 1024;
 
-static void check_memory(const GPT* model, int B, int T, bool sampling) {
+// replicas: the data-parallel ranks that share this memory (CPU threads), each with its own plan.
+static void check_memory(const GPT* model, int B, int T, bool sampling, int replicas) {
     MemoryPlan p = gpt_memory_plan(model, B, T, sampling);
     double mib = 1024.0 * 1024.0, free_bytes = (double)model->k->memory_free();
-    double needed = (double)(p.total - p.allocated) + KERNEL_WORKSPACE_BYTES;
+    double needed = replicas * (double)p.total - (double)p.allocated + KERNEL_WORKSPACE_BYTES;
     printf("memory (%s): params %.1f MiB, grads %.1f, master %.1f, AdamW %.1f, activations %.1f, "
            "grad scratch %.1f, logits %.1f, sampling %.1f, kernel workspace %.0f; total %.1f MiB, of which "
-           "%.1f still to allocate, %.1f MiB free\n", model->k->name, p.params / mib, p.grads / mib, p.master / mib,
+           "%.1f still to allocate (for %d replica(s)), %.1f MiB free\n", model->k->name, p.params / mib, p.grads / mib, p.master / mib,
            p.optimizer / mib, p.activations / mib, p.grad_scratch / mib, p.logits / mib, p.decode / mib,
-           KERNEL_WORKSPACE_BYTES / mib, (p.total + KERNEL_WORKSPACE_BYTES) / mib, needed / mib, free_bytes / mib);
+           KERNEL_WORKSPACE_BYTES / mib, (p.total + KERNEL_WORKSPACE_BYTES) / mib, needed / mib, replicas,
+           free_bytes / mib);
     if (needed > free_bytes)
         fail("B=%d T=%d needs %.2f GiB more %s memory but %.2f GiB are free; lower -b or -t (and keep the total "
              "batch with -d: gradient accumulation)", B, T, needed / (mib * 1024), model->k->name,
@@ -224,12 +233,13 @@ static const char* default_tokenizer(const char* train_pattern, char* buf, size_
     return file_exists(buf) ? buf : NULL;
 }
 
-static void save_checkpoint(const GPT* model, const Args* a, TrainState* s, RunLog* log) {
+static void save_checkpoint(const GPT* model, const Args* a, TrainState* s, const float* m, const float* v,
+                            RunLog* log) {
     char path[4096];
     checkpoint_path(path, sizeof(path), a->out_dir, "model", s->step);
     s->model_checksum = gpt_save_checkpoint(model, path);
     checkpoint_path(path, sizeof(path), a->out_dir, "state", s->step);  // written last: it completes the pair
-    gpt_save_state(model, s, path);
+    gpt_save_state(model, s, m, v, path);
     printf("saved checkpoint %s\n", path);
     log_line(log, "s:%d checkpoint\n", s->step);
 }
@@ -262,6 +272,9 @@ static void check_resume(const TrainState* s, const GPTConfig* c, const Args* a,
     if (strcmp(resumed, given))
         fail("-e %s: the run in %s is the model %s; resume with the same -e, or start a new run elsewhere", a->model,
              a->out_dir, resumed);
+    if (s->ranks != a->ranks)
+        fail("-ng %d: the run in %s was trained with -ng %d; resume with the same number of ranks", a->ranks,
+             a->out_dir, s->ranks);
     if (s->B != a->B || s->T != T || s->total_batch != total_batch || s->seed != a->seed)
         fail("-b %d -t %d -d %d -S %d: the run in %s was trained with -b %d -t %d -d %d -S %d; resume with the same "
              "values", a->B, T, total_batch, a->seed, a->out_dir, s->B, s->T, s->total_batch, s->seed);
@@ -327,136 +340,282 @@ static RunLog open_log(const Args* a, int resume_step) {
     return log;
 }
 
-int main(int argc, char** argv) {
-    Args a = parse_args(argc, argv);
-    catch_stop_signals();
+// What the ranks of a run share: set up by main, read by every rank.
+typedef struct {
+    Args a;
+    Comm** comms;
+    int B, T, total_batch, accum, num_steps, eot, bos_token, resume_step;
+    uint64_t data_checksum;
+    TrainState resumed;   // what the run resumes from (step 0 for a fresh run)
+    Tokenizer* tok;
+    RunLog log;           // written by rank 0
+} Run;
+
+// What one rank holds: its model replica, its share of the train data, and (rank 0) validation.
+typedef struct {
+    Run* run;
+    Comm* comm;
     GPT model;
-    TrainState state = {0};
-    int resume_step = find_resume_step(&a);
-    char path[4096];
-    uint64_t model_checksum = 0;
-    if (resume_step >= 0) {
-        checkpoint_path(path, sizeof(path), a.out_dir, "model", resume_step);
-        model_checksum = gpt_load_checkpoint(&model, path, default_kernels());
-    } else {
-        build_model(&model, &a);
-    }
-    GPTConfig* c = &model.config;
-    int B = a.B, T = a.T > 0 ? a.T : c->max_seq_len;
-    if (T > c->max_seq_len) fail("-t %d: sequence length exceeds the model's maximum %d", T, c->max_seq_len);
-    if ((long)B * T > 2147483647L) fail("-b %d -t %d: B*T = %ld tokens is too many for one micro-batch", B, T, (long)B * T);
-    int tokens_per_micro = B * T;
-    int total_batch = a.total_batch > 0 ? a.total_batch : tokens_per_micro;
-    if (total_batch % tokens_per_micro != 0)
-        fail("-d %d: total batch must be a multiple of B*T = %d", total_batch, tokens_per_micro);
-    int accum = total_batch / tokens_per_micro;
-    check_memory(&model, B, T, a.sample_every > 0);
-
-    // the tokenizer: for the samples, and for its end-of-text token (else V-1, as ./prepare writes)
-    char tok_buf[4096];
-    const char* tok_path = a.tokenizer ? a.tokenizer : default_tokenizer(a.train_pattern, tok_buf, sizeof(tok_buf));
-    Tokenizer tokenizer, *tok = NULL;
-    if (tok_path && (a.sample_every > 0 || c->bos || a.sink_every > 0)) {
-        tokenizer_load(&tokenizer, tok_path);
-        if (tokenizer.vocab_size != c->vocab_size)
-            fail("%s: tokenizer has %d tokens but the model's vocabulary is V=%d", tok_path, tokenizer.vocab_size,
-                 c->vocab_size);
-        tok = &tokenizer;
-    }
-    int eot = tok ? tok->eot_token : c->vocab_size - 1, bos_token = c->bos ? eot : -1;
-
     DataLoader train, val;
-    dataloader_init(&train, a.train_pattern, B, T, 0, 1, a.shuffle, (uint64_t)a.seed, c->vocab_size, bos_token);
-    int val_steps = 0;
-    if (a.val_every > 0) {
+    int val_steps;
+    float *full_m, *full_v;   // ZeRO-1: the moments gathered for a checkpoint
+} Rank;
+
+static void build_rank_model(Rank* r) {
+    Run* run = r->run;
+    const Args* a = &run->a;
+    char path[4096];
+    if (run->resume_step >= 0) {
+        checkpoint_path(path, sizeof(path), a->out_dir, "model", run->resume_step);
+        if (gpt_load_checkpoint(&r->model, path, default_kernels()) != run->resumed.model_checksum)
+            fail("%s: the state of step %d does not belong to this model file", path, run->resume_step);
+    } else {
+        build_model(&r->model, a);   // the same seed on every rank: the same replica
+    }
+    size_t lo = 0, hi = r->model.num_parameters;
+    if (a->zero) comm_shard(hi, comm_rank(r->comm), comm_size(r->comm), &lo, &hi);
+    gpt_set_optimizer_shard(&r->model, lo, hi);
+}
+
+// The AdamW moments of the rank's shard from the resumed state file.
+static void load_rank_state(Rank* r) {
+    char path[4096];
+    TrainState s;
+    checkpoint_path(path, sizeof(path), r->run->a.out_dir, "state", r->run->resume_step);
+    gpt_load_state(&r->model, &s, path);
+}
+
+static void open_rank_data(Rank* r) {
+    Run* run = r->run;
+    const Args* a = &run->a;
+    int V = r->model.config.vocab_size, rank = comm_rank(r->comm), R = comm_size(r->comm);
+    dataloader_init(&r->train, a->train_pattern, run->B, run->T, rank, R, a->shuffle, (uint64_t)a->seed, V,
+                    run->bos_token);
+    if (run->resume_step >= 0)
+        dataloader_seek(&r->train, run->resumed.epoch, run->resumed.shard_pos, run->resumed.sample_pos);
+    if (rank == 0 && a->val_every > 0) {
         glob_t found;
-        if (glob(a.val_pattern, 0, NULL, &found) != 0)
+        if (glob(a->val_pattern, 0, NULL, &found) != 0)
             fail("-j %s: no validation shard matches; give -j GLOB, or -v 0 to train without validation",
-                 a.val_pattern);
+                 a->val_pattern);
         globfree(&found);
-        dataloader_init(&val, a.val_pattern, B, T, 0, 1, 0, 0, c->vocab_size, bos_token);
-        val_steps = val.num_batches;
-        if (val_steps > a.val_steps) val_steps = a.val_steps;
+        dataloader_init(&r->val, a->val_pattern, run->B, run->T, 0, 1, 0, 0, V, run->bos_token);
+        r->val_steps = r->val.num_batches < a->val_steps ? r->val.num_batches : a->val_steps;
     }
-    int num_steps = a.max_steps > 0 ? a.max_steps : (int)(dataloader_epoch_tokens(&train) / total_batch);
-    if (num_steps < 1) num_steps = 1;
+}
 
-    Rng rng;
-    rng_seed(&rng, (uint64_t)a.seed);
-    uint64_t data_checksum = checksum_update(CHECKSUM_START, a.train_pattern, strlen(a.train_pattern));
-    if (resume_step >= 0) {
-        checkpoint_path(path, sizeof(path), a.out_dir, "state", resume_step);
-        gpt_load_state(&model, &state, path);
-        if (state.model_checksum != model_checksum) fail("%s: the state does not belong to its model file", path);
-        check_resume(&state, c, &a, T, total_batch, num_steps, data_checksum);
-        if (state.step == num_steps) {   // a finished run (a requeued job, say): nothing to do
-            printf("the run in %s is complete at step %d; nothing to do\n", a.out_dir, state.step);
-            return 0;
-        }
-        dataloader_seek(&train, state.epoch, state.shard_pos, state.sample_pos);
-        rng.state = state.rng_state;
-        printf("resumed from %s at step %d\n", path, state.step);
+// The checkpoint of `step`, by rank 0; with ZeRO-1 every rank first adds its shard of the moments.
+static void checkpoint_rank(Rank* r, int step, Rng* rng) {
+    Run* run = r->run;
+    GPT* m = &r->model;
+    const float *mom_m = m->m_memory, *mom_v = m->v_memory;
+    if (run->a.zero && comm_size(r->comm) > 1) {
+        size_t n = m->num_parameters, bytes = n * sizeof(float), shard = (m->opt_hi - m->opt_lo) * sizeof(float);
+        if (!r->full_m) r->full_m = m->k->alloc(bytes), r->full_v = m->k->alloc(bytes);
+        memcpy(r->full_m + m->opt_lo, m->m_memory, shard);   // CPU ranks: kernel memory is host memory
+        memcpy(r->full_v + m->opt_lo, m->v_memory, shard);
+        comm_all_gather_float(r->comm, r->full_m, n);
+        comm_all_gather_float(r->comm, r->full_v, n);
+        mom_m = r->full_m, mom_v = r->full_v;
     }
-    RunLog log = open_log(&a, resume_step);
+    if (comm_rank(r->comm) == 0) {
+        TrainState s = {step, r->train.epoch, r->train.shard_pos, r->train.sample_pos, rng->state, run->B, run->T,
+                        run->total_batch, run->a.seed, comm_size(r->comm), 0, run->data_checksum};
+        save_checkpoint(m, &run->a, &s, mom_m, mom_v, &run->log);
+    }
+    comm_barrier(r->comm);
+}
 
-    char model_keys[1024];
-    gpt_config_describe(c, model_keys, sizeof(model_keys));
-    printf("model: %s, %zu parameters (%s)\n", model_keys, model.num_parameters,
-           resume_step >= 0 ? "resumed" : a.model);
-    printf("batch: B=%d T=%d, %d tokens/step (%d micro-batches), %d steps, lr %g (%s, warmup %d, final %g)\n", B,
-           T, total_batch, accum, num_steps, a.lr, a.schedule, a.warmup, a.final_frac);
-    printf("train: %zu tokens in %d shards (%s)%s; val: %d batches\n", train.num_tokens, train.num_shards,
-           a.train_pattern, c->bos ? ", sequences aligned to document starts" : "", val_steps);
-    fflush(stdout);
-
-    if (a.overfit) dataloader_next_batch(&train);
-    for (int step = state.step; step <= num_steps; step++) {
-        int last = step == num_steps, stopping = stop_signal != 0;   // read once: it may arrive any time
-        // between steps: validation, sinks, a sample, a checkpoint (done before the resumed checkpoint was saved)
-        if (!(resume_step >= 0 && step == state.step)) {
-            if (val_steps > 0 && (step % a.val_every == 0 || last)) {
-                float vl = val_loss(&model, &val, val_steps);
-                printf("step %d: val loss %.4f\n", step, vl);
-                log_line(&log, "s:%d tel:%.6f\n", step, vl);
-            }
-            if (a.sink_every > 0 && (step % a.sink_every == 0 || last)) log_sinks(&model, &a, eot, step, &log);
-            if (a.sample_every > 0 && step > 0 && (step % a.sample_every == 0 || last))
-                print_sample(&model, tok, a.gen_T, &rng);
-            int due = (a.checkpoint_every > 0 && step % a.checkpoint_every == 0) || last || stopping;
-            if (a.out_dir && step > 0 && due) {
-                TrainState s = {step, train.epoch, train.shard_pos, train.sample_pos, rng.state, B, T, total_batch,
-                                a.seed, 0, data_checksum};
-                save_checkpoint(&model, &a, &s, &log);
-            }
+// Between steps: validation, sinks and a sample on rank 0, and the checkpoint.
+static void between_steps(Rank* r, int step, int last, int stopping, Rng* rng) {
+    Run* run = r->run;
+    const Args* a = &run->a;
+    if (comm_rank(r->comm) == 0) {
+        if (r->val_steps > 0 && (step % a->val_every == 0 || last)) {
+            float vl = val_loss(&r->model, &r->val, r->val_steps);
+            printf("step %d: val loss %.4f\n", step, vl);
+            log_line(&run->log, "s:%d tel:%.6f\n", step, vl);
         }
+        if (a->sink_every > 0 && (step % a->sink_every == 0 || last))
+            log_sinks(&r->model, a, run->eot, step, &run->log);
+        if (a->sample_every > 0 && step > 0 && (step % a->sample_every == 0 || last))
+            print_sample(&r->model, run->tok, a->gen_T, rng);
+    }
+    int due = (a->checkpoint_every > 0 && step % a->checkpoint_every == 0) || last || stopping;
+    if (a->out_dir && step > 0 && due) checkpoint_rank(r, step, rng);
+    comm_barrier(r->comm);
+}
+
+// One step: the micro-batches of this rank, the gradients summed over the ranks (or, ZeRO-1,
+// reduce-scattered), clipping by the global norm, AdamW (on the rank's shard, then the parameters
+// gathered). Returns the mean loss over all ranks; *norm gets the gradient norm before clipping.
+static double train_step(Rank* r, int step, float lr, float* norm) {
+    Run* run = r->run;
+    const Args* a = &run->a;
+    GPT* m = &r->model;
+    int R = comm_size(r->comm);
+    gpt_zero_grad(m);
+    double loss = 0.0;
+    for (int micro = 0; micro < run->accum; micro++) {
+        if (!a->overfit) dataloader_next_batch(&r->train);
+        loss += gpt_forward(m, r->train.inputs, r->train.targets, run->B, run->T) / run->accum;
+        gpt_backward(m, 1.0f / ((float)run->B * run->T * run->accum * R));
+    }
+    double sums[2] = {loss, 0.0};
+    if (a->zero) comm_reduce_scatter_sum(r->comm, m->grads_memory, m->num_parameters);
+    else comm_all_reduce_sum(r->comm, m->grads_memory, m->num_parameters);
+    if (a->dump_grads && step == run->resumed.step && comm_rank(r->comm) == 0 && !a->zero)
+        dump_gradients(m, (float)(loss / R), a->dump_grads);
+    // the norm: of the whole (all-reduced) gradient, or of each shard, summed over the ranks
+    size_t lo = a->zero ? m->opt_lo : 0, hi = a->zero ? m->opt_hi : m->num_parameters;
+    sums[1] = gpt_grad_norm_squared(m, lo, hi);
+    comm_sum_host(r->comm, sums, 2);
+    *norm = sqrtf((float)(sums[1] / (a->zero ? 1 : R)));   // without ZeRO every rank added the whole
+    float scale = (a->grad_clip > 0.0f && *norm > a->grad_clip) ? a->grad_clip / *norm : 1.0f;
+    gpt_adamw_step(m, lr, 0.9f, 0.95f, 1e-8f, a->weight_decay, scale, step + 1);
+    if (a->zero) comm_all_gather(r->comm, m->params_memory, m->num_parameters);
+    return sums[0] / R;
+}
+
+static void* run_rank(void* arg) {
+    Rank* r = arg;
+    Run* run = r->run;
+    const Args* a = &run->a;
+    int rank = comm_rank(r->comm), R = comm_size(r->comm);
+    if (R > 1) omp_set_num_threads(omp_get_num_procs() / R > 1 ? omp_get_num_procs() / R : 1);
+    build_rank_model(r);
+    if (run->resume_step >= 0) load_rank_state(r);
+    open_rank_data(r);
+    Rng rng;   // rank 0's samples
+    rng_seed(&rng, (uint64_t)a->seed);
+    if (run->resume_step >= 0) rng.state = run->resumed.rng_state;
+    if (a->overfit) dataloader_next_batch(&r->train);
+    comm_barrier(r->comm);
+    for (int step = run->resumed.step; step <= run->num_steps; step++) {
+        int last = step == run->num_steps, stopping = rank == 0 && stop_signal != 0;   // read once
+        comm_broadcast_host(r->comm, &stopping, sizeof(stopping), 0);   // every rank stops at the same step
+        if (!(run->resume_step >= 0 && step == run->resumed.step))    // done before the resumed checkpoint
+            between_steps(r, step, last, stopping, &rng);
         if (last || stopping) break;
-
         double t0 = now_seconds();
-        gpt_zero_grad(&model);
-        double loss = 0.0;
-        for (int micro = 0; micro < accum; micro++) {
-            if (!a.overfit) dataloader_next_batch(&train);
-            loss += gpt_forward(&model, train.inputs, train.targets, B, T) / accum;
-            gpt_backward(&model, 1.0f / ((float)tokens_per_micro * accum));
-        }
-        if (a.dump_grads && step == state.step) dump_gradients(&model, (float)loss, a.dump_grads);
-        float lr = learning_rate(a.schedule, a.lr, a.warmup, num_steps, a.final_frac, step);
-        float norm = gpt_update(&model, lr, 0.9f, 0.95f, 1e-8f, a.weight_decay, a.grad_clip, step + 1);
+        float lr = learning_rate(a->schedule, a->lr, a->warmup, run->num_steps, a->final_frac, step), norm;
+        double loss = train_step(r, step, lr, &norm);
         if (!isfinite(loss) || !isfinite(norm))
             fail("step %d: loss %f, gradient norm %f: training diverged; lower the learning rate (-l %g) "
-                 "or check the data", step + 1, loss, norm, a.lr);
-        double ms = (now_seconds() - t0) * 1000.0;
-        printf("step %4d/%d | loss %.6f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s\n", step + 1, num_steps, loss,
-               lr, norm, ms, total_batch / (ms / 1000.0));
-        fflush(stdout);
-        log_line(&log, "s:%d trl:%.6f lr:%.6e norm:%.4f\n", step + 1, loss, lr, norm);
+                 "or check the data", step + 1, loss, norm, a->lr);
+        if (rank == 0) {
+            double ms = (now_seconds() - t0) * 1000.0;
+            printf("step %4d/%d | loss %.6f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s\n", step + 1,
+                   run->num_steps, loss, lr, norm, ms, run->total_batch / (ms / 1000.0));
+            fflush(stdout);
+            log_line(&run->log, "s:%d trl:%.6f lr:%.6e norm:%.4f\n", step + 1, loss, lr, norm);
+        }
+    }
+    return NULL;
+}
+
+static void free_rank(Rank* r) {
+    dataloader_free(&r->train);
+    if (comm_rank(r->comm) == 0 && r->run->a.val_every > 0) dataloader_free(&r->val);
+    if (r->full_m) r->model.k->release(r->full_m), r->model.k->release(r->full_v);
+    gpt_free(&r->model);
+}
+
+// The run's shared settings from a model (rank 0's, before the ranks start): batch, steps, tokenizer.
+static void plan_run(Run* run, const GPTConfig* c, size_t epoch_tokens) {
+    const Args* a = &run->a;
+    int B = a->B, T = a->T > 0 ? a->T : c->max_seq_len, R = a->ranks;
+    if (T > c->max_seq_len) fail("-t %d: sequence length exceeds the model's maximum %d", T, c->max_seq_len);
+    if ((long)B * T > 2147483647L / R) fail("-b %d -t %d -ng %d: too many tokens for one micro-batch step", B, T, R);
+    int per_step = B * T * R;
+    run->total_batch = a->total_batch > 0 ? a->total_batch : per_step;
+    if (run->total_batch % per_step != 0)
+        fail("-d %d: total batch must be a multiple of B*T*ranks = %d", run->total_batch, per_step);
+    run->B = B, run->T = T, run->accum = run->total_batch / per_step;
+    run->num_steps = a->max_steps > 0 ? a->max_steps : (int)(epoch_tokens / run->total_batch);
+    if (run->num_steps < 1) run->num_steps = 1;
+}
+
+int main(int argc, char** argv) {
+    Run run = {.a = parse_args(argc, argv)};
+    const Args* a = &run.a;
+    if (a->ranks > 1 && strcmp(default_kernels()->name, "cpu"))
+        fail("-ng %d: the %s build trains on one device until its NCCL seam lands; use -ng 1", a->ranks,
+             default_kernels()->name);
+    catch_stop_signals();
+    run.resume_step = find_resume_step(a);
+    GPTConfig config;
+    char path[4096];
+    if (run.resume_step >= 0) {
+        checkpoint_path(path, sizeof(path), a->out_dir, "state", run.resume_step);
+        run.resumed = gpt_read_state(path);
+        checkpoint_path(path, sizeof(path), a->out_dir, "model", run.resume_step);
+        config = gpt_checkpoint_config(path);
+    } else {
+        config = config_of(a->model);
+    }
+    // the tokenizer: for the samples, and for its end-of-text token (else V-1, as ./prepare writes)
+    char tok_buf[4096];
+    const char* tok_path = a->tokenizer ? a->tokenizer : default_tokenizer(a->train_pattern, tok_buf, sizeof(tok_buf));
+    Tokenizer tokenizer;
+    if (tok_path && (a->sample_every > 0 || config.bos || a->sink_every > 0)) {
+        tokenizer_load(&tokenizer, tok_path);
+        if (tokenizer.vocab_size != config.vocab_size)
+            fail("%s: tokenizer has %d tokens but the model's vocabulary is V=%d", tok_path, tokenizer.vocab_size,
+                 config.vocab_size);
+        run.tok = &tokenizer;
+    }
+    run.eot = run.tok ? run.tok->eot_token : config.vocab_size - 1;
+    run.bos_token = config.bos ? run.eot : -1;
+    DataLoader probe;   // the epoch's size, for the default step count
+    dataloader_init(&probe, a->train_pattern, a->B, a->T > 0 ? a->T : config.max_seq_len, 0, a->ranks, 0, 0,
+                    config.vocab_size, run.bos_token);
+    plan_run(&run, &config, dataloader_epoch_tokens(&probe));
+    run.data_checksum = checksum_update(CHECKSUM_START, a->train_pattern, strlen(a->train_pattern));
+    if (run.resume_step >= 0) {
+        check_resume(&run.resumed, &config, a, run.T, run.total_batch, run.num_steps, run.data_checksum);
+        if (run.resumed.step == run.num_steps) {   // a finished run (a requeued job, say): nothing to do
+            printf("the run in %s is complete at step %d; nothing to do\n", a->out_dir, run.resumed.step);
+            return 0;
+        }
+    }
+
+    Rank* ranks = calloc_check(a->ranks, sizeof(Rank));
+    run.comms = comm_init_local(a->ranks);
+    for (int r = 0; r < a->ranks; r++) ranks[r] = (Rank){.run = &run, .comm = run.comms[r]};
+    build_rank_model(&ranks[0]);   // rank 0 first, for the memory plan and the lines below
+    check_memory(&ranks[0].model, run.B, run.T, a->sample_every > 0, a->ranks);
+    run.log = open_log(a, run.resume_step);
+    if (run.resume_step >= 0) printf("resumed from %s/state_%08d.bin at step %d\n", a->out_dir, run.resume_step,
+                                     run.resumed.step);
+    char model_keys[1024];
+    gpt_config_describe(&config, model_keys, sizeof(model_keys));
+    printf("model: %s, %zu parameters (%s)\n", model_keys, ranks[0].model.num_parameters,
+           run.resume_step >= 0 ? "resumed" : a->model);
+    printf("batch: B=%d T=%d x %d rank(s)%s, %d tokens/step (%d micro-batches), %d steps, lr %g (%s, warmup %d, "
+           "final %g)\n", run.B, run.T, a->ranks, a->zero ? " (ZeRO-1)" : "", run.total_batch, run.accum,
+           run.num_steps, a->lr, a->schedule, a->warmup, a->final_frac);
+    printf("train: %zu tokens in %d shards (%s)%s\n", probe.num_tokens, probe.num_shards, a->train_pattern,
+           config.bos ? ", sequences aligned to document starts" : "");
+    fflush(stdout);
+    dataloader_free(&probe);
+    gpt_free(&ranks[0].model);   // each rank builds its own replica in its thread
+
+    if (a->ranks == 1) {
+        run_rank(&ranks[0]);
+    } else {
+        pthread_t* threads = calloc_check(a->ranks, sizeof(pthread_t));
+        for (int r = 0; r < a->ranks; r++)
+            if (pthread_create(&threads[r], NULL, run_rank, &ranks[r]) != 0) fail("cannot start rank %d", r);
+        for (int r = 0; r < a->ranks; r++) pthread_join(threads[r], NULL);
+        free(threads);
     }
     if (stop_signal)
-        printf("stopped by signal %d%s\n", (int)stop_signal, a.out_dir ? ": the checkpoint above has this step" : "");
-    if (log.f) fclose_check(log.f, log.path);
-    if (tok) tokenizer_free(tok);
-    dataloader_free(&train);
-    if (a.val_every > 0) dataloader_free(&val);
-    gpt_free(&model);
+        printf("stopped by signal %d%s\n", (int)stop_signal, a->out_dir ? ": the checkpoint above has this step" : "");
+    for (int r = 0; r < a->ranks; r++) free_rank(&ranks[r]);
+    comm_free_local(run.comms, a->ranks);
+    free(ranks);
+    if (run.log.f) fclose_check(run.log.f, run.log.path);
+    if (run.tok) tokenizer_free(run.tok);
     return 0;
 }

@@ -116,10 +116,10 @@ uint64_t gpt_save_checkpoint(const GPT* model, const char* path) {
 #define STATE_VERSION 2
 // header slots: the TrainState fields, then the checksum of the AdamW moments
 enum { S_STEP = 2, S_EPOCH, S_SHARD, S_SAMPLE, S_RNG, S_PARAMS = 8, S_B = 10, S_T, S_TOTAL_BATCH, S_SEED,
-       S_MODEL_CHECKSUM = 14, S_DATA_CHECKSUM = 16, S_PAYLOAD_CHECKSUM = 18 };
+       S_MODEL_CHECKSUM = 14, S_DATA_CHECKSUM = 16, S_PAYLOAD_CHECKSUM = 18, S_RANKS = 20 };
 
-void gpt_save_state(const GPT* model, const TrainState* s, const char* path) {
-    if (!model->m_memory) fail("%s: no optimizer state to save before the first update", path);
+void gpt_save_state(const GPT* model, const TrainState* s, const float* m, const float* v, const char* path) {
+    if (!m) fail("%s: no optimizer state to save before the first update", path);
     int header[256] = {0};
     header[0] = STATE_MAGIC;
     header[1] = STATE_VERSION;
@@ -131,11 +131,12 @@ void gpt_save_state(const GPT* model, const TrainState* s, const char* path) {
     size_t n = model->num_parameters;
     checksum_to_slots(&header[S_PARAMS], (uint64_t)n);
     header[S_B] = s->B, header[S_T] = s->T, header[S_TOTAL_BATCH] = s->total_batch, header[S_SEED] = s->seed;
+    header[S_RANKS] = s->ranks;
     checksum_to_slots(&header[S_MODEL_CHECKSUM], s->model_checksum);
     checksum_to_slots(&header[S_DATA_CHECKSUM], s->data_checksum);
     float* moments = malloc_check(2 * n * sizeof(float));
-    model->k->download(moments, model->m_memory, n * sizeof(float));
-    model->k->download(moments + n, model->v_memory, n * sizeof(float));
+    model->k->download(moments, m, n * sizeof(float));
+    model->k->download(moments + n, v, n * sizeof(float));
     checksum_to_slots(&header[S_PAYLOAD_CHECKSUM], checksum_update(CHECKSUM_START, moments, 2 * n * sizeof(float)));
     FILE* f = atomic_open(path);
     fwrite_check(header, sizeof(int), 256, f, path);
@@ -144,10 +145,9 @@ void gpt_save_state(const GPT* model, const TrainState* s, const char* path) {
     free(moments);
 }
 
-void gpt_load_state(GPT* model, TrainState* s, const char* path) {
-    FILE* f = fopen_check(path, "rb");
+// The header of a state file, checked: its slots, and the size the parameter count implies.
+static void read_state_header(int* header, FILE* f, const char* path) {
     long size = file_size(f);
-    int header[256];
     if (size < HEADER_BYTES) fail("%s: not a training state file (shorter than its header)", path);
     fread_check(header, sizeof(int), 256, f, path);
     if (header[0] != STATE_MAGIC) fail("%s: not a training state file (magic %d, expected %d)", path, header[0], STATE_MAGIC);
@@ -155,32 +155,53 @@ void gpt_load_state(GPT* model, TrainState* s, const char* path) {
         fail("%s: training state version %d is not supported (expected %d); resume is not possible", path,
              header[1], STATE_VERSION);
     uint64_t n = checksum_from_slots(&header[S_PARAMS]);
+    if ((size_t)(size - HEADER_BYTES) != 2 * n * sizeof(float))
+        fail("%s: training state is truncated or corrupt (%ld bytes)", path, size);
+    if (header[S_STEP] < 0 || header[S_EPOCH] < 0 || header[S_SHARD] < 0 || header[S_SAMPLE] < 0 || header[S_RANKS] < 1)
+        fail("%s: training state holds a negative step, loader position or rank count: the file is corrupt", path);
+}
+
+static TrainState state_from_header(const int* header) {
+    return (TrainState){.step = header[S_STEP], .epoch = header[S_EPOCH], .shard_pos = header[S_SHARD],
+                        .sample_pos = header[S_SAMPLE], .rng_state = checksum_from_slots(&header[S_RNG]),
+                        .B = header[S_B], .T = header[S_T], .total_batch = header[S_TOTAL_BATCH],
+                        .seed = header[S_SEED], .ranks = header[S_RANKS],
+                        .model_checksum = checksum_from_slots(&header[S_MODEL_CHECKSUM]),
+                        .data_checksum = checksum_from_slots(&header[S_DATA_CHECKSUM])};
+}
+
+TrainState gpt_read_state(const char* path) {
+    FILE* f = fopen_check(path, "rb");
+    int header[256];
+    read_state_header(header, f, path);
+    fclose(f);
+    return state_from_header(header);
+}
+
+void gpt_load_state(GPT* model, TrainState* s, const char* path) {
+    FILE* f = fopen_check(path, "rb");
+    int header[256];
+    read_state_header(header, f, path);
+    uint64_t n = checksum_from_slots(&header[S_PARAMS]);
     if (n != model->num_parameters)
         fail("%s: state is for a model of %llu parameters, this one has %zu", path, (unsigned long long)n,
              model->num_parameters);
-    if ((size_t)(size - HEADER_BYTES) != 2 * n * sizeof(float))
-        fail("%s: training state is truncated or corrupt (%ld bytes)", path, size);
-    if (header[S_STEP] < 0 || header[S_EPOCH] < 0 || header[S_SHARD] < 0 || header[S_SAMPLE] < 0)
-        fail("%s: training state holds a negative step or loader position: the file is corrupt", path);
     float* moments = malloc_check(2 * n * sizeof(float));
     fread_check(moments, sizeof(float), 2 * n, f, path);
     fclose(f);
     if (checksum_update(CHECKSUM_START, moments, 2 * n * sizeof(float)) !=
         checksum_from_slots(&header[S_PAYLOAD_CHECKSUM]))
         fail("%s: the optimizer state does not match its checksum: the file is corrupt", path);
-    *s = (TrainState){.step = header[S_STEP], .epoch = header[S_EPOCH], .shard_pos = header[S_SHARD],
-                      .sample_pos = header[S_SAMPLE], .rng_state = checksum_from_slots(&header[S_RNG]),
-                      .B = header[S_B], .T = header[S_T], .total_batch = header[S_TOTAL_BATCH], .seed = header[S_SEED],
-                      .model_checksum = checksum_from_slots(&header[S_MODEL_CHECKSUM]),
-                      .data_checksum = checksum_from_slots(&header[S_DATA_CHECKSUM])};
+    *s = state_from_header(header);
+    // the moments of this model's AdamW: all of them, or its ZeRO-1 shard
     const Kernels* k = model->k;
-    size_t bytes = n * sizeof(float);
+    size_t lo = model->opt_lo, bytes = (model->opt_hi - lo) * sizeof(float);
     if (!model->m_memory) {
         model->m_memory = k->alloc(bytes);
         model->v_memory = k->alloc(bytes);
     }
-    k->upload(model->m_memory, moments, bytes);
-    k->upload(model->v_memory, moments + n, bytes);
+    k->upload(model->m_memory, moments + lo, bytes);
+    k->upload(model->v_memory, moments + n + lo, bytes);
     free(moments);
 }
 

@@ -223,7 +223,8 @@ GPTConfig gpt_config_from_descriptor(const char* descriptor) {
     int given[NUM_OPTIONS] = {0};
     char buf[1024];
     snprintf(buf, sizeof(buf), "%s", descriptor);
-    for (char* item = strtok(buf, ","); item; item = strtok(NULL, ",")) {
+    char* rest = NULL;   // strtok_r: the ranks of a run parse descriptors in threads
+    for (char* item = strtok_r(buf, ",", &rest); item; item = strtok_r(NULL, ",", &rest)) {
         const char* family = strncmp(item, "gpt2:", 5) == 0 ? item + 5 : item;
         char* eq = strchr(item, '=');
         if (!eq && family[0] == 'd' && family[1] >= '0' && family[1] <= '9') {

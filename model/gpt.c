@@ -324,28 +324,43 @@ void gpt_backward(GPT* m, float dloss) {
 // ----------------------------------------------------------------------------
 // update
 
-float gpt_update(GPT* m, float lr, float beta1, float beta2, float eps, float weight_decay, float grad_clip,
-                 int step) {
+float gpt_grad_norm_squared(GPT* m, size_t lo, size_t hi) {
+    // the squared norm lands in the first float of the (B,T) losses buffer, then comes to the host
+    float norm_squared;
+    m->k->global_norm_squared(m->losses, m->grads_memory + lo, hi - lo);
+    m->k->download(&norm_squared, m->losses, sizeof(float));
+    return norm_squared;
+}
+
+void gpt_set_optimizer_shard(GPT* m, size_t lo, size_t hi) {
+    if (m->m_memory && (lo != m->opt_lo || hi != m->opt_hi)) fail("gpt_set_optimizer_shard: moments exist already");
+    m->opt_lo = lo, m->opt_hi = hi;
+}
+
+void gpt_adamw_step(GPT* m, float lr, float beta1, float beta2, float eps, float weight_decay, float grad_scale,
+                    int step) {
     const Kernels* k = m->k;
-    size_t bytes = m->num_parameters * sizeof(float);
+    size_t lo = m->opt_lo, hi = m->opt_hi, bytes = (hi - lo) * sizeof(float);
     if (!m->m_memory) {
         m->m_memory = k->alloc(bytes);
         m->v_memory = k->alloc(bytes);
         k->zero(m->m_memory, bytes);
         k->zero(m->v_memory, bytes);
     }
-    // the squared norm lands in the first float of the (B,T) losses buffer, then comes to the host
-    float norm_squared;
-    k->global_norm_squared(m->losses, m->grads_memory, m->num_parameters);
-    k->download(&norm_squared, m->losses, sizeof(float));
-    float norm = sqrtf(norm_squared);
-    float grad_scale = (grad_clip > 0.0f && norm > grad_clip) ? grad_clip / norm : 1.0f;
-    for (int i = 0; i < gpt_num_param_tensors(); i++) {
+    for (int i = 0; i < gpt_num_param_tensors(); i++) {   // each tensor's part inside [lo, hi)
         ParamRange r = gpt_param_range(m, i);
-        if (r.numel > 0)
-            k->adamw_update(m->params_memory + r.offset, m->master_memory ? m->master_memory + r.offset : NULL,
-                            m->m_memory + r.offset, m->v_memory + r.offset, m->grads_memory + r.offset, r.numel,
-                            lr, beta1, beta2, eps, r.decays ? weight_decay : 0.0f, grad_scale, step);
+        size_t from = r.offset > lo ? r.offset : lo, to = r.offset + r.numel < hi ? r.offset + r.numel : hi;
+        if (from >= to) continue;
+        k->adamw_update(m->params_memory + from, m->master_memory ? m->master_memory + from : NULL,
+                        m->m_memory + (from - lo), m->v_memory + (from - lo), m->grads_memory + from, to - from, lr,
+                        beta1, beta2, eps, r.decays ? weight_decay : 0.0f, grad_scale, step);
     }
+}
+
+float gpt_update(GPT* m, float lr, float beta1, float beta2, float eps, float weight_decay, float grad_clip,
+                 int step) {
+    float norm = sqrtf(gpt_grad_norm_squared(m, 0, m->num_parameters));
+    float grad_scale = (grad_clip > 0.0f && norm > grad_clip) ? grad_clip / norm : 1.0f;
+    gpt_adamw_step(m, lr, beta1, beta2, eps, weight_decay, grad_scale, step);
     return norm;
 }

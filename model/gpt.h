@@ -113,8 +113,9 @@ typedef struct {
     floatX* params_memory;
     floatX* grads_memory;             // allocated at the first backward
     float* master_memory;             // fp32 master weights when floatX is not float (else NULL)
-    float* m_memory;                  // AdamW moments, allocated at the first update
-    float* v_memory;
+    float* m_memory;                  // AdamW moments of the parameters [opt_lo, opt_hi), allocated at the
+    float* v_memory;                  // first update
+    size_t opt_lo, opt_hi;            // the parameters this model's AdamW updates: all, or a ZeRO-1 shard
     // activations, sized for batches up to (max_B, max_T) by the first forward that needs them
     int max_B, max_T;
     int B, T;                         // the last forward's batch (the backward's)
@@ -172,6 +173,13 @@ void gpt_backward(GPT* model, float dloss);
 // step counts from 1. Returns the gradient norm before clipping.
 float gpt_update(GPT* model, float lr, float beta1, float beta2, float eps, float weight_decay,
                  float grad_clip, int step);
+// The update in its parts, for data parallelism (train.c): the squared norm of the gradients in
+// [lo, hi); the parameters the AdamW step updates and keeps moments for ([0, num_parameters) unless
+// set, before the first update, to a ZeRO-1 shard); the AdamW step itself with its gradient scale.
+float gpt_grad_norm_squared(GPT* model, size_t lo, size_t hi);
+void gpt_set_optimizer_shard(GPT* model, size_t lo, size_t hi);
+void gpt_adamw_step(GPT* model, float lr, float beta1, float beta2, float eps, float weight_decay, float grad_scale,
+                    int step);
 // Incremental decoding of one sequence (B = 1) with the KV cache: feeds the T tokens at positions
 // pos0 .. pos0+T-1 (earlier positions must already be in the cache) and returns the logits of the
 // last one (host pointer into model->logits on the CPU; Vp floats, first V real).
@@ -204,11 +212,17 @@ typedef struct {
     int epoch, shard_pos, sample_pos; // the train loader's position
     uint64_t rng_state;               // the sampling RNG
     int B, T, total_batch, seed;      // the run's settings (-b -t -d -S)
+    int ranks;                        // data-parallel ranks (-ng): a loader position means R x B sequences
     uint64_t model_checksum;          // of the model file of the same step: the pair belongs together
     uint64_t data_checksum;           // of the train shards' glob (-i)
 } TrainState;
-void gpt_save_state(const GPT* model, const TrainState* state, const char* path);
+// The state with the AdamW moments m, v of all num_parameters (kernel memory: the model's own, or
+// gathered from the ranks' ZeRO-1 shards).
+void gpt_save_state(const GPT* model, const TrainState* state, const float* m, const float* v, const char* path);
+// Loads the state and the moments of the model's optimizer shard (all of them unless set).
 void gpt_load_state(GPT* model, TrainState* state, const char* path);
+// The state's header only (checked), before any model exists.
+TrainState gpt_read_state(const char* path);
 // The step of the newest checkpoint in dir whose model and state files are both complete, agree with
 // their checksums and belong together (-1: none); the ones it passes over get a note on stderr.
 int gpt_latest_checkpoint(const char* dir);

@@ -226,6 +226,7 @@ void gpt_build(GPT* m, const GPTConfig* config, const Kernels* k) {
     m->config = *config;
     m->k = k;
     m->num_parameters = gpt_num_parameters(config);
+    m->opt_lo = 0, m->opt_hi = m->num_parameters;
     m->params_memory = k->alloc(m->num_parameters * sizeof(floatX));
     point_params(&m->params, m->params_memory, config);
 }
@@ -403,7 +404,7 @@ MemoryPlan gpt_memory_plan(const GPT* m, int B, int T, bool sampling) {
         .params = n * sizeof(floatX),
         .grads = n * sizeof(floatX),
         .master = sizeof(floatX) == sizeof(float) ? 0 : n * sizeof(float),
-        .optimizer = 2 * n * sizeof(float),
+        .optimizer = 2 * (m->opt_hi - m->opt_lo) * sizeof(float),
         .activations = point_acts(NULL, NULL, ACTS, NUM_ACTS, c, BT),
         .grad_scratch = point_acts(NULL, NULL, SCRATCH, NUM_SCRATCH, c, BT),
         .logits = BT * c->padded_vocab_size * sizeof(floatX) + BT * (2 * sizeof(int) + sizeof(float)),

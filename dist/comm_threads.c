@@ -1,0 +1,121 @@
+// The communication seam (dist/comm.h) for ranks that are threads of one process, sharing memory:
+// each collective publishes every rank's buffer, then each rank combines its own share of the
+// elements across all buffers, in rank order, between two barriers. No copy of the whole buffer, no
+// locks beyond the barrier, and the result does not depend on thread timing. With one rank every
+// collective is a no-op that touches no memory, which is how the CUDA build links it for one GPU
+// (its memory is not the host's; several GPUs need the NCCL seam).
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/check.h"
+#include "dist/comm.h"
+
+typedef struct {
+    int size;
+    pthread_barrier_t barrier;
+    void** buffers;    // each rank's buffer in the collective under way
+} Shared;
+
+struct Comm {
+    Shared* shared;
+    int rank;
+};
+
+Comm** comm_init_local(int num_ranks) {
+    Shared* s = calloc_check(1, sizeof(Shared));
+    s->size = num_ranks;
+    s->buffers = calloc_check(num_ranks, sizeof(void*));
+    if (pthread_barrier_init(&s->barrier, NULL, (unsigned)num_ranks) != 0) fail("comm: cannot create a barrier");
+    Comm** comms = calloc_check(num_ranks, sizeof(Comm*));
+    for (int r = 0; r < num_ranks; r++) {
+        comms[r] = malloc_check(sizeof(Comm));
+        *comms[r] = (Comm){s, r};
+    }
+    return comms;
+}
+
+void comm_free_local(Comm** comms, int num_ranks) {
+    Shared* s = comms[0]->shared;
+    pthread_barrier_destroy(&s->barrier);
+    free(s->buffers);
+    free(s);
+    for (int r = 0; r < num_ranks; r++) free(comms[r]);
+    free(comms);
+}
+
+int comm_rank(const Comm* c) { return c->rank; }
+int comm_size(const Comm* c) { return c->shared->size; }
+void comm_barrier(Comm* c) {
+    if (c->shared->size > 1) pthread_barrier_wait(&c->shared->barrier);
+}
+
+void comm_shard(size_t n, int rank, int size, size_t* lo, size_t* hi) {
+    *lo = n * (size_t)rank / (size_t)size;
+    *hi = n * (size_t)(rank + 1) / (size_t)size;
+}
+
+static int alone(const Comm* c) { return c->shared->size == 1; }
+
+// Publishes this rank's buffer and waits until every rank has.
+static void publish(Comm* c, void* data) {
+    c->shared->buffers[c->rank] = data;
+    comm_barrier(c);
+}
+
+// The sum over ranks of this rank's share of the elements, written to every rank's buffer (all) or
+// only to this rank's (!all).
+static void sum_share(Comm* c, floatX* data, size_t n, int all) {
+    if (alone(c)) return;
+    Shared* s = c->shared;
+    publish(c, data);
+    size_t lo, hi;
+    comm_shard(n, c->rank, s->size, &lo, &hi);
+    for (size_t i = lo; i < hi; i++) {
+        float sum = 0.0f;
+        for (int r = 0; r < s->size; r++) sum += float_from_floatx(((floatX*)s->buffers[r])[i]);
+        for (int r = 0; r < s->size; r++)
+            if (all || r == c->rank) ((floatX*)s->buffers[r])[i] = floatx_from_float(sum);
+    }
+    comm_barrier(c);
+}
+
+void comm_all_reduce_sum(Comm* c, floatX* data, size_t n) { sum_share(c, data, n, 1); }
+void comm_reduce_scatter_sum(Comm* c, floatX* data, size_t n) { sum_share(c, data, n, 0); }
+
+// This rank's shard of elements of `size` bytes copied into the other ranks' buffers.
+static void gather(Comm* c, void* data, size_t n, size_t size) {
+    if (alone(c)) return;
+    Shared* s = c->shared;
+    publish(c, data);
+    size_t lo, hi;
+    comm_shard(n, c->rank, s->size, &lo, &hi);
+    for (int r = 0; r < s->size; r++)
+        if (r != c->rank) memcpy((char*)s->buffers[r] + lo * size, (char*)data + lo * size, (hi - lo) * size);
+    comm_barrier(c);
+}
+
+void comm_all_gather(Comm* c, floatX* data, size_t n) { gather(c, data, n, sizeof(floatX)); }
+void comm_all_gather_float(Comm* c, float* data, size_t n) { gather(c, data, n, sizeof(float)); }
+
+void comm_sum_host(Comm* c, double* values, int n) {
+    if (alone(c)) return;
+    Shared* s = c->shared;
+    double* mine = malloc_check((size_t)n * sizeof(double));
+    publish(c, values);
+    for (int i = 0; i < n; i++) {
+        mine[i] = 0.0;
+        for (int r = 0; r < s->size; r++) mine[i] += ((double*)s->buffers[r])[i];
+    }
+    comm_barrier(c);   // everyone has read before anyone writes
+    memcpy(values, mine, (size_t)n * sizeof(double));
+    free(mine);
+}
+
+void comm_broadcast_host(Comm* c, void* data, size_t bytes, int root) {
+    if (alone(c)) return;
+    Shared* s = c->shared;
+    publish(c, data);
+    if (c->rank != root) memcpy(data, s->buffers[root], bytes);
+    comm_barrier(c);
+}
