@@ -21,13 +21,14 @@ NVCC_FLAGS = -O3 -std=c++17 -I. --default-stream per-thread $(PRECISION_FLAG) \
              -Xcompiler -Wall,-Wextra,-fopenmp --Werror all-warnings
 CUDA_LIBS = -lcublasLt -lcublas -lnccl -lgomp -lm
 CUDA_BUILD = build/cuda/$(PRECISION)
-CU_SRC = $(wildcard common/*.cu layers/*.cu attention/*.cu model/*.cu)
+CU_SRC = $(wildcard common/*.cu layers/*.cu attention/*.cu model/*.cu dist/*.cu)
 CU_OBJ = $(patsubst %.cu,$(CUDA_BUILD)/%.o,$(CU_SRC))
 # C files whose memory layout depends on floatX: compiled again for each CUDA precision
-FLOATX_SRC = model/gpt.c model/checkpoint.c model/tensors.c model/analysis.c dist/comm_threads.c
+FLOATX_SRC = model/gpt.c model/checkpoint.c model/tensors.c model/analysis.c
 FLOATX_OBJ = $(patsubst %.c,$(CUDA_BUILD)/%.o,$(FLOATX_SRC))
 # the rest of the library (data, common, the CPU kernels that test_cuda compares against)
-SHARED_OBJ = $(patsubst %.c,build/%.o,$(filter-out model/cpu_kernels.c model/default_cpu.c $(FLOATX_SRC),$(LIB_SRC)))
+SHARED_OBJ = $(patsubst %.c,build/%.o,$(filter-out model/cpu_kernels.c model/default_cpu.c dist/comm_threads.c \
+                                                   $(FLOATX_SRC),$(LIB_SRC)))
 # test_cuda's whole-model check runs the CPU and CUDA tables side by side: same floatX, FP32 only
 TEST_CUDA_CPU_TABLE = $(if $(filter FP32,$(PRECISION)),$(CUDA_BUILD)/model/cpu_kernels.o,)
 TEST_CUDA_SRC = $(wildcard test/cuda/test_*.cu)
@@ -95,7 +96,9 @@ EMU_BUILD = build/emu/$(PRECISION)
 EMU_DIR = test/cuda/emulate
 EMU_FLAGS = -std=c++17 -O2 -Wall -Wextra -Wno-unknown-pragmas -I$(EMU_DIR) -I. $(PRECISION_FLAG) $(EXTRA_CFLAGS)
 EMU_HEADERS = $(wildcard $(EMU_DIR)/*.h $(EMU_DIR)/common/*.cuh */*.h */*.cuh)
-EMU_KERNEL_OBJ = $(patsubst %.cu,$(EMU_BUILD)/%.o,$(CU_SRC)) $(EMU_BUILD)/emulate.o $(EMU_BUILD)/cublaslt.o
+# the emulation has no NCCL: its ranks are threads sharing host memory, as in the CPU build
+EMU_KERNEL_OBJ = $(patsubst %.cu,$(EMU_BUILD)/%.o,$(filter-out dist/comm_nccl.cu,$(CU_SRC))) $(EMU_BUILD)/emulate.o \
+                 $(EMU_BUILD)/cublaslt.o $(CUDA_BUILD)/dist/comm_threads.o
 EMU_TEST_OBJ = $(patsubst %.cu,$(EMU_BUILD)/%.o,$(TEST_CUDA_SRC) test/cuda/main.cu)
 
 $(EMU_BUILD)/%.o: %.cu $(EMU_HEADERS) $(EMU_DIR)/launches.py

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <glob.h>
 #include <math.h>
-#include <omp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -48,8 +47,11 @@ typedef struct {
     int sink_every;             // -sa: attention-sink analysis every N steps on the val shards (0: off)
     int sink_seqs, sink_T, sink_key;  // -sn -st -sk (1-indexed key)
     float sink_eps;             // -se
-    int ranks;                  // -ng: data-parallel ranks in this process (CPU: threads)
+    int ranks;                  // -ng: data-parallel ranks in this process (CPU: threads; CUDA: one per GPU)
     int zero;                   // -z: 1: ZeRO-1, each rank keeps and updates 1/ranks of the optimizer state
+    int nodes, node;            // -pn -pr: processes (one per node) and this one's number
+    const char* id_file;        // -pf: the shared file through which the nodes meet
+    int keep;                   // -nk: checkpoints kept (0: all)
 } Args;
 
 #define A(f) offsetof(Args, f)
@@ -86,8 +88,13 @@ static const ArgSpec FLAGS[] = {
     {"-st", ARG_INT, A(sink_T), 2, 1 << 20, "... tokens each"},
     {"-sk", ARG_INT, A(sink_key), 1, 1 << 20, "... the key of Sink_K (1: the first)"},
     {"-se", ARG_FLOAT, A(sink_eps), 0, 1, "... threshold on alpha_K"},
-    {"-ng", ARG_INT, A(ranks), 1, 1024, "data-parallel ranks in this process (CPU: threads, each with cores/N)"},
+    {"-ng", ARG_INT, A(ranks), 1, 1024, "data-parallel ranks in this process (CPU: threads, each with cores/N; "
+                                        "CUDA: GPUs, default all visible)"},
     {"-z", ARG_INT, A(zero), 0, 1, "1: ZeRO-1, the AdamW state split across the ranks"},
+    {"-pn", ARG_INT, A(nodes), 1, 65536, "processes in the run, one per node (CUDA build)"},
+    {"-pr", ARG_INT, A(node), 0, 65535, "this process's number, 0 .. -pn - 1"},
+    {"-pf", ARG_TEXT, A(id_file), 0, 0, "FILE on a file system all nodes share, new for each run: where they meet"},
+    {"-nk", ARG_INT, A(keep), 0, BIG, "keep the newest K checkpoints, delete older ones (0: keep all)"},
 };
 #undef A
 #define NUM_FLAGS (int)(sizeof(FLAGS) / sizeof(FLAGS[0]))
@@ -97,7 +104,7 @@ static Args parse_args(int argc, char** argv) {
               .schedule = "cosine", .B = 4, .T = -1, .total_batch = -1, .max_steps = -1, .lr = 3e-4f,
               .final_frac = 1.0f, .grad_clip = 1.0f, .val_every = 20, .val_steps = 20, .sample_every = 20,
               .gen_T = 64, .shuffle = 1, .seed = 1337, .sink_seqs = 100, .sink_T = 64, .sink_key = 1,
-              .sink_eps = 0.3f, .ranks = 1};
+              .sink_eps = 0.3f, .nodes = 1};
     args_parse(&a, FLAGS, NUM_FLAGS, argc, argv, "./train_gpt2 -e MODEL [flags]");
     if (!a.model) fail("no model: give -e CHECKPOINT or a descriptor such as -e \"L=4,C=128,H=4,T=256,V=257\"");
     if (!strcmp(a.model, "help")) {
@@ -106,6 +113,8 @@ static Args parse_args(int argc, char** argv) {
     }
     learning_rate_check(a.schedule);
     if (a.resume && !a.out_dir) fail("-y 1 needs -o, the directory holding the checkpoints");
+    if (a.node >= a.nodes) fail("-pr %d: process numbers run from 0 to -pn - 1 = %d", a.node, a.nodes - 1);
+    if (!a.ranks) a.ranks = comm_default_local_ranks();
     return a;
 }
 
@@ -257,6 +266,9 @@ static void catch_stop_signals(void) {
     sigaction(SIGTERM, &sa, NULL);
 }
 
+// The data-parallel ranks of the run: this process's, times the processes.
+static int world_size(const Args* a) { return a->ranks * a->nodes; }
+
 // The config a checkpoint file or a descriptor gives.
 static GPTConfig config_of(const char* model) {
     return file_exists(model) ? gpt_checkpoint_config(model) : gpt_config_from_descriptor(model);
@@ -272,9 +284,9 @@ static void check_resume(const TrainState* s, const GPTConfig* c, const Args* a,
     if (strcmp(resumed, given))
         fail("-e %s: the run in %s is the model %s; resume with the same -e, or start a new run elsewhere", a->model,
              a->out_dir, resumed);
-    if (s->ranks != a->ranks)
-        fail("-ng %d: the run in %s was trained with -ng %d; resume with the same number of ranks", a->ranks,
-             a->out_dir, s->ranks);
+    if (s->ranks != world_size(a))
+        fail("-ng %d -pn %d: the run in %s was trained with %d rank(s) in all; resume with as many (the ZeRO-1 "
+             "shards and loader positions are per rank)", a->ranks, a->nodes, a->out_dir, s->ranks);
     if (s->B != a->B || s->T != T || s->total_batch != total_batch || s->seed != a->seed)
         fail("-b %d -t %d -d %d -S %d: the run in %s was trained with -b %d -t %d -d %d -S %d; resume with the same "
              "values", a->B, T, total_batch, a->seed, a->out_dir, s->B, s->T, s->total_batch, s->seed);
@@ -315,7 +327,7 @@ static void cut_log(const char* path, int step) {
 // interrupted write left), or -1 to start from scratch, saying so.
 static int find_resume_step(const Args* a) {
     if (!a->resume) return -1;
-    gpt_remove_temporaries(a->out_dir);
+    if (a->node == 0) gpt_remove_temporaries(a->out_dir);   // the other nodes read the same directory
     int step = gpt_latest_checkpoint(a->out_dir);
     if (step < 0) printf("no complete checkpoint in %s: starting from scratch\n", a->out_dir);
     return step;
@@ -404,24 +416,37 @@ static void open_rank_data(Rank* r) {
     }
 }
 
+// The rank's shard of moments (kernel memory, opt_lo..opt_hi) copied to its place in full (kernel
+// memory, every parameter), through the host: once per checkpoint.
+static void place_shard(const GPT* m, float* full, const float* shard) {
+    size_t bytes = (m->opt_hi - m->opt_lo) * sizeof(float);
+    float* host = malloc_check(bytes);
+    m->k->download(host, shard, bytes);
+    m->k->upload(full + m->opt_lo, host, bytes);
+    free(host);
+}
+
 // The checkpoint of `step`, by rank 0; with ZeRO-1 every rank first adds its shard of the moments.
 static void checkpoint_rank(Rank* r, int step, Rng* rng) {
     Run* run = r->run;
     GPT* m = &r->model;
     const float *mom_m = m->m_memory, *mom_v = m->v_memory;
     if (run->a.zero && comm_size(r->comm) > 1) {
-        size_t n = m->num_parameters, bytes = n * sizeof(float), shard = (m->opt_hi - m->opt_lo) * sizeof(float);
+        size_t n = m->num_parameters, bytes = n * sizeof(float);
         if (!r->full_m) r->full_m = m->k->alloc(bytes), r->full_v = m->k->alloc(bytes);
-        memcpy(r->full_m + m->opt_lo, m->m_memory, shard);   // CPU ranks: kernel memory is host memory
-        memcpy(r->full_v + m->opt_lo, m->v_memory, shard);
+        place_shard(m, r->full_m, m->m_memory);
+        place_shard(m, r->full_v, m->v_memory);
         comm_all_gather_float(r->comm, r->full_m, n);
         comm_all_gather_float(r->comm, r->full_v, n);
+        // each rank updated the master weights of its shard only: the checkpoint saves them all
+        if (m->master_memory) comm_all_gather_float(r->comm, m->master_memory, n);
         mom_m = r->full_m, mom_v = r->full_v;
     }
     if (comm_rank(r->comm) == 0) {
         TrainState s = {step, r->train.epoch, r->train.shard_pos, r->train.sample_pos, rng->state, run->B, run->T,
                         run->total_batch, run->a.seed, comm_size(r->comm), 0, run->data_checksum};
         save_checkpoint(m, &run->a, &s, mom_m, mom_v, &run->log);
+        if (run->a.keep > 0) gpt_prune_checkpoints(run->a.out_dir, run->a.keep);
     }
     comm_barrier(r->comm);
 }
@@ -481,8 +506,8 @@ static void* run_rank(void* arg) {
     Rank* r = arg;
     Run* run = r->run;
     const Args* a = &run->a;
-    int rank = comm_rank(r->comm), R = comm_size(r->comm);
-    if (R > 1) omp_set_num_threads(omp_get_num_procs() / R > 1 ? omp_get_num_procs() / R : 1);
+    int rank = comm_rank(r->comm);
+    comm_bind(r->comm);
     build_rank_model(r);
     if (run->resume_step >= 0) load_rank_state(r);
     open_rank_data(r);
@@ -524,7 +549,7 @@ static void free_rank(Rank* r) {
 // The run's shared settings from a model (rank 0's, before the ranks start): batch, steps, tokenizer.
 static void plan_run(Run* run, const GPTConfig* c, size_t epoch_tokens) {
     const Args* a = &run->a;
-    int B = a->B, T = a->T > 0 ? a->T : c->max_seq_len, R = a->ranks;
+    int B = a->B, T = a->T > 0 ? a->T : c->max_seq_len, R = world_size(a);
     if (T > c->max_seq_len) fail("-t %d: sequence length exceeds the model's maximum %d", T, c->max_seq_len);
     if ((long)B * T > 2147483647L / R) fail("-b %d -t %d -ng %d: too many tokens for one micro-batch step", B, T, R);
     int per_step = B * T * R;
@@ -539,9 +564,6 @@ static void plan_run(Run* run, const GPTConfig* c, size_t epoch_tokens) {
 int main(int argc, char** argv) {
     Run run = {.a = parse_args(argc, argv)};
     const Args* a = &run.a;
-    if (a->ranks > 1 && strcmp(default_kernels()->name, "cpu"))
-        fail("-ng %d: the %s build trains on one device until its NCCL seam lands; use -ng 1", a->ranks,
-             default_kernels()->name);
     catch_stop_signals();
     run.resume_step = find_resume_step(a);
     GPTConfig config;
@@ -568,7 +590,7 @@ int main(int argc, char** argv) {
     run.eot = run.tok ? run.tok->eot_token : config.vocab_size - 1;
     run.bos_token = config.bos ? run.eot : -1;
     DataLoader probe;   // the epoch's size, for the default step count
-    dataloader_init(&probe, a->train_pattern, a->B, a->T > 0 ? a->T : config.max_seq_len, 0, a->ranks, 0, 0,
+    dataloader_init(&probe, a->train_pattern, a->B, a->T > 0 ? a->T : config.max_seq_len, 0, world_size(a), 0, 0,
                     config.vocab_size, run.bos_token);
     plan_run(&run, &config, dataloader_epoch_tokens(&probe));
     run.data_checksum = checksum_update(CHECKSUM_START, a->train_pattern, strlen(a->train_pattern));
@@ -581,11 +603,12 @@ int main(int argc, char** argv) {
     }
 
     Rank* ranks = calloc_check(a->ranks, sizeof(Rank));
-    run.comms = comm_init_local(a->ranks);
+    CommLayout layout = {a->ranks, a->nodes, a->node, a->id_file};
+    run.comms = comm_init(&layout);
     for (int r = 0; r < a->ranks; r++) ranks[r] = (Rank){.run = &run, .comm = run.comms[r]};
     build_rank_model(&ranks[0]);   // rank 0 first, for the memory plan and the lines below
-    check_memory(&ranks[0].model, run.B, run.T, a->sample_every > 0, a->ranks);
-    run.log = open_log(a, run.resume_step);
+    check_memory(&ranks[0].model, run.B, run.T, a->sample_every > 0, comm_ranks_per_memory(a->ranks));
+    if (a->node == 0) run.log = open_log(a, run.resume_step);   // global rank 0 logs
     if (run.resume_step >= 0) printf("resumed from %s/state_%08d.bin at step %d\n", a->out_dir, run.resume_step,
                                      run.resumed.step);
     char model_keys[1024];
@@ -593,7 +616,7 @@ int main(int argc, char** argv) {
     printf("model: %s, %zu parameters (%s)\n", model_keys, ranks[0].model.num_parameters,
            run.resume_step >= 0 ? "resumed" : a->model);
     printf("batch: B=%d T=%d x %d rank(s)%s, %d tokens/step (%d micro-batches), %d steps, lr %g (%s, warmup %d, "
-           "final %g)\n", run.B, run.T, a->ranks, a->zero ? " (ZeRO-1)" : "", run.total_batch, run.accum,
+           "final %g)\n", run.B, run.T, world_size(a), a->zero ? " (ZeRO-1)" : "", run.total_batch, run.accum,
            run.num_steps, a->lr, a->schedule, a->warmup, a->final_frac);
     printf("train: %zu tokens in %d shards (%s)%s\n", probe.num_tokens, probe.num_shards, a->train_pattern,
            config.bos ? ", sequences aligned to document starts" : "");
@@ -613,7 +636,7 @@ int main(int argc, char** argv) {
     if (stop_signal)
         printf("stopped by signal %d%s\n", (int)stop_signal, a->out_dir ? ": the checkpoint above has this step" : "");
     for (int r = 0; r < a->ranks; r++) free_rank(&ranks[r]);
-    comm_free_local(run.comms, a->ranks);
+    comm_free(run.comms, a->ranks);
     free(ranks);
     if (run.log.f) fclose_check(run.log.f, run.log.path);
     if (run.tok) tokenizer_free(run.tok);

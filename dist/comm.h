@@ -1,9 +1,10 @@
 // The communication seam of data parallelism (docs/DISTRIBUTED.md): the ranks of a run, and the
 // collective operations train.c calls between the backward and the update. One implementation is
 // linked with each program, like the kernel set: threads of one process with an in-memory reduction
-// (dist/comm_threads.c, the CPU build), NCCL (the CUDA build). The model graph knows nothing of ranks.
-// Every operation is called by every rank of the communicator and is deterministic: sums are taken
-// in rank order, so N ranks give the same bits on every run.
+// (dist/comm_threads.c, the CPU build), NCCL (dist/comm_nccl.cu, the CUDA build). The model graph
+// knows nothing of ranks. Every operation is called by every rank of the communicator, in the same
+// order, and is deterministic for a given world size: the threads sum in rank order; NCCL's sums have
+// a fixed order for a fixed topology and algorithm (its documented behaviour; NCCL_ALGO pins one).
 #pragma once
 #include <stddef.h>
 
@@ -15,9 +16,26 @@ extern "C" {
 
 typedef struct Comm Comm;
 
-// The communicators of the `num_ranks` ranks of this process, one per rank (comms[r] has rank r).
-Comm** comm_init_local(int num_ranks);
-void comm_free_local(Comm** comms, int num_ranks);
+// Where this process's ranks sit in the run: `local` ranks here (threads; in the CUDA build local rank
+// r drives GPU r), `nodes` processes in all (one per node, each with the same `local`), this one being
+// number `node`; global rank = node * local + r. With nodes > 1 the processes meet through `id_file`, a
+// path on a file system all nodes share, fresh for each run: node 0 writes NCCL's unique id there, the
+// others wait for it (only the NCCL build trains on several nodes).
+typedef struct {
+    int local, nodes, node;
+    const char* id_file;
+} CommLayout;
+
+// The communicators of this process's ranks: comms[r] for local rank r.
+Comm** comm_init(const CommLayout* layout);
+void comm_free(Comm** comms, int local);
+// How many ranks one process runs when the user does not say: the visible GPUs (NCCL), 1 (threads).
+int comm_default_local_ranks(void);
+// How many of this process's `local` ranks share one memory (for the memory plan): all (threads), 1 (GPUs).
+int comm_ranks_per_memory(int local);
+// Called first in each rank's thread: binds the thread to its rank's device (NCCL: cudaSetDevice;
+// threads: the thread's OpenMP team, cores / local ranks).
+void comm_bind(const Comm* c);
 
 int comm_rank(const Comm* c);
 int comm_size(const Comm* c);

@@ -2,8 +2,8 @@
 // each collective publishes every rank's buffer, then each rank combines its own share of the
 // elements across all buffers, in rank order, between two barriers. No copy of the whole buffer, no
 // locks beyond the barrier, and the result does not depend on thread timing. With one rank every
-// collective is a no-op that touches no memory, which is how the CUDA build links it for one GPU
-// (its memory is not the host's; several GPUs need the NCCL seam).
+// collective is a no-op that touches no memory. The CUDA build links dist/comm_nccl.cu instead.
+#include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +22,11 @@ struct Comm {
     int rank;
 };
 
-Comm** comm_init_local(int num_ranks) {
+Comm** comm_init(const CommLayout* layout) {
+    if (layout->nodes > 1)
+        fail("-pn %d: training on several nodes needs the CUDA build (NCCL); this build's ranks are threads of "
+             "one process", layout->nodes);
+    int num_ranks = layout->local;
     Shared* s = calloc_check(1, sizeof(Shared));
     s->size = num_ranks;
     s->buffers = calloc_check(num_ranks, sizeof(void*));
@@ -35,13 +39,22 @@ Comm** comm_init_local(int num_ranks) {
     return comms;
 }
 
-void comm_free_local(Comm** comms, int num_ranks) {
+void comm_free(Comm** comms, int num_ranks) {
     Shared* s = comms[0]->shared;
     pthread_barrier_destroy(&s->barrier);
     free(s->buffers);
     free(s);
     for (int r = 0; r < num_ranks; r++) free(comms[r]);
     free(comms);
+}
+
+int comm_default_local_ranks(void) { return 1; }
+int comm_ranks_per_memory(int local) { return local; }
+
+// Ranks split the cores: 2 ranks on 2 cores are not oversubscribed.
+void comm_bind(const Comm* c) {
+    int cores = omp_get_num_procs(), size = c->shared->size;
+    if (size > 1) omp_set_num_threads(cores / size > 1 ? cores / size : 1);
 }
 
 int comm_rank(const Comm* c) { return c->rank; }

@@ -8,10 +8,12 @@
 // together) and a checksum of its own payload. Every size is checked against the file before any
 // allocation; a file is read whole and checked before a parameter reaches the model.
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/check.h"
 #include "common/checksum.h"
@@ -211,6 +213,9 @@ void gpt_load_state(GPT* model, TrainState* s, const char* path) {
 // Checks a file's header and the checksum of its payload without failing: NULL when they agree,
 // else what is wrong. header: the file's 256 slots on success.
 static const char* check_file(const char* path, int magic, int checksum_slot, int* header) {
+    struct stat st;   // stat first: opening a FIFO would block
+    if (stat(path, &st) != 0) return "missing";
+    if (!S_ISREG(st.st_mode)) return "not a regular file";
     FILE* f = fopen(path, "rb");
     if (!f) return "missing";
     const char* problem = NULL;
@@ -242,20 +247,26 @@ static const char* check_pair(const char* dir, int step) {
 
 static int descending(const void* a, const void* b) { return *(const int*)b - *(const int*)a; }
 
-int gpt_latest_checkpoint(const char* dir) {
+// The steps of the state files in dir, newest first (*n of them; NULL when dir cannot be read).
+static int* checkpoint_steps(const char* dir, int* n) {
+    *n = 0;
     DIR* d = opendir(dir);
-    if (!d) return -1;
-    int *steps = NULL, n = 0, cap = 0;
+    if (!d) return NULL;
+    int *steps = NULL, cap = 0;
     for (struct dirent* e; (e = readdir(d));) {
         int step, end = 0;   // exactly state_XXXXXXXX.bin: not the .tmp of an interrupted write
         if (sscanf(e->d_name, "state_%8d.bin%n", &step, &end) != 1 || e->d_name[end] != '\0' || step < 0) continue;
-        if (n == cap) steps = realloc(steps, (size_t)(cap = 2 * cap + 16) * sizeof(int));
+        if (*n == cap) steps = realloc(steps, (size_t)(cap = 2 * cap + 16) * sizeof(int));
         if (!steps) fail("%s: out of memory listing checkpoints", dir);
-        steps[n++] = step;
+        steps[(*n)++] = step;
     }
     closedir(d);
-    qsort(steps, n, sizeof(int), descending);
-    int found = -1;
+    if (steps) qsort(steps, *n, sizeof(int), descending);
+    return steps;
+}
+
+int gpt_latest_checkpoint(const char* dir) {
+    int n, found = -1, *steps = checkpoint_steps(dir, &n);
     for (int i = 0; i < n && found < 0; i++) {
         const char* problem = check_pair(dir, steps[i]);
         if (problem) fprintf(stderr, "note: skipping the checkpoint of step %d in %s: %s\n", steps[i], dir, problem);
@@ -263,6 +274,19 @@ int gpt_latest_checkpoint(const char* dir) {
     }
     free(steps);
     return found;
+}
+
+void gpt_prune_checkpoints(const char* dir, int keep) {
+    int n, *steps = checkpoint_steps(dir, &n);
+    for (int i = keep; i < n; i++) {
+        char path[4096];   // the state first: a pair without it is never picked for a resume
+        snprintf(path, sizeof(path), "%s/state_%08d.bin", dir, steps[i]);
+        if (remove(path) != 0) fail("%s: cannot delete an old checkpoint: %s", path, strerror(errno));
+        snprintf(path, sizeof(path), "%s/model_%08d.bin", dir, steps[i]);
+        if (remove(path) != 0 && errno != ENOENT)
+            fail("%s: cannot delete an old checkpoint: %s", path, strerror(errno));
+    }
+    free(steps);
 }
 
 void gpt_remove_temporaries(const char* dir) {

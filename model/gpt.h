@@ -228,3 +228,5 @@ TrainState gpt_read_state(const char* path);
 int gpt_latest_checkpoint(const char* dir);
 // Removes the temporaries (*.tmp) an interrupted write left in dir.
 void gpt_remove_temporaries(const char* dir);
+// Deletes all but the newest `keep` checkpoint pairs (model_N.bin, state_N.bin) in dir.
+void gpt_prune_checkpoints(const char* dir, int keep);

@@ -77,4 +77,23 @@ def test_resumed_ranks_continue_bit_for_bit(data, tmp_path, zero):
     assert (parts / "main.log").read_text() == (straight / "main.log").read_text()
     assert np.array_equal(params(parts / f"model_{STEPS:08d}.bin"), params(straight / f"model_{STEPS:08d}.bin"))
     p = run(*train_args(data, parts, STEPS + 4, *flags[:-4], "-ng", 1, "-y", 1), ok=False)
-    one_line_error(p, "-ng 1: the run", "was trained with -ng 2")
+    one_line_error(p, "-ng 1 -pn 1: the run", "was trained with 2 rank(s) in all")
+
+
+def test_keep_the_newest_checkpoints(data, tmp_path):
+    """-nk 2 leaves the two newest checkpoint pairs, and the run resumes from them bit for bit."""
+    straight, kept = tmp_path / "straight", tmp_path / "kept"
+    flags = ("-b", 2, "-t", 16, "-v", 0, "-n", 2)
+    run(*train_args(data, straight, STEPS, *flags))
+    run(*train_args(data, kept, STEPS - 2, *flags, "-nk", 2))
+    names = sorted(p.name for p in kept.glob("*_*.bin"))
+    assert names == [f"{k}_{s:08d}.bin" for k in ("model", "state") for s in (STEPS - 4, STEPS - 2)], names
+    run(*train_args(data, kept, STEPS, *flags, "-nk", 2, "-y", 1))
+    assert np.array_equal(params(kept / f"model_{STEPS:08d}.bin"), params(straight / f"model_{STEPS:08d}.bin"))
+    assert sorted(p.name for p in kept.glob("model_*.bin")) == [f"model_{s:08d}.bin" for s in (STEPS - 2, STEPS)]
+
+
+@pytest.mark.parametrize("flags,message", [(("-pn", 2, "-pr", 0), "needs the CUDA build (NCCL)"),
+                                           (("-pn", 2, "-pr", 2), "-pr 2: process numbers run from 0 to")])
+def test_several_nodes_are_refused_on_the_cpu(data, tmp_path, flags, message):
+    one_line_error(run(*train_args(data, tmp_path / "out", 2, *flags), ok=False), message)
