@@ -2,8 +2,8 @@
 # The one prepared GPU check (about 5 minutes on one H200): builds the CPU and CUDA programs, runs
 # test_cuda (every CUDA kernel against its CPU twin) in the fp32 and bf16 builds, compares the
 # CUDA programs with the CPU programs (scripts/compare_cuda_cpu.sh: the trainer's first-step loss,
-# every gradient and 5 training steps; infercu's -eval loss and KV-cache decoding), and runs the GPU
-# benchmarks. Full output in $OUT/gpu_check.txt; the short table is printed last.
+# every gradient and 5 training steps; infercu's -eval loss and KV-cache decoding), checks the
+# data parallelism over NCCL (scripts/check_data_parallel_cuda.sh), and runs the GPU benchmarks. Full output in $OUT/gpu_check.txt; the short table is printed last.
 #   bash scripts/gpu_check.sh            (OUT defaults to gpu_check_out)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +32,9 @@ for P in FP32 BF16; do
     step "test_cuda $P" ./test_cuda
     step "programs CUDA vs CPU $P ($COMPARE)" bash scripts/compare_cuda_cpu.sh . "$OUT/compare_$P" $COMPARE
 done
+
+# data parallelism through NCCL on the bf16 build (built last above): 1 GPU, and 2 where there are two
+step "data parallel (NCCL)" bash scripts/check_data_parallel_cuda.sh "$OUT/data_parallel"
 
 # the benchmarks on the bf16 build (built last above): scripts/bench_cuda.sh, its table appended
 step "benchmarks" bash scripts/bench_cuda.sh "$OUT/bench"
