@@ -113,8 +113,11 @@ void comm_free(Comm** comms, int local) {
 
 int comm_default_local_ranks(void) {
     int devices = 0;
-    cuda_check(cudaGetDeviceCount(&devices));
-    return devices > 0 ? devices : 1;
+    cudaError_t err = cudaGetDeviceCount(&devices);
+    if (err != cudaSuccess || devices == 0)
+        fail("CUDA: %s (is there an NVIDIA GPU with a working driver?)",
+             err != cudaSuccess ? cudaGetErrorString(err) : "no device");
+    return devices;
 }
 
 int comm_ranks_per_memory(int) { return 1; }
