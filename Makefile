@@ -142,11 +142,12 @@ build/cuda_link_check: test/cuda/link_check.cu
 	@mkdir -p build
 	$(NVCC) $(NVCC_FLAGS) $< -o $@ $(CUDA_LIBS)
 
-# The benchmarks (docs/PERF.md): on the CPU, training throughput and the matmul against PyTorch,
+# The benchmarks (docs/PERF.md): on the CPU, training throughput and the matmul against PyTorch 2.x,
 # tokenizer encoding against tiktoken; on a machine with an NVIDIA GPU also bench_cuda.
+# PyTorch here is 2.x from PyPI in build/bench_venv (scripts/bench_env.sh installs it; the tests use Debian's).
 bench: train_gpt2 prepare lib
-	$(PYTHON) scripts/bench_cpu.py
-	$(PYTHON) scripts/bench_matmul.py
+	$$(bash scripts/bench_env.sh) scripts/bench_cpu.py
+	$$(bash scripts/bench_env.sh) scripts/bench_matmul.py
 	$(PYTHON) scripts/bench_tokenizer.py
 	@if nvidia-smi -L > /dev/null 2>&1; then $(MAKE) bench_cuda; else echo "no NVIDIA GPU: make bench_cuda skipped"; fi
 

@@ -1,7 +1,7 @@
 """GFLOP/s of our matmul_forward / matmul_backward (build/libattnlab.so) against PyTorch on the CPU.
 
-Usage: /usr/bin/python3 scripts/bench_matmul.py [--threads 2] [--lib build/libattnlab.so]
-Torch's CPU matmul goes to the system BLAS (Debian torch 1.13: OpenBLAS, see torch.__config__.show()).
+Usage: build/bench_venv/bin/python scripts/bench_matmul.py [--threads 2] [--lib build/libattnlab.so]
+(`make bench` makes the venv with scripts/bench_env.sh: PyTorch 2.x from PyPI, whose CPU matmul is MKL.)
 Both sides get the same number of threads (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / torch.set_num_threads).
 Forward counts 2*N*C*OC flops; backward 4*N*C*OC (dinp and dweight; dbias is negligible).
 Each cell is the best over --rounds passes of --min-time repeats: the machine may be shared.
