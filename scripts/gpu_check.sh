@@ -34,7 +34,7 @@ for P in FP32 BF16; do
 done
 
 # data parallelism through NCCL on the bf16 build (built last above): 1 GPU, and 2 where there are two
-step "data parallel (NCCL)" bash scripts/check_data_parallel_cuda.sh "$OUT/data_parallel"
+step "data parallel (NCCL)" bash scripts/check_data_parallel_cuda.sh . "$OUT/data_parallel" 2e-2
 
 # the benchmarks on the bf16 build (built last above): scripts/bench_cuda.sh, its table appended
 step "benchmarks" bash scripts/bench_cuda.sh "$OUT/bench"
