@@ -44,6 +44,18 @@ void adamw_update_cuda(floatX* params, float* master, float* m, float* v, const 
                        float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t);
 // out[0] (device float) = sum of squares of values (N), deterministic (fixed-order reduction).
 void global_norm_squared_cuda(float* out, const floatX* values, size_t N);
+// LayerScale (layers/layerscale.h): out (N,C) = inp * scale (C); out may alias inp.
+void layerscale_forward_cuda(floatX* out, const floatX* inp, const floatX* scale, int N, int C);
+// dinp (N,C) += dout * scale; dscale (C) += sum over rows of dout * inp (deterministic column sum).
+void layerscale_backward_cuda(floatX* dinp, floatX* dscale, const floatX* dout, const floatX* inp,
+                              const floatX* scale, int N, int C);
+// The mLSTM head norm (layers/headnorm.h): out (N,C) = per-head LayerNorm of inp (N,C) times weight (C),
+// C = NH*hs, no bias; mean, rstd (N,NH).
+void headnorm_forward_cuda(floatX* out, float* mean, float* rstd, const floatX* inp, const floatX* weight, int N,
+                           int NH, int hs, float eps);
+// dinp (N,C), dweight (C) += from dout (N,C) (dweight: deterministic column sum).
+void headnorm_backward_cuda(floatX* dinp, floatX* dweight, const floatX* dout, const floatX* inp, const floatX* weight,
+                            const float* mean, const float* rstd, int N, int NH, int hs);
 
 #ifdef __cplusplus
 }

@@ -7,8 +7,13 @@
 #     DECODE=exact the 40 tokens must be equal; with DECODE=report the agreement is printed only
 #     (in bf16 the two paths round differently and an untrained model's near-ties may flip);
 #  4. infercu -sa vs infer -sa (the attention-sink analysis, every line a document): every head's
-#     alpha_k and the first-token attention within BOUND (absolute: weights are at most 1).
-# The model has head size 64 (the tensor-core attention of the bf16 build) and trains at T=100 of
+#     alpha_k and the first-token attention within BOUND (absolute: weights are at most 1);
+#  5. every mixer configuration of the CPU model tests on a tiny model (L=2, C=64, 2 heads of 32,
+#     trained at T=48 of maxT=64): 1. (first-step loss, every gradient, 5 steps) and 3. (20 tokens):
+#     gate head and elem, RoPE + QK-norm, LayerScale + hybrid norm, each sink slot kind (k, kv, logit,
+#     one), sigmoid with the gate, RoPE and QK-norm, and mLSTM with the exp and the sig input gate
+#     (chunk sizes that do and do not divide T).
+# The first model has head size 64 (the tensor-core attention of the bf16 build) and trains at T=100 of
 # maxT=128 (attention tiles cut short). Bounds: 1e-4 for the fp32 build; 2e-2 for the bf16 build,
 # whose parameters and activations are bf16 (relative rounding 2^-9 each) where the CPU's are fp32,
 # with several such roundings on a gradient's path: 2e-2 is about five bf16 ulps.
@@ -25,20 +30,43 @@ awk 'BEGIN { split("the of attention sink head token layer softmax gate memory v
     > "$out/corpus.txt"
 ./prepare -o "$out/data" --bytes --val-frac 0.1 --doc-start '^[0-9]+:' "$out/corpus.txt" > "$out/prepare.log"
 val="$out/data/val_000000.bin"
-args=(-e L=2,C=128,H=2,T=128,V=257 -i "$out/data/train_000000.bin" -j "$val" -b 2 -t 100 -x 5 -l 1e-3 -sh 0
+args=(-i "$out/data/train_000000.bin" -j "$val" -b 2 -t 100 -x 5 -l 1e-3 -sh 0
       -v 0 -s 0 -S 7)
 run() {   # run LOG COMMAND...: stdout to LOG, stderr to LOG.err; on failure their last lines, and stop
     local log=$1; shift
     "$@" > "$log" 2> "$log.err" || { echo "FAIL $* (exit $?):"; tail -3 "$log" "$log.err"; exit 1; }
 }
-run "$out/cpu.log" ./train_gpt2 "${args[@]}" -o "$out/cpu" -dg "$out/cpu/grads.bin"
-run "$out/cuda.log" "$cuda_dir/train_gpt2cu" "${args[@]}" -o "$out/cuda" -dg "$out/cuda/grads.bin"
-$python scripts/compare_runs.py "$out/cpu" "$out/cuda" \
-    '{"L": 2, "C": 128, "H": 2, "maxT": 128, "V": 257, "Vp": 384}' "$bound" > "$out/compare_runs.log" ||
-    { grep -E "^FAIL" "$out/compare_runs.log"; tail -1 "$out/compare_runs.log"; exit 1; }
-echo "train: $(tail -1 "$out/compare_runs.log")"
+# The model descriptor (L, C, H, T, V and mixer keys) as scripts/ref_gpt2.py's config, in JSON for compare_runs.py.
+cfg_json() {
+    $python - "$1" <<'PY'
+import json, sys
+cfg = {}
+for item in sys.argv[1].split(","):
+    key, value = item.split("=")
+    key = {"T": "maxT"}.get(key, key)
+    cfg[key] = int(value) if value.lstrip("-").isdigit() else float(value) if key == "bias" else value
+cfg.setdefault("Vp", (cfg["V"] + 127) // 128 * 128)
+if cfg.get("mixer") == "mlstm":
+    cfg.setdefault("gate", "elem")   # the mLSTM output gate
+print(json.dumps(cfg))
+PY
+}
+# train_check NAME DESCRIPTOR ARGS...: train_gpt2 and train_gpt2cu on model DESCRIPTOR with ARGS for 5 steps
+# into $out/NAME/{cpu,cuda}, compared by compare_runs.py
+train_check() {
+    local name=$1 descriptor=$2 dir=$out/$1; shift 2
+    mkdir -p "$dir"
+    run "$dir/cpu.log" ./train_gpt2 -e "$descriptor" "$@" -o "$dir/cpu" -dg "$dir/cpu/grads.bin"
+    run "$dir/cuda.log" "$cuda_dir/train_gpt2cu" -e "$descriptor" "$@" -o "$dir/cuda" -dg "$dir/cuda/grads.bin"
+    local cfg
+    cfg=$(cfg_json "$descriptor")
+    $python scripts/compare_runs.py "$dir/cpu" "$dir/cuda" "$cfg" "$bound" > "$dir/compare_runs.log" ||
+        { echo "FAIL train $name:"; grep -E "^FAIL" "$dir/compare_runs.log"; tail -1 "$dir/compare_runs.log"; exit 1; }
+    echo "train $name: $(tail -1 "$dir/compare_runs.log")"
+}
+train_check base L=2,C=128,H=2,T=128,V=257 "${args[@]}"
 
-model="$out/cpu/model_00000005.bin"
+model="$out/base/cpu/model_00000005.bin"
 run "$out/eval_cpu.log" ./infer -e "$model" -eval "$val" -b 2 -t 100
 run "$out/eval_cuda.log" "$cuda_dir/infercu" -e "$model" -eval "$val" -b 2 -t 100
 $python - "$out/eval_cpu.log" "$out/eval_cuda.log" "$bound" <<'PY'
@@ -50,20 +78,27 @@ print(f"{'ok  ' if ok else 'FAIL'} infer -eval: cpu {cpu} cuda {cuda} rel {err:.
 sys.exit(0 if ok else 1)
 PY
 
-decode_args=(-e "$model" -pi 10,20,30 -n 40 -temp 0)
-run "$out/decode_cache.log" "$cuda_dir/infercu" "${decode_args[@]}"
-run "$out/decode_full.log" "$cuda_dir/infercu" "${decode_args[@]}" -nocache 1
-cached=$(cat "$out/decode_cache.log") full=$(cat "$out/decode_full.log")
-agree=$($python -c "import sys; a, b = sys.argv[1].split(), sys.argv[2].split(); n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b))); print(n, len(a), len(b))" "$cached" "$full")
-read -r same n_cached n_full <<< "$agree"
-if [ "$n_cached" -ne 43 ] || [ "$n_full" -ne 43 ]; then
-    echo "FAIL infercu decode: expected 43 tokens (3 prompt + 40), got $n_cached (KV cache) and $n_full (-nocache)"
-    exit 1
-elif [ "$decode" = exact ] && [ "$same" -ne 43 ]; then
-    echo "FAIL infercu decode: KV cache and -nocache differ from token $same on"
-    exit 1
-fi
-echo "ok   infercu decode: KV cache and -nocache agree on $same of 43 tokens ($decode)"
+# decode_check NAME MODEL TOKENS: infercu's greedy decoding with the KV cache (or mLSTM's recurrent
+# state) against -nocache, from a 3-token prompt
+decode_check() {
+    local name=$1 model=$2 n=$3 total=$(($3 + 3))
+    local decode_args=(-e "$model" -pi 10,20,30 -n "$n" -temp 0)
+    run "$out/decode_cache_$name.log" "$cuda_dir/infercu" "${decode_args[@]}"
+    run "$out/decode_full_$name.log" "$cuda_dir/infercu" "${decode_args[@]}" -nocache 1
+    local cached full agree same n_cached n_full
+    cached=$(cat "$out/decode_cache_$name.log") full=$(cat "$out/decode_full_$name.log")
+    agree=$($python -c "import sys; a, b = sys.argv[1].split(), sys.argv[2].split(); n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b))); print(n, len(a), len(b))" "$cached" "$full")
+    read -r same n_cached n_full <<< "$agree"
+    if [ "$n_cached" -ne "$total" ] || [ "$n_full" -ne "$total" ]; then
+        echo "FAIL infercu decode $name: expected $total tokens (3 prompt + $n), got $n_cached (KV cache) and $n_full (-nocache)"
+        exit 1
+    elif [ "$decode" = exact ] && [ "$same" -ne "$total" ]; then
+        echo "FAIL infercu decode $name: KV cache and -nocache differ from token $same on"
+        exit 1
+    fi
+    echo "ok   infercu decode $name: KV cache and -nocache agree on $same of $total tokens ($decode)"
+}
+decode_check base "$model" 40
 
 sink_args=(-e "$model" -sa "$val" -sn 8 -st 32)
 run "$out/sinks_cpu.log" ./infer "${sink_args[@]}" -json "$out/sinks_cpu.json"
@@ -79,3 +114,13 @@ print(f"{'ok  ' if ok else 'FAIL'} infer -sa: alpha and first-token attention wi
       f"(Sink_1 cpu {cpu['sink_percent']:.2f}% cuda {cuda['sink_percent']:.2f}%)")
 sys.exit(0 if ok else 1)
 PY
+
+# 5. the mixer configurations on the tiny model (chunk 16 divides T=48, chunk 20 does not)
+mixers=(gate=head,sink=k gate=elem,rope=1,qknorm=1,sink=kv hybrid=1,layerscale=1,sink=logit rope=1,sink=one
+        mixer=sigmoid,bias=-2,gate=elem,rope=1,qknorm=1 mixer=mlstm,igate=exp,chunk=16 mixer=mlstm,igate=sig,chunk=20)
+for keys in "${mixers[@]}"; do
+    name=${keys//[=,]/_}
+    train_check "$name" "L=2,C=64,H=2,T=64,V=257,$keys" -i "$out/data/train_000000.bin" -j "$val" -b 2 -t 48 -x 5 \
+        -l 1e-3 -sh 0 -v 0 -s 0 -S 7
+    decode_check "$name" "$out/$name/cpu/model_00000005.bin" 20
+done
