@@ -2,8 +2,9 @@
 // that token; otherwise start from its byte tokens and repeatedly merge the adjacent pair whose
 // joined bytes form the lowest-id token, the leftmost one on ties, until no pair forms a token.
 // Short pieces use a linear scan, long ones (runs of digits or symbols) a heap, so the work stays
-// O(n log n). A small cache per chunk remembers recent multi-token pieces; large inputs are cut at
-// safe positions (pretok_cut_after) and encoded by OpenMP threads, each chunk in place.
+// O(n log n). A piece longer than TOKENIZER_MAX_PIECE_BYTES merges in parts (tokenizer.h). A small
+// cache per chunk remembers recent multi-token pieces; large inputs are cut at safe positions
+// (pretok_cut_after) and encoded by OpenMP threads, each chunk in place.
 #include <limits.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -92,7 +93,6 @@ static void update_rank(const TokenIndex* x, const int* ids, const size_t* next,
 
 // The same merges as merge_scan for long pieces, with a linked list of parts and a heap.
 static size_t merge_heap(const TokenIndex* x, int* ids, size_t n) {
-    if (n > UINT32_MAX) fail("a single pre-token of %zu bytes is too long to encode (at most 4 GB)", n);
     size_t* next = malloc_check(n * sizeof(size_t));
     size_t* prev = malloc_check(n * sizeof(size_t));
     int* rank = malloc_check(n * sizeof(int));
@@ -140,13 +140,28 @@ static size_t encode_piece(const TokenIndex* x, const unsigned char* s, size_t n
     return m;
 }
 
+// A piece in parts of at most TOKENIZER_MAX_PIECE_BYTES, each ending before a UTF-8 character
+// start (as far as the bytes allow): merging a part takes about 40 bytes per byte.
+static size_t encode_in_parts(const TokenIndex* x, const unsigned char* s, size_t n, int* out, CacheEntry* cache) {
+    size_t m = 0;
+    for (size_t i = 0, part; i < n; i += part) {
+        part = n - i;
+        if (part > TOKENIZER_MAX_PIECE_BYTES) {
+            part = TOKENIZER_MAX_PIECE_BYTES;
+            for (int k = 0; k < 3 && (s[i + part] & 0xC0) == 0x80; k++) part--;
+        }
+        m += encode_piece(x, s + i, part, out + m, cache);
+    }
+    return m;
+}
+
 // Encodes text[0, len) into out (room for len ids); returns the count.
 static size_t encode_range(const TokenIndex* x, const unsigned char* text, size_t len, int* out) {
     CacheEntry* cache = calloc_check(CACHE_SLOTS, sizeof(CacheEntry));
     size_t n = 0;
     for (size_t i = 0; i < len;) {
         size_t j = pretok_next(text, len, i);
-        n += encode_piece(x, text + i, j - i, out + n, cache);
+        n += encode_in_parts(x, text + i, j - i, out + n, cache);
         i = j;
     }
     free(cache);

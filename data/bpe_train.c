@@ -243,7 +243,7 @@ static void run_merges(Trainer* tr, int max_merges) {
 }
 
 static void to_tokenizer(Trainer* tr, Tokenizer* t) {
-    tokenizer_alloc(t, tr->num_tokens + 1, tr->num_tokens);
+    tokenizer_alloc(t, tr->num_tokens + 1, tr->num_tokens, "trained tokenizer");
     for (int i = 0; i < tr->num_tokens; i++) tokenizer_set_token(t, i, tr->tok[i], tr->tok_len[i]);
     tokenizer_set_token(t, t->eot_token, (const unsigned char*)TOKENIZER_EOT_TEXT, (int)strlen(TOKENIZER_EOT_TEXT));
     t->num_merges = tr->num_merges;

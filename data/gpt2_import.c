@@ -31,7 +31,7 @@ static void source_open(Source* s, const char* path) {
     FILE* f = fopen_check(path, "rb");
     s->path = path;
     s->len = (size_t)file_size(f);
-    s->text = malloc_check(s->len + 1);
+    s->text = malloc_for(path, s->len + 1);
     fread_check(s->text, 1, s->len, f, path);
     fclose(f);
     s->text[s->len] = 0;
@@ -146,7 +146,7 @@ static void encoder_to_tokens(Tokenizer* t, const Entry* e, int count, const cha
         if (e[i].id >= count) fail("%s: token id %ld is not below the token count %d", path, e[i].id, count);
     }
     if (eot < 0) fail("%s: no %s token", path, TOKENIZER_EOT_TEXT);
-    tokenizer_alloc(t, count, eot);
+    tokenizer_alloc(t, count, eot, path);
     char* seen = calloc_check(count, 1);
     for (int i = 0; i < count; i++) {
         if (seen[e[i].id]++) fail("%s: token id %ld appears twice", path, e[i].id);

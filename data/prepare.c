@@ -7,8 +7,10 @@
 // and scripts/download_fineweb.py, write documents that way); with --doc-start REGEX every line
 // that matches starts one (a verse of the Bible, say). The first F of the input bytes (cut at a
 // piece boundary) go to val, the rest to train.
-// Files are read in blocks, so inputs of any size stream through; --vocab N first counts words
-// in one pass, trains, then encodes in a second pass.
+// Files are read in blocks, so inputs of any size stream through in bounded memory; --vocab N first
+// counts words in one pass, trains, then encodes in a second pass. The shards are written under
+// staging names (".new") and replace the previous set, with the tokenizer, only once all are
+// written: a run that fails leaves the folder as it was (docs/RELIABILITY.md).
 #include <errno.h>
 #include <glob.h>
 #include <regex.h>
@@ -23,7 +25,8 @@
 #include "data/tokenizer.h"
 
 #define MAX_VOCAB 65536                  // shards store ids as uint16
-#define BLOCK_BYTES (8u << 20)
+#define BLOCK_BYTES (8u << 20)           // the reader's buffer: it never grows
+#define PATH_BYTES 4096
 #define DEFAULT_SHARD_TOKENS 100000000L  // llm.c's FineWeb shards
 
 enum { TOK_NONE, TOK_BYTES, TOK_TRAIN, TOK_FILE, TOK_GPT2 };
@@ -119,13 +122,15 @@ static Options parse_args(int argc, char** argv) {
     return o;
 }
 
-// Checks that every input is a readable regular file and sums their sizes.
+// Checks that every input is a readable regular file and sums their sizes. stat first: opening a
+// FIFO would block.
 static void check_inputs(Options* o) {
     for (int i = 0; i < o->num_files; i++) {
         struct stat st;
+        if (stat(o->files[i], &st) != 0) fail("%s: cannot read: %s", o->files[i], strerror(errno));
+        if (!S_ISREG(st.st_mode)) fail("%s: not a regular file", o->files[i]);
         FILE* f = fopen(o->files[i], "rb");
         if (!f) fail("%s: cannot read: %s", o->files[i], strerror(errno));
-        if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) fail("%s: not a regular file", o->files[i]);
         fclose(f);
         o->total_bytes += (size_t)st.st_size;
     }
@@ -149,13 +154,15 @@ static void make_dir(const char* dir) {
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) fail("%s: not a directory", dir);
 }
 
-// A file read in blocks that each end at a safe cut (pretok_cut_before), so blocks encode alone.
+// A file read in blocks that each end at a safe cut (data/pretokenize.h), so blocks encode alone.
 // With whole_lines, a block also ends before the buffer's last line end, so that every line that
-// starts in the block lies whole in the buffer (--doc-start matches whole lines).
+// starts in the block lies whole in the buffer (--doc-start matches whole lines); a line longer
+// than the buffer is matched against the part of it that the buffer holds.
 typedef struct {
     FILE* f;
     const char* path;
-    unsigned char* buf;
+    unsigned char* buf;          // cap + 1 bytes, a NUL after the data: regexec is given line ends
+                                 // (REG_STARTEND), but sanitizers' regexec measures the string with strlen
     size_t len, cap;
     int eof, whole_lines;
 } Reader;
@@ -165,14 +172,16 @@ static void reader_open(Reader* r, const char* path, int whole_lines) {
     r->path = path;
     r->whole_lines = whole_lines;
     r->cap = BLOCK_BYTES;
-    r->buf = malloc_check(r->cap);
+    r->buf = malloc_check(r->cap + 1);
     r->len = 0;
+    r->buf[0] = 0;
     r->eof = 0;
 }
 
 static void reader_fill(Reader* r) {
     if (r->eof || r->len == r->cap) return;
     r->len += fread(r->buf + r->len, 1, r->cap - r->len, r->f);
+    r->buf[r->len] = 0;   // see Reader
     if (ferror(r->f)) fail("%s: read failed: %s", r->path, strerror(errno));
     if (feof(r->f)) r->eof = 1;
 }
@@ -185,32 +194,50 @@ static size_t reader_usable(const Reader* r) {
     return nl ? (size_t)(nl - r->buf) + 1 : 0;
 }
 
+// A safe cut in text[0, n) near pos: the largest <= pos, else the smallest after it; 0 if none.
+// The quick ASCII test first (it finds one within a few bytes in most text), then the scan of
+// the pieces, which finds the cuts in any bytes.
+static size_t find_cut(const unsigned char* text, size_t n, size_t pos, int complete) {
+    size_t p = pretok_cut_before(text, n, pos);
+    if (p == 0) p = pretok_cut_after(text, n, pos);
+    if (p > 0 && p < n) return p;
+    return pretok_cut_scan(text, n, pos, complete);
+}
+
+// A full buffer without a safe cut holds one piece (or whitespace only) longer than it: cut it
+// anyway, at `want` or near the buffer's end, so that memory stays bounded. The piece's parts
+// encode separately, as the encoder would merge them in parts anyway (TOKENIZER_MAX_PIECE_BYTES).
+// The cut lands on a character start, and not right after a newline (so that the next block does
+// not start a line that --doc-start would not test).
+static size_t forced_cut(const Reader* r, size_t want) {
+    size_t p = want < r->len - 1 ? want : r->len - 1;
+    for (int k = 0; k < 3 && p > 1 && (r->buf[p] & 0xC0) == 0x80; k++) p--;   // UTF-8 continuation bytes
+    if (p > 1 && r->buf[p - 1] == '\n') p--;
+    return p;
+}
+
 // Length of the next block: at most `want` bytes when a cut allows (else the nearest cut after),
 // else as much as the buffer holds; 0 at the end of the file. The block starts at r->buf.
 static size_t reader_next(Reader* r, size_t want) {
-    for (;;) {
-        reader_fill(r);
-        if (r->len == 0) return 0;
-        size_t usable = reader_usable(r);
-        if (want < usable) {
-            size_t p = pretok_cut_before(r->buf, usable, want);
-            if (p == 0) p = pretok_cut_after(r->buf, usable, want);
-            if (p < usable) return p;
-        }
-        if (r->eof) return r->len;
-        size_t p = usable > 0 ? pretok_cut_before(r->buf, usable, usable - 1) : 0;
-        if (p > 0) return p;
-        r->cap *= 2;                         // no cut (or no line end) in the whole buffer: read more
-        r->buf = realloc(r->buf, r->cap);
-        if (!r->buf)
-            fail("%s: out of memory reading a %zu-byte stretch without spaces%s", r->path, r->cap / 2,
-                 r->whole_lines ? " or line ends" : "");
+    reader_fill(r);
+    if (r->len == 0) return 0;
+    size_t usable = reader_usable(r);
+    if (want < usable) {
+        size_t p = find_cut(r->buf, usable, want, r->eof);
+        if (p) return p;
+        // the rest is one piece that the encoder cuts into parts anyway: one more cut, at want
+        if (r->eof && r->len > TOKENIZER_MAX_PIECE_BYTES) return forced_cut(r, want);
     }
+    if (r->eof) return r->len;
+    size_t p = find_cut(r->buf, usable, usable, 0);                           // the buffer is full here
+    if (p == 0 && usable < r->len) p = find_cut(r->buf, r->len, r->len, 0);   // a line longer than the buffer
+    return p ? p : forced_cut(r, want);
 }
 
 static void reader_consume(Reader* r, size_t n) {
     memmove(r->buf, r->buf + n, r->len - n);
     r->len -= n;
+    r->buf[r->len] = 0;   // see Reader
 }
 
 static void reader_close(Reader* r) {
@@ -328,22 +355,65 @@ typedef struct {
     int shards;
 } ShardSink;
 
-// Removes DIR/<split>_NNNNNN.bin left by an earlier run, so a glob never mixes two runs.
-static void remove_old_shards(const char* dir, const char* split) {
-    char pattern[4096];
-    glob_t g;
-    snprintf(pattern, sizeof(pattern), "%s/%s_[0-9][0-9][0-9][0-9][0-9][0-9].bin", dir, split);
-    if (glob(pattern, 0, NULL, &g) != 0) return;
-    for (size_t i = 0; i < g.gl_pathc; i++)
-        if (remove(g.gl_pathv[i]) != 0) fail("%s: cannot remove an old shard: %s", g.gl_pathv[i], strerror(errno));
-    printf("removed %zu old %s shard%s from %s\n", g.gl_pathc, split, g.gl_pathc == 1 ? "" : "s", dir);
+// Shard i of a split: DIR/<split>_NNNNNN.bin, plus suffix (".new" while it is staged).
+static void shard_path(char* path, const char* dir, const char* split, int i, const char* suffix) {
+    if (snprintf(path, PATH_BYTES, "%s/%s_%06d.bin%s", dir, split, i, suffix) >= PATH_BYTES)
+        fail("%s: path too long", dir);
+}
+
+// The shards DIR/<split>_NNNNNN.bin<suffix> there are (globfree the result).
+static glob_t find_shards(const char* dir, const char* split, const char* suffix) {
+    char pattern[PATH_BYTES];
+    snprintf(pattern, sizeof(pattern), "%s/%s_[0-9][0-9][0-9][0-9][0-9][0-9].bin%s", dir, split, suffix);
+    glob_t g = {0};
+    glob(pattern, 0, NULL, &g);
+    return g;
+}
+
+// The staged shards' folder, for remove_staged at exit.
+static const char* staging_dir;
+
+// At exit, after a failure (fail() exits) or an interrupted earlier run: the staged shards go, so
+// the folder holds the previous set as it was. Errors are ignored: this runs inside exit().
+static void remove_staged(void) {
+    const char* splits[] = {"val", "train"};
+    for (int s = 0; s < 2; s++) {
+        glob_t g = find_shards(staging_dir, splits[s], ".new");
+        for (size_t i = 0; i < g.gl_pathc; i++) remove(g.gl_pathv[i]);
+        globfree(&g);
+    }
+}
+
+// After the new set is in place: removes the shards of an earlier run past it (NNNNNN >= keep), so
+// a glob never mixes two runs.
+static void remove_old_shards(const char* dir, const char* split, int keep) {
+    glob_t g = find_shards(dir, split, "");
+    size_t removed = 0;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        const char* path = g.gl_pathv[i];
+        if (atoi(path + strlen(path) - strlen("NNNNNN.bin")) < keep) continue;
+        if (remove(path) != 0) fail("%s: cannot remove an old shard: %s", path, strerror(errno));
+        removed++;
+    }
+    if (removed) printf("removed %zu old %s shard%s from %s\n", removed, split, removed == 1 ? "" : "s", dir);
     globfree(&g);
+}
+
+// Renames a split's staged shards over the old ones, then removes the old ones past the new set.
+static void commit_split(const ShardSink* s) {
+    char staged[PATH_BYTES], path[PATH_BYTES];
+    for (int i = 0; i < s->shards; i++) {
+        shard_path(staged, s->dir, s->split, i, ".new");
+        shard_path(path, s->dir, s->split, i, "");
+        rename_durable(staged, path);
+    }
+    remove_old_shards(s->dir, s->split, s->shards);
 }
 
 static void sink_flush(ShardSink* s) {
     if (s->len == 0) return;
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/%s_%06d.bin", s->dir, s->split, s->shards++);
+    char path[PATH_BYTES];
+    shard_path(path, s->dir, s->split, s->shards++, ".new");
     shard_write(path, s->buf, s->len);
     s->len = 0;
 }
@@ -408,10 +478,21 @@ static void sink_init(ShardSink* s, const char* dir, const char* split, long sha
     *s = (ShardSink){.dir = dir, .split = split, .shard_tokens = (size_t)shard_tokens};
     s->cap = s->shard_tokens < (1u << 20) ? s->shard_tokens : (1u << 20);
     s->buf = malloc_check(sizeof(uint16_t) * s->cap);
-    remove_old_shards(dir, split);
 }
 
+static void write_tokenizer(const Tokenizer* t, const Options* o) {
+    char path[PATH_BYTES];
+    if (snprintf(path, sizeof(path), "%s/tokenizer.bin", o->out_dir) >= PATH_BYTES) fail("%s: path too long", o->out_dir);
+    tokenizer_write(t, path);
+    printf("wrote %s: %d tokens (%d merges), EOT id %d\n", path, t->vocab_size, t->num_merges, t->eot_token);
+}
+
+// Encodes the inputs into staged shards; once all are written, the tokenizer and the shards
+// replace the old ones.
 static void write_shards(const Tokenizer* t, const Options* o) {
+    staging_dir = o->out_dir;
+    remove_staged();               // left by an interrupted run
+    atexit(remove_staged);
     Encoder e = {.tok = t};
     sink_init(&e.val, o->out_dir, "val", o->shard_tokens);
     sink_init(&e.train, o->out_dir, "train", o->shard_tokens);
@@ -427,6 +508,9 @@ static void write_shards(const Tokenizer* t, const Options* o) {
     size_t tokens = e.val.total + e.train.total;
     printf("encode: %.2f MB in %.3f s = %.1f MB/s, %zu tokens (%.2f bytes/token)\n", o->total_bytes / 1e6, secs,
            o->total_bytes / 1e6 / secs, tokens, (double)o->total_bytes / tokens);
+    write_tokenizer(t, o);
+    commit_split(&e.val);
+    commit_split(&e.train);
     printf("wrote %s/val_*.bin: %zu tokens in %d shard%s; %s/train_*.bin: %zu tokens in %d shard%s\n", o->out_dir,
            e.val.total, e.val.shards, e.val.shards == 1 ? "" : "s", o->out_dir, e.train.total, e.train.shards,
            e.train.shards == 1 ? "" : "s");
@@ -442,11 +526,8 @@ int main(int argc, char** argv) {
     make_dir(o.out_dir);
     Tokenizer t;
     build_tokenizer(&t, &o);
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/tokenizer.bin", o.out_dir);
-    tokenizer_write(&t, path);
-    printf("wrote %s: %d tokens (%d merges), EOT id %d\n", path, t.vocab_size, t.num_merges, t.eot_token);
     if (o.num_files) write_shards(&t, &o);
+    else write_tokenizer(&t, &o);
     tokenizer_free(&t);
     if (o.doc_start) regfree(&o.doc_start_re);
     free(o.files);

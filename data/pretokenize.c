@@ -104,3 +104,22 @@ size_t pretok_cut_after(const unsigned char* text, size_t len, size_t pos) {
         if (is_cut(text, p)) return p;
     return len;
 }
+
+// Whether the piece text[i, j) is whitespace: pieces are all whitespace, or have whitespace only in
+// their first character (" word"), so its first two characters tell.
+static int is_space_piece(const unsigned char* text, size_t len, size_t i, size_t j) {
+    int n, m;
+    if (utf8_class_at(text, len, i, &n) != UC_SPACE) return 0;
+    return i + n == j || utf8_class_at(text, len, i + n, &m) == UC_SPACE;
+}
+
+size_t pretok_cut_scan(const unsigned char* text, size_t len, size_t pos, int complete) {
+    size_t end = complete ? len : (len >= PRETOK_LOOKAHEAD ? len - PRETOK_LOOKAHEAD + 1 : 0);   // cuts < end
+    size_t best = 0;
+    for (size_t i = 0, j; i < len && (j = pretok_next(text, len, i)) < end; i = j) {
+        if (is_space_piece(text, len, i, j)) continue;
+        if (j > pos) return best ? best : j;
+        best = j;
+    }
+    return best;
+}

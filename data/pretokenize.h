@@ -17,7 +17,17 @@ int utf8_class_at(const unsigned char* text, size_t len, size_t i, int* nbytes);
 size_t pretok_next(const unsigned char* text, size_t len, size_t i);
 
 // Safe cuts: positions p where text[:p] and text[p:] split into exactly the pieces text does.
-// p qualifies when text[p-1] is printable non-space ASCII and text[p] is ' ' or '\n'.
+// The quick test: p qualifies when text[p-1] is printable non-space ASCII and text[p] is ' ' or '\n'.
 // Largest qualifying p <= pos (0 if none); smallest qualifying p >= pos (len if none).
 size_t pretok_cut_before(const unsigned char* text, size_t len, size_t pos);
 size_t pretok_cut_after(const unsigned char* text, size_t len, size_t pos);
+
+// Bytes past a piece's end that the scanner may read to decide the pieces up to it.
+#define PRETOK_LOOKAHEAD 8
+// The full test, for any bytes (text that the quick test finds no cut in: most scripts but Latin,
+// NUL bytes, long runs): scans the pieces of text[0, len), which must start a piece, and takes
+// the ends of pieces that are not whitespace (a whitespace piece's end depends on what follows
+// it; another piece's does not, beyond the character after it). With complete = 0 the text may go
+// on past len, so only ends at least PRETOK_LOOKAHEAD bytes before len count. Returns the largest
+// such cut in (0, pos], else the smallest in (pos, len), else 0.
+size_t pretok_cut_scan(const unsigned char* text, size_t len, size_t pos, int complete);

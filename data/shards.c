@@ -1,6 +1,7 @@
 // Token shards and the data loader (llm.c's fixed windows or BOS-aligned sequences, see shards.h).
 #include "data/shards.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +34,7 @@ size_t shard_check(const char* path) {
              path, header[0], SHARD_MAGIC);
     if (header[1] != SHARD_VERSION)
         fail("%s: shard version %d is not supported (expected %d)", path, header[1], SHARD_VERSION);
-    long expected = (long)sizeof(header) + 2L * header[2];
+    long expected = (long)sizeof(header) + 2L * header[2];   // an int32 count: no overflow in a long
     if (header[2] < 0 || size != expected)
         fail("%s: shard is truncated or corrupt (header says %d tokens = %ld bytes, file has %ld)",
              path, header[2], expected, size);
@@ -73,7 +74,7 @@ static size_t scan_document_starts(const char* path, int eot, size_t len, int* o
     size_t end = ntok - len + 1;          // usable starts lie in [0, end)
     FILE* f = fopen_check(path, "rb");
     seek_token(f, path, 0);
-    uint16_t* block = malloc_check(sizeof(uint16_t) * SCAN_TOKENS);
+    uint16_t* block = malloc_for(path, sizeof(uint16_t) * SCAN_TOKENS);
     size_t found = 0;
     for (size_t pos = 0; pos < end && found < max; pos += SCAN_TOKENS) {
         size_t n = end - pos < SCAN_TOKENS ? end - pos : SCAN_TOKENS;
@@ -91,7 +92,7 @@ static size_t scan_document_starts(const char* path, int eot, size_t len, int* o
 
 // Batches of one rank in a shard with `count` samples (fixed windows) or document starts (BOS).
 static int shard_batches(const DataLoader* dl, int count) {
-    return is_bos(dl) ? count / (dl->B * dl->num_ranks) : count;
+    return is_bos(dl) ? (int)((size_t)count / ((size_t)dl->B * dl->num_ranks)) : count;
 }
 
 // The current shard's order: one RNG draw per shard, which dataloader_seek replays.
@@ -145,13 +146,24 @@ static void fail_no_full_batch(const DataLoader* dl, const char* pattern) {
          dl->num_ranks * dl->B, dl->num_ranks, dl->B);
 }
 
+// The loader's arguments, checked before anything is read: B = 0 would divide by zero below.
+static void check_loader_args(const char* pattern, int B, int T, int rank, int num_ranks, int vocab_size,
+                              int bos_token) {
+    if (B < 1 || T < 1) fail("%s: batch size B=%d and sequence length T=%d must be at least 1", pattern, B, T);
+    if (num_ranks < 1 || rank < 0 || rank >= num_ranks)
+        fail("%s: rank %d is not one of the %d ranks", pattern, rank, num_ranks);
+    if (bos_token < -1 || bos_token >= vocab_size)
+        fail("%s: BOS token %d is outside the model's vocabulary (V=%d)", pattern, bos_token, vocab_size);
+}
+
 void dataloader_init(DataLoader* dl, const char* pattern, int B, int T, int rank, int num_ranks,
                      int shuffle, uint64_t seed, int vocab_size, int bos_token) {
+    check_loader_args(pattern, B, T, rank, num_ranks, vocab_size, bos_token);
     memset(dl, 0, sizeof(*dl));
     dl->B = B; dl->T = T; dl->rank = rank; dl->num_ranks = num_ranks;
     dl->shuffle = shuffle; dl->seed = seed; dl->vocab_size = vocab_size; dl->bos_token = bos_token;
-    if (bos_token < -1 || bos_token >= vocab_size)
-        fail("%s: BOS token %d is outside the model's vocabulary (V=%d)", pattern, bos_token, vocab_size);
+    dl->pattern = malloc_check(strlen(pattern) + 1);
+    strcpy(dl->pattern, pattern);
     glob_shards(pattern, &dl->shards);
     dl->num_shards = (int)dl->shards.gl_pathc;
     dl->shard_counts = malloc_check(sizeof(int) * dl->num_shards);
@@ -168,11 +180,11 @@ void dataloader_init(DataLoader* dl, const char* pattern, int B, int T, int rank
     if (dl->num_batches == 0) fail_no_full_batch(dl, pattern);
     dl->num_sequences = (size_t)dl->num_batches * B * num_ranks;
     dl->shard_order = malloc_check(sizeof(int) * dl->num_shards);
-    dl->sample_order = malloc_check(sizeof(int) * most);
-    if (is_bos(dl)) dl->doc_starts = malloc_check(sizeof(int) * most);
-    dl->buffer = malloc_check(sizeof(uint16_t) * (batch_tokens(dl) + 1));
-    dl->inputs = malloc_check(sizeof(int) * batch_tokens(dl));
-    dl->targets = malloc_check(sizeof(int) * batch_tokens(dl));
+    dl->sample_order = malloc_for(pattern, sizeof(int) * most);
+    if (is_bos(dl)) dl->doc_starts = malloc_for(pattern, sizeof(int) * most);
+    dl->buffer = malloc_for(pattern, sizeof(uint16_t) * (batch_tokens(dl) + 1));
+    dl->inputs = malloc_for(pattern, sizeof(int) * batch_tokens(dl));
+    dl->targets = malloc_for(pattern, sizeof(int) * batch_tokens(dl));
     start_epoch(dl, 0);
 }
 
@@ -219,11 +231,20 @@ void dataloader_next_batch(DataLoader* dl) {
 
 void dataloader_reset(DataLoader* dl) { start_epoch(dl, 0); }
 
+static void fail_no_position(const DataLoader* dl, int epoch, int shard_pos, int sample_pos) {
+    fail("%s: the saved loader position (epoch %d, shard %d, batch %d) does not exist in these %d shard%s "
+         "with B=%d, T=%d; were the shards, -b or -t changed?", dl->pattern, epoch, shard_pos, sample_pos,
+         dl->num_shards, dl->num_shards == 1 ? "" : "s", dl->B, dl->T);
+}
+
 void dataloader_seek(DataLoader* dl, int epoch, int shard_pos, int sample_pos) {
+    // INT_MAX: the next epoch's number would overflow
+    if (epoch < 0 || epoch == INT_MAX || shard_pos < 0 || shard_pos >= dl->num_shards)
+        fail_no_position(dl, epoch, shard_pos, sample_pos);
     start_epoch(dl, epoch);
-    if (shard_pos < 0 || shard_pos >= dl->num_shards)
-        fail("%s: saved loader position (shard %d) does not exist in %d shards; were the shards changed?",
-             dl->shards.gl_pathv[0], shard_pos, dl->num_shards);
+    // sample_pos == the shard's batch count is the shard's end: the next batch opens the next shard
+    if (sample_pos < 0 || sample_pos > shard_batches(dl, dl->shard_counts[dl->shard_order[shard_pos]]))
+        fail_no_position(dl, epoch, shard_pos, sample_pos);
     for (int s = 1; s < shard_pos; s++) {   // replay the RNG draws of the shards before, without reading them
         dl->shard_pos = s;
         order_samples(dl);
@@ -237,6 +258,7 @@ void dataloader_seek(DataLoader* dl, int epoch, int shard_pos, int sample_pos) {
 
 void dataloader_free(DataLoader* dl) {
     if (dl->file) fclose(dl->file);
+    free(dl->pattern);
     globfree(&dl->shards);
     free(dl->shard_counts);
     free(dl->shard_order);
@@ -248,6 +270,7 @@ void dataloader_free(DataLoader* dl) {
 }
 
 size_t shard_document_starts(const char* pattern, int eot, int vocab_size, int T, int n, int* tokens_out) {
+    if (T < 1 || n < 0) fail("%s: %d sequences of T=%d tokens: T must be at least 1", pattern, n, T);
     glob_t shards;
     glob_shards(pattern, &shards);
     int* starts = malloc_check(sizeof(int) * (n > 0 ? n : 1));

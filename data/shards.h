@@ -29,6 +29,7 @@ size_t shard_check(const char* path);
 //   than R*B starts gives no batch and is skipped.
 // Shards in order (or shuffled, seeded); every token id is checked against vocab_size.
 typedef struct {
+    char* pattern;              // the glob, for messages
     int B, T, rank, num_ranks, vocab_size, shuffle;
     int bos_token;              // -1: fixed windows; else the EOT id every sequence starts at
     glob_t shards;
@@ -51,6 +52,8 @@ typedef struct {
     int* targets;               // (B,T)
 } DataLoader;
 
+// Fails with one line naming the pattern on B < 1, T < 1 or a rank outside 0..num_ranks-1, before
+// reading anything.
 void dataloader_init(DataLoader* dl, const char* pattern, int B, int T, int rank, int num_ranks,
                      int shuffle, uint64_t seed, int vocab_size, int bos_token);
 // Tokens one epoch gives the model, for a default step count of epoch_tokens / total batch: the
@@ -59,12 +62,14 @@ size_t dataloader_epoch_tokens(const DataLoader* dl);
 // Loads the next batch into dl->inputs / dl->targets, wrapping around to a new epoch at the end.
 void dataloader_next_batch(DataLoader* dl);
 void dataloader_reset(DataLoader* dl);
-// Jump to a saved position (epoch, shard_pos, sample_pos), e.g. when resuming.
+// Jump to a saved position (epoch, shard_pos, sample_pos), e.g. when resuming. A position these
+// shards (with this B, T and rank count) do not have fails with one line naming the pattern.
 void dataloader_seek(DataLoader* dl, int epoch, int shard_pos, int sample_pos);
 void dataloader_free(DataLoader* dl);
 
 // For evaluation at document starts: the first n sequences of T tokens that begin at an EOT token
 // (eot) with T tokens left in their shard, from the shards of pattern in glob order, unshuffled,
 // into tokens_out (n, T). Token ids are checked against vocab_size. Returns how many it found
-// (fewer than n when the shards run out: the caller decides whether that is an error).
+// (fewer than n when the shards run out: the caller decides whether that is an error). T < 1 or
+// n < 0 fails with one line.
 size_t shard_document_starts(const char* pattern, int eot, int vocab_size, int T, int n, int* tokens_out);

@@ -8,12 +8,14 @@
 #include "common/check.h"
 #include "data/tokenizer_internal.h"
 
-void tokenizer_alloc(Tokenizer* t, int vocab_size, int eot_token) {
+void tokenizer_alloc(Tokenizer* t, int vocab_size, int eot_token, const char* source) {
     memset(t, 0, sizeof(*t));
     t->vocab_size = vocab_size;
     t->eot_token = eot_token;
-    t->token_bytes = calloc_check(vocab_size, sizeof(unsigned char*));
-    t->token_len = calloc_check(vocab_size, sizeof(int));
+    t->token_bytes = malloc_for(source, (size_t)vocab_size * sizeof(unsigned char*));
+    t->token_len = malloc_for(source, (size_t)vocab_size * sizeof(int));
+    memset(t->token_bytes, 0, (size_t)vocab_size * sizeof(unsigned char*));
+    memset(t->token_len, 0, (size_t)vocab_size * sizeof(int));
 }
 
 void tokenizer_set_token(Tokenizer* t, int id, const unsigned char* bytes, int len) {
@@ -31,7 +33,7 @@ static int is_merge_of(const Tokenizer* t, int id, int a, int b) {
 }
 
 static void check_merges(const Tokenizer* t, const char* source) {
-    if (t->num_merges < 0 || 256 + t->num_merges > t->vocab_size)
+    if (t->num_merges < 0 || t->num_merges > t->vocab_size - 256)   // not 256 + M: that may overflow
         fail("%s: %d merges do not fit a vocabulary of %d tokens", source, t->num_merges, t->vocab_size);
     for (int i = 0; i < 256; i++)
         if (t->token_len[i] != 1)
@@ -89,19 +91,36 @@ static void read_token_table(Tokenizer* t, FILE* f, const char* path) {
     }
 }
 
-static void read_merges(Tokenizer* t, FILE* f, const char* path, int num_merges) {
-    if (num_merges < 0 || 256 + num_merges > t->vocab_size)
+// The merges, once their count is checked against the vocabulary and the bytes left in the file.
+static void read_merges(Tokenizer* t, FILE* f, const char* path, int num_merges, long size) {
+    // no merges fit any vocabulary (an llm.c file of fewer than 256 tokens, written back by us);
+    // M merges need 256 + M tokens (compared as M > V - 256: 256 + M may overflow)
+    if (num_merges < 0 || (num_merges > 0 && num_merges > t->vocab_size - 256))
         fail("%s: bad tokenizer header (%d merges for %d tokens)", path, num_merges, t->vocab_size);
+    long left = size - ftell(f);
+    if ((size_t)num_merges > (size_t)left / (2 * sizeof(int)))
+        fail("%s: tokenizer file is truncated (%ld bytes left for its %d merges of 8 bytes)", path, left, num_merges);
     t->num_merges = num_merges;
-    t->merges = malloc_check(sizeof(int) * 2 * (num_merges + 1));
-    if (fread(t->merges, sizeof(int), 2 * (size_t)num_merges, f) != 2 * (size_t)num_merges)
-        fail("%s: tokenizer file is truncated (it ends inside its %d merges)", path, num_merges);
+    t->merges = malloc_for(path, sizeof(int) * 2 * ((size_t)num_merges + 1));
+    fread_check(t->merges, sizeof(int), 2 * (size_t)num_merges, f, path);
+}
+
+// The header's vocabulary, checked against the file before anything is allocated for it: every
+// token takes at least its length byte.
+static void check_vocab(const int* header, int eot, long size, const char* path) {
+    long most = size - 256 * (long)sizeof(int);
+    if (header[2] <= 0 || eot < 0 || eot >= header[2])
+        fail("%s: bad tokenizer header (vocab size %d, EOT id %d)", path, header[2], eot);
+    if (header[2] > most)
+        fail("%s: tokenizer file is truncated or its header is corrupt (vocab size %d, but the %ld bytes after "
+             "the header hold at most %ld tokens)", path, header[2], most, most);
 }
 
 void tokenizer_load(Tokenizer* t, const char* path) {
     FILE* f = fopen_check(path, "rb");
     int header[256];
-    if (file_size(f) < (long)sizeof(header)) fail("%s: not a tokenizer file (shorter than its header)", path);
+    long size = file_size(f);
+    if (size < (long)sizeof(header)) fail("%s: not a tokenizer file (shorter than its header)", path);
     fread_check(header, sizeof(int), 256, f, path);
     if (header[0] != TOKENIZER_MAGIC)
         fail("%s: not a tokenizer file (magic %d, expected %d); make one with ./prepare", path, header[0],
@@ -109,11 +128,10 @@ void tokenizer_load(Tokenizer* t, const char* path) {
     if (header[1] != TOKENIZER_VERSION && header[1] != 1)
         fail("%s: tokenizer version %d is not supported (expected %d)", path, header[1], TOKENIZER_VERSION);
     int eot = header[1] == 1 ? 50256 : header[3];   // llm.c's version 1 had GPT-2's EOT implied
-    if (header[2] <= 0 || eot < 0 || eot >= header[2])
-        fail("%s: bad tokenizer header (vocab size %d, EOT id %d)", path, header[2], eot);
-    tokenizer_alloc(t, header[2], eot);
+    check_vocab(header, eot, size, path);
+    tokenizer_alloc(t, header[2], eot, path);
     read_token_table(t, f, path);
-    if (header[4] == TOKENIZER_ATTNLAB_MARK) read_merges(t, f, path, header[5]);
+    if (header[4] == TOKENIZER_ATTNLAB_MARK) read_merges(t, f, path, header[5], size);
     fclose(f);
     tokenizer_finish(t, path);
 }
@@ -141,7 +159,7 @@ void tokenizer_write(const Tokenizer* t, const char* path) {
 }
 
 void tokenizer_init_bytes(Tokenizer* t) {
-    tokenizer_alloc(t, 257, 256);
+    tokenizer_alloc(t, 257, 256, "byte tokenizer");
     for (int b = 0; b < 256; b++) {
         unsigned char c = (unsigned char)b;
         tokenizer_set_token(t, b, &c, 1);

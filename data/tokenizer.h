@@ -41,6 +41,11 @@ void tokenizer_init_bytes(Tokenizer* t);
 // Imports GPT-2's encoder.json + vocab.bpe (ids and merges as OpenAI published them).
 void tokenizer_import_gpt2(Tokenizer* t, const char* encoder_json_path, const char* vocab_bpe_path);
 
+// A pre-token longer than this merges in parts of at most this many bytes (cut at UTF-8 character
+// starts), so encoding needs bounded memory; tiktoken would merge such a piece (a megabyte without
+// a space or a change of character class) whole. Shorter pieces encode exactly as tiktoken does.
+#define TOKENIZER_MAX_PIECE_BYTES (1u << 20)
+
 // Encodes len bytes of text (any bytes; invalid UTF-8 is fine) into token ids. Writes at most cap
 // ids to out and returns how many the text has (never more than len). Uses OpenMP threads when
 // the text is large. Fails if the vocabulary lacks a byte's token.

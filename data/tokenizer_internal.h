@@ -11,8 +11,9 @@ struct TokenIndex {
     PairMap pairs;         // (a, b) -> id of the token bytes(a) + bytes(b), where that is a token
 };
 
-// Allocates the token table (every token empty), no merges, no index.
-void tokenizer_alloc(Tokenizer* t, int vocab_size, int eot_token);
+// Allocates the token table (every token empty), no merges, no index. An allocation failure names
+// source (the file the vocabulary comes from).
+void tokenizer_alloc(Tokenizer* t, int vocab_size, int eot_token, const char* source);
 void tokenizer_set_token(Tokenizer* t, int id, const unsigned char* bytes, int len);
 // Checks the merges against the token table (fails naming `source`), then builds t->index.
 void tokenizer_finish(Tokenizer* t, const char* source);

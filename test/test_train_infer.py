@@ -16,8 +16,9 @@ from files import byte_corpus, write_byte_tokenizer, write_shard
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import ref_gpt2  # noqa: E402
 
-TRAIN = os.path.join(ROOT, "train_gpt2")
-INFER = os.path.join(ROOT, "infer")
+# ATTNLAB_TRAIN / ATTNLAB_INFER: other builds of the programs, e.g. the sanitizer build (scripts/sanitizer_run.sh)
+TRAIN = os.environ.get("ATTNLAB_TRAIN", os.path.join(ROOT, "train_gpt2"))
+INFER = os.environ.get("ATTNLAB_INFER", os.path.join(ROOT, "infer"))
 TINY = "L=2,C=32,H=2,T=32,V=257"
 
 
