@@ -1,7 +1,18 @@
-// The CUDA attention kernels alone: forward and forward+backward, causal softmax, T in {1k, 4k,
-// 16k}, head dims 64 and 128, 16 heads, B*T = 16k tokens; prints achieved TFLOP/s and the fraction
-// of the chip's dense bf16 peak (given as the first argument in TFLOP/s; 989 for H100/H200 SXM).
+// The CUDA token-mixer kernels alone, forward and forward+backward, at T in {1k, 4k, 16k}, head sizes
+// 64 and 128, 16 heads, B*T = 16k tokens (the same B and heads for every mixer): the flash softmax
+// kernel, sigmoid attention (b = -ln T) and the mLSTM cell (docs/MODEL.md section 11; exp and sig input
+// gates, chunk 64 and 128). Prints time, achieved TFLOP/s, the fraction of the chip's dense bf16 peak
+// (the first argument in TFLOP/s; 989 for H100/H200 SXM) and the forward+backward time relative to
+// softmax at the same shape. The FLOP counts (per (b, h), causal, multiply-add = 2):
+//   attention   F = 2 T^2 hs                   half of the 4 T^2 hs of Q K^T and P V
+//   mLSTM       F = 2 T L hs + 4 T hs^2        chunk L: the intra-chunk Q K^T and (S o D) V (causal half
+//                                              of 4 T L hs), the inter-chunk Q C_k and state update K^T V
+//   fwd+bwd     3.5 F for both: the backward's 5 products per product pair of the forward (S or the
+//               states recomputed, dP or the state gradients, dQ, dK, dV), as FlashAttention counts;
+//               work a kernel repeats beyond that (the mLSTM dK/dV kernel recomputes dP) is not counted.
 //   make bench_attention_cuda && ./bench_attention_cuda 989
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -10,70 +21,128 @@
 
 extern "C" {
 #include "attention/attention_cuda.h"
-}
-
-static float time_ms(int reps, void (*fn)(void*), void* arg) {
-    cudaEvent_t start, stop;
-    cuda_check(cudaEventCreate(&start));
-    cuda_check(cudaEventCreate(&stop));
-    fn(arg);   // warm-up
-    cuda_check(cudaEventRecord(start));
-    for (int i = 0; i < reps; i++) fn(arg);
-    cuda_check(cudaEventRecord(stop));
-    cuda_check(cudaEventSynchronize(stop));
-    float ms = 0.0f;
-    cuda_check(cudaEventElapsedTime(&ms, start, stop));
-    return ms / reps;
+#include "attention/mlstm_cuda.h"
 }
 
 struct Problem {
     int B, T, C, NH;
-    floatX *qkv, *out, *dout, *dqkv;
-    float* stat;
+    floatX *qkv, *out, *dout, *dqkv, *gates, *dgates;
+    float *stat, *m_out;
+    int mlstm, chunk, sig_igate;   // mlstm = 0: attention with `score`
     AttnScore score;
 };
 
-static void forward(void* p) {
-    Problem* q = (Problem*)p;
-    attention_forward_cuda(q->out, q->stat, q->qkv, q->B, q->T, q->T, q->T, q->C, q->NH, q->score);
+static void forward(const Problem& p) {
+    if (p.mlstm)
+        mlstm_chunkwise_forward_cuda(p.out, p.stat, p.m_out, p.qkv, p.gates, p.B, p.T, p.C, p.NH, p.chunk,
+                                     p.sig_igate);
+    else
+        attention_forward_cuda(p.out, p.stat, p.qkv, p.B, p.T, p.T, p.T, p.C, p.NH, p.score);
 }
 
-static void forward_backward(void* p) {
-    Problem* q = (Problem*)p;
+static void forward_backward(const Problem& p) {
     forward(p);
-    attention_backward_cuda(q->dqkv, q->dout, q->qkv, q->out, q->stat, q->B, q->T, q->C, q->NH, q->score);
+    if (p.mlstm)
+        mlstm_chunkwise_backward_cuda(p.dqkv, p.dgates, p.dout, p.qkv, p.gates, p.stat, p.m_out, p.B, p.T, p.C, p.NH,
+                                      p.chunk, p.sig_igate);
+    else
+        attention_backward_cuda(p.dqkv, p.dout, p.qkv, p.out, p.stat, p.B, p.T, p.C, p.NH, p.score);
 }
 
-static floatX* random_device(size_t n) {
+// Mean ms of one call of fn over `reps` calls after one warm-up call.
+static float time_ms(int reps, void (*fn)(const Problem&), const Problem& p) {
+    cudaEvent_t start, stop;
+    cuda_check(cudaEventCreate(&start));
+    cuda_check(cudaEventCreate(&stop));
+    fn(p);
+    cuda_check(cudaEventRecord(start));
+    for (int i = 0; i < reps; i++) fn(p);
+    cuda_check(cudaEventRecord(stop));
+    cuda_check(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    cuda_check(cudaEventElapsedTime(&ms, start, stop));
+    cuda_check(cudaEventDestroy(start));
+    cuda_check(cudaEventDestroy(stop));
+    return ms / reps;
+}
+
+// n values uniform in [lo, hi) on the device.
+static floatX* random_device(size_t n, float lo, float hi) {
     std::vector<floatX> h(n);
-    for (size_t i = 0; i < n; i++) h[i] = floatx_from_float((float)rand() / RAND_MAX - 0.5f);
+    for (size_t i = 0; i < n; i++) h[i] = floatx_from_float(lo + (hi - lo) * (float)rand() / RAND_MAX);
     floatX* d;
     cuda_check(cudaMalloc(&d, n * sizeof(floatX)));
     cuda_check(cudaMemcpy(d, h.data(), n * sizeof(floatX), cudaMemcpyHostToDevice));
     return d;
 }
 
+// The kernels' per-call scratch (cudaMallocAsync) stays in the pool between calls, as in the trainer
+// (model/cuda_kernels.cu).
+static void keep_pool_memory(void) {
+    cudaMemPool_t pool;
+    cuda_check(cudaDeviceGetDefaultMemPool(&pool, 0));
+    uint64_t threshold = UINT64_MAX;
+    cuda_check(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+}
+
+struct Mixer {
+    const char* name;
+    int mlstm, chunk, sig_igate, sigmoid;
+};
+
+static const Mixer MIXERS[] = {
+    {"softmax", 0, 0, 0, 0},
+    {"sigmoid b=-ln T", 0, 0, 0, 1},
+    {"mLSTMexp chunk 64", 1, 64, 0, 0},
+    {"mLSTMexp chunk 128", 1, 128, 0, 0},
+    {"mLSTMsig chunk 64", 1, 64, 1, 0},
+    {"mLSTMsig chunk 128", 1, 128, 1, 0},
+};
+
+static double flops_forward(const Problem& p, int hs) {
+    double bh = (double)p.B * p.NH, T = p.T;
+    return p.mlstm ? bh * (2.0 * T * p.chunk * hs + 4.0 * T * hs * hs) : bh * 2.0 * T * T * hs;
+}
+
 int main(int argc, char** argv) {
-    double peak = argc > 1 ? atof(argv[1]) : 989.0;
-    printf("| T | head dim | fwd ms | fwd TFLOP/s | fwd %% peak | fwd+bwd ms | fwd+bwd TFLOP/s | %% peak |\n");
-    printf("|---|---|---|---|---|---|---|---|\n");
+    const double peak = argc > 1 ? atof(argv[1]) : 989.0;
+    const int reps = 10, NH = 16, tokens = 16384;
+    keep_pool_memory();
+    printf("token mixers alone: B*T = %d tokens, %d heads, bf16 peak %.0f TFLOP/s; FLOPs per (b, h): attention "
+           "2 T^2 hs, mLSTM 2 T L hs + 4 T hs^2 (chunk L), fwd+bwd 3.5x (scripts/bench_attention.cu)\n\n",
+           tokens, NH, peak);
+    printf("| mixer | T | head dim | fwd ms | fwd TFLOP/s | fwd %% peak | fwd+bwd ms | fwd+bwd TFLOP/s | %% peak | "
+           "fwd+bwd time / softmax |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|\n");
     for (int hs : {64, 128}) {
         for (int T : {1024, 4096, 16384}) {
-            Problem p = {16384 / T, T, 16 * hs, 16, nullptr, nullptr, nullptr, nullptr, nullptr, {0, 0.0f, 0, 0}};
-            size_t rows = (size_t)p.B * T;
-            p.qkv = random_device(rows * 3 * p.C);
-            p.dout = random_device(rows * p.C);
+            Problem p = {};
+            p.B = tokens / T, p.T = T, p.C = NH * hs, p.NH = NH;
+            const size_t rows = (size_t)p.B * T;
+            p.qkv = random_device(rows * 3 * p.C, -0.5f, 0.5f);
+            p.dout = random_device(rows * p.C, -0.5f, 0.5f);
+            p.gates = random_device(rows * 2 * NH, -4.0f, 4.0f);
             cuda_check(cudaMalloc(&p.out, rows * p.C * sizeof(floatX)));
             cuda_check(cudaMalloc(&p.dqkv, rows * 3 * p.C * sizeof(floatX)));
-            cuda_check(cudaMalloc(&p.stat, rows * p.NH * sizeof(float)));
-            // causal: half of the 4 B NH T^2 hs FLOPs of QK^T and PV; the backward does 2.5x the forward
-            double fwd_flops = 2.0 * p.B * p.NH * (double)T * T * hs;
-            float fwd = time_ms(10, forward, &p), both = time_ms(10, forward_backward, &p);
-            double fwd_tf = fwd_flops / (fwd * 1e9), both_tf = 3.5 * fwd_flops / (both * 1e9);
-            printf("| %d | %d | %.3f | %.1f | %.1f%% | %.3f | %.1f | %.1f%% |\n", T, hs, fwd, fwd_tf,
-                   100 * fwd_tf / peak, both, both_tf, 100 * both_tf / peak);
-            cudaFree(p.qkv); cudaFree(p.dout); cudaFree(p.out); cudaFree(p.dqkv); cudaFree(p.stat);
+            cuda_check(cudaMalloc(&p.dgates, rows * 2 * NH * sizeof(floatX)));
+            cuda_check(cudaMalloc(&p.stat, rows * NH * sizeof(float)));
+            cuda_check(cudaMalloc(&p.m_out, rows * NH * sizeof(float)));
+            float softmax_both = 0.0f;
+            for (const Mixer& mx : MIXERS) {
+                p.mlstm = mx.mlstm, p.chunk = mx.chunk, p.sig_igate = mx.sig_igate;
+                p.score = {mx.sigmoid, mx.sigmoid ? -logf((float)T) : 0.0f, 0, 0};
+                const double fwd_flops = flops_forward(p, hs);
+                const float fwd = time_ms(reps, forward, p), both = time_ms(reps, forward_backward, p);
+                if (!mx.mlstm && !mx.sigmoid) softmax_both = both;
+                const double fwd_tf = fwd_flops / (fwd * 1e9), both_tf = 3.5 * fwd_flops / (both * 1e9);
+                printf("| %s | %d | %d | %.3f | %.1f | %.1f%% | %.3f | %.1f | %.1f%% | %.2f |\n", mx.name, T, hs, fwd,
+                       fwd_tf, 100 * fwd_tf / peak, both, both_tf, 100 * both_tf / peak, both / softmax_both);
+            }
+            for (void* ptr : {(void*)p.qkv, (void*)p.dout, (void*)p.gates, (void*)p.out, (void*)p.dqkv,
+                              (void*)p.dgates, (void*)p.stat, (void*)p.m_out})
+                cuda_check(cudaFree(ptr));
         }
     }
+    cuda_check(cudaGetLastError());
     return 0;
 }

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The GPU benchmarks (docs/PERF.md), on the bf16 build (make cuda): GPT-2 124M training at T=1024,
 # B=16/32/64 (tokens/s, the mean of the last 8 of 12 steps, and MFU by llm.c's count of 6N + 6LTC
-# FLOPs per token against PEAK_TFLOPS, the chip's dense bf16 peak: 989 for H100/H200 SXM), then the
-# attention kernels alone (bench_attention_cuda). Random tokens, so no dataset is needed. Prints a
-# markdown table last and writes it to OUT_DIR/bench_cuda.md, each run's log beside it.
+# FLOPs per token against PEAK_TFLOPS, the chip's dense bf16 peak: 989 for H100/H200 SXM); the same
+# step at B=16 with the G1 gate (gate=head, gate=elem) and with the mLSTM mixer, as tokens/s and time
+# per step relative to the plain model (the gate's overhead); then the token mixers alone
+# (bench_attention_cuda: flash softmax, sigmoid and mLSTM, forward and forward+backward). Random
+# tokens, so no dataset is needed. An estimated 1-2 minutes on one H200. Prints a markdown table
+# last and writes it to OUT_DIR/bench_cuda.md, each run's log beside it.
 #   bash scripts/bench_cuda.sh OUT_DIR          (make bench_cuda builds and runs it)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,16 +31,36 @@ with open(sys.argv[1], "wb") as f:
     header.tofile(f)
     tokens.tofile(f)
 PY
+# tokens/s of the last 8 of 12 steps of train_gpt2cu on the random shard; empty if the run failed
+train_tokens_per_s() {   # LOG MODEL B
+    ./train_gpt2cu -e "$2" -i "$out/random_train.bin" -b "$3" -t 1024 -x 12 -v 0 -s 0 -sh 0 > "$1" 2>&1
+    grep -o '[0-9]* tok/s' "$1" | tail -8 | awk '{s += $1; n++} END {if (n == 8) printf "%d", s / n}'
+}
 for B in 16 32 64; do
     run_log="$out/train_d12_B$B.txt"
-    ./train_gpt2cu -e d12 -i "$out/random_train.bin" -b $B -t 1024 -x 12 -v 0 -s 0 -sh 0 > "$run_log" 2>&1
-    toks=$(grep -o '[0-9]* tok/s' "$run_log" | tail -8 | awk '{s += $1; n++} END {if (n == 8) printf "%d", s / n}')
+    toks=$(train_tokens_per_s "$run_log" d12 $B)
+    [ $B = 16 ] && base_toks=$toks
     if [ -z "$toks" ]; then
         echo "| B=$B | failed: $(tail -1 "$run_log") | |" >> "$table"
         continue
     fi
     mfu=$(awk -v t="$toks" -v p="$peak" 'BEGIN { printf "%.1f", 100 * t * (6 * 124.4e6 + 6 * 12 * 1024 * 768) / (p * 1e12) }')
     echo "| B=$B | $toks | $mfu % |" >> "$table"
+done
+
+echo "" >> "$table"
+echo "| GPT-2 124M step, B=16, T=1024 | tokens/s | step time / plain d12 |" >> "$table"
+echo "|---|---|---|" >> "$table"
+for variant in "gate=head" "gate=elem" "mixer=mlstm"; do
+    run_log="$out/train_d12_${variant/=/_}_B16.txt"
+    toks=$(train_tokens_per_s "$run_log" "d12,$variant" 16)
+    if [ -z "$toks" ]; then
+        echo "| d12,$variant | failed: $(tail -1 "$run_log") | |" >> "$table"
+    elif [ -z "${base_toks:-}" ]; then
+        echo "| d12,$variant | $toks | (plain d12 failed) |" >> "$table"
+    else
+        echo "| d12,$variant | $toks | $(awk -v b="$base_toks" -v t="$toks" 'BEGIN { printf "%.3f", b / t }') |" >> "$table"
+    fi
 done
 echo "" >> "$table"
 ./bench_attention_cuda "$peak" > "$out/attention.txt" 2>&1 || echo "bench_attention_cuda failed: $(tail -1 "$out/attention.txt")" >> "$table"
