@@ -1,0 +1,51 @@
+// Fuzz target: a token shard through shard_check, the data loader (fixed windows and BOS-aligned,
+// a few batches, a seek to a position taken from the input) and shard_document_starts. The
+// loader's settings come from header slots 3..8, which the format leaves zero, so the mutator
+// varies them along with the file. Every error must name the shard.
+#include <string.h>
+
+#include "data/shards.h"
+#include "test/fuzz/harness.h"
+
+#define V 257
+#define EOT 256
+
+static int header_int(const uint8_t* data, size_t size, int slot) {
+    int v = 0;
+    if (size >= (size_t)(slot + 1) * sizeof(int)) memcpy(&v, data + slot * sizeof(int), sizeof(int));
+    return v;
+}
+
+typedef struct {
+    const char* path;
+    int B, T, shuffle, epoch, shard, sample;
+} Case;
+
+static void read_shard(void* ctx) {
+    const Case* c = ctx;
+    shard_check(c->path);
+    for (int bos = -1; bos <= EOT; bos += EOT + 1) {
+        DataLoader dl;
+        dataloader_init(&dl, c->path, c->B, c->T, 0, 1, c->shuffle, 1, V, bos);
+        for (int i = 0; i < 3; i++) dataloader_next_batch(&dl);
+        dataloader_seek(&dl, c->epoch, c->shard, c->sample);
+        dataloader_next_batch(&dl);
+        dataloader_free(&dl);
+    }
+    int rows[4 * 32];
+    shard_document_starts(c->path, EOT, V, c->T, 4, rows);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    Case c = {.path = fuzz_input_file(data, size)};
+    c.B = 1 + (unsigned)header_int(data, size, 3) % 4;
+    c.T = 1 + (unsigned)header_int(data, size, 4) % 32;
+    c.shuffle = header_int(data, size, 5) & 1;
+    // the position as signed bytes: negative, valid and past-the-end values all a mutation away
+    c.epoch = (int8_t)header_int(data, size, 6);
+    c.shard = (int8_t)header_int(data, size, 7);
+    c.sample = (int8_t)header_int(data, size, 8);
+    const char* message = fuzz_run(read_shard, &c);
+    if (message && !fuzz_names(message, c.path)) fuzz_finding("an error that does not name the shard", message);
+    return 0;
+}
