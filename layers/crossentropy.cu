@@ -54,8 +54,9 @@ __device__ MaxSum block_merge(MaxSum v) {
 
 // Row blockIdx.x: losses[row]; dlogits (row, Vp) unless NULL. Thread t takes packs t, t+blockDim, ...
 template <int W>
-__global__ void crossentropy_kernel(float* losses, floatD* dlogits, const floatD* logits, const int* targets,
-                                    float dloss, int V, int Vp) {
+__global__ void __launch_bounds__(CE_THREADS)
+    crossentropy_kernel(float* losses, floatD* dlogits, const floatD* logits, const int* targets, float dloss, int V,
+                        int Vp) {
     size_t row = blockIdx.x;
     const floatD* x = logits + row * Vp;
     int target = targets[row];

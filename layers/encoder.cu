@@ -61,7 +61,7 @@ __device__ void compare_exchange(Key* a, long i, long j, bool ascending) {
 }
 
 // All steps of the merges k_first..k_last (powers of two) with distance j < SORT_TILE, on one tile.
-__global__ void bitonic_tile_kernel(Key* keys, long k_first, long k_last) {
+__global__ void __launch_bounds__(SORT_TILE / 2) bitonic_tile_kernel(Key* keys, long k_first, long k_last) {
     __shared__ Key tile[SORT_TILE];
     long base = (long)blockIdx.x * SORT_TILE;
     for (int i = threadIdx.x; i < SORT_TILE; i += blockDim.x) tile[i] = keys[base + i];

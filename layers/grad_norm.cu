@@ -31,7 +31,7 @@ __device__ double block_sum(double v) {
 // partial[block] = sum of squares of the block's share of values (N): thread i takes elements
 // i*W .. i*W+W-1 of each grid-wide stride (the tail one by one).
 template <int W>
-__global__ void norm_partial_kernel(double* partial, const floatD* values, size_t N) {
+__global__ void __launch_bounds__(NORM_THREADS) norm_partial_kernel(double* partial, const floatD* values, size_t N) {
     double acc = 0.0;
     size_t stride = (size_t)gridDim.x * blockDim.x * W;
     for (size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * W; i < N; i += stride) {
@@ -48,7 +48,7 @@ __global__ void norm_partial_kernel(double* partial, const floatD* values, size_
 }
 
 // out[0] = the sum of the partials (count); one block.
-__global__ void norm_final_kernel(float* out, const double* partial, int count) {
+__global__ void __launch_bounds__(NORM_THREADS) norm_final_kernel(float* out, const double* partial, int count) {
     double acc = 0.0;
     for (int i = threadIdx.x; i < count; i += blockDim.x) acc += partial[i];
     double sum = block_sum(acc);

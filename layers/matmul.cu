@@ -189,7 +189,8 @@ enum {
 };
 
 // partial[chunk][o] = sum of dout[n][o] over the rows n of the chunk, in a fixed order.
-static __global__ void bias_partial_kernel(float* partial, const floatD* dout, int N, int OC, int rows_per_chunk) {
+static __global__ void __launch_bounds__(BIAS_COLS * BIAS_ROWS)
+    bias_partial_kernel(float* partial, const floatD* dout, int N, int OC, int rows_per_chunk) {
     __shared__ float sums[BIAS_ROWS][BIAS_COLS];
     int o = blockIdx.x * BIAS_COLS + threadIdx.x;
     int lo = blockIdx.y * rows_per_chunk, hi = min(N, lo + rows_per_chunk);

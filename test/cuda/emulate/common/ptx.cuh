@@ -44,7 +44,7 @@ static inline void mma_bf16(float d[4], const uint32_t a[4], uint32_t b0, uint32
 }
 
 static inline void ldmatrix(uint32_t r[4], const __nv_bfloat16* smem, bool trans) {
-    emu::check_shared(smem, 16, 16);
+    emu::check_shared(smem, 16, 16, "ldmatrix row address");
     const unsigned char(*slots)[32] = emu::warp_put(&smem, sizeof(smem));
     const __nv_bfloat16* rows[32];
     for (int lane = 0; lane < 32; lane++) memcpy(&rows[lane], slots[lane], sizeof(rows[lane]));
