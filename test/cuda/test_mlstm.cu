@@ -2,12 +2,13 @@
 // forward (h, n_out, m_out) and backward (dqkv, dgates accumulated onto random values, and from zeros),
 // each run twice and compared bitwise (the kernels are deterministic); the recurrent step chained over
 // a sequence against the CPU's steps and against the chunkwise output; the analysis score matrix.
-// Shapes: chunk sizes that do and do not divide T (1, 3, 16, 64, 128, T), T = 1, 7, 65, 70, 128, 130
-// (single rows, partial chunks and tiles), head sizes 8 and 12 (row-wise kernels) and 32, 64, 128
-// (the tensor-core kernels in the bf16 build, each with chunk 64 and 128), both input gates (exp,
-// sig), and four gate regimes: forget gates open (bias +4), closed (bias -4), wide pre-activations
-// (sd 12) that span the soft-cap's range (15 tanh(z/15) saturates past |z| ~ 30), and the model's
-// init (input bias -10, forget bias +4.5: the normaliser is the exp(-m) floor).
+// Shapes: chunk sizes that do and do not divide T (1, 3, 16, 64, 128, T), T = 1, 7, 65, 70, 128, 130,
+// 192 (single rows, partial chunks and tiles, a last chunk of exactly one tile), head sizes 8 and 12
+// (row-wise kernels) and 32, 64, 128 (the tensor-core kernels in the bf16 build, each with chunk 64
+// and 128), both input gates (exp, sig), and four gate regimes: forget gates open (bias +4), closed
+// (bias -4), wide pre-activations (sd 12) that span the soft-cap's range (15 tanh(z/15) saturates
+// past |z| ~ 30), and the model's init (input bias -10, forget bias +4.5: the normaliser is the
+// exp(-m) floor).
 #include <cstring>
 #include <vector>
 
@@ -236,7 +237,7 @@ int test_mlstm(void) {
         {8, 1, 1},     {8, 7, 1},     {8, 7, 3},    {12, 7, 64},   {8, 65, 16},  {12, 65, 65},
         {12, 130, 3},  {8, 130, 128}, {12, 65, 64}, {32, 7, 64},   {32, 65, 64}, {32, 130, 128},
         {32, 130, 16}, {64, 130, 64}, {64, 65, 128}, {64, 1, 128}, {32, 128, 64}, {128, 130, 128},
-        {128, 70, 64},
+        {128, 70, 64}, {64, 192, 128},
     };
     int failures = 0, n = 0;
     for (const ChunkCase& c : cases) {
