@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CUDA programs against the CPU programs on one small model, the same bytes and the same seed:
+# The CUDA programs against the CPU programs on small models, the same bytes and the same seed:
 #  1. train_gpt2cu vs train_gpt2 (scripts/compare_runs.py): the first step's loss and every
 #     parameter gradient (-dg dumps), then the losses of 5 AdamW steps, each within BOUND (relative);
 #  2. infercu vs infer on the CPU run's checkpoint: the -eval loss over the val shard, within BOUND;
