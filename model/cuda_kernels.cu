@@ -1,7 +1,7 @@
 // The CUDA kernel set: the twins of the CPU kernels (layers/*.cu, attention/*.cu) behind the same
 // table, so model/gpt.c runs unchanged on a GPU. Memory is device memory; kernels run on the
-// default stream (per-thread). Mixer options without CUDA kernels yet are NULL, and gpt_build
-// refuses models that need them.
+// default stream (per-thread). Every entry is filled, so every model the CPU set runs runs here
+// (an entry left NULL would make gpt_build refuse the models that need it).
 #include <cstddef>
 #include <cstdint>
 
@@ -9,6 +9,7 @@
 
 extern "C" {
 #include "attention/attention_cuda.h"
+#include "attention/mlstm_cuda.h"
 #include "common/check.h"
 #include "layers/layers_cuda.h"
 #include "model/kernels.h"
@@ -83,6 +84,22 @@ static Kernels make_cuda_kernels() {
     k.attention_forward = attention_forward_cuda;
     k.attention_backward = attention_backward_cuda;
     k.attention_weights = attention_weights_cuda;
+    k.mlstm_score_matrix = mlstm_score_matrix_cuda;
+    k.mlstm_chunkwise_forward = mlstm_chunkwise_forward_cuda;
+    k.mlstm_chunkwise_backward = mlstm_chunkwise_backward_cuda;
+    k.mlstm_recurrent_step = mlstm_recurrent_step_cuda;
+    k.attention_sink_forward = attention_sink_forward_cuda;
+    k.attention_sink_backward = attention_sink_backward_cuda;
+    k.gate_forward = gate_forward_cuda;
+    k.gate_backward = gate_backward_cuda;
+    k.rope_forward = rope_forward_cuda;
+    k.rope_backward = rope_backward_cuda;
+    k.qknorm_forward = qknorm_forward_cuda;
+    k.qknorm_backward = qknorm_backward_cuda;
+    k.layerscale_forward = layerscale_forward_cuda;
+    k.layerscale_backward = layerscale_backward_cuda;
+    k.headnorm_forward = headnorm_forward_cuda;
+    k.headnorm_backward = headnorm_backward_cuda;
     return k;
 }
 

@@ -13,6 +13,8 @@ int test_layers(void);
 int test_matmul(void);
 int test_attention(void);
 int test_model(void);
+int test_mlstm(void);
+int test_mixers(void);
 
 int main(void) {
     int devices = 0;
@@ -25,6 +27,8 @@ int main(void) {
     printf("device: %s (sm_%d%d), precision %s\n", prop.name, prop.major, prop.minor,
            sizeof(floatX) == 2 ? "bf16" : "fp32");
     int failed = test_layers() + test_matmul() + test_attention() + test_model();
+    failed += test_mlstm();
+    failed += test_mixers();
     int total = checks_run();
     printf("%d passed, %d failed\n", total - failed, failed);
     return failed ? 1 : 0;
