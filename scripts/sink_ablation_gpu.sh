@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The attention-sink ablation on one NVIDIA GPU: the sink paper's 60M setting (Gu et al., arXiv
 # 2410.10781, their section 4: d=768, 10 layers, 1M tokens per step, lr 4e-4 constant after
-# warmup, weight decay 0.1, context 2048) with attnlab's GPT-2 block, scaled to about 30 minutes
-# on one H200 for the mixers the CUDA build trains. Differences from the paper, stated in
-# docs/ABLATIONS.md: GPT-2's block (LayerNorm, GELU MLP of 4C, learned positions: the CUDA build has
-# no RoPE kernel yet) instead of LLaMA's; 12 heads of 64 (the tensor-core attention's head sizes are
+# warmup, weight decay 0.1, context 2048) with attnlab's GPT-2 block, scaled to about 50 minutes
+# on one H200 for seven variants: softmax, three sigmoid forms, the G1 head gate, a KV sink slot and
+# mLSTM. Differences from the paper, stated in docs/ABLATIONS.md: GPT-2's block (LayerNorm, GELU MLP
+# of 4C, learned positions) instead of LLaMA's; 12 heads of 64 (the tensor-core attention's head sizes are
 # 32, 64 and 128; the paper has 8 of 96); 0.5M tokens per step; FineWeb instead of the Pile; and
 # TOKENS per variant (default 200M, 400 steps) instead of 20B: the paper's softmax sink appears
 # after 1-2B tokens, so expect the start of the curves, not their end.
@@ -19,7 +19,7 @@ data=${1:-datasets/fineweb}
 out=${2:-runs/sinks_gpu}
 tokens=${TOKENS:-200000000}
 if ! nvidia-smi -L > /dev/null 2>&1; then
-    echo "error: no NVIDIA GPU found (nvidia-smi); this ablation needs one (about 30 minutes on an H200);" \
+    echo "error: no NVIDIA GPU found (nvidia-smi); this ablation needs one (about 50 minutes on an H200);" \
          "on the CPU use scripts/sink_ablation.py (docs/ABLATIONS.md)" >&2
     exit 1
 fi
@@ -45,7 +45,10 @@ cat > "$config" <<EOF
     "softmax": "",
     "sigmoid b=-ln n": "mixer=sigmoid",
     "sigmoid b=0": "mixer=sigmoid,bias=0",
-    "sigmoid normalized": "mixer=sigmoid,bias=0,norm=1"
+    "sigmoid normalized": "mixer=sigmoid,bias=0,norm=1",
+    "gate head": "gate=head",
+    "sink slot kv": "sink=kv",
+    "mLSTM": "mixer=mlstm"
   }
 }
 EOF
