@@ -12,7 +12,9 @@
 #     trained at T=48 of maxT=64): 1. (first-step loss, every gradient, 5 steps) and 3. (20 tokens):
 #     gate head and elem, RoPE + QK-norm, LayerScale + hybrid norm, each sink slot kind (k, kv, logit,
 #     one), sigmoid with the gate, RoPE and QK-norm, and mLSTM with the exp and the sig input gate
-#     (chunk sizes that do and do not divide T).
+#     (chunk sizes that do and do not divide T);
+#  6. mLSTM on the first model's size (head size 64, chunk 64 at T=100), the bf16 build's tensor-core
+#     kernels: 1. and 3.
 # The first model has head size 64 (the tensor-core attention of the bf16 build) and trains at T=100 of
 # maxT=128 (attention tiles cut short). Bounds: 1e-4 for the fp32 build; 2e-2 for the bf16 build,
 # whose parameters and activations are bf16 (relative rounding 2^-9 each) where the CPU's are fp32,
@@ -124,3 +126,8 @@ for keys in "${mixers[@]}"; do
         -l 1e-3 -sh 0 -v 0 -s 0 -S 7
     decode_check "$name" "$out/$name/cpu/model_00000005.bin" 20
 done
+
+# 6. mLSTM on the base model (head size 64, chunk 64 over T=100: a full and a partial chunk), which in
+#    the bf16 build takes the tensor-core kernels
+train_check mlstm_tensor_core L=2,C=128,H=2,T=128,V=257,mixer=mlstm,chunk=64 "${args[@]}"
+decode_check mlstm_tensor_core "$out/mlstm_tensor_core/cpu/model_00000005.bin" 20
