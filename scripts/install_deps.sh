@@ -10,6 +10,8 @@ SUDO=""
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends build-essential python3 python3-torch python3-numpy \
     python3-pytest python3-pip python3-matplotlib libopenblas0-pthread bible-kjv > /dev/null
+# clang-14 with libFuzzer and LLVM's OpenMP for the fuzz targets (make fuzz, test/fuzz)
+$SUDO apt-get install -y -qq --no-install-recommends clang-14 libclang-rt-14-dev libomp-14-dev > /dev/null
 /usr/bin/python3 -c "import tiktoken" 2>/dev/null || \
     $SUDO /usr/bin/python3 -m pip install -q --break-system-packages tiktoken
 # transformers (PyPI) for the Hugging Face interop tests (scripts/import_hf.py, export_hf.py): 4.40.2
