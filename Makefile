@@ -36,7 +36,8 @@ TEST_CUDA_SRC = $(wildcard test/cuda/test_*.cu)
 CUDA_STAMP = build/cuda/last_precision
 $(shell mkdir -p build/cuda; [ "$$(cat $(CUDA_STAMP) 2>/dev/null)" = "$(PRECISION)" ] || echo $(PRECISION) > $(CUDA_STAMP))
 
-.PHONY: all lib test pytest test_emu bench bench_cuda clean cuda_check cuda test_cuda_emu
+.PHONY: all lib test pytest test_emu bench bench_cuda clean cuda_check cuda test_cuda_emu kernel_resources
+.PHONY: fuzz asan
 all: train_gpt2 infer prepare lib
 
 build/%.o: %.c $(wildcard */*.h)
@@ -66,6 +67,8 @@ pytest: train_gpt2 infer prepare lib
 test_emu:
 	$(MAKE) test_cuda_emu PRECISION=BF16
 	$(MAKE) test_cuda_emu PRECISION=FP32
+	@if command -v $(NVCC) > /dev/null; then $(MAKE) --no-print-directory kernel_resources; \
+	 else echo "no $(NVCC): kernel resource check skipped (make cuda_check runs it)"; fi
 
 $(CUDA_BUILD)/%.o: %.cu $(wildcard */*.h */*.cuh)
 	@mkdir -p $(dir $@)
@@ -91,53 +94,102 @@ test_cuda: $(patsubst %.cu,$(CUDA_BUILD)/%.o,$(TEST_CUDA_SRC)) $(CUDA_BUILD)/tes
 
 # test_cuda on the CPU: the same CUDA sources and tests built with g++ against an emulation of the
 # CUDA runtime, cuBLASLt and the PTX primitives (test/cuda/emulate; what it can and cannot show is in
-# its cuda_runtime.h). Runs here and in CI; it does not replace test_cuda on a GPU.
+# its cuda_runtime.h). Runs here and in CI; it does not replace test_cuda on a GPU. The kernels, the
+# tests and the cuBLASLt emulation are compiled with AddressSanitizer (the emulation poisons what a
+# kernel may not touch: shared memory outside the block's arrays, the bytes around each device
+# allocation) and the alignment check (a misaligned float4 or 16-byte pack aborts, as it faults on a
+# GPU); stack instrumentation is off (the threads of a block are coroutines on stacks of their own).
 EMU_BUILD = build/emu/$(PRECISION)
 EMU_DIR = test/cuda/emulate
-EMU_FLAGS = -std=c++17 -O2 -Wall -Wextra -Wno-unknown-pragmas -I$(EMU_DIR) -I. $(PRECISION_FLAG) $(EXTRA_CFLAGS)
+EMU_SANITIZE = -fsanitize=address,alignment -fno-sanitize-recover=alignment --param=asan-stack=0 \
+               -fno-sanitize-address-use-after-scope -fno-omit-frame-pointer
+EMU_FLAGS = -std=c++17 -O2 -Wall -Wextra -Wno-unknown-pragmas -I$(EMU_DIR) -I$(EMU_BUILD)/include -I. $(PRECISION_FLAG) \
+            $(EXTRA_CFLAGS) $(EMU_SANITIZE)
+EMU_LINK = $(CXX) -fsanitize=address $^ -o $@ -fopenmp -lm
 EMU_HEADERS = $(wildcard $(EMU_DIR)/*.h $(EMU_DIR)/common/*.cuh */*.h */*.cuh)
-# the emulation has no NCCL: its ranks are threads sharing host memory, as in the CPU build
-EMU_KERNEL_OBJ = $(patsubst %.cu,$(EMU_BUILD)/%.o,$(filter-out dist/comm_nccl.cu,$(CU_SRC))) $(EMU_BUILD)/emulate.o \
-                 $(EMU_BUILD)/cublaslt.o $(CUDA_BUILD)/dist/comm_threads.o
+# emulate_nccl.cpp: NCCL for dist/comm_nccl.cu, between emulated devices driven by threads of one process
+EMU_RUNTIME_OBJ = $(EMU_BUILD)/emulate.o $(EMU_BUILD)/emulate_math.o $(EMU_BUILD)/emulate_nccl.o
+EMU_KERNEL_OBJ = $(patsubst %.cu,$(EMU_BUILD)/%.o,$(CU_SRC)) $(EMU_RUNTIME_OBJ) $(EMU_BUILD)/cublaslt.o
 EMU_TEST_OBJ = $(patsubst %.cu,$(EMU_BUILD)/%.o,$(TEST_CUDA_SRC) test/cuda/main.cu)
+# the scheduler itself is not instrumented (it poisons and reports through the sanitizer's interface)
+$(EMU_RUNTIME_OBJ): EMU_SANITIZE =
 
-$(EMU_BUILD)/%.o: %.cu $(EMU_HEADERS) $(EMU_DIR)/launches.py
+# The project's .cuh headers go through launches.py too (their __shared__ declarations and launches),
+# into $(EMU_BUILD)/include: found after the emulation's own headers, before the originals.
+EMU_CUH = $(filter-out $(patsubst $(EMU_DIR)/%,%,$(wildcard $(EMU_DIR)/common/*.cuh)),$(wildcard */*.cuh test/cuda/*.cuh))
+EMU_GEN_CUH = $(patsubst %,$(EMU_BUILD)/include/%,$(EMU_CUH))
+$(EMU_GEN_CUH): $(EMU_BUILD)/include/%.cuh: %.cuh $(EMU_DIR)/launches.py
+	@mkdir -p $(dir $@)
+	$(PYTHON) $(EMU_DIR)/launches.py $< $@
+
+$(EMU_BUILD)/%.o: %.cu $(EMU_HEADERS) $(EMU_GEN_CUH) $(EMU_DIR)/launches.py
 	@mkdir -p $(dir $@)
 	$(PYTHON) $(EMU_DIR)/launches.py $< $(EMU_BUILD)/$*.cpp
 	$(CXX) $(EMU_FLAGS) -c $(EMU_BUILD)/$*.cpp -o $@
 
-$(EMU_BUILD)/%.o: $(EMU_DIR)/%.cpp $(EMU_HEADERS)
+$(EMU_BUILD)/%.o: $(EMU_DIR)/%.cpp $(EMU_HEADERS) $(EMU_GEN_CUH)
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_FLAGS) -c $< -o $@
 
 $(EMU_BUILD)/test_cuda_emu: $(EMU_TEST_OBJ) $(EMU_KERNEL_OBJ) $(SHARED_OBJ) $(FLOATX_OBJ) $(TEST_CUDA_CPU_TABLE)
-	$(CXX) $^ -o $@ -fopenmp -lm
+	$(EMU_LINK)
+
+# The emulation's own checks, each against a kernel with the bug it must catch (test/cuda/emulate/selftest.cu).
+$(EMU_BUILD)/selftest: $(EMU_BUILD)/test/cuda/emulate/selftest.o $(EMU_RUNTIME_OBJ) $(EMU_BUILD)/common/cuda_common.o \
+                       build/common/check.o
+	$(EMU_LINK)
 
 # train_gpt2cu and infercu on the emulation: train.c, infer.c and the model graph as in the CUDA programs.
 EMU_PROGRAM_OBJ = $(FLOATX_OBJ) $(SHARED_OBJ) $(EMU_KERNEL_OBJ) $(CUDA_BUILD)/model/default_cuda.o
 $(EMU_BUILD)/train_gpt2cu: $(CUDA_BUILD)/train.o $(EMU_PROGRAM_OBJ)
-	$(CXX) $^ -o $@ -fopenmp -lm
+	$(EMU_LINK)
 
 $(EMU_BUILD)/infercu: $(CUDA_BUILD)/infer.o $(EMU_PROGRAM_OBJ)
-	$(CXX) $^ -o $@ -fopenmp -lm
+	$(EMU_LINK)
 
-# test_cuda, then the CUDA programs against the CPU programs (scripts/compare_cuda_cpu.sh), both
-# on the emulation. One line per check goes to the logs; the failures and the summaries are printed.
-# The bounds are explained in scripts/compare_cuda_cpu.sh.
+# The emulation's self-test, test_cuda, then the CUDA programs against the CPU programs
+# (scripts/compare_cuda_cpu.sh), all on the emulation. One line per check goes to the logs; the
+# failures and the summaries are printed. The bounds are explained in scripts/compare_cuda_cpu.sh.
+# The fp32 build also trains on 2 emulated GPUs through dist/comm_nccl.cu and the NCCL emulation
+# (scripts/check_data_parallel_cuda.sh: 2 ranks and ZeRO-1 against 1 GPU with the whole batch, and a
+# resumed run byte for byte; once, in fp32, where the bound is tight).
+# The bf16 build runs the blocks of each launch on 2 host threads at once (EMU_CONCURRENCY; races
+# between blocks happen for real and show in the run-twice determinism checks), the fp32 build one
+# block at a time in alternating order; the fast-math deviations lean one way in one build and the
+# other way in the other (EMU_MATH_SEED). Both can be set on the command line.
 EMU_COMPARE = $(if $(filter BF16,$(PRECISION)),2e-2 report,1e-4 exact)
-test_cuda_emu: $(EMU_BUILD)/test_cuda_emu $(EMU_BUILD)/train_gpt2cu $(EMU_BUILD)/infercu train_gpt2 infer prepare
-	@echo "test_cuda (CPU emulation, $(PRECISION)): log in $(EMU_BUILD)/test_cuda_emu.log"
-	@$(EMU_BUILD)/test_cuda_emu > $(EMU_BUILD)/test_cuda_emu.log 2>&1; status=$$?; \
+EMU_CONCURRENCY = $(if $(filter BF16,$(PRECISION)),2,1)
+EMU_MATH_SEED = $(if $(filter BF16,$(PRECISION)),1,2)
+EMU_ENV = EMU_CONCURRENCY=$(EMU_CONCURRENCY) EMU_MATH_SEED=$(EMU_MATH_SEED)
+test_cuda_emu: $(EMU_BUILD)/selftest $(EMU_BUILD)/test_cuda_emu $(EMU_BUILD)/train_gpt2cu $(EMU_BUILD)/infercu \
+               train_gpt2 infer prepare
+	@echo "emulation self-test ($(PRECISION)): log in $(EMU_BUILD)/selftest.log"
+	@$(EMU_BUILD)/selftest > $(EMU_BUILD)/selftest.log 2>&1; status=$$?; \
+	 grep -E "^FAIL" $(EMU_BUILD)/selftest.log; tail -n 1 $(EMU_BUILD)/selftest.log; exit $$status
+	@echo "test_cuda (CPU emulation, $(PRECISION), $(EMU_ENV)): log in $(EMU_BUILD)/test_cuda_emu.log"
+	@$(EMU_ENV) $(EMU_BUILD)/test_cuda_emu > $(EMU_BUILD)/test_cuda_emu.log 2>&1; status=$$?; \
 	 grep -E "^(FAIL|EMU|error)" $(EMU_BUILD)/test_cuda_emu.log; tail -n 1 $(EMU_BUILD)/test_cuda_emu.log; exit $$status
 	@echo "train_gpt2cu, infercu vs train_gpt2, infer (CPU emulation, $(PRECISION)): logs in $(EMU_BUILD)/compare"
-	@PYTHON=$(PYTHON) bash scripts/compare_cuda_cpu.sh $(EMU_BUILD) $(EMU_BUILD)/compare $(EMU_COMPARE)
+	@$(EMU_ENV) PYTHON=$(PYTHON) bash scripts/compare_cuda_cpu.sh $(EMU_BUILD) $(EMU_BUILD)/compare $(EMU_COMPARE)
+	@$(if $(filter FP32,$(PRECISION)),echo "train_gpt2cu on 2 emulated GPUs (NCCL emulation, FP32): log in \
+	 $(EMU_BUILD)/data_parallel.log"; EMU_DEVICES=2 PYTHON=$(PYTHON) bash scripts/check_data_parallel_cuda.sh \
+	 $(EMU_BUILD) $(EMU_BUILD)/data_parallel 1e-4 2 > $(EMU_BUILD)/data_parallel.log 2>&1; status=$$?; \
+	 grep -E "^(ok|FAIL)|resumed" $(EMU_BUILD)/data_parallel.log; exit $$status,true)
 
 # The attention kernels alone on a GPU (TFLOP/s against the chip's peak).
 bench_attention_cuda: $(CUDA_BUILD)/scripts/bench_attention.o $(SHARED_OBJ) $(CU_OBJ) $(CUDA_STAMP)
 	$(NVCC) $(NVCC_FLAGS) $(filter %.o,$^) -o $@ $(CUDA_LIBS)
 
-# Compile-and-link check of the CUDA toolkit, cuBLASLt and NCCL (runs nothing here).
-cuda_check: build/cuda_link_check
+# Compile-and-link check of the CUDA toolkit, cuBLASLt and NCCL (runs nothing here), and every
+# kernel's registers, shared memory and spills from ptxas for sm_80 and sm_90 against the launch
+# configurations in the code (scripts/check_kernel_resources.sh, after its self-test of planted bugs).
+# (a stamp: make test_emu runs it again only when a CUDA source changed)
+cuda_check: build/cuda_link_check kernel_resources
+kernel_resources: build/resources/passed
+build/resources/passed: scripts/check_kernel_resources.sh $(CU_SRC) $(wildcard */*.h */*.cuh)
+	@bash scripts/check_kernel_resources.sh --selftest
+	@NVCC="$(NVCC)" NVCC_FLAGS="$(NVCC_FLAGS)" PYTHON=$(PYTHON) bash scripts/check_kernel_resources.sh
+	@touch $@
 build/cuda_link_check: test/cuda/link_check.cu
 	@mkdir -p build
 	$(NVCC) $(NVCC_FLAGS) $< -o $@ $(CUDA_LIBS)
@@ -155,6 +207,66 @@ bench: train_gpt2 prepare lib
 bench_cuda:
 	$(MAKE) cuda PRECISION=BF16
 	bash scripts/bench_cuda.sh build/bench_cuda
+
+# The sanitizer build (docs/RELIABILITY.md): the CPU programs and library with ASan and UBSan in
+# build/asan; scripts/sanitizer_run.sh runs the pytest suite against them, then a short train,
+# resume, infer and prepare for every mixer. Any report fails.
+ASAN_BUILD = build/asan
+ASAN_CFLAGS = -std=c11 -D_GNU_SOURCE -fopenmp -fPIC -Wall -Wextra -I. -g -O1 -fno-omit-frame-pointer \
+              -fsanitize=address,undefined -fno-sanitize-recover=all $(EXTRA_CFLAGS)
+ASAN_LIB_OBJ = $(patsubst %.c,$(ASAN_BUILD)/%.o,$(LIB_SRC))
+
+$(ASAN_BUILD)/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -c $< -o $@
+
+.PRECIOUS: $(ASAN_BUILD)/%.o
+
+$(ASAN_BUILD)/train_gpt2: $(ASAN_BUILD)/train.o $(ASAN_LIB_OBJ)
+	$(CC) $(ASAN_CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(ASAN_BUILD)/infer: $(ASAN_BUILD)/infer.o $(ASAN_LIB_OBJ)
+	$(CC) $(ASAN_CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(ASAN_BUILD)/prepare: $(ASAN_BUILD)/data/prepare.o $(ASAN_LIB_OBJ)
+	$(CC) $(ASAN_CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(ASAN_BUILD)/libattnlab.so: $(ASAN_LIB_OBJ) $(ASAN_BUILD)/test/capi.o
+	$(CC) $(ASAN_CFLAGS) -shared $^ -o $@ $(LDLIBS)
+
+asan: $(addprefix $(ASAN_BUILD)/,train_gpt2 infer prepare libattnlab.so)
+	PYTHON=$(PYTHON) bash scripts/sanitizer_run.sh $(ASAN_BUILD)
+
+# Fuzzing (test/fuzz, docs/RELIABILITY.md): libFuzzer targets for the shard, tokenizer, checkpoint and
+# state loaders and the BPE encoder, built with clang, ASan and UBSan in build/fuzz; each runs
+# FUZZ_SECONDS from the seeds test/fuzz/seeds.py writes with this build's programs. The harness
+# tracks the library's memory and files through the linker's --wrap (test/fuzz/harness.h).
+FUZZ_CC ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD = build/fuzz
+FUZZ_TARGETS = shard tokenizer bpe checkpoint state
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fopenmp -I. -Wall -Wextra -Wno-pass-failed \
+              -fsanitize=address,undefined -fno-sanitize-recover=all $(EXTRA_CFLAGS)
+FUZZ_WRAP = -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free,--wrap=fopen,--wrap=fdopen,--wrap=fclose
+FUZZ_LIB_OBJ = $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(LIB_SRC)) $(FUZZ_BUILD)/test/fuzz/harness.o
+
+$(FUZZ_BUILD)/%.o: %.c $(wildcard */*.h test/fuzz/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+# layers/matmul.c needs GCC's vector builtins: gcc compiles it, without sanitizers (no loader runs it)
+$(FUZZ_BUILD)/layers/matmul.o: layers/matmul.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -fopenmp -I. -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/test/fuzz/fuzz_%.o $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(FUZZ_WRAP) -lm
+
+.PRECIOUS: $(FUZZ_BUILD)/%.o   # pattern-built objects would be deleted as intermediates: rebuilt every time
+
+fuzz: $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS)) train_gpt2 prepare
+	$(PYTHON) test/fuzz/seeds.py $(FUZZ_BUILD)/seeds
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash test/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf build train_gpt2 infer prepare train_gpt2cu infercu test_cuda bench_attention_cuda

@@ -18,7 +18,7 @@ mkdir -p "$out"
 awk 'BEGIN { split("the of attention sink head token layer softmax gate memory value key query", w, " ");
              for (i = 1; i <= 3000; i++) print i ": " w[i % 13 + 1] " " w[(i * 7) % 13 + 1] "." }' > "$out/corpus.txt"
 ./prepare -o "$out/data" --bytes --val-frac 0.1 "$out/corpus.txt" > "$out/prepare.log"
-args=(-e L=2,C=128,H=2,T=64,V=257 -i "$out/data/train_000000.bin" -j "$out/data/val_000000.bin" -t 64 -x 8
+args=(-e L=2,C=64,H=2,T=32,V=257 -i "$out/data/train_000000.bin" -j "$out/data/val_000000.bin" -t 32 -x 8
       -l 1e-3 -sh 0 -v 4 -s 0 -S 7)
 losses() { grep -o "| loss [0-9.]*" "$1" | awk '{print $3}'; }
 "$bin/train_gpt2cu" "${args[@]}" -ng 1 -b 4 > "$out/one.log"

@@ -549,15 +549,24 @@ struct Pool {
 };
 }   // namespace
 
+// Host threads driving different emulated devices (EMU_DEVICES) take turns: one launch, allocation or
+// free at a time, as if each device's stream ran while the others waited.
+std::recursive_mutex& device_lock() {
+    static std::recursive_mutex m;
+    return m;
+}
+
 void set_concurrency(int threads) { threads_per_launch = clamp_threads(threads); }
 
 void set_smem_limit(const void* kernel, size_t bytes) {
+    std::lock_guard<std::recursive_mutex> lock(device_lock());
     if (bytes > SMEM_OPTIN)
         fail("cudaFuncSetAttribute: dynamic shared memory of %zu bytes over sm_80's opt-in limit of 163 KiB", bytes);
     smem_limits()[kernel] = bytes;
 }
 
 size_t smem_limit(const void* kernel) {
+    std::lock_guard<std::recursive_mutex> lock(device_lock());
     auto it = smem_limits().find(kernel);
     return it == smem_limits().end() ? SMEM_DEFAULT : it->second;
 }
@@ -572,6 +581,7 @@ void fail_launch(const char* name, const char* file, int line, const char* why, 
 // (a race on a GPU) then sum in another order, and the run-twice determinism checks fail; with
 // EMU_CONCURRENCY=N > 1, N host threads take the blocks in that order, and such blocks race for real.
 void run_grid(const Launch& launch) {
+    std::lock_guard<std::recursive_mutex> lock(device_lock());
     const long blocks = (long)launch.grid.x * launch.grid.y * launch.grid.z;
     if (blocks == 0 || launch.block.x * launch.block.y * launch.block.z == 0)
         fail_launch(launch.name, launch.file, launch.line, "empty grid or block", 0);
@@ -589,6 +599,7 @@ void run_grid(const Launch& launch) {
 // ------------------------------------------------------------------------------------ device memory
 namespace {
 struct Mapping {
+    int device;            // the emulated device it was allocated on
     unsigned char* data;   // the first data page (an unmapped page before it)
     size_t span;           // data pages (an unmapped page after them)
     size_t bytes;          // what was asked for
@@ -601,9 +612,18 @@ std::map<void*, Mapping>& freed() {   // never reused
     static std::map<void*, Mapping> m;
     return m;
 }
-size_t allocated_bytes = 0;
+// EMU_DEVICES=N (1 to 8, default 1): the devices cudaGetDeviceCount reports, each with its own
+// memory total; cudaSetDevice picks the calling host thread's device, as on a GPU.
+constexpr int MAX_EMU_DEVICES = 8;
+const int device_count = [] {
+    const char* s = getenv("EMU_DEVICES");
+    int n = s ? atoi(s) : 1;
+    return n < 1 ? 1 : n > MAX_EMU_DEVICES ? MAX_EMU_DEVICES : n;
+}();
+thread_local int current_device = 0;
+size_t allocated_bytes[MAX_EMU_DEVICES] = {0};
 constexpr size_t DEVICE_BYTES = (size_t)16 << 30;   // what cudaMemGetInfo reports as total
-cudaError_t last_error = cudaSuccess;
+thread_local cudaError_t last_error = cudaSuccess;
 
 // The allocation [p, p + bytes) touches, or the nearest one, as "offset O of a B-byte allocation at P".
 void describe_device(FILE* out, const void* p) {
@@ -624,8 +644,9 @@ void describe_device(FILE* out, const void* p) {
 // Each allocation ends 16-byte aligned right before an unmapped page, with an unmapped page before
 // its first page too; the bytes around it on its pages are poisoned. It starts filled with 0xFF.
 cudaError_t cudaMalloc(void** ptr, size_t bytes) {
+    std::lock_guard<std::recursive_mutex> lock(emu::device_lock());
     const size_t used = (bytes + 15) / 16 * 16, span = (used + emu::PAGE - 1) / emu::PAGE * emu::PAGE + emu::PAGE;
-    if (allocated_bytes + used > DEVICE_BYTES) return last_error = cudaErrorMemoryAllocation;
+    if (allocated_bytes[current_device] + used > DEVICE_BYTES) return last_error = cudaErrorMemoryAllocation;
     void* m = mmap(nullptr, span + 2 * emu::PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return last_error = cudaErrorMemoryAllocation;
     unsigned char* data = (unsigned char*)m + emu::PAGE;
@@ -636,8 +657,8 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
     emu::poison(data, p - data);
     emu::poison(p + bytes, used - bytes);
     *ptr = p;
-    allocations()[p] = {data, span, bytes};
-    allocated_bytes += used;
+    allocations()[p] = {current_device, data, span, bytes};
+    allocated_bytes[current_device] += used;
     return cudaSuccess;
 }
 
@@ -646,13 +667,14 @@ cudaError_t cudaMallocAsync(void** ptr, size_t bytes, cudaStream_t) { return cud
 // Freed memory stays reserved, poisoned and unmapped, so a use after free is reported.
 cudaError_t cudaFree(void* ptr) {
     if (!ptr) return cudaSuccess;
+    std::lock_guard<std::recursive_mutex> lock(emu::device_lock());
     auto it = allocations().find(ptr);
     if (it == allocations().end()) {
         fprintf(stderr, "EMU: cudaFree of %p, which cudaMalloc did not return\n", ptr);
         abort();
     }
     const Mapping& m = it->second;
-    allocated_bytes -= (m.data + m.span) - (unsigned char*)ptr;
+    allocated_bytes[m.device] -= (m.data + m.span) - (unsigned char*)ptr;
     emu::poison(m.data, m.span);
     madvise(m.data, m.span, MADV_DONTNEED);
     mprotect(m.data, m.span, PROT_NONE);
@@ -677,8 +699,8 @@ cudaError_t cudaMemset(void* ptr, int value, size_t bytes) {
 cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t) { return cudaMemset(ptr, value, bytes); }
 cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
 cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int device) {
-    if (device != 0) return last_error = cudaErrorInvalidValue;
-    *pool = (cudaMemPool_t)&allocated_bytes;
+    if (device < 0 || device >= device_count) return last_error = cudaErrorInvalidValue;
+    *pool = (cudaMemPool_t)&allocated_bytes[device];
     return cudaSuccess;
 }
 cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void* value) {
@@ -692,21 +714,25 @@ cudaError_t cudaStreamCreate(cudaStream_t* stream) {
 }
 cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
-    *free_bytes = DEVICE_BYTES - allocated_bytes;
+    *free_bytes = DEVICE_BYTES - allocated_bytes[current_device];
     *total_bytes = DEVICE_BYTES;
     return cudaSuccess;
 }
 
 // ------------------------------------------------------------------------------------ device and errors
 cudaError_t cudaGetDeviceCount(int* count) {
-    *count = 1;
+    *count = device_count;
     return cudaSuccess;
 }
 cudaError_t cudaGetDevice(int* device) {
-    *device = 0;
+    *device = current_device;
     return cudaSuccess;
 }
-cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidValue; }
+cudaError_t cudaSetDevice(int device) {
+    if (device < 0 || device >= device_count) return last_error = cudaErrorInvalidValue;
+    current_device = device;
+    return cudaSuccess;
+}
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int) {
     memset(prop, 0, sizeof(*prop));
     snprintf(prop->name, sizeof(prop->name), "CPU emulation");
