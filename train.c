@@ -471,6 +471,16 @@ static void between_steps(Rank* r, int step, int last, int stopping, Rng* rng) {
     comm_barrier(r->comm);
 }
 
+// Without ZeRO-1, layer l's gradients are summed over the ranks as soon as the last micro-batch's
+// backward has finished them (gpt_backward calls this), while the layers below run backward; l = -1:
+// the gradients of no layer (embeddings, final norm), once the backward is done.
+static void reduce_layer_grads(void* ctx, int l) {
+    Rank* r = ctx;
+    size_t offsets[GPT_MAX_PARAM_SLICES], counts[GPT_MAX_PARAM_SLICES];
+    int n = gpt_layer_param_slices(&r->model, l, offsets, counts);
+    comm_all_reduce_slices(r->comm, r->model.grads_memory, offsets, counts, n);
+}
+
 // One step: the micro-batches of this rank, the gradients summed over the ranks (or, ZeRO-1,
 // reduce-scattered), clipping by the global norm, AdamW (on the rank's shard, then the parameters
 // gathered). Returns the mean loss over all ranks; *norm gets the gradient norm before clipping.
@@ -481,14 +491,21 @@ static double train_step(Rank* r, int step, float lr, float* norm) {
     int R = comm_size(r->comm);
     gpt_zero_grad(m);
     double loss = 0.0;
+    m->on_layer_grads_ctx = r;
     for (int micro = 0; micro < run->accum; micro++) {
         if (!a->overfit) dataloader_next_batch(&r->train);
         loss += gpt_forward(m, r->train.inputs, r->train.targets, run->B, run->T) / run->accum;
+        m->on_layer_grads = !a->zero && micro == run->accum - 1 ? reduce_layer_grads : NULL;
         gpt_backward(m, 1.0f / ((float)run->B * run->T * run->accum * R));
     }
+    m->on_layer_grads = NULL;
     double sums[2] = {loss, 0.0};
-    if (a->zero) comm_reduce_scatter_sum(r->comm, m->grads_memory, m->num_parameters);
-    else comm_all_reduce_sum(r->comm, m->grads_memory, m->num_parameters);
+    if (a->zero) {
+        comm_reduce_scatter_sum(r->comm, m->grads_memory, m->num_parameters);
+    } else {
+        reduce_layer_grads(r, -1);
+        comm_wait_reductions(r->comm);
+    }
     if (a->dump_grads && step == run->resumed.step && comm_rank(r->comm) == 0 && !a->zero)
         dump_gradients(m, (float)(loss / R), a->dump_grads);
     // the norm: of the whole (all-reduced) gradient, or of each shard, summed over the ranks

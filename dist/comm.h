@@ -44,8 +44,13 @@ void comm_barrier(Comm* c);
 // The part [lo, hi) of n elements that rank r of R owns under ZeRO-1: equal contiguous shares.
 void comm_shard(size_t n, int rank, int size, size_t* lo, size_t* hi);
 
-// data (n, kernel memory) = the sum over the ranks of their data, on every rank.
-void comm_all_reduce_sum(Comm* c, floatX* data, size_t n);
+// The n slices [offsets[i], offsets[i] + counts[i]) of data (kernel memory) = the sum over the ranks
+// of theirs, on every rank, started now: on a GPU behind
+// the work queued so far, on a stream of its own, so that it overlaps the work queued next (the rest
+// of the backward); the threads sum at once. comm_wait_reductions orders what the caller queues after
+// it behind every reduction started.
+void comm_all_reduce_slices(Comm* c, floatX* data, const size_t* offsets, const size_t* counts, int n);
+void comm_wait_reductions(Comm* c);
 // The sum over the ranks, but only this rank's shard of data (comm_shard) is written.
 void comm_reduce_scatter_sum(Comm* c, floatX* data, size_t n);
 // Every rank's shard of data (n) copied into the other ranks' data.

@@ -3,7 +3,10 @@
 // Every collective runs on the calling thread's default stream (the build's per-thread stream), so it
 // is ordered after the backward kernels that wrote the gradients and before the update that reads
 // them, with no host synchronization; only the host-value operations (losses, norms, the stop flag)
-// and the barrier wait for their result.
+// and the barrier wait for their result. The exception is comm_all_reduce_slices, the reduction of one
+// layer's gradients during the backward: it runs on the rank's side stream, after an event recorded
+// behind the layer's kernels, while the default stream goes on with the layers below; the reductions
+// are queued in the order they are started, so the sums are the same on every run.
 //
 // ZeRO-1 shards (comm_shard) may differ in length by one element, which NCCL's reduce-scatter and
 // all-gather (equal counts) do not allow: they are a group of one reduce and one broadcast per shard
@@ -28,6 +31,8 @@ struct Comm {
     ncclComm_t nccl;   // NULL with one rank in all
     int rank, size, device;
     void* staging;     // STAGING_BYTES of device memory for the host-value operations
+    cudaStream_t side;                  // the layer reductions during the backward
+    cudaEvent_t layer_done, side_done;  // default stream -> side stream, and back
 };
 
 static const size_t STAGING_BYTES = 4096;
@@ -81,9 +86,13 @@ Comm** comm_init(const CommLayout* l) {
     Comm** comms = (Comm**)calloc_check(l->local, sizeof(Comm*));
     for (int r = 0; r < l->local; r++) {
         comms[r] = (Comm*)calloc_check(1, sizeof(Comm));
-        *comms[r] = Comm{NULL, l->node * l->local + r, world, r, NULL};
+        Comm* c = comms[r];
+        *c = Comm{NULL, l->node * l->local + r, world, r, NULL, NULL, NULL, NULL};
         cuda_check(cudaSetDevice(r));
-        cuda_check(cudaMalloc(&comms[r]->staging, STAGING_BYTES));
+        cuda_check(cudaMalloc(&c->staging, STAGING_BYTES));
+        cuda_check(cudaStreamCreateWithFlags(&c->side, cudaStreamNonBlocking));
+        cuda_check(cudaEventCreateWithFlags(&c->layer_done, cudaEventDisableTiming));
+        cuda_check(cudaEventCreateWithFlags(&c->side_done, cudaEventDisableTiming));
     }
     if (world > 1) {
         ncclUniqueId id;
@@ -106,6 +115,9 @@ void comm_free(Comm** comms, int local) {
         cuda_check(cudaSetDevice(comms[r]->device));
         if (comms[r]->nccl) nccl_check(ncclCommDestroy(comms[r]->nccl));
         cuda_check(cudaFree(comms[r]->staging));
+        cuda_check(cudaEventDestroy(comms[r]->layer_done));
+        cuda_check(cudaEventDestroy(comms[r]->side_done));
+        cuda_check(cudaStreamDestroy(comms[r]->side));
         free(comms[r]);
     }
     free(comms);
@@ -138,9 +150,21 @@ void comm_barrier(Comm* c) {
     cuda_check(cudaStreamSynchronize(cudaStreamPerThread));
 }
 
-void comm_all_reduce_sum(Comm* c, floatX* data, size_t n) {
+void comm_all_reduce_slices(Comm* c, floatX* data, const size_t* offsets, const size_t* counts, int n) {
     if (!c->nccl) return;
-    nccl_check(ncclAllReduce(data, data, n, NCCL_FLOATX, ncclSum, c->nccl, cudaStreamPerThread));
+    cuda_check(cudaEventRecord(c->layer_done, cudaStreamPerThread));
+    cuda_check(cudaStreamWaitEvent(c->side, c->layer_done, 0));
+    nccl_check(ncclGroupStart());
+    for (int k = 0; k < n; k++)
+        nccl_check(ncclAllReduce(data + offsets[k], data + offsets[k], counts[k], NCCL_FLOATX, ncclSum, c->nccl,
+                                 c->side));
+    nccl_check(ncclGroupEnd());
+}
+
+void comm_wait_reductions(Comm* c) {
+    if (!c->nccl) return;
+    cuda_check(cudaEventRecord(c->side_done, c->side));
+    cuda_check(cudaStreamWaitEvent(cudaStreamPerThread, c->side_done, 0));
 }
 
 // For each shard: rooted at its owner, a reduce (reduce_scatter) or a broadcast (all-gather), all in one group.

@@ -76,25 +76,40 @@ static void publish(Comm* c, void* data) {
     comm_barrier(c);
 }
 
-// The sum over ranks of this rank's share of the elements, written to every rank's buffer (all) or
-// only to this rank's (!all).
-static void sum_share(Comm* c, floatX* data, size_t n, int all) {
-    if (alone(c)) return;
+// Elements [lo, hi) summed over the ranks' published buffers in rank order, written to every rank's
+// buffer (all) or to this rank's only (!all).
+static void sum_elements(Comm* c, size_t lo, size_t hi, int all) {
     Shared* s = c->shared;
-    publish(c, data);
-    size_t lo, hi;
-    comm_shard(n, c->rank, s->size, &lo, &hi);
     for (size_t i = lo; i < hi; i++) {
         float sum = 0.0f;
         for (int r = 0; r < s->size; r++) sum += float_from_floatx(((floatX*)s->buffers[r])[i]);
         for (int r = 0; r < s->size; r++)
             if (all || r == c->rank) ((floatX*)s->buffers[r])[i] = floatx_from_float(sum);
     }
+}
+
+// One publish for all the slices; each rank sums its share of every slice.
+void comm_all_reduce_slices(Comm* c, floatX* data, const size_t* offsets, const size_t* counts, int n) {
+    if (alone(c)) return;
+    publish(c, data);
+    for (int k = 0; k < n; k++) {
+        size_t lo, hi;
+        comm_shard(counts[k], c->rank, c->shared->size, &lo, &hi);
+        sum_elements(c, offsets[k] + lo, offsets[k] + hi, 1);
+    }
     comm_barrier(c);
 }
 
-void comm_all_reduce_sum(Comm* c, floatX* data, size_t n) { sum_share(c, data, n, 1); }
-void comm_reduce_scatter_sum(Comm* c, floatX* data, size_t n) { sum_share(c, data, n, 0); }
+void comm_wait_reductions(Comm* c) { (void)c; }
+// Each rank sums its own share of the elements, into its own buffer only.
+void comm_reduce_scatter_sum(Comm* c, floatX* data, size_t n) {
+    if (alone(c)) return;
+    publish(c, data);
+    size_t lo, hi;
+    comm_shard(n, c->rank, c->shared->size, &lo, &hi);
+    sum_elements(c, lo, hi, 0);
+    comm_barrier(c);
+}
 
 // This rank's shard of elements of `size` bytes copied into the other ranks' buffers.
 static void gather(Comm* c, void* data, size_t n, size_t size) {

@@ -316,7 +316,10 @@ void gpt_backward(GPT* m, float dloss) {
     k->zero(s->dresidual, bytes);
     k->layernorm_backward(s->dresidual, m->grads.lnfw, m->grads.lnfb, s->dln, gpt_layer_acts(m, L - 1).residual3,
                           m->params.lnfw, m->acts.lnf_mean, m->acts.lnf_rstd, N, C);
-    for (int l = L - 1; l >= 0; l--) block_backward(m, l, B, T);
+    for (int l = L - 1; l >= 0; l--) {
+        block_backward(m, l, B, T);
+        if (m->on_layer_grads) m->on_layer_grads(m->on_layer_grads_ctx, l);
+    }
     k->encoder_backward(m->grads.wte, m->grads.wpe, s->dresidual, m->inputs, B, T, C);
     m->mean_loss = -1.0f;  // logits now hold gradients
 }

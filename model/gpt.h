@@ -132,6 +132,10 @@ typedef struct {
     float* losses_host;               // (B, T)
     float* logits_host;               // (Vp): the last decoded position
     float mean_loss;                  // of the last forward with targets
+    // Called by gpt_backward once layer l's parameter gradients are final (from layer L-1 down to 0),
+    // when set: where data parallelism starts reducing them while the layers below run backward.
+    void (*on_layer_grads)(void* ctx, int layer);
+    void* on_layer_grads_ctx;
 } GPT;
 
 // The number of parameters of a config (nothing allocated).
@@ -169,6 +173,11 @@ void gpt_zero_grad(GPT* model);
 // Backward of the last forward (which must have had targets), over its B x T; dloss = weight of each token's loss,
 // 1/(B*T*grad_accum_steps) for a mean over the global batch. Accumulates into the parameter grads.
 void gpt_backward(GPT* model, float dloss);
+// The slices of the parameters (offsets and counts in elements, into params_memory or grads_memory)
+// that layer l owns, or with l = -1 those of no layer (embeddings, final norm): returns how many, at
+// most GPT_MAX_PARAM_SLICES.
+enum { GPT_MAX_PARAM_SLICES = 64 };
+int gpt_layer_param_slices(const GPT* model, int l, size_t* offsets, size_t* counts);
 // Global-norm clipping (clip <= 0: none) and AdamW (weight decay on 2-D tensors only, as llm.c).
 // step counts from 1. Returns the gradient norm before clipping.
 float gpt_update(GPT* model, float lr, float beta1, float beta2, float eps, float weight_decay,

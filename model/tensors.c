@@ -194,6 +194,22 @@ ParamRange gpt_param_range(const GPT* m, int i) {
     return (ParamRange){PARAMS[i].name, offset, param_numel(&PARAMS[i], &m->config), PARAMS[i].decays};
 }
 
+int gpt_layer_param_slices(const GPT* m, int l, size_t* offsets, size_t* counts) {
+    _Static_assert(NUM_PARAMS <= GPT_MAX_PARAM_SLICES, "raise GPT_MAX_PARAM_SLICES");
+    size_t offset = 0;
+    int n = 0;
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        const ParamSpec* s = &PARAMS[i];
+        size_t numel = param_numel(s, &m->config), layer_numel = param_layer_numel(s, &m->config);
+        if (numel && (l < 0) == !s->per_layer) {
+            offsets[n] = offset + (l < 0 ? 0 : (size_t)l * layer_numel);
+            counts[n++] = l < 0 ? numel : layer_numel;
+        }
+        offset += numel;
+    }
+    return n;
+}
+
 // Points the views of a parameter-shaped buffer (params or grads) at their slices.
 static void point_params(ParameterTensors* view, floatX* memory, const GPTConfig* c) {
     memset(view, 0, sizeof(*view));

@@ -329,6 +329,15 @@ cudaError_t cudaMemcpyFromSymbol(void* dst, const T& symbol, size_t bytes, size_
 }
 cudaError_t cudaStreamCreate(cudaStream_t* stream);
 cudaError_t cudaStreamDestroy(cudaStream_t stream);
+// Streams with flags and events: everything already runs in order, so they order nothing more.
+#define cudaStreamNonBlocking 0x1
+#define cudaEventDisableTiming 0x2
+typedef struct emu_event* cudaEvent_t;
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags);
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags);
+cudaError_t cudaEventDestroy(cudaEvent_t event);
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = 0);
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned flags = 0);
 template <typename T> cudaError_t cudaMallocAsync(T** ptr, size_t bytes, cudaStream_t stream) {
     return cudaMallocAsync((void**)ptr, bytes, stream);
 }
