@@ -15,8 +15,7 @@
 
 #define ROPE_BASE 10000.0
 
-// Head size for C, NH; fails with a one-line message unless hs is whole and even.
-static int rope_head_size(const char* fn, int C, int NH) {
+int rope_head_size(const char* fn, int C, int NH) {
     if (NH <= 0 || C % NH != 0)
         fail("%s: n_embd %d is not a multiple of n_head %d; choose n_embd divisible by n_head", fn, C, NH);
     int hs = C / NH;

@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "attention/attention_cuda.h"
+#include "attention/rope.h"
 #include "common/check.h"
 #include "common/cuda_common.cuh"
 
@@ -55,17 +56,6 @@ __global__ void rope_rotate_kernel(floatD* out, const floatD* inp, const float* 
         y[at] = from_float(ACCUMULATE ? to_float(y[at]) + r1 : r1);
         y[at + half] = from_float(ACCUMULATE ? to_float(y[at + half]) + r2 : r2);
     }
-}
-
-// Head size for C, NH; fails with rope.c's one-line message unless hs is whole and even.
-int rope_head_size(const char* fn, int C, int NH) {
-    if (NH <= 0 || C % NH != 0)
-        fail("%s: n_embd %d is not a multiple of n_head %d; choose n_embd divisible by n_head", fn, C, NH);
-    int hs = C / NH;
-    if (hs % 2 != 0)
-        fail("%s: head size %d (n_embd %d / n_head %d) is odd, but RoPE rotates channel pairs "
-             "(j, j + hs/2); choose n_embd / n_head even", fn, hs, C, NH);
-    return hs;
 }
 
 template <bool ACCUMULATE>

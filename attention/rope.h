@@ -12,6 +12,8 @@ extern "C" {
 void rope_forward(float* out, const float* inp, int B, int T, int C, int NH, int pos0);
 // dinp (B,T,3C) += R^T dout on the q and k parts, += dout on v. dinp may not alias dout.
 void rope_backward(float* dinp, const float* dout, int B, int T, int C, int NH, int pos0);
+// The head size C / NH; fails with one line naming fn unless it is whole and even (shared with rope.cu).
+int rope_head_size(const char* fn, int C, int NH);
 
 #ifdef __cplusplus
 }

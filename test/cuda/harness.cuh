@@ -3,9 +3,11 @@
 // int test_<group>(void) returning its number of failures; test_cuda.cu runs them all.
 #pragma once
 #include <cmath>
+#include <cstdarg>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "common/cuda_common.cuh"
@@ -23,6 +25,28 @@
 // fp32 arithmetic on the same inputs on both sides (AdamW's moments and master weights): tight in
 // both builds.
 #define TOL_FP32_MATH 1e-5
+
+// The device buffers of one test case, freed when it ends.
+struct DeviceBuffers {
+    std::vector<void*> ptrs;
+    template <typename T> T* operator()(T* p) {
+        ptrs.push_back(p);
+        return p;
+    }
+    ~DeviceBuffers() {
+        for (void* p : ptrs) cuda_check(cudaFree(p));
+    }
+};
+
+// A check's name, printf-style.
+__attribute__((format(printf, 1, 2))) static inline std::string fmt(const char* format, ...) {
+    char buf[256];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(buf, sizeof(buf), format, args);
+    va_end(args);
+    return buf;
+}
 
 // Host random floats N(0, scale^2) from a fixed seed (common/rng.h, the product's RNG); never all zeros.
 static inline std::vector<float> host_random(size_t n, float scale, uint64_t seed) {

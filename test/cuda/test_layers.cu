@@ -16,27 +16,6 @@ extern "C" {
 
 namespace {
 
-// The device buffers of one test case, freed when it ends.
-struct DeviceBuffers {
-    std::vector<void*> ptrs;
-    template <typename T> T* operator()(T* p) {
-        ptrs.push_back(p);
-        return p;
-    }
-    ~DeviceBuffers() {
-        for (void* p : ptrs) cuda_check(cudaFree(p));
-    }
-};
-
-__attribute__((format(printf, 1, 2))) std::string fmt(const char* format, ...) {
-    char buf[256];
-    va_list args;
-    va_start(args, format);
-    vsnprintf(buf, sizeof(buf), format, args);
-    va_end(args);
-    return buf;
-}
-
 // N(0, scale^2) host values as floatX holds them.
 std::vector<float> random_floatx(size_t n, float scale, uint64_t seed) {
     std::vector<float> x = host_random(n, scale, seed);

@@ -27,27 +27,6 @@ extern "C" {
 
 namespace {
 
-// The device buffers of one test case, freed when it ends.
-struct DeviceBuffers {
-    std::vector<void*> ptrs;
-    template <typename T> T* operator()(T* p) {
-        ptrs.push_back(p);
-        return p;
-    }
-    ~DeviceBuffers() {
-        for (void* p : ptrs) cuda_check(cudaFree(p));
-    }
-};
-
-__attribute__((format(printf, 1, 2))) std::string fmt(const char* format, ...) {
-    char buf[256];
-    va_list args;
-    va_start(args, format);
-    vsnprintf(buf, sizeof(buf), format, args);
-    va_end(args);
-    return buf;
-}
-
 int check(const std::string& what, double err, double bound) { return ::check(what.c_str(), err, bound); }
 
 // N(0, scale^2) host values as floatX holds them.
