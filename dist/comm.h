@@ -42,7 +42,10 @@ int comm_size(const Comm* c);
 void comm_barrier(Comm* c);
 
 // The part [lo, hi) of n elements that rank r of R owns under ZeRO-1: equal contiguous shares.
-void comm_shard(size_t n, int rank, int size, size_t* lo, size_t* hi);
+static inline void comm_shard(size_t n, int rank, int size, size_t* lo, size_t* hi) {
+    *lo = n * (size_t)rank / (size_t)size;
+    *hi = n * (size_t)(rank + 1) / (size_t)size;
+}
 
 // The n slices [offsets[i], offsets[i] + counts[i]) of data (kernel memory) = the sum over the ranks
 // of theirs, on every rank, started now: on a GPU behind

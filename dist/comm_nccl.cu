@@ -139,11 +139,6 @@ void comm_bind(const Comm* c) { cuda_check(cudaSetDevice(c->device)); }
 int comm_rank(const Comm* c) { return c->rank; }
 int comm_size(const Comm* c) { return c->size; }
 
-void comm_shard(size_t n, int rank, int size, size_t* lo, size_t* hi) {
-    *lo = n * (size_t)rank / (size_t)size;
-    *hi = n * (size_t)(rank + 1) / (size_t)size;
-}
-
 void comm_barrier(Comm* c) {
     if (!c->nccl) return;
     nccl_check(ncclAllReduce(c->staging, c->staging, 1, ncclFloat32, ncclSum, c->nccl, cudaStreamPerThread));

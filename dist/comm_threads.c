@@ -63,11 +63,6 @@ void comm_barrier(Comm* c) {
     if (c->shared->size > 1) pthread_barrier_wait(&c->shared->barrier);
 }
 
-void comm_shard(size_t n, int rank, int size, size_t* lo, size_t* hi) {
-    *lo = n * (size_t)rank / (size_t)size;
-    *hi = n * (size_t)(rank + 1) / (size_t)size;
-}
-
 static int alone(const Comm* c) { return c->shared->size == 1; }
 
 // Publishes this rank's buffer and waits until every rank has.
