@@ -18,6 +18,14 @@
 // reverse pass over the chunks carries dC, and the gate gradients come from the head's own dq, dk:
 // d li_t = k_t.dk_t (= the column sum of docs/MODEL.md 11.2), d lf_t = sum_{u>=t} (q_u.dq_u - k_u.dk_u),
 // times sigmoid(-i~) (mLSTMsig) and sigmoid(-f~), times the soft-cap derivative 1 - tanh^2(z/15).
+// Speed: a chunk is a handful of small dense products over zero-padded scratch copies of its rows, all
+// through one register-tiled loop (`product`: GROUP rows x TILE columns of the result in registers):
+// forward S = Q K^T, H = diag(beta) Q C + (S o E) V, C' = decay C + (e o K)^T V; backward the same
+// shapes for dP = dH' V^T, dV += A^T dH', dK += dS^T Q, dQ += dS K and the state terms. A causal
+// product visits only the row groups' part on or below the diagonal. The log weights of a chunk are
+// built one diagonal (t - s) at a time across all rows, which adds the same terms in the same order
+// as row by row from t downwards but vectorizes; the gate functions (tanh, logsigmoid, exp) are
+// branch-free polynomial versions that vectorize too.
 // Parallelism: one task per (b, h), which owns that head's columns of every output (no atomics).
 #include <math.h>
 #include <stdlib.h>
@@ -27,13 +35,54 @@
 #include "common/fastmath.h"
 #include "common/check.h"
 
+// GROUP x TILE accumulators are 16 AVX-512 registers (of 32), as in attention/softmax_sigmoid.c.
+#define GROUP 8   // result rows per register tile
+#define TILE 32   // result columns per register tile; scratch rows are zero-padded to a multiple
+
 static inline int min_int(int a, int b) { return a < b ? a : b; }
+static inline int round_up(int n, int m) { return (n + m - 1) / m * m; }
 static inline float max_f(float a, float b) { return a > b ? a : b; }
-static inline float log_sigmoid(float x) { return x < 0.0f ? x - log1pf(expf(x)) : -log1pf(expf(-x)); }
-static inline float soft_cap(float z) { return MLSTM_GATE_SOFT_CAP * tanhf(z / MLSTM_GATE_SOFT_CAP); }
-static inline float soft_cap_grad(float z) {
-    float th = tanhf(z / MLSTM_GATE_SOFT_CAP);
-    return 1.0f - th * th;
+
+// tanh(x) and 1 - tanh^2(x), branch-free (cephes tanhf: an odd polynomial below 0.625, else
+// 1 - r with r = 2 / (exp(2|x|) + 1)); within 3 ulp of float64 for tanh. 1 - tanh^2 = r (2 - r)
+// above 0.625 keeps its relative precision where tanh -> 1 (1 - tanh*tanh would cancel).
+static inline void tanh_pair(float x, float* th, float* sech2) {
+    float ax = fabsf(x), s = x * x;
+    float poly = ((((-5.70498872745e-3f * s + 2.06390887954e-2f) * s - 5.37397155531e-2f) * s + 1.33314422036e-1f) * s
+                  - 3.33332819422e-1f) * s * ax + ax;
+    float r = 2.0f / (fast_exp(2.0f * ax) + 1.0f);
+    int small = ax < 0.625f;
+    float t = small ? poly : 1.0f - r;
+    *th = x < 0.0f ? -t : t;
+    *sech2 = small ? 1.0f - poly * poly : r * (2.0f - r);
+}
+
+// log(1 + u) for u in [0, 1], branch-free: log(w) of w = 1 + u (cephes logf: w or w/2 near 1, a
+// degree-9 polynomial) plus the rounding of w, (u - (w - 1)) / w, so tiny u keeps its precision.
+static inline float log_1p(float u) {
+    float w = 1.0f + u, rounding = u - (w - 1.0f);
+    int big = w > 1.41421356f;
+    float e = big ? 1.0f : 0.0f, x = (big ? 0.5f * w : w) - 1.0f, z = x * x;
+    float p = 7.0376836292e-2f;
+    p = p * x - 1.1514610310e-1f;
+    p = p * x + 1.1676998740e-1f;
+    p = p * x - 1.2420140846e-1f;
+    p = p * x + 1.4249322787e-1f;
+    p = p * x - 1.6668057665e-1f;
+    p = p * x + 2.0000714765e-1f;
+    p = p * x - 2.4999993993e-1f;
+    p = p * x + 3.3333331174e-1f;
+    float y = p * x * z - 2.12194440e-4f * e - 0.5f * z;
+    return x + y + 0.693359375f * e + rounding / w;
+}
+
+static inline float log_sigmoid(float x) { return fminf(x, 0.0f) - log_1p(fast_exp(-fabsf(x))); }
+
+// The soft-capped gate 15 tanh(z/15) and its derivative 1 - tanh^2(z/15).
+static inline void soft_cap(float z, float* cap, float* grad) {
+    float th;
+    tanh_pair(z / MLSTM_GATE_SOFT_CAP, &th, grad);
+    *cap = MLSTM_GATE_SOFT_CAP * th;
 }
 
 static inline float dot(const float* restrict a, const float* restrict b, int n) {
@@ -43,13 +92,63 @@ static inline float dot(const float* restrict a, const float* restrict b, int n)
     return sum;
 }
 
-// y (n) += alpha * x (n).
-static inline void axpy(float* restrict y, float alpha, const float* restrict x, int n) {
-    #pragma omp simd
-    for (int i = 0; i < n; i++) y[i] += alpha * x[i];
+// A matrix operand of `product`: element (r, k) at p[r * rs + k * cs], so one array serves as a
+// matrix (rows_of) or as its transpose (cols_of) without a copy.
+typedef struct {
+    const float* p;
+    size_t rs, cs;
+} Mat;
+
+static Mat rows_of(const float* p, size_t ld) { return (Mat){p, ld, 1}; }
+static Mat cols_of(const float* p, size_t ld) { return (Mat){p, 1, ld}; }
+
+// The part of a product over a chunk's positions that a group of result rows r0..r0+GROUP-1 needs:
+// all of it; the terms k < r0 + GROUP (A_rk = 0 for k > r); the terms k >= r0 (A_rk = 0 for k < r);
+// or the result columns < r0 + GROUP (a causal result, read on and below its diagonal only).
+typedef enum { ALL, K_LOWER, K_UPPER, COLS_LOWER } Band;
+
+// Where a product goes: rows `ld` floats apart, written (=) or added to (+=), result row r times
+// scale[r] (NULL: 1).
+typedef struct {
+    float* p;
+    size_t ld;
+    int add;
+    const float* scale;
+} Dst;
+
+// The TILE columns j0.. of a group of result rows: out_r (nj) (= or +=) scale_r sum_{k0 <= k < k1}
+// a_r[k * cs] b_k, with b's rows ldb apart and readable for TILE columns. The group's GROUP x TILE
+// accumulators stay in registers over the k loop; rows r >= g are computed and dropped.
+static void product_tile(Dst out, int r0, int g, const float* const a_r[GROUP], size_t cs, const float* b,
+                         size_t ldb, int k0, int k1, int j0, int nj) {
+    float acc[GROUP][TILE] = {{0.0f}};
+    for (int k = k0; k < k1; k++) {
+        const float* restrict b_k = b + (size_t)k * ldb + j0;
+        for (int r = 0; r < GROUP; r++) {
+            float a_rk = a_r[r][(size_t)k * cs];
+            for (int j = 0; j < TILE; j++) acc[r][j] += a_rk * b_k[j];
+        }
+    }
+    for (int r = 0; r < g; r++) {
+        float* restrict out_r = out.p + (size_t)(r0 + r) * out.ld + j0;
+        float s = out.scale ? out.scale[r0 + r] : 1.0f;
+        for (int j = 0; j < nj; j++) out_r[j] = (out.add ? out_r[j] : 0.0f) + s * acc[r][j];
+    }
 }
 
-static inline const float* row(const float* p, int t, size_t stride) { return p + (size_t)t * stride; }
+// out (m, ncols) (= or +=) diag(out.scale) a (m, kn) b (kn, ncols), over the part `band` names; b's
+// rows are ldb floats apart and readable up to a multiple of TILE columns.
+static void product(Dst out, Mat a, const float* b, size_t ldb, int m, int kn, int ncols, Band band) {
+    for (int r0 = 0; r0 < m; r0 += GROUP) {
+        int g = min_int(GROUP, m - r0);
+        int k0 = band == K_UPPER ? r0 : 0, k1 = band == K_LOWER ? min_int(kn, r0 + g) : kn;
+        int nc = band == COLS_LOWER ? min_int(ncols, r0 + g) : ncols;
+        const float* a_r[GROUP];
+        for (int r = 0; r < GROUP; r++) a_r[r] = a.p + (size_t)(r0 + min_int(r, g - 1)) * a.rs;
+        for (int j0 = 0; j0 < nc; j0 += TILE)
+            product_tile(out, r0, g, a_r, a.cs, b, ldb, k0, k1, j0, min_int(TILE, nc - j0));
+    }
+}
 
 // One (b, h): q, k, v at row 0 of this head's columns of qkv (rows `stride` = 3C floats apart) and
 // the head's log input and log forget gates li, lf (T).
@@ -60,17 +159,21 @@ typedef struct {
     float scale;   // 1/sqrt(hs)
 } Head;
 
-// The memory before a chunk: C (hs,hs) [key dim, value dim], n (hs) or NULL, the stabiliser m.
+// The memory before a chunk: C (hs, hsp) [key dim, value dim] (or its transpose, see state_update),
+// n (hs) or NULL, the stabiliser m.
 typedef struct {
     float *C, *n;
     float m;
 } State;
 
 // li, lf (T) from the raw pre-activations gate_i[t*gstride], gate_f[t*gstride].
-static void log_gates(float* li, float* lf, const float* gate_i, const float* gate_f, size_t gstride, int T,
-                      int sig_igate) {
+static void log_gates(float* restrict li, float* restrict lf, const float* gate_i, const float* gate_f,
+                      size_t gstride, int T, int sig_igate) {
+    #pragma omp simd
     for (int t = 0; t < T; t++) {
-        float i_t = soft_cap(gate_i[t * gstride]), f_t = soft_cap(gate_f[t * gstride]);
+        float i_t, f_t, unused;
+        soft_cap(gate_i[t * gstride], &i_t, &unused);
+        soft_cap(gate_f[t * gstride], &f_t, &unused);
         li[t] = sig_igate ? log_sigmoid(i_t) : i_t;
         lf[t] = log_sigmoid(f_t);
     }
@@ -117,49 +220,15 @@ static float chunk_log_weights(float* a, const Head* hd, int t0, int t1) {
     return acc;
 }
 
-// One output row: h (hs), n_out, m_out for query q from the state st (log weight state_logw) and the
-// keys t0..t1-1 with log weights logw (see the file comment). No keys (t1 = t0): a read-out of st.
-static void output_row(float* restrict h, float* n_out, float* m_out, const Head* hd, const State* st,
-                       const float* q, float state_logw, const float* logw, int t0, int t1) {
-    int hs = hd->hs;
-    float m = stabiliser(state_logw + st->m, logw, t1 - t0, hd->sig_igate);
-    float beta = expf(state_logw + st->m - m) * hd->scale;
-    for (int j = 0; j < hs; j++) h[j] = 0.0f;
-    for (int c = 0; c < hs; c++) axpy(h, beta * q[c], st->C + (size_t)c * hs, hs);
-    float den = beta * dot(q, st->n, hs);
-    for (int s = t0; s < t1; s++) {
-        float w = expf(logw[s - t0] - m) * hd->scale * dot(q, row(hd->k, s, hd->stride), hs);
-        axpy(h, w, row(hd->v, s, hd->stride), hs);
-        den += w;
-    }
-    float n = max_f(fabsf(den), expf(-m)), inv = 1.0f / (n + MLSTM_EPS);
-    for (int j = 0; j < hs; j++) h[j] *= inv;
-    *n_out = n;
-    *m_out = m;
-}
-
-// st: the state before the chunk t0..t1-1 -> the state after it (docs/MODEL.md 11.3); st->n may be NULL.
-// a (t1 - t0) is scratch.
-static void state_update(State* st, const Head* hd, int t0, int t1, float* a) {
-    int hs = hd->hs;
-    float g = chunk_log_weights(a, hd, t0, t1);
-    float m = stabiliser(g + st->m, a, t1 - t0, hd->sig_igate);
-    float decay = expf(g + st->m - m);
-    for (size_t i = 0; i < (size_t)hs * hs; i++) st->C[i] *= decay;
-    for (int c = 0; st->n && c < hs; c++) st->n[c] *= decay;
-    for (int s = t0; s < t1; s++) {
-        float e = expf(a[s - t0] - m);
-        const float *k = row(hd->k, s, hd->stride), *v = row(hd->v, s, hd->stride);
-        for (int c = 0; c < hs; c++) axpy(st->C + (size_t)c * hs, e * k[c], v, hs);
-        if (st->n) axpy(st->n, e, k, hs);
-    }
-    st->m = m;
-}
-
-// Per-thread scratch of the forward: li, lf (T); logw, a (L, the chunk length); the state C (hs,hs), n (hs).
+// Scratch for one chunk of at most L positions, with ld = L and hsp = hs rounded up to TILE: its
+// rows q, k, v (L, hsp) and kt, vt = K^T, V^T (hs, ld); rows (L, hsp): the output rows H (forward)
+// or dh' (backward); x (L, hsp): e o k (state update) or beta o dh' (backward); logw (L, ld): the
+// log weights by diagonal, logw[d][t] for key t - d; e (L, ld): the gate weights exp(logw - m) by
+// [query][key]; s, p (L, ld): products over query x key; per position b, m, beta, den, a (L).
 typedef struct {
-    float *li, *lf, *logw, *a, *C, *n;
-} ForwardScratch;
+    float *q, *k, *v, *kt, *vt, *rows, *x, *logw, *e, *s, *p, *b, *m, *beta, *den, *a;
+    int ld, hsp;
+} Chunk;
 
 // n floats from *buf, which moves past them: carves one allocation into the arrays of a scratch.
 static float* take(float** buf, size_t n) {
@@ -168,32 +237,174 @@ static float* take(float** buf, size_t n) {
     return p;
 }
 
+static size_t chunk_floats(int L, int hs) {
+    size_t ld = round_up(L, TILE), hsp = round_up(hs, TILE);
+    return 5 * (size_t)L * hsp + 2 * (size_t)hs * ld + 4 * (size_t)L * ld + 5 * (size_t)L;
+}
+
+static Chunk chunk_scratch(float** buf, int L, int hs) {
+    Chunk w;
+    w.ld = round_up(L, TILE), w.hsp = round_up(hs, TILE);
+    size_t rows = (size_t)L * w.hsp, sq = (size_t)L * w.ld;
+    w.q = take(buf, rows), w.k = take(buf, rows), w.v = take(buf, rows), w.rows = take(buf, rows);
+    w.x = take(buf, rows), w.kt = take(buf, (size_t)hs * w.ld), w.vt = take(buf, (size_t)hs * w.ld);
+    w.logw = take(buf, sq), w.e = take(buf, sq), w.s = take(buf, sq), w.p = take(buf, sq);
+    w.b = take(buf, L), w.m = take(buf, L), w.beta = take(buf, L), w.den = take(buf, L), w.a = take(buf, L);
+    return w;
+}
+
+// dst (n, ld) = src (n rows `stride` floats apart, hs columns); columns hs.. keep their zeros.
+static void copy_rows(float* restrict dst, int ld, const float* restrict src, int n, size_t stride, int hs) {
+    for (int j = 0; j < n; j++) memcpy(dst + (size_t)j * ld, src + j * stride, (size_t)hs * sizeof(float));
+}
+
+// dst (hs, ld) = src (n, hsp) transposed, columns 0..n-1.
+static void transpose(float* restrict dst, int ld, const float* restrict src, int hsp, int n, int hs) {
+    for (int c = 0; c < hs; c++)
+        for (int j = 0; j < n; j++) dst[(size_t)c * ld + j] = src[(size_t)j * hsp + c];
+}
+
+// The head's rows t0..t0+n-1 into w->q, k, v.
+static void load_rows(Chunk* w, const Head* hd, int t0, int n) {
+    size_t at = (size_t)t0 * hd->stride;
+    copy_rows(w->q, w->hsp, hd->q + at, n, hd->stride, hd->hs);
+    copy_rows(w->k, w->hsp, hd->k + at, n, hd->stride, hd->hs);
+    copy_rows(w->v, w->hsp, hd->v + at, n, hd->stride, hd->hs);
+}
+
+// st: the state before the chunk t0..t0+n-1 (rows loaded in w) -> the state after it (docs/MODEL.md
+// 11.3): C = decay C + sum_s e_s left_s right_s^T, so (left, right) = (k, v) updates C and (v, k) its
+// transpose; st->n (if not NULL) likewise with k_s. Leaves e (n) in w->a.
+static void state_update(State* st, Chunk* w, const Head* hd, int t0, int n, const float* left,
+                         const float* right) {
+    int hs = hd->hs, hsp = w->hsp;
+    float g = chunk_log_weights(w->a, hd, t0, t0 + n);
+    float m = stabiliser(g + st->m, w->a, n, hd->sig_igate);
+    float decay = fast_exp(g + st->m - m);
+    for (int s = 0; s < n; s++) {
+        float e = w->a[s] = fast_exp(w->a[s] - m);
+        for (int c = 0; c < hs; c++) w->x[(size_t)s * hsp + c] = e * left[(size_t)s * hsp + c];
+    }
+    for (size_t i = 0; i < (size_t)hs * hsp; i++) st->C[i] *= decay;
+    product((Dst){st->C, hsp, 1, NULL}, cols_of(w->x, hsp), right, hsp, hs, n, hs, ALL);
+    for (int c = 0; st->n && c < hs; c++) st->n[c] *= decay;
+    for (int s = 0; st->n && s < n; s++)
+        for (int c = 0; c < hs; c++) st->n[c] += w->a[s] * w->k[(size_t)s * hsp + c];
+    st->m = m;
+}
+
+// The stabilisers m (n) of a chunk's rows from b (n) and the log weights by diagonal (see
+// chunk_weights); given ones (the forward's, in the backward) if m_given is not NULL.
+static void stabilisers(float* restrict m, const float* logw, int ld, const float* b, float m_state, int n,
+                        int sig_igate, const float* m_given) {
+    for (int i = 0; i < n; i++) m[i] = m_given ? m_given[i] : sig_igate ? 0.0f : b[i] + m_state;
+    if (m_given || sig_igate) return;
+    for (int d = 0; d < n; d++)
+        for (int i = d; i < n; i++) m[i] = max_f(m[i], logw[(size_t)d * ld + i]);
+}
+
+// The gate weights of the chunk t0..t0+n-1 after a state of stabiliser m_state (docs/MODEL.md 11.3):
+// the log weights of query i and key j = i - d, summed one diagonal d at a time across all rows
+// (each row gets lf_i, lf_i-1, ... in row_log_weights' order), then m (n) (or m_given), b (n),
+// beta (n) (times 1/sqrt(hs)) and e (n, ld) = exp(logw - m) on and below the diagonal.
+static void chunk_weights(Chunk* w, const Head* hd, int t0, int n, float m_state, const float* m_given) {
+    const float *li = hd->li + t0, *lf = hd->lf + t0;
+    float *b = w->b, *m = w->m;
+    int ld = w->ld;
+    for (int i = 0; i < n; i++) b[i] = 0.0f;
+    for (int d = 0; d < n; d++) {
+        float* restrict logw_d = w->logw + (size_t)d * ld;
+        for (int i = d; i < n; i++) {
+            logw_d[i] = b[i] + li[i - d];
+            b[i] += lf[i - d];
+        }
+    }
+    stabilisers(m, w->logw, ld, b, m_state, n, hd->sig_igate, m_given);
+    for (int i = 0; i < n; i++) w->beta[i] = fast_exp(b[i] + m_state - m[i]) * hd->scale;
+    for (int d = 0; d < n; d++) {
+        float* restrict logw_d = w->logw + (size_t)d * ld;
+        for (int i = d; i < n; i++) logw_d[i] = fast_exp(logw_d[i] - m[i]);
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j <= i; j++) w->e[(size_t)i * ld + j] = w->logw[(size_t)(i - j) * ld + i];
+}
+
+// s (n, ld) = scale S o e in place on and below the diagonal (the weights C~ of docs/MODEL.md 11.2),
+// 0 above it; den (n) = the row sums.
+static void gate_scores(float* restrict s, float* restrict den, const float* restrict e, int n, int ld, float scale) {
+    for (int i = 0; i < n; i++) {
+        float *restrict s_i = s + (size_t)i * ld, sum = 0.0f;
+        const float* restrict e_i = e + (size_t)i * ld;
+        #pragma omp simd reduction(+:sum)
+        for (int j = 0; j <= i; j++) {
+            s_i[j] *= scale * e_i[j];
+            sum += s_i[j];
+        }
+        for (int j = i + 1; j < n; j++) s_i[j] = 0.0f;
+        den[i] = sum;
+    }
+}
+
+// The state's part of a chunk's output rows: w->rows (n, hsp) = diag(beta) Q C.
+static void state_readout(Chunk* w, const State* st, int hs, int n) {
+    product((Dst){w->rows, w->hsp, 0, w->beta}, rows_of(w->q, w->hsp), st->C, w->hsp, n, hs, hs, ALL);
+}
+
+// h (n rows h_stride floats apart), n_out, m_out (n) from the numerators w->rows and the in-chunk
+// denominators w->den: den += beta q.n, n_out = max(|den|, exp(-m)), h = num / (n_out + eps).
+static void finish_rows(float* h, size_t h_stride, float* n_out, float* m_out, const Chunk* w, const State* st,
+                        int hs, int n) {
+    for (int i = 0; i < n; i++) {
+        const float* num = w->rows + (size_t)i * w->hsp;
+        float den = w->den[i] + w->beta[i] * dot(w->q + (size_t)i * w->hsp, st->n, hs);
+        float norm = max_f(fabsf(den), fast_exp(-w->m[i])), inv = 1.0f / (norm + MLSTM_EPS);
+        for (int c = 0; c < hs; c++) h[(size_t)i * h_stride + c] = num[c] * inv;
+        n_out[i] = norm;
+        m_out[i] = w->m[i];
+    }
+}
+
+// Output rows t0..t0+n-1 of the chunk whose rows are loaded in w, after the state st.
+static void chunk_forward(float* h, size_t h_stride, float* n_out, float* m_out, Chunk* w, const Head* hd,
+                          const State* st, int t0, int n) {
+    int hs = hd->hs, ld = w->ld, hsp = w->hsp;
+    transpose(w->kt, ld, w->k, hsp, n, hs);
+    chunk_weights(w, hd, t0, n, st->m, NULL);
+    product((Dst){w->s, ld, 0, NULL}, rows_of(w->q, hsp), w->kt, ld, n, hs, n, COLS_LOWER);   // S = Q K^T
+    gate_scores(w->s, w->den, w->e, n, ld, hd->scale);
+    state_readout(w, st, hs, n);
+    product((Dst){w->rows, hsp, 1, NULL}, rows_of(w->s, ld), w->v, hsp, n, n, hs, K_LOWER);   // H += A V
+    finish_rows(h, h_stride, n_out, m_out, w, st, hs, n);
+}
+
+// Per-thread scratch of the forward: a chunk's, li, lf (T), the state C (hs, hsp) and n (hsp).
+typedef struct {
+    Chunk c;
+    float *li, *lf, *C, *n;
+} ForwardScratch;
+
 static size_t forward_scratch_floats(int T, int L, int hs) {
-    return 2 * (size_t)T + 2 * (size_t)L + (size_t)hs * (hs + 1);
+    return chunk_floats(L, hs) + 2 * (size_t)T + (size_t)(hs + 1) * round_up(hs, TILE);
 }
 
 static ForwardScratch forward_scratch(float* buf, int T, int L, int hs) {
     ForwardScratch w;
-    w.li = take(&buf, T), w.lf = take(&buf, T), w.logw = take(&buf, L), w.a = take(&buf, L);
-    w.C = take(&buf, (size_t)hs * hs), w.n = take(&buf, hs);
+    w.c = chunk_scratch(&buf, L, hs);
+    w.li = take(&buf, T), w.lf = take(&buf, T), w.C = take(&buf, (size_t)hs * w.c.hsp), w.n = take(&buf, w.c.hsp);
     return w;
 }
 
 // One head: h (T rows, h_stride floats apart), n_out, m_out (T).
 static void head_forward(float* h, float* n_out, float* m_out, size_t h_stride, const Head* hd, int T, int chunk,
                          ForwardScratch* w) {
-    int hs = hd->hs;
-    memset(w->C, 0, (size_t)hs * hs * sizeof(float));
-    memset(w->n, 0, (size_t)hs * sizeof(float));
+    memset(w->C, 0, (size_t)hd->hs * w->c.hsp * sizeof(float));
+    memset(w->n, 0, (size_t)w->c.hsp * sizeof(float));
     State st = {w->C, w->n, 0.0f};
     for (int t0 = 0; t0 < T; t0 += chunk) {
-        int t1 = min_int(t0 + chunk, T);
-        for (int t = t0; t < t1; t++) {
-            float b = row_log_weights(w->logw, hd, t0, t);
-            output_row(h + (size_t)t * h_stride, n_out + t, m_out + t, hd, &st, row(hd->q, t, hd->stride), b,
-                       w->logw, t0, t + 1);
-        }
-        if (t1 < T) state_update(&st, hd, t0, t1, w->a);
+        int n = min_int(chunk, T - t0);
+        load_rows(&w->c, hd, t0, n);
+        chunk_forward(h + (size_t)t0 * h_stride, h_stride, n_out + t0, m_out + t0, &w->c, hd, &st, t0, n);
+        if (t0 + n < T) state_update(&st, &w->c, hd, t0, n, w->c.k, w->c.v);
     }
 }
 
@@ -209,7 +420,7 @@ void mlstm_chunkwise_forward(float* h, float* n_out, float* m_out, const float* 
     int hs = C / NH, L = min_int(chunk, T);
     #pragma omp parallel
     {
-        float* buf = malloc_check(forward_scratch_floats(T, L, hs) * sizeof(float));
+        float* buf = calloc_check(forward_scratch_floats(T, L, hs), sizeof(float));
         ForwardScratch w = forward_scratch(buf, T, L, hs);
         #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < B; b++) {
@@ -229,125 +440,153 @@ void mlstm_parallel_forward(float* h, float* n_out, float* m_out, const float* q
     mlstm_chunkwise_forward(h, n_out, m_out, qkv, gates, B, T, C, NH, T > 0 ? T : 1, sig_igate);   // T = 0: a no-op
 }
 
-// Per-thread scratch of the backward: li, lf (T); logw, a (L, the chunk length); states (NC,hs,hs)
-// and m_states (NC), the states entering each of the NC chunks; dC (hs,hs); dhp (hs) = dh_t /
-// (n_out_t + eps); the head's own gradients dq, dk, dv (T,hs).
+// Per-thread scratch of the backward: a chunk's; li, lf, and for the gate gradients kdk, dlf (T);
+// states (NC, hs, hsp) and m_states (NC): the TRANSPOSED states C^T entering each of the NC chunks
+// and their stabilisers; dC and its transpose dCt (hs, hsp); the head's own gradients dq, dk, dv
+// (T, hsp).
 typedef struct {
-    float *li, *lf, *logw, *a, *states, *m_states, *dC, *dhp, *dq, *dk, *dv;
+    Chunk c;
+    float *li, *lf, *kdk, *dlf, *states, *m_states, *dC, *dCt, *dq, *dk, *dv;
 } BackwardScratch;
 
 static size_t backward_scratch_floats(int T, int L, int NC, int hs) {
-    size_t hs2 = (size_t)hs * hs;
-    return 2 * (size_t)T + 2 * (size_t)L + NC * (hs2 + 1) + hs2 + hs + 3 * (size_t)T * hs;
+    size_t hsp = round_up(hs, TILE), hs2 = (size_t)hs * hsp;
+    return chunk_floats(L, hs) + 4 * (size_t)T + NC * (hs2 + 1) + 2 * hs2 + 3 * (size_t)T * hsp;
 }
 
 static BackwardScratch backward_scratch(float* buf, int T, int L, int NC, int hs) {
-    size_t hs2 = (size_t)hs * hs;
     BackwardScratch w;
-    w.li = take(&buf, T), w.lf = take(&buf, T), w.logw = take(&buf, L), w.a = take(&buf, L);
-    w.states = take(&buf, NC * hs2), w.m_states = take(&buf, NC), w.dC = take(&buf, hs2), w.dhp = take(&buf, hs);
-    w.dq = take(&buf, (size_t)T * hs), w.dk = take(&buf, (size_t)T * hs), w.dv = take(&buf, (size_t)T * hs);
+    w.c = chunk_scratch(&buf, L, hs);
+    size_t hs2 = (size_t)hs * w.c.hsp, rows = (size_t)T * w.c.hsp;
+    w.li = take(&buf, T), w.lf = take(&buf, T), w.kdk = take(&buf, T), w.dlf = take(&buf, T);
+    w.states = take(&buf, NC * hs2), w.m_states = take(&buf, NC), w.dC = take(&buf, hs2), w.dCt = take(&buf, hs2);
+    w.dq = take(&buf, rows), w.dk = take(&buf, rows), w.dv = take(&buf, rows);
     return w;
 }
 
-// The states C and m entering each chunk, recomputed with the forward's recurrence (n is not needed).
-static void recompute_states(float* states, float* m_states, const Head* hd, int T, int chunk, float* a) {
-    size_t hs2 = (size_t)hd->hs * hd->hs;
-    memset(states, 0, hs2 * sizeof(float));
-    State st = {states, NULL, 0.0f};
+// The transposed states C^T and the m entering each chunk, recomputed with the forward's recurrence
+// (n is not needed).
+static void recompute_states(BackwardScratch* w, const Head* hd, int T, int chunk) {
+    size_t hs2 = (size_t)hd->hs * w->c.hsp;
+    memset(w->states, 0, hs2 * sizeof(float));
+    State st = {w->states, NULL, 0.0f};
     for (int k = 0, t0 = 0; t0 < T; k++, t0 += chunk) {
-        m_states[k] = st.m;
+        w->m_states[k] = st.m;
         if (t0 + chunk >= T) break;
-        st.C = states + (size_t)(k + 1) * hs2;
+        st.C = w->states + (size_t)(k + 1) * hs2;
         memcpy(st.C, st.C - hs2, hs2 * sizeof(float));
-        state_update(&st, hd, t0, t0 + chunk, a);
+        load_rows(&w->c, hd, t0, chunk);
+        state_update(&st, &w->c, hd, t0, chunk, w->c.v, w->c.k);
     }
 }
 
-// The keys t0..t1-1 of a chunk wrote into the state after it (stabiliser m_after), whose gradient is
-// w->dC: dk_s += e_s dC v_s, dv_s += e_s dC^T k_s with e_s = exp(a_s - m_after). Then dC *= the
-// chunk's decay, leaving the part of the gradient of the state before the chunk (stabiliser
-// m_before) that flows through the state after it.
-static void chunk_state_backward(BackwardScratch* w, const Head* hd, float m_before, float m_after, int t0, int t1) {
-    int hs = hd->hs;
-    float g = chunk_log_weights(w->a, hd, t0, t1);
-    for (int s = t0; s < t1; s++) {
-        float e = expf(w->a[s - t0] - m_after);
-        const float *k = row(hd->k, s, hd->stride), *v = row(hd->v, s, hd->stride);
-        float *dk = w->dk + (size_t)s * hs, *dv = w->dv + (size_t)s * hs;
-        for (int c = 0; c < hs; c++) {
-            const float* dC_c = w->dC + (size_t)c * hs;
-            dk[c] += e * dot(dC_c, v, hs);
-            axpy(dv, e * k[c], dC_c, hs);
+// The keys t0..t0+n-1 of a chunk (rows loaded in w->c) wrote into the state after it (stabiliser
+// m_after), whose gradient is w->dC: dK += diag(e) V dC^T, dV += diag(e) K dC with e_s =
+// exp(a_s - m_after). Then dC *= the chunk's decay, leaving the part of the gradient of the state
+// before the chunk (stabiliser m_before) that flows through the state after it.
+static void chunk_state_backward(BackwardScratch* w, const Head* hd, float m_before, float m_after, int t0, int n) {
+    Chunk* c = &w->c;
+    int hs = hd->hs, hsp = c->hsp;
+    float g = chunk_log_weights(c->a, hd, t0, t0 + n);
+    for (int s = 0; s < n; s++) c->a[s] = fast_exp(c->a[s] - m_after);
+    transpose(w->dCt, hsp, w->dC, hsp, hs, hs);
+    size_t at = (size_t)t0 * hsp;
+    product((Dst){w->dk + at, hsp, 1, c->a}, rows_of(c->v, hsp), w->dCt, hsp, n, hs, hs, ALL);
+    product((Dst){w->dv + at, hsp, 1, c->a}, rows_of(c->k, hsp), w->dC, hsp, n, hs, hs, ALL);
+    float decay = fast_exp(g + m_before - m_after);
+    for (size_t i = 0; i < (size_t)hs * hsp; i++) w->dC[i] *= decay;
+}
+
+// On and below the diagonal of row i: s = scale S o e (the weights), p = scale dP o e (dS); 0 above.
+static void score_gradients(float* restrict s, float* restrict p, const float* restrict e, int n, int ld,
+                            float scale) {
+    for (int i = 0; i < n; i++) {
+        float *restrict s_i = s + (size_t)i * ld, *restrict p_i = p + (size_t)i * ld;
+        const float* restrict e_i = e + (size_t)i * ld;
+        #pragma omp simd
+        for (int j = 0; j <= i; j++) {
+            s_i[j] *= scale * e_i[j];
+            p_i[j] *= scale * e_i[j];
+        }
+        for (int j = i + 1; j < n; j++) s_i[j] = p_i[j] = 0.0f;
+    }
+}
+
+// The rows t0..t0+n-1 of chunk k (docs/MODEL.md 11.3, n_out and m_out constants): with dh' = dh /
+// (n_out + eps), dq += beta dh' C (the state term), dC += beta q dh'^T, and the in-chunk terms of
+// docs/MODEL.md 11.2: dV += A^T dH', dK += dS^T Q, dQ += dS K. dh: rows C floats apart.
+static void chunk_backward(BackwardScratch* w, const Head* hd, const float* dh, size_t dh_stride,
+                           const float* n_out, const float* m_out, int k, int t0, int n) {
+    Chunk* c = &w->c;
+    int hs = hd->hs, ld = c->ld, hsp = c->hsp;
+    transpose(c->kt, ld, c->k, hsp, n, hs);
+    transpose(c->vt, ld, c->v, hsp, n, hs);
+    chunk_weights(c, hd, t0, n, w->m_states[k], m_out + t0);
+    for (int i = 0; i < n; i++) {
+        float inv = 1.0f / (n_out[t0 + i] + MLSTM_EPS);
+        float *dhp = c->rows + (size_t)i * hsp, *dhb = c->x + (size_t)i * hsp;
+        for (int j = 0; j < hs; j++) {
+            dhp[j] = dh[(size_t)(t0 + i) * dh_stride + j] * inv;
+            dhb[j] = c->beta[i] * dhp[j];
         }
     }
-    float decay = expf(g + m_before - m_after);
-    for (size_t i = 0; i < (size_t)hs * hs; i++) w->dC[i] *= decay;
-}
-
-// Output row t of the chunk starting at t0, with the state st before the chunk, from dh_t (hs):
-// dq_t and dk, dv of the keys t0..t += the in-chunk terms, dq_t += the state term, and dC += its
-// gradient of the state, beta q_t dh'^T (docs/MODEL.md 11.3, n_out and m_out constants).
-static void backward_row(BackwardScratch* w, const Head* hd, const State* st, const float* dh_t, float n_out,
-                         float m_out, int t0, int t) {
-    int hs = hd->hs;
-    float b = row_log_weights(w->logw, hd, t0, t);
-    float beta = expf(b + st->m - m_out) * hd->scale, inv = 1.0f / (n_out + MLSTM_EPS);
-    for (int j = 0; j < hs; j++) w->dhp[j] = dh_t[j] * inv;
-    const float* q = row(hd->q, t, hd->stride);
-    float* dq = w->dq + (size_t)t * hs;
-    for (int c = 0; c < hs; c++) {
-        dq[c] += beta * dot(st->C + (size_t)c * hs, w->dhp, hs);
-        axpy(w->dC + (size_t)c * hs, beta * q[c], w->dhp, hs);
-    }
-    for (int s = t0; s <= t; s++) {
-        const float *k = row(hd->k, s, hd->stride), *v = row(hd->v, s, hd->stride);
-        float D = expf(w->logw[s - t0] - m_out);
-        float S = hd->scale * dot(q, k, hs), dS = hd->scale * D * dot(w->dhp, v, hs);
-        axpy(w->dv + (size_t)s * hs, D * S, w->dhp, hs);
-        axpy(dq, dS, k, hs);
-        axpy(w->dk + (size_t)s * hs, dS, q, hs);
-    }
+    size_t at = (size_t)t0 * hsp;
+    const float* states_t = w->states + (size_t)k * hs * hsp;
+    product((Dst){w->dq + at, hsp, 1, NULL}, rows_of(c->x, hsp), states_t, hsp, n, hs, hs, ALL);   // dQ += dHb C^T
+    product((Dst){w->dC, hsp, 1, NULL}, cols_of(c->q, hsp), c->x, hsp, hs, n, hs, ALL);           // dC += Q^T dHb
+    product((Dst){c->s, ld, 0, NULL}, rows_of(c->q, hsp), c->kt, ld, n, hs, n, COLS_LOWER);       // S = Q K^T
+    product((Dst){c->p, ld, 0, NULL}, rows_of(c->rows, hsp), c->vt, ld, n, hs, n, COLS_LOWER);    // dP = dH' V^T
+    score_gradients(c->s, c->p, c->e, n, ld, hd->scale);
+    product((Dst){w->dv + at, hsp, 1, NULL}, cols_of(c->s, ld), c->rows, hsp, n, n, hs, K_UPPER);  // dV += A^T dH'
+    product((Dst){w->dk + at, hsp, 1, NULL}, cols_of(c->p, ld), c->q, hsp, n, n, hs, K_UPPER);     // dK += dS^T Q
+    product((Dst){w->dq + at, hsp, 1, NULL}, rows_of(c->p, ld), c->k, hsp, n, n, hs, K_LOWER);     // dQ += dS K
 }
 
 // The head's gate gradients (docs/MODEL.md 11.2, 11.3): d li_t = k_t.dk_t, d lf_t = sum_{u>=t} (q_u.dq_u -
 // k_u.dk_u), through sigmoid (mLSTMsig input gate), logsigmoid (forget gate) and the soft-cap, += into
 // dgate_i[t*gstride], dgate_f[t*gstride]; the raw pre-activations are at gate_i, gate_f likewise.
 static void gate_backward(float* dgate_i, float* dgate_f, const float* gate_i, const float* gate_f, size_t gstride,
-                          const Head* hd, const BackwardScratch* w, int T) {
-    int hs = hd->hs;
+                          const Head* hd, BackwardScratch* w, int T) {
+    int hs = hd->hs, hsp = w->c.hsp;
     float dlf = 0.0f;
     for (int t = T - 1; t >= 0; t--) {
-        float kdk = dot(row(hd->k, t, hd->stride), w->dk + (size_t)t * hs, hs);
-        dlf += dot(row(hd->q, t, hd->stride), w->dq + (size_t)t * hs, hs) - kdk;
-        float zi = gate_i[t * gstride], zf = gate_f[t * gstride];
-        float dli = hd->sig_igate ? kdk * sigmoid(-soft_cap(zi)) : kdk;
-        dgate_i[t * gstride] += dli * soft_cap_grad(zi);
-        dgate_f[t * gstride] += dlf * sigmoid(-soft_cap(zf)) * soft_cap_grad(zf);
+        w->kdk[t] = dot(hd->k + t * hd->stride, w->dk + (size_t)t * hsp, hs);
+        dlf += dot(hd->q + t * hd->stride, w->dq + (size_t)t * hsp, hs) - w->kdk[t];
+        w->dlf[t] = dlf;
+    }
+    int sig_igate = hd->sig_igate;
+    #pragma omp simd
+    for (int t = 0; t < T; t++) {
+        float ci, gi, cf, gf;
+        soft_cap(gate_i[t * gstride], &ci, &gi);
+        soft_cap(gate_f[t * gstride], &cf, &gf);
+        float dli = sig_igate ? w->kdk[t] * sigmoid(-ci) : w->kdk[t];
+        dgate_i[t * gstride] += dli * gi;
+        dgate_f[t * gstride] += w->dlf[t] * sigmoid(-cf) * gf;
     }
 }
 
-// dst (T rows `stride` floats apart, hs columns) += src (T,hs).
-static void add_rows(float* dst, size_t stride, const float* src, int T, int hs) {
-    for (int t = 0; t < T; t++) axpy(dst + (size_t)t * stride, 1.0f, src + (size_t)t * hs, hs);
+// dst (T rows `stride` floats apart, hs columns) += src (T, hsp).
+static void add_rows(float* restrict dst, size_t stride, const float* restrict src, int hsp, int T, int hs) {
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < hs; c++) dst[t * stride + c] += src[(size_t)t * hsp + c];
 }
 
 // One head's dq, dk, dv (in w) from dh (T rows, C floats apart), n_out, m_out (T).
 static void head_backward(BackwardScratch* w, const Head* hd, const float* dh, const float* n_out,
                           const float* m_out, int T, int chunk, int C) {
-    int hs = hd->hs, NC = (T + chunk - 1) / chunk;
-    size_t hs2 = (size_t)hs * hs;
-    memset(w->dq, 0, (size_t)T * hs * sizeof(float));
-    memset(w->dk, 0, (size_t)T * hs * sizeof(float));
-    memset(w->dv, 0, (size_t)T * hs * sizeof(float));
-    memset(w->dC, 0, hs2 * sizeof(float));
-    recompute_states(w->states, w->m_states, hd, T, chunk, w->a);
+    int NC = (T + chunk - 1) / chunk;
+    size_t rows = (size_t)T * w->c.hsp;
+    memset(w->dq, 0, rows * sizeof(float));
+    memset(w->dk, 0, rows * sizeof(float));
+    memset(w->dv, 0, rows * sizeof(float));
+    memset(w->dC, 0, (size_t)hd->hs * w->c.hsp * sizeof(float));
+    recompute_states(w, hd, T, chunk);
     for (int k = NC - 1; k >= 0; k--) {
-        int t0 = k * chunk, t1 = min_int(t0 + chunk, T);
-        if (k < NC - 1) chunk_state_backward(w, hd, w->m_states[k], w->m_states[k + 1], t0, t1);
-        State st = {w->states + k * hs2, NULL, w->m_states[k]};
-        for (int t = t0; t < t1; t++)
-            backward_row(w, hd, &st, dh + (size_t)t * C, n_out[t], m_out[t], t0, t);
+        int t0 = k * chunk, n = min_int(chunk, T - t0);
+        load_rows(&w->c, hd, t0, n);
+        if (k < NC - 1) chunk_state_backward(w, hd, w->m_states[k], w->m_states[k + 1], t0, n);
+        chunk_backward(w, hd, dh, C, n_out, m_out, k, t0, n);
     }
 }
 
@@ -360,7 +599,7 @@ void mlstm_chunkwise_backward(float* dqkv, float* dgates, const float* dh, const
     int hs = C / NH, L = min_int(chunk, T), NC = (T + L - 1) / L;
     #pragma omp parallel
     {
-        float* buf = malloc_check(backward_scratch_floats(T, L, NC, hs) * sizeof(float));
+        float* buf = calloc_check(backward_scratch_floats(T, L, NC, hs), sizeof(float));
         BackwardScratch w = backward_scratch(buf, T, L, NC, hs);
         #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < B; b++) {
@@ -371,9 +610,9 @@ void mlstm_chunkwise_backward(float* dqkv, float* dgates, const float* dh, const
                 gate_backward(dgates + g_at, dgates + g_at + NH, gates + g_at, gates + g_at + NH, 2 * (size_t)NH,
                               &hd, &w, T);
                 float* dq = dqkv + (size_t)b * T * 3 * C + (size_t)head * hs;
-                add_rows(dq, 3 * (size_t)C, w.dq, T, hs);
-                add_rows(dq + C, 3 * (size_t)C, w.dk, T, hs);
-                add_rows(dq + 2 * C, 3 * (size_t)C, w.dv, T, hs);
+                add_rows(dq, 3 * (size_t)C, w.dq, w.c.hsp, T, hs);
+                add_rows(dq + C, 3 * (size_t)C, w.dk, w.c.hsp, T, hs);
+                add_rows(dq + 2 * C, 3 * (size_t)C, w.dv, w.c.hsp, T, hs);
             }
         }
         free(buf);
@@ -387,21 +626,39 @@ void mlstm_parallel_backward(float* dqkv, float* dgates, const float* dh, const 
 }
 
 // h (B,C) from qkv (B,3C), gates (B,2NH); the state (c_state, n_state, m_state) advanced by one step:
-// a chunk of one position, then a read-out of the new state (docs/MODEL.md 11.1).
+// a chunk of one position, then a read-out of the new state (docs/MODEL.md 11.1), on a zero-padded
+// copy of the state.
 void mlstm_recurrent_step(float* h, float* c_state, float* n_state, float* m_state, const float* qkv,
                           const float* gates, int B, int C, int NH, int sig_igate) {
-    int hs = C / NH;
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++) {
-        for (int head = 0; head < NH; head++) {
-            float li, lf, a, n_unused, m_unused;
-            Head hd = head_at(qkv, gates, &li, &lf, b, head, 1, C, NH, sig_igate);
-            size_t bh = (size_t)b * NH + head;
-            State st = {c_state + bh * hs * hs, n_state + bh * hs, m_state[bh]};
-            state_update(&st, &hd, 0, 1, &a);
-            m_state[bh] = st.m;
-            output_row(h + (size_t)b * C + (size_t)head * hs, &n_unused, &m_unused, &hd, &st, hd.q, 0.0f, NULL, 0, 0);
+    int hs = C / NH, hsp = round_up(hs, TILE);
+    size_t hs2 = (size_t)hs * hsp;
+    #pragma omp parallel
+    {
+        float* buf = calloc_check(chunk_floats(1, hs) + hs2 + hsp, sizeof(float));
+        float* next = buf;
+        Chunk w = chunk_scratch(&next, 1, hs);
+        State st = {take(&next, hs2), take(&next, hsp), 0.0f};
+        #pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++) {
+            for (int head = 0; head < NH; head++) {
+                float li, lf, n_unused, m_unused;
+                Head hd = head_at(qkv, gates, &li, &lf, b, head, 1, C, NH, sig_igate);
+                size_t bh = (size_t)b * NH + head;
+                float *C_bh = c_state + bh * hs * hs, *n_bh = n_state + bh * hs;
+                copy_rows(st.C, hsp, C_bh, hs, hs, hs);
+                memcpy(st.n, n_bh, (size_t)hs * sizeof(float));
+                st.m = m_state[bh];
+                load_rows(&w, &hd, 0, 1);
+                state_update(&st, &w, &hd, 0, 1, w.k, w.v);
+                w.beta[0] = hd.scale, w.m[0] = st.m, w.den[0] = 0.0f;   // no keys: b = 0, so beta = 1/sqrt(hs)
+                state_readout(&w, &st, hs, 1);
+                finish_rows(h + (size_t)b * C + (size_t)head * hs, hs, &n_unused, &m_unused, &w, &st, hs, 1);
+                copy_rows(C_bh, hs, st.C, hs, hsp, hs);
+                memcpy(n_bh, st.n, (size_t)hs * sizeof(float));
+                m_state[bh] = st.m;
+            }
         }
+        free(buf);
     }
 }
 
@@ -420,7 +677,7 @@ void mlstm_score_matrix(float* weights, const float* qkv, const float* gates, in
                     row_log_weights(logw, &hd, 0, t);
                     float m = stabiliser(-INFINITY, logw, t + 1, 0);
                     for (int j = 0; j < T; j++)
-                        w[j] = j <= t ? fabsf(hd.scale * dot(row(hd.q, t, hd.stride), row(hd.k, j, hd.stride), hd.hs)) *
+                        w[j] = j <= t ? fabsf(hd.scale * dot(hd.q + t * hd.stride, hd.k + j * hd.stride, hd.hs)) *
                                             expf(logw[j] - m)
                                       : 0.0f;
                 }
