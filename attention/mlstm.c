@@ -43,20 +43,6 @@ static inline int min_int(int a, int b) { return a < b ? a : b; }
 static inline int round_up(int n, int m) { return (n + m - 1) / m * m; }
 static inline float max_f(float a, float b) { return a > b ? a : b; }
 
-// tanh(x) and 1 - tanh^2(x), branch-free (cephes tanhf: an odd polynomial below 0.625, else
-// 1 - r with r = 2 / (exp(2|x|) + 1)); within 3 ulp of float64 for tanh. 1 - tanh^2 = r (2 - r)
-// above 0.625 keeps its relative precision where tanh -> 1 (1 - tanh*tanh would cancel).
-static inline void tanh_pair(float x, float* th, float* sech2) {
-    float ax = fabsf(x), s = x * x;
-    float poly = ((((-5.70498872745e-3f * s + 2.06390887954e-2f) * s - 5.37397155531e-2f) * s + 1.33314422036e-1f) * s
-                  - 3.33332819422e-1f) * s * ax + ax;
-    float r = 2.0f / (fast_exp(2.0f * ax) + 1.0f);
-    int small = ax < 0.625f;
-    float t = small ? poly : 1.0f - r;
-    *th = x < 0.0f ? -t : t;
-    *sech2 = small ? 1.0f - poly * poly : r * (2.0f - r);
-}
-
 // log(1 + u) for u in [0, 1], branch-free: log(w) of w = 1 + u (cephes logf: w or w/2 near 1, a
 // degree-9 polynomial) plus the rounding of w, (u - (w - 1)) / w, so tiny u keeps its precision.
 static inline float log_1p(float u) {
@@ -76,13 +62,24 @@ static inline float log_1p(float u) {
     return x + y + 0.693359375f * e + rounding / w;
 }
 
-static inline float log_sigmoid(float x) { return fminf(x, 0.0f) - log_1p(fast_exp(-fabsf(x))); }
+static inline float log_sigmoid(float x) { return (x < 0.0f ? x : 0.0f) - log_1p(fast_exp(-fabsf(x))); }
 
-// The soft-capped gate 15 tanh(z/15) and its derivative 1 - tanh^2(z/15).
-static inline void soft_cap(float z, float* cap, float* grad) {
-    float th;
-    tanh_pair(z / MLSTM_GATE_SOFT_CAP, &th, grad);
-    *cap = MLSTM_GATE_SOFT_CAP * th;
+// A soft-capped gate: value = 15 tanh(z/15) and grad = its derivative 1 - tanh^2(z/15).
+typedef struct {
+    float value, grad;
+} Capped;
+
+// Branch-free: cephes tanhf (an odd polynomial in x = z/15 below 0.625, else 1 - r with
+// r = 2 / (exp(2|x|) + 1)), within 3 ulp of float64; 1 - tanh^2 = r (2 - r) above 0.625 keeps its
+// relative precision where tanh -> 1 (1 - tanh*tanh would cancel).
+static inline Capped soft_cap(float z) {
+    float x = z / MLSTM_GATE_SOFT_CAP, ax = fabsf(x), s = x * x;
+    float poly = ((((-5.70498872745e-3f * s + 2.06390887954e-2f) * s - 5.37397155531e-2f) * s + 1.33314422036e-1f) * s
+                  - 3.33332819422e-1f) * s * ax + ax;
+    float r = 2.0f / (fast_exp(2.0f * ax) + 1.0f);
+    int small = ax < 0.625f;
+    float th = small ? poly : 1.0f - r;
+    return (Capped){MLSTM_GATE_SOFT_CAP * (x < 0.0f ? -th : th), small ? 1.0f - poly * poly : r * (2.0f - r)};
 }
 
 static inline float dot(const float* restrict a, const float* restrict b, int n) {
@@ -108,7 +105,8 @@ static Mat cols_of(const float* p, size_t ld) { return (Mat){p, 1, ld}; }
 typedef enum { ALL, K_LOWER, K_UPPER, COLS_LOWER } Band;
 
 // Where a product goes: rows `ld` floats apart, written (=) or added to (+=), result row r times
-// scale[r] (NULL: 1).
+// scale[r] (NULL: 1). Whole tiles are written: rows hold a multiple of TILE floats, and the
+// columns past the product's own get values that nothing reads.
 typedef struct {
     float* p;
     size_t ld;
@@ -116,13 +114,16 @@ typedef struct {
     const float* scale;
 } Dst;
 
-// The TILE columns j0.. of a group of result rows: out_r (nj) (= or +=) scale_r sum_{k0 <= k < k1}
-// a_r[k * cs] b_k, with b's rows ldb apart and readable for TILE columns. The group's GROUP x TILE
-// accumulators stay in registers over the k loop; rows r >= g are computed and dropped.
+// The TILE columns j0.. of a group of result rows: out_r (= or +=) scale_r sum_{k0 <= k < k1}
+// a_r[k * cs] b_k (k1 > k0), with b's rows ldb apart and readable for TILE columns. The group's
+// GROUP x TILE accumulators stay in registers over the k loop; rows r >= g are computed and dropped.
+// The first term initialises them (a zero-initialised array would cost a memset call per tile).
 static void product_tile(Dst out, int r0, int g, const float* const a_r[GROUP], size_t cs, const float* b,
-                         size_t ldb, int k0, int k1, int j0, int nj) {
-    float acc[GROUP][TILE] = {{0.0f}};
-    for (int k = k0; k < k1; k++) {
+                         size_t ldb, int k0, int k1, int j0) {
+    float acc[GROUP][TILE];
+    for (int r = 0; r < GROUP; r++)
+        for (int j = 0; j < TILE; j++) acc[r][j] = a_r[r][(size_t)k0 * cs] * b[(size_t)k0 * ldb + j0 + j];
+    for (int k = k0 + 1; k < k1; k++) {
         const float* restrict b_k = b + (size_t)k * ldb + j0;
         for (int r = 0; r < GROUP; r++) {
             float a_rk = a_r[r][(size_t)k * cs];
@@ -132,7 +133,7 @@ static void product_tile(Dst out, int r0, int g, const float* const a_r[GROUP], 
     for (int r = 0; r < g; r++) {
         float* restrict out_r = out.p + (size_t)(r0 + r) * out.ld + j0;
         float s = out.scale ? out.scale[r0 + r] : 1.0f;
-        for (int j = 0; j < nj; j++) out_r[j] = (out.add ? out_r[j] : 0.0f) + s * acc[r][j];
+        for (int j = 0; j < TILE; j++) out_r[j] = (out.add ? out_r[j] : 0.0f) + s * acc[r][j];
     }
 }
 
@@ -145,8 +146,7 @@ static void product(Dst out, Mat a, const float* b, size_t ldb, int m, int kn, i
         int nc = band == COLS_LOWER ? min_int(ncols, r0 + g) : ncols;
         const float* a_r[GROUP];
         for (int r = 0; r < GROUP; r++) a_r[r] = a.p + (size_t)(r0 + min_int(r, g - 1)) * a.rs;
-        for (int j0 = 0; j0 < nc; j0 += TILE)
-            product_tile(out, r0, g, a_r, a.cs, b, ldb, k0, k1, j0, min_int(TILE, nc - j0));
+        for (int j0 = 0; j0 < nc; j0 += TILE) product_tile(out, r0, g, a_r, a.cs, b, ldb, k0, k1, j0);
     }
 }
 
@@ -166,16 +166,15 @@ typedef struct {
     float m;
 } State;
 
-// li, lf (T) from the raw pre-activations gate_i[t*gstride], gate_f[t*gstride].
+// li, lf (T) from the raw pre-activations gate_i[t*gstride], gate_f[t*gstride], gathered first so
+// that the gate math runs over contiguous arrays.
 static void log_gates(float* restrict li, float* restrict lf, const float* gate_i, const float* gate_f,
                       size_t gstride, int T, int sig_igate) {
-    #pragma omp simd
+    for (int t = 0; t < T; t++) li[t] = gate_i[t * gstride], lf[t] = gate_f[t * gstride];
     for (int t = 0; t < T; t++) {
-        float i_t, f_t, unused;
-        soft_cap(gate_i[t * gstride], &i_t, &unused);
-        soft_cap(gate_f[t * gstride], &f_t, &unused);
+        float i_t = soft_cap(li[t]).value;
         li[t] = sig_igate ? log_sigmoid(i_t) : i_t;
-        lf[t] = log_sigmoid(f_t);
+        lf[t] = log_sigmoid(soft_cap(lf[t]).value);
     }
 }
 
@@ -221,12 +220,16 @@ static float chunk_log_weights(float* a, const Head* hd, int t0, int t1) {
 }
 
 // Scratch for one chunk of at most L positions, with ld = L and hsp = hs rounded up to TILE: its
-// rows q, k, v (L, hsp) and kt, vt = K^T, V^T (hs, ld); rows (L, hsp): the output rows H (forward)
+// rows q, k, v, ldr floats apart: in place in qkv when hs is a multiple of TILE (whole tiles stay
+// inside the head's columns), else copies in qp, kp, vp (L, hsp) zero-padded to whole tiles;
+// kt, vt = K^T, V^T (hs, ld); rows (L, hsp): the output rows H (forward)
 // or dh' (backward); x (L, hsp): e o k (state update) or beta o dh' (backward); logw (L, ld): the
 // log weights by diagonal, logw[d][t] for key t - d; e (L, ld): the gate weights exp(logw - m) by
 // [query][key]; s, p (L, ld): products over query x key; per position b, m, beta, den, a (L).
 typedef struct {
-    float *q, *k, *v, *kt, *vt, *rows, *x, *logw, *e, *s, *p, *b, *m, *beta, *den, *a;
+    const float *q, *k, *v;
+    size_t ldr;
+    float *qp, *kp, *vp, *kt, *vt, *rows, *x, *logw, *e, *s, *p, *b, *m, *beta, *den, *a;
     int ld, hsp;
 } Chunk;
 
@@ -246,7 +249,7 @@ static Chunk chunk_scratch(float** buf, int L, int hs) {
     Chunk w;
     w.ld = round_up(L, TILE), w.hsp = round_up(hs, TILE);
     size_t rows = (size_t)L * w.hsp, sq = (size_t)L * w.ld;
-    w.q = take(buf, rows), w.k = take(buf, rows), w.v = take(buf, rows), w.rows = take(buf, rows);
+    w.qp = take(buf, rows), w.kp = take(buf, rows), w.vp = take(buf, rows), w.rows = take(buf, rows);
     w.x = take(buf, rows), w.kt = take(buf, (size_t)hs * w.ld), w.vt = take(buf, (size_t)hs * w.ld);
     w.logw = take(buf, sq), w.e = take(buf, sq), w.s = take(buf, sq), w.p = take(buf, sq);
     w.b = take(buf, L), w.m = take(buf, L), w.beta = take(buf, L), w.den = take(buf, L), w.a = take(buf, L);
@@ -258,38 +261,41 @@ static void copy_rows(float* restrict dst, int ld, const float* restrict src, in
     for (int j = 0; j < n; j++) memcpy(dst + (size_t)j * ld, src + j * stride, (size_t)hs * sizeof(float));
 }
 
-// dst (hs, ld) = src (n, hsp) transposed, columns 0..n-1.
-static void transpose(float* restrict dst, int ld, const float* restrict src, int hsp, int n, int hs) {
+// dst (hs, ld) = src (n rows `stride` floats apart, hs columns) transposed, columns 0..n-1.
+static void transpose(float* restrict dst, int ld, const float* restrict src, size_t stride, int n, int hs) {
     for (int c = 0; c < hs; c++)
-        for (int j = 0; j < n; j++) dst[(size_t)c * ld + j] = src[(size_t)j * hsp + c];
+        for (int j = 0; j < n; j++) dst[(size_t)c * ld + j] = src[j * stride + c];
 }
 
-// The head's rows t0..t0+n-1 into w->q, k, v.
+// Points w->q, k, v at the head's rows t0..t0+n-1 (see Chunk).
 static void load_rows(Chunk* w, const Head* hd, int t0, int n) {
     size_t at = (size_t)t0 * hd->stride;
-    copy_rows(w->q, w->hsp, hd->q + at, n, hd->stride, hd->hs);
-    copy_rows(w->k, w->hsp, hd->k + at, n, hd->stride, hd->hs);
-    copy_rows(w->v, w->hsp, hd->v + at, n, hd->stride, hd->hs);
+    w->q = hd->q + at, w->k = hd->k + at, w->v = hd->v + at, w->ldr = hd->stride;
+    if (hd->hs % TILE == 0) return;
+    copy_rows(w->qp, w->hsp, w->q, n, hd->stride, hd->hs);
+    copy_rows(w->kp, w->hsp, w->k, n, hd->stride, hd->hs);
+    copy_rows(w->vp, w->hsp, w->v, n, hd->stride, hd->hs);
+    w->q = w->qp, w->k = w->kp, w->v = w->vp, w->ldr = w->hsp;
 }
 
 // st: the state before the chunk t0..t0+n-1 (rows loaded in w) -> the state after it (docs/MODEL.md
 // 11.3): C = decay C + sum_s e_s left_s right_s^T, so (left, right) = (k, v) updates C and (v, k) its
 // transpose; st->n (if not NULL) likewise with k_s. Leaves e (n) in w->a.
 static void state_update(State* st, Chunk* w, const Head* hd, int t0, int n, const float* left,
-                         const float* right) {
+                         const float* right) {   // left, right: rows w->ldr apart
     int hs = hd->hs, hsp = w->hsp;
     float g = chunk_log_weights(w->a, hd, t0, t0 + n);
     float m = stabiliser(g + st->m, w->a, n, hd->sig_igate);
     float decay = fast_exp(g + st->m - m);
     for (int s = 0; s < n; s++) {
         float e = w->a[s] = fast_exp(w->a[s] - m);
-        for (int c = 0; c < hs; c++) w->x[(size_t)s * hsp + c] = e * left[(size_t)s * hsp + c];
+        for (int c = 0; c < hs; c++) w->x[(size_t)s * hsp + c] = e * left[s * w->ldr + c];
     }
     for (size_t i = 0; i < (size_t)hs * hsp; i++) st->C[i] *= decay;
-    product((Dst){st->C, hsp, 1, NULL}, cols_of(w->x, hsp), right, hsp, hs, n, hs, ALL);
+    product((Dst){st->C, hsp, 1, NULL}, cols_of(w->x, hsp), right, w->ldr, hs, n, hs, ALL);
     for (int c = 0; st->n && c < hs; c++) st->n[c] *= decay;
     for (int s = 0; st->n && s < n; s++)
-        for (int c = 0; c < hs; c++) st->n[c] += w->a[s] * w->k[(size_t)s * hsp + c];
+        for (int c = 0; c < hs; c++) st->n[c] += w->a[s] * w->k[s * w->ldr + c];
     st->m = m;
 }
 
@@ -329,25 +335,25 @@ static void chunk_weights(Chunk* w, const Head* hd, int t0, int n, float m_state
         for (int j = 0; j <= i; j++) w->e[(size_t)i * ld + j] = w->logw[(size_t)(i - j) * ld + i];
 }
 
-// s (n, ld) = scale S o e in place on and below the diagonal (the weights C~ of docs/MODEL.md 11.2),
-// 0 above it; den (n) = the row sums.
+// s (n, ld) = scale S o e in place on and below the diagonal (the weights C~ of docs/MODEL.md 11.2);
+// den (n) = the row sums. Above the diagonal, zeros up to the end of the row's GROUP: the part of the
+// upper triangle that `product` reads (K_LOWER and K_UPPER visit whole groups).
 static void gate_scores(float* restrict s, float* restrict den, const float* restrict e, int n, int ld, float scale) {
     for (int i = 0; i < n; i++) {
         float *restrict s_i = s + (size_t)i * ld, sum = 0.0f;
         const float* restrict e_i = e + (size_t)i * ld;
         #pragma omp simd reduction(+:sum)
-        for (int j = 0; j <= i; j++) {
-            s_i[j] *= scale * e_i[j];
+        for (int j = 0; j < round_up(i + 1, GROUP); j++) {
+            s_i[j] = j <= i ? s_i[j] * scale * e_i[j] : 0.0f;
             sum += s_i[j];
         }
-        for (int j = i + 1; j < n; j++) s_i[j] = 0.0f;
         den[i] = sum;
     }
 }
 
 // The state's part of a chunk's output rows: w->rows (n, hsp) = diag(beta) Q C.
 static void state_readout(Chunk* w, const State* st, int hs, int n) {
-    product((Dst){w->rows, w->hsp, 0, w->beta}, rows_of(w->q, w->hsp), st->C, w->hsp, n, hs, hs, ALL);
+    product((Dst){w->rows, w->hsp, 0, w->beta}, rows_of(w->q, w->ldr), st->C, w->hsp, n, hs, hs, ALL);
 }
 
 // h (n rows h_stride floats apart), n_out, m_out (n) from the numerators w->rows and the in-chunk
@@ -356,7 +362,7 @@ static void finish_rows(float* h, size_t h_stride, float* n_out, float* m_out, c
                         int hs, int n) {
     for (int i = 0; i < n; i++) {
         const float* num = w->rows + (size_t)i * w->hsp;
-        float den = w->den[i] + w->beta[i] * dot(w->q + (size_t)i * w->hsp, st->n, hs);
+        float den = w->den[i] + w->beta[i] * dot(w->q + i * w->ldr, st->n, hs);
         float norm = max_f(fabsf(den), fast_exp(-w->m[i])), inv = 1.0f / (norm + MLSTM_EPS);
         for (int c = 0; c < hs; c++) h[(size_t)i * h_stride + c] = num[c] * inv;
         n_out[i] = norm;
@@ -368,12 +374,12 @@ static void finish_rows(float* h, size_t h_stride, float* n_out, float* m_out, c
 static void chunk_forward(float* h, size_t h_stride, float* n_out, float* m_out, Chunk* w, const Head* hd,
                           const State* st, int t0, int n) {
     int hs = hd->hs, ld = w->ld, hsp = w->hsp;
-    transpose(w->kt, ld, w->k, hsp, n, hs);
+    transpose(w->kt, ld, w->k, w->ldr, n, hs);
     chunk_weights(w, hd, t0, n, st->m, NULL);
-    product((Dst){w->s, ld, 0, NULL}, rows_of(w->q, hsp), w->kt, ld, n, hs, n, COLS_LOWER);   // S = Q K^T
+    product((Dst){w->s, ld, 0, NULL}, rows_of(w->q, w->ldr), w->kt, ld, n, hs, n, COLS_LOWER);   // S = Q K^T
     gate_scores(w->s, w->den, w->e, n, ld, hd->scale);
     state_readout(w, st, hs, n);
-    product((Dst){w->rows, hsp, 1, NULL}, rows_of(w->s, ld), w->v, hsp, n, n, hs, K_LOWER);   // H += A V
+    product((Dst){w->rows, hsp, 1, NULL}, rows_of(w->s, ld), w->v, w->ldr, n, n, hs, K_LOWER);   // H += A V
     finish_rows(h, h_stride, n_out, m_out, w, st, hs, n);
 }
 
@@ -491,24 +497,24 @@ static void chunk_state_backward(BackwardScratch* w, const Head* hd, float m_bef
     for (int s = 0; s < n; s++) c->a[s] = fast_exp(c->a[s] - m_after);
     transpose(w->dCt, hsp, w->dC, hsp, hs, hs);
     size_t at = (size_t)t0 * hsp;
-    product((Dst){w->dk + at, hsp, 1, c->a}, rows_of(c->v, hsp), w->dCt, hsp, n, hs, hs, ALL);
-    product((Dst){w->dv + at, hsp, 1, c->a}, rows_of(c->k, hsp), w->dC, hsp, n, hs, hs, ALL);
+    product((Dst){w->dk + at, hsp, 1, c->a}, rows_of(c->v, c->ldr), w->dCt, hsp, n, hs, hs, ALL);
+    product((Dst){w->dv + at, hsp, 1, c->a}, rows_of(c->k, c->ldr), w->dC, hsp, n, hs, hs, ALL);
     float decay = fast_exp(g + m_before - m_after);
     for (size_t i = 0; i < (size_t)hs * hsp; i++) w->dC[i] *= decay;
 }
 
-// On and below the diagonal of row i: s = scale S o e (the weights), p = scale dP o e (dS); 0 above.
+// On and below the diagonal of row i: s = scale S o e (the weights), p = scale dP o e (dS); above
+// it zeros up to the end of the row's GROUP, as in gate_scores.
 static void score_gradients(float* restrict s, float* restrict p, const float* restrict e, int n, int ld,
                             float scale) {
     for (int i = 0; i < n; i++) {
         float *restrict s_i = s + (size_t)i * ld, *restrict p_i = p + (size_t)i * ld;
         const float* restrict e_i = e + (size_t)i * ld;
         #pragma omp simd
-        for (int j = 0; j <= i; j++) {
-            s_i[j] *= scale * e_i[j];
-            p_i[j] *= scale * e_i[j];
+        for (int j = 0; j < round_up(i + 1, GROUP); j++) {
+            s_i[j] = j <= i ? s_i[j] * scale * e_i[j] : 0.0f;
+            p_i[j] = j <= i ? p_i[j] * scale * e_i[j] : 0.0f;
         }
-        for (int j = i + 1; j < n; j++) s_i[j] = p_i[j] = 0.0f;
     }
 }
 
@@ -519,8 +525,8 @@ static void chunk_backward(BackwardScratch* w, const Head* hd, const float* dh, 
                            const float* n_out, const float* m_out, int k, int t0, int n) {
     Chunk* c = &w->c;
     int hs = hd->hs, ld = c->ld, hsp = c->hsp;
-    transpose(c->kt, ld, c->k, hsp, n, hs);
-    transpose(c->vt, ld, c->v, hsp, n, hs);
+    transpose(c->kt, ld, c->k, c->ldr, n, hs);
+    transpose(c->vt, ld, c->v, c->ldr, n, hs);
     chunk_weights(c, hd, t0, n, w->m_states[k], m_out + t0);
     for (int i = 0; i < n; i++) {
         float inv = 1.0f / (n_out[t0 + i] + MLSTM_EPS);
@@ -533,13 +539,13 @@ static void chunk_backward(BackwardScratch* w, const Head* hd, const float* dh, 
     size_t at = (size_t)t0 * hsp;
     const float* states_t = w->states + (size_t)k * hs * hsp;
     product((Dst){w->dq + at, hsp, 1, NULL}, rows_of(c->x, hsp), states_t, hsp, n, hs, hs, ALL);   // dQ += dHb C^T
-    product((Dst){w->dC, hsp, 1, NULL}, cols_of(c->q, hsp), c->x, hsp, hs, n, hs, ALL);           // dC += Q^T dHb
-    product((Dst){c->s, ld, 0, NULL}, rows_of(c->q, hsp), c->kt, ld, n, hs, n, COLS_LOWER);       // S = Q K^T
+    product((Dst){w->dC, hsp, 1, NULL}, cols_of(c->q, c->ldr), c->x, hsp, hs, n, hs, ALL);        // dC += Q^T dHb
+    product((Dst){c->s, ld, 0, NULL}, rows_of(c->q, c->ldr), c->kt, ld, n, hs, n, COLS_LOWER);    // S = Q K^T
     product((Dst){c->p, ld, 0, NULL}, rows_of(c->rows, hsp), c->vt, ld, n, hs, n, COLS_LOWER);    // dP = dH' V^T
     score_gradients(c->s, c->p, c->e, n, ld, hd->scale);
     product((Dst){w->dv + at, hsp, 1, NULL}, cols_of(c->s, ld), c->rows, hsp, n, n, hs, K_UPPER);  // dV += A^T dH'
-    product((Dst){w->dk + at, hsp, 1, NULL}, cols_of(c->p, ld), c->q, hsp, n, n, hs, K_UPPER);     // dK += dS^T Q
-    product((Dst){w->dq + at, hsp, 1, NULL}, rows_of(c->p, ld), c->k, hsp, n, n, hs, K_LOWER);     // dQ += dS K
+    product((Dst){w->dk + at, hsp, 1, NULL}, cols_of(c->p, ld), c->q, c->ldr, n, n, hs, K_UPPER);  // dK += dS^T Q
+    product((Dst){w->dq + at, hsp, 1, NULL}, rows_of(c->p, ld), c->k, c->ldr, n, n, hs, K_LOWER);  // dQ += dS K
 }
 
 // The head's gate gradients (docs/MODEL.md 11.2, 11.3): d li_t = k_t.dk_t, d lf_t = sum_{u>=t} (q_u.dq_u -
@@ -555,14 +561,11 @@ static void gate_backward(float* dgate_i, float* dgate_f, const float* gate_i, c
         w->dlf[t] = dlf;
     }
     int sig_igate = hd->sig_igate;
-    #pragma omp simd
     for (int t = 0; t < T; t++) {
-        float ci, gi, cf, gf;
-        soft_cap(gate_i[t * gstride], &ci, &gi);
-        soft_cap(gate_f[t * gstride], &cf, &gf);
-        float dli = sig_igate ? w->kdk[t] * sigmoid(-ci) : w->kdk[t];
-        dgate_i[t * gstride] += dli * gi;
-        dgate_f[t * gstride] += w->dlf[t] * sigmoid(-cf) * gf;
+        Capped ci = soft_cap(gate_i[t * gstride]), cf = soft_cap(gate_f[t * gstride]);
+        float dli = sig_igate ? w->kdk[t] * sigmoid(-ci.value) : w->kdk[t];
+        dgate_i[t * gstride] += dli * ci.grad;
+        dgate_f[t * gstride] += w->dlf[t] * sigmoid(-cf.value) * cf.grad;
     }
 }
 
