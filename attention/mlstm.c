@@ -18,14 +18,15 @@
 // reverse pass over the chunks carries dC, and the gate gradients come from the head's own dq, dk:
 // d li_t = k_t.dk_t (= the column sum of docs/MODEL.md 11.2), d lf_t = sum_{u>=t} (q_u.dq_u - k_u.dk_u),
 // times sigmoid(-i~) (mLSTMsig) and sigmoid(-f~), times the soft-cap derivative 1 - tanh^2(z/15).
-// Speed: a chunk is a handful of small dense products over zero-padded scratch copies of its rows, all
-// through one register-tiled loop (`product`: GROUP rows x TILE columns of the result in registers):
-// forward S = Q K^T, H = diag(beta) Q C + (S o E) V, C' = decay C + (e o K)^T V; backward the same
-// shapes for dP = dH' V^T, dV += A^T dH', dK += dS^T Q, dQ += dS K and the state terms. A causal
-// product visits only the row groups' part on or below the diagonal. The log weights of a chunk are
-// built one diagonal (t - s) at a time across all rows, which adds the same terms in the same order
-// as row by row from t downwards but vectorizes; the gate functions (tanh, logsigmoid, exp) are
-// branch-free polynomial versions that vectorize too.
+// Speed: a chunk is a handful of small dense products, all through one register-tiled loop
+// (`product`: GROUP rows x TILE columns of the result in registers, operands read with any strides,
+// so q, k, v stay in place in qkv when hs is a multiple of TILE): forward S = Q K^T, A = S o E/sqrt(hs),
+// H = diag(beta) Q C + A V, C' = decay C + (e o K)^T V; backward the same shapes for dP = dH' V^T,
+// dV += A^T dH', dK += dS^T Q, dQ += dS K and the state terms. A causal product visits only its row
+// groups' part on or below the diagonal. The log weights of a chunk are built one diagonal (t - s) at
+// a time across all rows, which adds the same terms in the same order as row by row from t downwards
+// but vectorizes; the gate functions (tanh, logsigmoid, exp) are branch-free polynomial versions that
+// vectorize too.
 // Parallelism: one task per (b, h), which owns that head's columns of every output (no atomics).
 #include <math.h>
 #include <stdlib.h>
@@ -37,7 +38,7 @@
 
 // GROUP x TILE accumulators are 16 AVX-512 registers (of 32), as in attention/softmax_sigmoid.c.
 #define GROUP 8   // result rows per register tile
-#define TILE 32   // result columns per register tile; scratch rows are zero-padded to a multiple
+#define TILE 32   // result columns per register tile; scratch rows hold a multiple
 
 static inline int min_int(int a, int b) { return a < b ? a : b; }
 static inline int round_up(int n, int m) { return (n + m - 1) / m * m; }
@@ -327,12 +328,11 @@ static void chunk_weights(Chunk* w, const Head* hd, int t0, int n, float m_state
     }
     stabilisers(m, w->logw, ld, b, m_state, n, hd->sig_igate, m_given);
     for (int i = 0; i < n; i++) w->beta[i] = fast_exp(b[i] + m_state - m[i]) * hd->scale;
-    for (int d = 0; d < n; d++) {
-        float* restrict logw_d = w->logw + (size_t)d * ld;
-        for (int i = d; i < n; i++) logw_d[i] = fast_exp(logw_d[i] - m[i]);
+    for (int i = 0; i < n; i++) {
+        float* restrict e_i = w->e + (size_t)i * ld;
+        const float* logw_i = w->logw + i;   // key j's log weight at logw_i[(i - j) * ld]
+        for (int j = 0; j <= i; j++) e_i[j] = fast_exp(logw_i[(size_t)(i - j) * ld] - m[i]);
     }
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j <= i; j++) w->e[(size_t)i * ld + j] = w->logw[(size_t)(i - j) * ld + i];
 }
 
 // s (n, ld) = scale S o e in place on and below the diagonal (the weights C~ of docs/MODEL.md 11.2);
@@ -554,12 +554,11 @@ static void chunk_backward(BackwardScratch* w, const Head* hd, const float* dh, 
 static void gate_backward(float* dgate_i, float* dgate_f, const float* gate_i, const float* gate_f, size_t gstride,
                           const Head* hd, BackwardScratch* w, int T) {
     int hs = hd->hs, hsp = w->c.hsp;
-    float dlf = 0.0f;
-    for (int t = T - 1; t >= 0; t--) {
+    for (int t = 0; t < T; t++) {   // independent dot products first, then the cumulative sum
         w->kdk[t] = dot(hd->k + t * hd->stride, w->dk + (size_t)t * hsp, hs);
-        dlf += dot(hd->q + t * hd->stride, w->dq + (size_t)t * hsp, hs) - w->kdk[t];
-        w->dlf[t] = dlf;
+        w->dlf[t] = dot(hd->q + t * hd->stride, w->dq + (size_t)t * hsp, hs) - w->kdk[t];
     }
+    for (int t = T - 2; t >= 0; t--) w->dlf[t] += w->dlf[t + 1];
     int sig_igate = hd->sig_igate;
     for (int t = 0; t < T; t++) {
         Capped ci = soft_cap(gate_i[t * gstride]), cf = soft_cap(gate_f[t * gstride]);
