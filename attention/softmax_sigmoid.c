@@ -8,12 +8,21 @@
 //   sigmoid:      p = sigmoid(s + b),      dS = dP p (1 - p)
 //   sigmoid/norm: a = sigmoid(s + b) / Z', dS = (dP - D) / Z' p (1 - p), Z' = Z + 1e-8
 // then dV += A^T dO, dQ += scale dS K, dK += scale dS^T Q, with s = scale q.k, scale = 1/sqrt(hs).
-// Speed: query rows go in groups of GROUP, and every product is one of two register-tiled loops
-// over zero-padded scratch copies of the head: group_times_matrix (GROUP rows times a matrix, a
-// GROUP x TILE tile of the result held in registers: S = Q K^T with K^T copied as (hs, keys),
-// O = A V, dP = dO V^T, dQ = dS K) and add_outer_group (dK += dS^T Q, dV += A^T dO into (keys, hs)
-// accumulators added back into dqkv once per head). Inner loops run along contiguous memory with a
-// fixed trip count, so they vectorize; fast_exp is a vectorizable exp.
+// Speed: query rows go in groups of GROUP = VEC (one vector of floats), and a group's scores live
+// transposed, (keys, GROUP): row j holds key j's score for each query of the group. Then
+//  - every product is one register-tiled loop, gemm (8 rows x 2 vectors or 16 rows x 1 vector of
+//    accumulators, GCC/Clang vector extensions so it vectorizes whatever the compiler decides), whose
+//    left operand is read one float at a time from fixed offsets: S^T = K Q^T and dP^T = V dO^T read
+//    K^T, V^T (hs, keys) with Q^T, dO^T (hs, GROUP) as vectors; O = A V, dQ = dS K, dV += A^T dO and
+//    dK += dS^T Q read the transposed weights;
+//  - the row statistics (max, sum, LSE) are vectors over the group's queries, with no horizontal sums,
+//    and the masked entries are a compare per key (key j <= query position), so tiles stop at the
+//    group's last key rounded up to VEC.
+// Operands read over and over are contiguous scratch, made once per head or block of queries
+// (rows of qkv are 3C floats apart and would map onto few cache sets): K^T (forward), Q^T, K^T, V^T,
+// dO^T (backward) by VEC x VEC transposes with shuffles in registers, copies of V (forward) and K
+// (backward), and the dK, dV accumulators; a group's rows of Q and dO are read in place when hs is
+// a multiple of VEC, else from zero-padded copies. fast_exp is a vectorizable exp.
 // Parallelism: the forward runs one task per (b, h, block of query rows); the backward one task per
 // (b, h), which owns that head's columns of dqkv, so its += into dK and dV needs no atomics.
 #include <math.h>
@@ -25,34 +34,65 @@
 #include "common/fastmath.h"
 #include "common/check.h"
 
-// GROUP x TILE accumulators are 16 AVX-512 registers (of 32); measured best on Zen 4 (T=1024, hs=64).
-#define GROUP 8           // query rows handled together
-#define TILE 32           // result columns per register tile; scratch rows are zero-padded to a multiple
+#define VEC 16            // floats per vector (one AVX-512 register)
+#define GROUP VEC         // query rows handled together: one vector of scores per key
 #define QUERY_BLOCK 128   // query rows per forward task; they share one scratch copy of K and V
 #define SIGMOID_NORM_EPS 1e-8f   // Z' = Z + eps in the normalized sigmoid (docs/MODEL.md 5.3)
+#define INLINE static inline __attribute__((always_inline))
+
+typedef float vec __attribute__((vector_size(VEC * sizeof(float))));
+typedef float vec_unaligned __attribute__((vector_size(VEC * sizeof(float)), aligned(4)));
 
 static inline int min_int(int a, int b) { return a < b ? a : b; }
 static inline int round_up(int n, int m) { return (n + m - 1) / m * m; }
+// The row length of a scratch matrix with n >= 1 columns read down a column: an odd number of VEC
+// floats (64-byte lines), so that its rows spread over all cache sets (rows a power of two apart,
+// 4 KiB at T = 1024, would share a few sets and evict each other).
+static inline int padded_ld(int n) { return round_up(n, VEC) / VEC % 2 ? round_up(n, VEC) : round_up(n, VEC) + VEC; }
 
+// In-register transpose of VEC x VEC floats: stage s swaps bit s of the row index with bit s of the
+// column index, by two-source shuffles of the row pairs (i, i | s).
+#define SWAP_LO(s, k) (((k) & (s)) ? VEC + ((k) ^ (s)) : (k))
+#define SWAP_HI(s, k) (((k) & (s)) ? VEC + (k) : ((k) | (s)))
+#define SWAP_MASK(F, s) F(s, 0), F(s, 1), F(s, 2), F(s, 3), F(s, 4), F(s, 5), F(s, 6), F(s, 7), F(s, 8), \
+                        F(s, 9), F(s, 10), F(s, 11), F(s, 12), F(s, 13), F(s, 14), F(s, 15)
+#define TRANSPOSE_STAGE(r, s)                                                         \
+    for (int i = 0; i < VEC; i++) {                                                   \
+        if (i & (s)) continue;                                                        \
+        vec lo = __builtin_shufflevector(r[i], r[i | (s)], SWAP_MASK(SWAP_LO, s));    \
+        r[i | (s)] = __builtin_shufflevector(r[i], r[i | (s)], SWAP_MASK(SWAP_HI, s)); \
+        r[i] = lo;                                                                    \
+    }
+_Static_assert(VEC == 16, "SWAP_MASK and the transpose stages are written for 16 floats");
+
+// dst (VEC rows, ld apart) = the VEC x VEC block of src (rows `stride` apart), transposed.
+static void transpose_block(float* restrict dst, int ld, const float* restrict src, size_t stride) {
+    vec r[VEC];
+    for (int i = 0; i < VEC; i++) r[i] = *(const vec_unaligned*)(src + i * stride);
+    TRANSPOSE_STAGE(r, 1)
+    TRANSPOSE_STAGE(r, 2)
+    TRANSPOSE_STAGE(r, 4)
+    TRANSPOSE_STAGE(r, 8)
+    for (int i = 0; i < VEC; i++) *(vec_unaligned*)(dst + (size_t)i * ld) = r[i];
+}
+
+// dst (hs, ld) = src (n, hs) rows, `stride` floats apart, transposed, zero in columns n..ld-1:
+// whole VEC x VEC blocks in registers, the edges (head sizes or row counts not a multiple of VEC)
+// one float at a time.
+static void transpose_rows(float* restrict dst, int ld, const float* restrict src, int n, size_t stride, int hs) {
+    int n_blocks = n / VEC * VEC, hs_blocks = hs / VEC * VEC;
+    for (int j0 = 0; j0 < n_blocks; j0 += VEC)
+        for (int c0 = 0; c0 < hs_blocks; c0 += VEC)
+            transpose_block(dst + (size_t)c0 * ld + j0, ld, src + j0 * stride + c0, stride);
+    for (int c = 0; c < hs; c++)
+        for (int j = c < hs_blocks ? n_blocks : 0; j < ld; j++)
+            dst[(size_t)c * ld + j] = j < n ? src[j * stride + c] : 0.0f;
+}
 
 // dst (n, ld) = src (n, hs) rows, `stride` floats apart, zero-padded to ld >= hs columns.
 static void copy_rows(float* restrict dst, int ld, const float* restrict src, int n, size_t stride, int hs) {
-    for (int j = 0; j < n; j++) {
-        memcpy(dst + (size_t)j * ld, src + j * stride, (size_t)hs * sizeof(float));
-        memset(dst + (size_t)j * ld + hs, 0, (size_t)(ld - hs) * sizeof(float));
-    }
-}
-
-// dst (hs, ld) = src (n, hs) rows, `stride` floats apart, transposed, zero in columns n..ld-1.
-// Blocks of 16 rows keep the reads in L1 and write whole cache lines.
-static void transpose_rows(float* restrict dst, int ld, const float* restrict src, int n, size_t stride, int hs) {
-    for (int j0 = 0; j0 < n; j0 += 16) {
-        int j1 = min_int(j0 + 16, n);
-        for (int c = 0; c < hs; c++)
-            for (int j = j0; j < j1; j++) dst[(size_t)c * ld + j] = src[j * stride + c];
-    }
-    for (int c = 0; c < hs; c++)
-        for (int j = n; j < ld; j++) dst[(size_t)c * ld + j] = 0.0f;
+    for (int j = 0; j < n; j++)
+        for (int c = 0; c < ld; c++) dst[(size_t)j * ld + c] = c < hs ? src[j * stride + c] : 0.0f;
 }
 
 // dst rows (n, hs), `stride` floats apart, += src (n, ld) [:, :hs].
@@ -61,219 +101,262 @@ static void add_rows(float* restrict dst, size_t stride, const float* restrict s
         for (int c = 0; c < hs; c++) dst[j * stride + c] += src[(size_t)j * ld + c];
 }
 
-// out_r (ncols) (= or +=) alpha * a_r (k) @ b (k, ldb) [:, :ncols] for the first g of the GROUP rows
-// (a_r of rows past g must be readable; their results are dropped). b is zero-padded to a multiple
-// of TILE columns; one GROUP x TILE tile of the result stays in registers over the k loop.
-static void group_times_matrix(float* const out[GROUP], int accumulate, float alpha, const float* const a[GROUP],
-                               const float* restrict b, int ldb, int k, int ncols, int g) {
-    for (int j0 = 0; j0 < ncols; j0 += TILE) {
-        float acc[GROUP][TILE] = {{0.0f}};
-        for (int kk = 0; kk < k; kk++) {
-            const float* restrict b_k = b + (size_t)kk * ldb + j0;
-            for (int r = 0; r < GROUP; r++) {
-                float a_rk = a[r][kk];
-                for (int j = 0; j < TILE; j++) acc[r][j] += a_rk * b_k[j];
+// One register tile of gemm: rows m < mr and vectors v < nv of the product (mr nv <= 16
+// accumulators; mr, nv and a_ms are constants after inlining), stored into rows m < m_valid and
+// columns < n_valid of out (rows ldo apart): = alpha * product, or += with accumulate.
+INLINE void gemm_tile(float* out, size_t ldo, float alpha, int accumulate, const float* a, size_t a_ks, int a_ms,
+                      const float* b, size_t ldb, int k, int mr, int nv, int m_valid, int n_valid) {
+    vec acc[16][2];
+    for (int m = 0; m < mr; m++)
+        for (int v = 0; v < nv; v++) acc[m][v] = (vec){0};
+    for (int kk = 0; kk < k; kk++) {
+        const float* a_k = a + kk * a_ks;
+        vec b_k[2];
+        for (int v = 0; v < nv; v++) b_k[v] = *(const vec_unaligned*)(b + kk * ldb + v * VEC);
+        for (int m = 0; m < mr; m++)
+            for (int v = 0; v < nv; v++) acc[m][v] += a_k[m * a_ms] * b_k[v];
+    }
+    if (m_valid == mr && n_valid == nv * VEC) {
+        for (int m = 0; m < mr; m++)
+            for (int v = 0; v < nv; v++) {
+                vec_unaligned* o = (vec_unaligned*)(out + m * ldo + v * VEC);
+                *o = accumulate ? *o + alpha * acc[m][v] : alpha * acc[m][v];
             }
-        }
-        int nj = min_int(TILE, ncols - j0);
-        for (int r = 0; r < g; r++) {
-            float* out_r = out[r] + j0;
-            for (int j = 0; j < nj; j++) out_r[j] = (accumulate ? out_r[j] : 0.0f) + alpha * acc[r][j];
-        }
+        return;
+    }
+    for (int m = 0; m < m_valid; m++) {
+        float row[2 * VEC] = {0};
+        memcpy(row, acc[m], nv * sizeof(vec));
+        float* out_m = out + m * ldo;
+        for (int j = 0; j < n_valid; j++) out_m[j] = (accumulate ? out_m[j] : 0.0f) + alpha * row[j];
     }
 }
 
-// m (n, ldm) += y^T x: row j of m gets sum_r y[r][j] * x[r], for y (GROUP, ldy) and x (GROUP, ldm),
-// where ldm is a multiple of TILE (x zero-padded).
-static void add_outer_group(float* restrict m, const float* restrict y, int ldy, const float* restrict x,
-                            int ldm, int n) {
-    for (int c0 = 0; c0 < ldm; c0 += TILE) {
+// out (M, N; rows ldo apart) = alpha * a (M, K) @ b (K, N), or += with accumulate, where a(m, k) is
+// a[k * a_ks + m * a_ms] and b's rows are ldb apart. Tiles of 8 rows x 2 vectors, the last columns
+// in tiles of 16 rows x 1 vector: a must be readable for M rounded up to the tile's rows (results
+// past M are dropped), b for N rounded up to VEC columns.
+INLINE void gemm(float* out, size_t ldo, float alpha, int accumulate, const float* a, size_t a_ks, int a_ms,
+                 const float* b, size_t ldb, int M, int N, int K) {
+    int n0 = 0;
+    for (; n0 + VEC < N; n0 += 2 * VEC)
+        for (int m0 = 0; m0 < M; m0 += 8)
+            gemm_tile(out + m0 * ldo + n0, ldo, alpha, accumulate, a + m0 * a_ms, a_ks, a_ms, b + n0, ldb, K, 8, 2,
+                      min_int(8, M - m0), min_int(2 * VEC, N - n0));
+    if (n0 < N)
+        for (int m0 = 0; m0 < M; m0 += 16)
+            gemm_tile(out + m0 * ldo + n0, ldo, alpha, accumulate, a + m0 * a_ms, a_ks, a_ms, b + n0, ldb, K, 16,
+                      1, min_int(16, M - m0), N - n0);
+}
+
+// gemm with a's rows contiguous along m (a_ms = 1): K^T, V^T, or transposed weights read as (keys, GROUP).
+static void gemm_a_columns(float* out, size_t ldo, float alpha, int accumulate, const float* a, size_t a_ks,
+                           const float* b, size_t ldb, int M, int N, int K) {
+    gemm(out, ldo, alpha, accumulate, a, a_ks, 1, b, ldb, M, N, K);
+}
+
+// gemm with a (M, GROUP) row-major (a_ks = 1, a_ms = GROUP): transposed weights read as rows of keys.
+static void gemm_a_rows(float* out, size_t ldo, float alpha, int accumulate, const float* a, const float* b,
+                        size_t ldb, int M, int N, int K) {
+    gemm(out, ldo, alpha, accumulate, a, 1, GROUP, b, ldb, M, N, K);
+}
+
+// The ALiBi offset of query position pos and key j (0 without ALiBi: slope 0).
+static inline float alibi(float slope, int pos, int j) { return slope * (float)(pos - j); }
+
+// The forward's weights of one group, in place, before the division by the row's sum: st (n, GROUP)
+// holds scaled scores, row j the key j for each query r, which sees keys j <= pos[r]; masked entries
+// become 0. norm[r]: what the row is to be multiplied by (1 / sum, 1 / Z', or 1); stat[r] for r < g:
+// the row statistic (see the file header).
+static void forward_weights(float* restrict st, float norm[GROUP], float* stat, const int pos[GROUP], int n, int g,
+                            AttnScore score, float slope) {
+    float sums[GROUP] = {0}, maxs[GROUP];
+    if (!score.sigmoid) {
+        for (int r = 0; r < GROUP; r++) maxs[r] = -INFINITY;
         for (int j = 0; j < n; j++) {
-            float* restrict m_j = m + (size_t)j * ldm + c0;
-            for (int c = 0; c < TILE; c++) {
-                float sum = 0.0f;
-                for (int r = 0; r < GROUP; r++) sum += y[(size_t)r * ldy + j] * x[(size_t)r * ldm + c0 + c];
-                m_j[c] += sum;
+            float* s = st + (size_t)j * GROUP;
+            #pragma omp simd
+            for (int r = 0; r < GROUP; r++) {
+                float x = s[r] - alibi(slope, pos[r], j);   // masked keys too (one condition, so it vectorizes)
+                s[r] = x;
+                maxs[r] = j <= pos[r] && x > maxs[r] ? x : maxs[r];
+            }
+        }
+        for (int j = 0; j < n; j++) {
+            float* s = st + (size_t)j * GROUP;
+            #pragma omp simd
+            for (int r = 0; r < GROUP; r++) {
+                float weight = fast_exp(s[r] - maxs[r]);
+                s[r] = j <= pos[r] ? weight : 0.0f;
+                sums[r] += s[r];
+            }
+        }
+    } else {
+        for (int j = 0; j < n; j++) {
+            float* s = st + (size_t)j * GROUP;
+            #pragma omp simd
+            for (int r = 0; r < GROUP; r++) {
+                float weight = sigmoid(s[r] - alibi(slope, pos[r], j) + score.bias);
+                s[r] = j <= pos[r] ? weight : 0.0f;
+                sums[r] += s[r];
             }
         }
     }
-}
-
-// s (n) = softmax of the scores s (n), in place; returns the LSE.
-static float softmax_row(float* restrict s, int n) {
-    float maxs = -INFINITY, sum = 0.0f;
-    #pragma omp simd reduction(max:maxs)
-    for (int j = 0; j < n; j++) maxs = s[j] > maxs ? s[j] : maxs;
-    #pragma omp simd reduction(+:sum)
-    for (int j = 0; j < n; j++) {
-        s[j] = fast_exp(s[j] - maxs);
-        sum += s[j];
+    for (int r = 0; r < GROUP; r++) {
+        if (r < g) stat[r] = !score.sigmoid ? maxs[r] + logf(sums[r]) : score.normalize ? sums[r] : 0.0f;
+        norm[r] = !score.sigmoid ? 1.0f / sums[r] : score.normalize ? 1.0f / (sums[r] + SIGMOID_NORM_EPS) : 1.0f;
     }
-    float inv_sum = 1.0f / sum;
-    for (int j = 0; j < n; j++) s[j] *= inv_sum;
-    return maxs + logf(sum);
 }
 
-// s (n) = sigmoid(s + bias), in place, divided by the row sum + eps if normalize; returns the row
-// sum Z if normalize, else 0.
-static float sigmoid_row(float* restrict s, int n, float bias, int normalize) {
-    float sum = 0.0f;
-    #pragma omp simd reduction(+:sum)
-    for (int j = 0; j < n; j++) {
-        s[j] = sigmoid(s[j] + bias);
-        sum += s[j];
-    }
-    if (!normalize) return 0.0f;
-    float inv_z = 1.0f / (sum + SIGMOID_NORM_EPS);
-    for (int j = 0; j < n; j++) s[j] *= inv_z;
-    return sum;
+// A scratch buffer of n floats, zeroed, whose start is 64-byte aligned (rows of a multiple of VEC
+// floats then start on cache lines); release it with free(*block).
+static float* aligned_scratch(void** block, size_t n) {
+    *block = malloc_check(n * sizeof(float) + 64);
+    float* start = (float*)(((uintptr_t)*block + 63) & ~(uintptr_t)63);
+    memset(start, 0, n * sizeof(float));
+    return start;
 }
 
-// ALiBi: the row's query is position n_seen - 1 and key j gets -slope (n_seen - 1 - j).
-static void add_alibi_row(float* restrict s, int n_seen, float slope) {
-    if (slope == 0.0f) return;
-    for (int j = 0; j < n_seen; j++) s[j] -= slope * (float)(n_seen - 1 - j);
-}
-
-// The weights of one row: the first n_seen scores of s (n) become weights in place, the masked rest
-// 0. Returns the row's statistic for the backward (see the file header).
-static float weights_row(float* restrict s, int n_seen, int n, AttnScore score, float slope) {
-    add_alibi_row(s, n_seen, slope);
-    float stat = score.sigmoid ? sigmoid_row(s, n_seen, score.bias, score.normalize) : softmax_row(s, n_seen);
-    for (int j = n_seen; j < n; j++) s[j] = 0.0f;
-    return stat;
-}
-
-// Rows r of a (GROUP, ld) scratch matrix, as pointers.
-static void row_pointers(float* rows[GROUP], float* m, int ld) {
-    for (int r = 0; r < GROUP; r++) rows[r] = m + (size_t)r * ld;
-}
-
-// Forward scratch of one task: keys transposed kt (hs, ld), values vp (keys, hsp), scores s (GROUP, ld).
+// Forward scratch of one task: keys transposed kt (hs, ld), values v (keys, hsp), a group's queries
+// transposed qt (hs, GROUP) and its transposed scores st (keys, GROUP).
 typedef struct {
-    float *kt, *vp, *s;
+    float *kt, *v, *qt, *st;
 } ForwardScratch;
 
-// The forward for the g <= GROUP query rows i0.. of one (b, h), which see n keys at most.
-// q[r]: query rows; out, stat: this head's (Tq rows, C apart), (Tq).
-static void attention_forward_group(float* out, float* stat, const float* const q[GROUP], const ForwardScratch* w,
-                                    int ld, int hsp, int i0, int g, int n, int C, int hs, float scale,
-                                    AttnScore score, float slope) {
-    float* s[GROUP];
-    row_pointers(s, w->s, ld);
-    group_times_matrix(s, 0, scale, q, w->kt, ld, hs, n, GROUP);   // S = scale Q K^T
-    for (int r = 0; r < GROUP; r++)   // query i0+r sees n-g+1+r keys; padding rows get weights 0
-        if (r < g) stat[i0 + r] = weights_row(s[r], n - g + 1 + r, n, score, slope);
-        else memset(s[r], 0, (size_t)n * sizeof(float));
-    float* out_rows[GROUP];
-    for (int r = 0; r < GROUP; r++) out_rows[r] = out + (size_t)(i0 + min_int(r, g - 1)) * C;
-    group_times_matrix(out_rows, 0, 1.0f, (const float* const*)s, w->vp, hsp, n, hs, g);   // O = A V
+// The forward for the g <= GROUP query rows i0.. of one (b, h), query i0+r at position pos0+r.
+// head: qkv at its row 0, column h*hs; out, stat: this head's (Tq rows, C apart), (Tq).
+static void attention_forward_group(float* out, float* stat, const float* head, const ForwardScratch* w, int ld,
+                                    int hsp, int i0, int pos0, int g, int C, int hs, float scale, AttnScore score,
+                                    float slope) {
+    size_t stride = 3 * (size_t)C;
+    int pos[GROUP];
+    for (int r = 0; r < GROUP; r++) pos[r] = pos0 + min_int(r, g - 1);   // rows past g repeat the last
+    int n = pos[GROUP - 1] + 1;   // keys seen by the last row
+    transpose_rows(w->qt, GROUP, head + (size_t)pos0 * stride, g, stride, hs);
+    gemm_a_columns(w->st, GROUP, scale, 0, w->kt, ld, w->qt, GROUP, n, GROUP, hs);   // S^T = scale K Q^T
+    float norm[GROUP];
+    forward_weights(w->st, norm, stat + i0, pos, n, g, score, slope);
+    float* out_g = out + (size_t)i0 * C;
+    gemm_a_columns(out_g, C, 1.0f, 0, w->st, GROUP, w->v, hsp, g, hs, n);   // O = A V, then each row normalized
+    for (int r = 0; r < g; r++)
+        for (int c = 0; c < hs; c++) out_g[(size_t)r * C + c] *= norm[r];
 }
 
 // qkv (B,Tmax,3C) -> out (B,Tq,C), stat (B,NH,Tq); query i is position Tk-Tq+i (see attention.h).
 void attention_forward(float* out, float* stat, const float* qkv, int B, int Tq, int Tk, int Tmax, int C, int NH,
                        AttnScore score) {
-    int hs = C / NH, hsp = round_up(hs, TILE), n_blocks = (Tq + QUERY_BLOCK - 1) / QUERY_BLOCK;
+    int hs = C / NH, hsp = round_up(hs, VEC), n_blocks = (Tq + QUERY_BLOCK - 1) / QUERY_BLOCK;
     float scale = 1.0f / sqrtf((float)hs);
-    size_t stride = 3 * (size_t)C, max_ld = round_up(Tk, TILE);
+    size_t stride = 3 * (size_t)C, max_ld = padded_ld(Tk);
     #pragma omp parallel
     {
-        ForwardScratch w = {malloc_check(max_ld * hs * sizeof(float)), malloc_check(max_ld * hsp * sizeof(float)),
-                            malloc_check(max_ld * GROUP * sizeof(float))};
+        size_t nkt = (size_t)hs * max_ld, nv = max_ld * hsp, nqt = (size_t)hs * GROUP, nst = max_ld * GROUP;
+        void* block;
+        ForwardScratch w;
+        w.kt = aligned_scratch(&block, round_up(nkt, VEC) + nv + round_up(nqt, VEC) + nst);
+        w.v = w.kt + round_up(nkt, VEC), w.qt = w.v + nv, w.st = w.qt + round_up(nqt, VEC);
         #pragma omp for collapse(3) schedule(dynamic, 1)
         for (int b = 0; b < B; b++) {
             for (int h = 0; h < NH; h++) {
                 for (int blk = 0; blk < n_blocks; blk++) {
                     int i0 = blk * QUERY_BLOCK, i1 = min_int(i0 + QUERY_BLOCK, Tq);
-                    int n_keys = Tk - Tq + i1, ld = round_up(n_keys, TILE);   // keys of the block's last row
+                    int n_keys = Tk - Tq + i1, ld = padded_ld(n_keys);   // keys of the block's last row
                     const float* head = qkv + (size_t)b * Tmax * stride + (size_t)h * hs;
                     transpose_rows(w.kt, ld, head + C, n_keys, stride, hs);
-                    copy_rows(w.vp, hsp, head + 2 * C, n_keys, stride, hs);
-                    for (int i = i0; i < i1; i += GROUP) {
-                        int g = min_int(GROUP, i1 - i);
-                        const float* q[GROUP];
-                        for (int r = 0; r < GROUP; r++) q[r] = head + (Tk - Tq + i + min_int(r, g - 1)) * stride;
+                    copy_rows(w.v, hsp, head + 2 * C, n_keys, stride, hs);
+                    for (int i = i0; i < i1; i += GROUP)
                         attention_forward_group(out + (size_t)b * Tq * C + (size_t)h * hs,
-                                                stat + ((size_t)b * NH + h) * Tq, q, &w, ld, hsp, i, g,
-                                                Tk - Tq + i + g, C, hs, scale, score, attn_alibi_slope(score, h, NH));
-                    }
+                                                stat + ((size_t)b * NH + h) * Tq, head, &w, ld, hsp, i,
+                                                Tk - Tq + i, min_int(GROUP, i1 - i), C, hs, scale, score,
+                                                attn_alibi_slope(score, h, NH));
                 }
             }
         }
-        free(w.s);
-        free(w.vp);
-        free(w.kt);
+        free(block);
     }
 }
 
 // a (hs) . b (hs).
 static float row_dot(const float* a, const float* b, int hs) {
     float sum = 0.0f;
+    #pragma omp simd reduction(+:sum)
     for (int c = 0; c < hs; c++) sum += a[c] * b[c];
     return sum;
 }
 
-// One row of the backward (see the file header). On entry p (n) holds the scores s and ds (n) holds
-// dP = dO . v_j; on exit p holds the forward's weights and ds = scale * dS. stat: the row's statistic.
-static void score_gradient_row(float* restrict p, float* restrict ds, const float* dout_row, const float* out_row,
-                               float stat, int n, int hs, float scale, AttnScore score, float slope) {
-    add_alibi_row(p, n, slope);
+// The backward's weights and score gradients of one group (see the file header), in place: on entry
+// pt (n, GROUP) holds the scaled scores S^T and dst holds dP^T, row j the key j for each query r,
+// which sees keys j <= pos[r] (-1 for rows past the group's end); on exit pt holds the weights and
+// dst scale * dS^T, 0 where masked. stat, D: each row's statistic and dO . O.
+static void backward_scores(float* restrict pt, float* restrict dst, const float stat[GROUP], const float D[GROUP],
+                            const int pos[GROUP], int n, float scale, AttnScore score, float slope) {
     if (!score.sigmoid) {
-        float D = row_dot(dout_row, out_row, hs);
-        #pragma omp simd
         for (int j = 0; j < n; j++) {
-            p[j] = fast_exp(p[j] - stat);
-            ds[j] = scale * p[j] * (ds[j] - D);
+            float *p = pt + (size_t)j * GROUP, *ds = dst + (size_t)j * GROUP;
+            #pragma omp simd
+            for (int r = 0; r < GROUP; r++) {
+                float weight = fast_exp(p[r] - alibi(slope, pos[r], j) - stat[r]);
+                p[r] = j <= pos[r] ? weight : 0.0f;
+                ds[r] = scale * p[r] * (ds[r] - D[r]);
+            }
         }
         return;
     }
     // sigmoid: p (1 - p) = sig^2 e with e = exp(-(s + b)); unnormalized is D = 0, Z' = 1
-    float D = score.normalize ? row_dot(dout_row, out_row, hs) : 0.0f;
-    float inv_z = score.normalize ? 1.0f / (stat + SIGMOID_NORM_EPS) : 1.0f;
-    #pragma omp simd
+    float inv_z[GROUP];
+    for (int r = 0; r < GROUP; r++) inv_z[r] = score.normalize ? 1.0f / (stat[r] + SIGMOID_NORM_EPS) : 1.0f;
     for (int j = 0; j < n; j++) {
-        float e = fast_exp(-(p[j] + score.bias)), sig = 1.0f / (1.0f + e);
-        p[j] = sig * inv_z;
-        ds[j] = scale * (ds[j] - D) * inv_z * sig * sig * e;
+        float *p = pt + (size_t)j * GROUP, *ds = dst + (size_t)j * GROUP;
+        #pragma omp simd
+        for (int r = 0; r < GROUP; r++) {
+            float e = fast_exp(-(p[r] - alibi(slope, pos[r], j) + score.bias)), sig = 1.0f / (1.0f + e);
+            int seen = j <= pos[r];
+            p[r] = seen ? sig * inv_z[r] : 0.0f;
+            ds[r] = seen ? scale * (ds[r] - D[r]) * inv_z[r] * sig * sig * e : 0.0f;
+        }
     }
 }
 
-// Backward scratch of one thread: keys and values transposed kt, vt (hs, ld); keys kp and the dK, dV
-// accumulators (T, hsp); a group's queries qg and output gradients dog (GROUP, hsp); its
-// weights p and scaled score gradients ds (GROUP, ld).
+// Backward scratch of one thread: the head's queries, keys, values and output gradients transposed
+// qt, kt, vt, dot (hs, ld); keys k and the dK, dV accumulators (ld, hsp); each row's dO . O in d (ld);
+// when hs is not a multiple of VEC, a group's queries and output gradients as zero-padded rows qg,
+// dog (GROUP, hsp); a group's transposed weights pt and scaled score gradients dst (ld, GROUP).
 typedef struct {
-    float *kt, *vt, *kp, *dk, *dv, *qg, *dog, *p, *ds;
+    float *qt, *kt, *vt, *dot, *k, *dk, *dv, *d, *qg, *dog, *pt, *dst;
 } BackwardScratch;
 
 // The backward for the g <= GROUP rows i0.. of one head (see attention_backward_head).
-static void attention_backward_group(float* dqkv, const float* dout, const float* qkv, const float* out,
-                                     const float* stat, const BackwardScratch* w, int ld, int hsp,
-                                     int i0, int g, int C, int hs, float scale, AttnScore score, float slope) {
+static void attention_backward_group(float* dqkv, const float* dout, const float* qkv, const float* stat,
+                                     const BackwardScratch* w, int ld, int hsp, int i0, int g, int C, int hs,
+                                     float scale, AttnScore score, float slope) {
     size_t stride = 3 * (size_t)C;
     int n = i0 + g;   // keys seen by the last row
-    copy_rows(w->qg, hsp, qkv + (size_t)i0 * stride, g, stride, hs);
-    copy_rows(w->dog, hsp, dout + (size_t)i0 * C, g, C, hs);
-    memset(w->qg + (size_t)g * hsp, 0, (size_t)(GROUP - g) * hsp * sizeof(float));
-    memset(w->dog + (size_t)g * hsp, 0, (size_t)(GROUP - g) * hsp * sizeof(float));
-    float *qg[GROUP], *dog[GROUP], *p[GROUP], *ds[GROUP];
-    row_pointers(qg, w->qg, hsp);
-    row_pointers(dog, w->dog, hsp);
-    row_pointers(p, w->p, ld);
-    row_pointers(ds, w->ds, ld);
-    group_times_matrix(p, 0, scale, (const float* const*)qg, w->kt, ld, hs, n, GROUP);   // S = scale Q K^T
-    group_times_matrix(ds, 0, 1.0f, (const float* const*)dog, w->vt, ld, hs, n, GROUP);  // dP = dO V^T
-    for (int r = 0; r < GROUP; r++) {
-        int n_seen = r < g ? i0 + r + 1 : 0;   // padding rows get p = ds = 0
-        if (n_seen)
-            score_gradient_row(p[r], ds[r], dog[r], out + (size_t)(i0 + r) * C, stat[i0 + r], n_seen, hs, scale,
-                               score, slope);
-        for (int j = n_seen; j < n; j++) p[r][j] = ds[r][j] = 0.0f;
+    int pos[GROUP];
+    float stat_g[GROUP], D[GROUP];
+    for (int r = 0; r < GROUP; r++) {   // rows past g see no key
+        pos[r] = r < g ? i0 + r : -1;
+        stat_g[r] = r < g ? stat[i0 + r] : 0.0f;
+        D[r] = r < g ? w->d[i0 + r] : 0.0f;
     }
-    add_outer_group(w->dv, w->p, ld, w->dog, hsp, n);     // dV += A^T dO
-    add_outer_group(w->dk, w->ds, ld, w->qg, hsp, n);     // dK += scale dS^T Q
-    float* dq[GROUP];
-    for (int r = 0; r < GROUP; r++) dq[r] = dqkv + (size_t)(i0 + min_int(r, g - 1)) * stride;
-    group_times_matrix(dq, 1, 1.0f, (const float* const*)ds, w->kp, hsp, n, hs, g);   // dQ += scale dS K
+    gemm_a_columns(w->pt, GROUP, scale, 0, w->kt, ld, w->qt + i0, ld, n, GROUP, hs);   // S^T = scale K Q^T
+    gemm_a_columns(w->dst, GROUP, 1.0f, 0, w->vt, ld, w->dot + i0, ld, n, GROUP, hs);  // dP^T = V dO^T
+    backward_scores(w->pt, w->dst, stat_g, D, pos, n, scale, score, slope);
+    // Q and dO rows with hsp readable floats: in place, or padded copies
+    const float *q = qkv + (size_t)i0 * stride, *dout_g = dout + (size_t)i0 * C;
+    size_t ldq = stride, lddo = C;
+    if (hs != hsp) {
+        copy_rows(w->qg, hsp, q, g, stride, hs);
+        copy_rows(w->dog, hsp, dout_g, g, C, hs);
+        q = w->qg, dout_g = w->dog, ldq = lddo = hsp;
+    }
+    // dV += A^T dO, dK += scale dS^T Q; keys i0.. are new to the accumulators (no earlier group sees
+    // them): = there, so they need no zeroing
+    for (int fresh = 0; fresh < 2; fresh++) {
+        int j0 = fresh ? i0 : 0, nj = fresh ? n - i0 : i0;
+        gemm_a_rows(w->dv + (size_t)j0 * hsp, hsp, 1.0f, !fresh, w->pt + (size_t)j0 * GROUP, dout_g, lddo, nj, hsp, g);
+        gemm_a_rows(w->dk + (size_t)j0 * hsp, hsp, 1.0f, !fresh, w->dst + (size_t)j0 * GROUP, q, ldq, nj, hsp, g);
+    }
+    gemm_a_columns(dqkv + (size_t)i0 * stride, stride, 1.0f, 1, w->dst, GROUP, w->k, hsp, g, hs, n);  // dQ += scale dS K
 }
 
 // One (b, h): dqkv (T,3C) += for this head's columns, from dout, qkv, out (T rows) and stat (T).
@@ -282,15 +365,16 @@ static void attention_backward_head(float* dqkv, const float* dout, const float*
                                     const float* stat, int T, int C, int hs, float scale, AttnScore score,
                                     float slope, const BackwardScratch* w) {
     size_t stride = 3 * (size_t)C;
-    int ld = round_up(T, TILE), hsp = round_up(hs, TILE);
+    int ld = padded_ld(T), hsp = round_up(hs, VEC), need_d = !score.sigmoid || score.normalize;
+    transpose_rows(w->qt, ld, qkv, T, stride, hs);
     transpose_rows(w->kt, ld, qkv + C, T, stride, hs);
     transpose_rows(w->vt, ld, qkv + 2 * C, T, stride, hs);
-    copy_rows(w->kp, hsp, qkv + C, T, stride, hs);
-    memset(w->dk, 0, (size_t)T * hsp * sizeof(float));
-    memset(w->dv, 0, (size_t)T * hsp * sizeof(float));
+    transpose_rows(w->dot, ld, dout, T, C, hs);
+    copy_rows(w->k, hsp, qkv + C, T, stride, hs);
+    for (int i = 0; i < T; i++) w->d[i] = need_d ? row_dot(dout + (size_t)i * C, out + (size_t)i * C, hs) : 0.0f;
     for (int i0 = 0; i0 < T; i0 += GROUP)
-        attention_backward_group(dqkv, dout, qkv, out, stat, w, ld, hsp, i0, min_int(GROUP, T - i0), C, hs, scale,
-                                 score, slope);
+        attention_backward_group(dqkv, dout, qkv, stat, w, ld, hsp, i0, min_int(GROUP, T - i0), C, hs, scale, score,
+                                 slope);
     add_rows(dqkv + C, stride, w->dk, hsp, T, hs);
     add_rows(dqkv + 2 * C, stride, w->dv, hsp, T, hs);
 }
@@ -302,11 +386,13 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
     float scale = 1.0f / sqrtf((float)hs);
     #pragma omp parallel
     {
-        size_t ld = round_up(T, TILE), hsp = round_up(hs, TILE), nt = (size_t)hs * ld, np = (size_t)T * hsp;
-        float* buf = malloc_check((2 * nt + 3 * np + 2 * GROUP * hsp + 2 * GROUP * ld) * sizeof(float));
+        size_t ld = padded_ld(T), hsp = round_up(hs, VEC), nt = round_up(hs * (int)ld, VEC), np = ld * hsp;
+        size_t ng = GROUP * hsp, ns = ld * GROUP;
+        void* block;
         BackwardScratch w;
-        w.kt = buf, w.vt = w.kt + nt, w.kp = w.vt + nt, w.dk = w.kp + np, w.dv = w.dk + np;
-        w.qg = w.dv + np, w.dog = w.qg + GROUP * hsp, w.p = w.dog + GROUP * hsp, w.ds = w.p + GROUP * ld;
+        w.qt = aligned_scratch(&block, 4 * nt + 3 * np + ld + 2 * ng + 2 * ns);
+        w.kt = w.qt + nt, w.vt = w.kt + nt, w.dot = w.vt + nt, w.k = w.dot + nt, w.dk = w.k + np, w.dv = w.dk + np;
+        w.d = w.dv + np, w.qg = w.d + ld, w.dog = w.qg + ng, w.pt = w.dog + ng, w.dst = w.pt + ns;
         #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < B; b++) {
             for (int h = 0; h < NH; h++) {
@@ -316,15 +402,17 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
                                         attn_alibi_slope(score, h, NH), &w);
             }
         }
-        free(buf);
+        free(block);
     }
 }
 
 // One row of attention_weights: s (n) holds the scaled scores of a query that sees n keys.
 static void stored_weights_row(float* restrict s, int n, float stat, AttnScore score, float slope) {
-    add_alibi_row(s, n, slope);
     float inv_z = score.normalize ? 1.0f / (stat + SIGMOID_NORM_EPS) : 1.0f;
-    for (int j = 0; j < n; j++) s[j] = score.sigmoid ? sigmoid(s[j] + score.bias) * inv_z : fast_exp(s[j] - stat);
+    for (int j = 0; j < n; j++) {
+        float x = s[j] - alibi(slope, n - 1, j);
+        s[j] = score.sigmoid ? sigmoid(x + score.bias) * inv_z : fast_exp(x - stat);
+    }
 }
 
 void attention_weights(float* weights, const float* qkv, const float* stat, int B, int T, int C, int NH,
