@@ -224,7 +224,7 @@ static float chunk_log_weights(float* a, const Head* hd, int t0, int t1) {
 // rows q, k, v, ldr floats apart: in place in qkv when hs is a multiple of TILE (whole tiles stay
 // inside the head's columns), else copies in qp, kp, vp (L, hsp) zero-padded to whole tiles;
 // kt, vt = K^T, V^T (hs, ld); rows (L, hsp): the output rows H (forward)
-// or dh' (backward); x (L, hsp): e o k (state update) or beta o dh' (backward); logw (L, ld): the
+// or dh' (backward); x (L, hsp): e o left (state update) or beta o dh' (backward); logw (L, ld): the
 // log weights by diagonal, logw[d][t] for key t - d; e (L, ld): the gate weights exp(logw - m) by
 // [query][key]; s, p (L, ld): products over query x key; per position b, m, beta, den, a (L).
 typedef struct {
