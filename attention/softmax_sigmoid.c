@@ -164,12 +164,13 @@ static void gemm_a_rows(float* out, size_t ldo, float alpha, int accumulate, con
 // The ALiBi offset of query position pos and key j (0 without ALiBi: slope 0).
 static inline float alibi(float slope, int pos, int j) { return slope * (float)(pos - j); }
 
-// The forward's weights of one group, in place, before the division by the row's sum: st (n, GROUP)
-// holds scaled scores, row j the key j for each query r, which sees keys j <= pos[r]; masked entries
-// become 0. norm[r]: what the row is to be multiplied by (1 / sum, 1 / Z', or 1); stat[r] for r < g:
-// the row statistic (see the file header).
-static void forward_weights(float* restrict st, float norm[GROUP], float* stat, const int pos[GROUP], int n, int g,
-                            AttnScore score, float slope) {
+// The forward's weights of one group, in place: st (n, GROUP) holds scaled scores, row j the key j
+// for each query r, which sees keys j <= pos[r]; masked entries become 0. stat[r] for r < g: the row
+// statistic (see the file header). The rows are normalized here, not O after A V: O then comes from
+// the very weights the backward recomputes, so dS sums to 0 over a row as closely as it can (the
+// gradients that are 0 in exact arithmetic stay at rounding noise, which Adam would amplify).
+static void forward_weights(float* restrict st, float* stat, const int pos[GROUP], int n, int g, AttnScore score,
+                            float slope) {
     float sums[GROUP] = {0}, maxs[GROUP];
     if (!score.sigmoid) {
         for (int r = 0; r < GROUP; r++) maxs[r] = -INFINITY;
@@ -202,9 +203,16 @@ static void forward_weights(float* restrict st, float norm[GROUP], float* stat, 
             }
         }
     }
+    float norm[GROUP];
     for (int r = 0; r < GROUP; r++) {
         if (r < g) stat[r] = !score.sigmoid ? maxs[r] + logf(sums[r]) : score.normalize ? sums[r] : 0.0f;
         norm[r] = !score.sigmoid ? 1.0f / sums[r] : score.normalize ? 1.0f / (sums[r] + SIGMOID_NORM_EPS) : 1.0f;
+    }
+    if (score.sigmoid && !score.normalize) return;
+    for (int j = 0; j < n; j++) {
+        float* s = st + (size_t)j * GROUP;
+        #pragma omp simd
+        for (int r = 0; r < GROUP; r++) s[r] *= norm[r];
     }
 }
 
@@ -234,12 +242,8 @@ static void attention_forward_group(float* out, float* stat, const float* head, 
     int n = pos[GROUP - 1] + 1;   // keys seen by the last row
     transpose_rows(w->qt, GROUP, head + (size_t)pos0 * stride, g, stride, hs);
     gemm_a_columns(w->st, GROUP, scale, 0, w->kt, ld, w->qt, GROUP, n, GROUP, hs);   // S^T = scale K Q^T
-    float norm[GROUP];
-    forward_weights(w->st, norm, stat + i0, pos, n, g, score, slope);
-    float* out_g = out + (size_t)i0 * C;
-    gemm_a_columns(out_g, C, 1.0f, 0, w->st, GROUP, w->v, hsp, g, hs, n);   // O = A V, then each row normalized
-    for (int r = 0; r < g; r++)
-        for (int c = 0; c < hs; c++) out_g[(size_t)r * C + c] *= norm[r];
+    forward_weights(w->st, stat + i0, pos, n, g, score, slope);
+    gemm_a_columns(out + (size_t)i0 * C, C, 1.0f, 0, w->st, GROUP, w->v, hsp, g, hs, n);   // O = A V
 }
 
 // qkv (B,Tmax,3C) -> out (B,Tq,C), stat (B,NH,Tq); query i is position Tk-Tq+i (see attention.h).
