@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "attention/mlstm.h"
+#include "attention/rows.h"
 #include "common/fastmath.h"
 #include "common/check.h"
 
@@ -255,11 +256,6 @@ static Chunk chunk_scratch(float** buf, int L, int hs) {
     w.logw = take(buf, sq), w.e = take(buf, sq), w.s = take(buf, sq), w.p = take(buf, sq);
     w.b = take(buf, L), w.m = take(buf, L), w.beta = take(buf, L), w.den = take(buf, L), w.a = take(buf, L);
     return w;
-}
-
-// dst (n, ld) = src (n rows `stride` floats apart, hs columns); columns hs.. keep their zeros.
-static void copy_rows(float* restrict dst, int ld, const float* restrict src, int n, size_t stride, int hs) {
-    for (int j = 0; j < n; j++) memcpy(dst + (size_t)j * ld, src + j * stride, (size_t)hs * sizeof(float));
 }
 
 // dst (hs, ld) = src (n rows `stride` floats apart, hs columns) transposed, columns 0..n-1.
@@ -566,12 +562,6 @@ static void gate_backward(float* dgate_i, float* dgate_f, const float* gate_i, c
         dgate_i[t * gstride] += dli * ci.grad;
         dgate_f[t * gstride] += w->dlf[t] * sigmoid(-cf.value) * cf.grad;
     }
-}
-
-// dst (T rows `stride` floats apart, hs columns) += src (T, hsp).
-static void add_rows(float* restrict dst, size_t stride, const float* restrict src, int hsp, int T, int hs) {
-    for (int t = 0; t < T; t++)
-        for (int c = 0; c < hs; c++) dst[t * stride + c] += src[(size_t)t * hsp + c];
 }
 
 // One head's dq, dk, dv (in w) from dh (T rows, C floats apart), n_out, m_out (T).

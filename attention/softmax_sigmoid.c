@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attention/rows.h"
 #include "attention/softmax_sigmoid.h"
 #include "common/fastmath.h"
 #include "common/check.h"
@@ -87,18 +88,6 @@ static void transpose_rows(float* restrict dst, int ld, const float* restrict sr
     for (int c = 0; c < hs; c++)
         for (int j = c < hs_blocks ? n_blocks : 0; j < ld; j++)
             dst[(size_t)c * ld + j] = j < n ? src[j * stride + c] : 0.0f;
-}
-
-// dst (n, ld) = src (n, hs) rows, `stride` floats apart, zero-padded to ld >= hs columns.
-static void copy_rows(float* restrict dst, int ld, const float* restrict src, int n, size_t stride, int hs) {
-    for (int j = 0; j < n; j++)
-        for (int c = 0; c < ld; c++) dst[(size_t)j * ld + c] = c < hs ? src[j * stride + c] : 0.0f;
-}
-
-// dst rows (n, hs), `stride` floats apart, += src (n, ld) [:, :hs].
-static void add_rows(float* restrict dst, size_t stride, const float* restrict src, int ld, int n, int hs) {
-    for (int j = 0; j < n; j++)
-        for (int c = 0; c < hs; c++) dst[j * stride + c] += src[(size_t)j * ld + c];
 }
 
 // One register tile of gemm: rows m < mr and vectors v < nv of the product (mr nv <= 16
