@@ -1,57 +1,52 @@
-"""The attention-sink emergence ablation: train a list of model variants with ./train_gpt2 on the
-same data, seed and token budget, record the sink metric (Sink_k, first-token attention and, for
-sink-slot variants, Sink*; docs/MODEL.md section 13) and the val loss as training goes, and
-compare them in a markdown table and plots.
+"""The attention-sink emergence ablation: train model variants with ./train_gpt2 on the same data and
+token budget, over one or more seeds, record the sink metric (Sink_k, first-token attention,
+massive activations and, for sink-slot variants, Sink*; docs/MODEL.md section 13) and the val loss
+as training goes, and say for each claim of the sink papers whether these runs reproduce it.
 
-    /usr/bin/python3 scripts/sink_ablation.py [--data DIR] [--out DIR] [--only NAMES]
-        [--config FILE] [--parallel K] [--cores N] [training options]
-    /usr/bin/python3 scripts/sink_ablation.py --report-only [--out DIR]    # table and plots only
-    /usr/bin/python3 scripts/sink_ablation.py --measure-parallel           # 1 x all cores vs 2 x half
-    /usr/bin/python3 scripts/sink_ablation.py --list                       # the variants
+    /usr/bin/python3 scripts/sink_ablation.py [--suite core|full] [--seeds N] [--data DIR] [--out DIR]
+        [--only NAMES] [--config FILE] [--parallel K] [--cores N] [training options]
+    /usr/bin/python3 scripts/sink_ablation.py --report-only [--suite ...] [--seeds N] [--out DIR]
+    /usr/bin/python3 scripts/sink_ablation.py --measure-parallel    # 1 x all cores vs 2 x half
+    /usr/bin/python3 scripts/sink_ablation.py --list [--suite full] # the variants
 
-Every variant is the base descriptor plus its keys (`--list` prints them), trained with
-`-v`, `-sa` and `-n` every `--every` steps into `--out/<variant-slug>/` (main.log, checkpoints,
-train.out: its stdout, cmd.txt: the command of each invocation). At the end, and with
-`--report-only`, `--out` gets results.md (a table: final val loss, Sink_k, Sink*, first-token
-attention and training tokens/s of each variant), sink.png, val_loss.png and first_token.png
-(each against tokens seen = step * tokens per step).
+The suite (docs/ABLATIONS.md): every variant is the base model (the sink paper's kind of block:
+RMSNorm, no biases in the linear layers, untied LM head, exact GELU, RoPE, weight decay on every
+parameter; BOS windows: every sequence is the end-of-text token followed by T-1 tokens from any
+offset of the text) plus its descriptor keys and training flags. `--suite core` (the default) is
+the seven contrasts of the papers; `--suite full` adds learning rate, weight decay, the amount of
+text, each component of GPT-2's block switched on one at a time under the unnormalized sigmoid,
+GPT-2's whole block, and mLSTM. `--list` prints them.
 
-The data (--data DIR, default datasets/kjv_passages): DIR/train_*.bin, DIR/val_*.bin and
-DIR/tokenizer.bin, documents separated by the end-of-text token (the base has bos=1). The King
-James Bible, byte-level, a document at every chapter and every fifth verse (passages of about 620
-bytes, so a sequence of 128 holds one document start: docs/ABLATIONS.md says why that matters);
-scripts/sink_ablation_cpu.sh makes it and runs the suite:
-    bible "Gen1:1-Rev22:21" > kjv.txt
-    ./prepare -o datasets/kjv_passages --bytes --val-frac 0.05 --doc-start '^ +([0-9]*[05]|1) ' kjv.txt
+Each (variant, seed) trains with `-v`, `-sa` and `-n` every `--every` steps into
+`--out/<variant-slug>/seed<S>/` (main.log, checkpoints, train.out: its stdout, cmd.txt: the command
+of each invocation). At the end, and with `--report-only`, `--out` gets results.md: the setup (data:
+tokens, epochs, distinct tokens; block; seeds; the metric), the claims table (each claim of the
+papers, what was compared, the measured values as mean [min, max] over seeds, and whether it
+reproduces), the table of every variant, and plots per group of variants: Sink_k, first-token
+attention, massive activation and val loss against tokens seen, the mean over seeds as a line and
+their range as a band (sink_<group>.png, first_token_<group>.png, massive_<group>.png,
+val_loss_<group>.png).
 
-Resume: a variant whose final checkpoint (model_<steps>.bin) exists and whose main.log has the
-final sink line is not trained again; one with checkpoints resumes with `-y 1` from the newest
-(main.log is cut back to that checkpoint's line first). Either needs the same command as before
-(cmd.txt's first line, the threads aside): a run directory left by other settings is reported and
-left alone. Checkpoints stay (plot_sinks.py can follow a run through them). A run that fails is
-reported with the end of its output; the others go on and the exit status is 1. Ctrl-C stops the
-runs; run the same command again to resume them.
+The data (--data DIR, default datasets/kjv_stream): DIR/train_*.bin, DIR/val_*.bin and
+DIR/tokenizer.bin. scripts/sink_ablation_cpu.sh makes the default (the King James Bible,
+byte-level, one long document) and the smaller texts of the full suite (datasets/kjv_stream_q4 and
+datasets/kjv_stream_q16: the first quarter and sixteenth of the training text, the same val text).
 
-Parallel: `--parallel K` trains K variants at a time with OMP_NUM_THREADS = cores // K each
-(cores: --cores or os.cpu_count()); `--measure-parallel` times a short run of the first variant
-both ways and says which gives more tokens/s in all.
+Resume: a run whose final checkpoint (model_<steps>.bin) exists and whose main.log has the final
+sink line is not trained again; one with checkpoints resumes with `-y 1` from the newest (main.log
+is cut back to that checkpoint's line first). Either needs the same command as before (cmd.txt's
+first line, the threads aside): a run directory left by other settings is reported and left alone.
+A run that fails is reported with the end of its output; the others go on and the exit status is
+1. Ctrl-C stops the runs; run the same command again to resume them.
 
-Settings, lowest precedence first: the defaults below, the `--config` file, the command line.
-The config file is a JSON object with any of these keys (and their command-line twins):
-    {
-      "base": "L=4,C=128,H=4,T=128,V=257,rope=1,bos=1",    --base
-      "batch": 32, "seq": 128, "total_batch": 0,             -b, -t, -d (0: B*T)
-      "tokens": 2800000,                                     steps = tokens // tokens per step
-      "lr": 0.003, "schedule": "constant", "warmup": 50,     -l, -k, -u
-      "final_frac": 1.0, "weight_decay": 0.1,                -q, -c
-      "every": 100, "val_batches": 20,                       -v -sa -n every N steps, -m
-      "sink_seqs": 100, "sink_T": 64, "sink_key": 1, "sink_eps": 0.3,   -sn -st -sk -se
-      "seed": 1337,                                          -S
-      "extra": "-gc 1.0",                                    more train_gpt2 flags
-      "variants": {"softmax": "", "gate elem": "gate=elem"}  name -> descriptor keys
-    }
-(without the comments: JSON has none). "variants" replaces the built-in suite; --only picks
-from whichever list is in force, by name or slug.
+Parallel: `--parallel K` trains K runs at a time with OMP_NUM_THREADS = cores // K each (cores:
+--cores or os.cpu_count()); `--measure-parallel` times a short run of the first variant both ways.
+
+Settings, lowest precedence first: the defaults below, the `--config` file, the command line. The
+config file is a JSON object with any of the SETTINGS keys (`--help` lists them) and "variants":
+an object of name -> descriptor keys (a string) or name -> {"keys": ..., "flags": ..., "data":
+..., "tokens": ..., "group": ...}; "variants" replaces the built-in suite, and --only picks from
+whichever list is in force, by name or slug.
 """
 import argparse
 import datetime
@@ -66,7 +61,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import matplotlib
 
@@ -76,44 +71,76 @@ import matplotlib.pyplot as plt  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.environ.get("ATTNLAB_TRAIN", os.path.join(ROOT, "train_gpt2"))
 
-# The contrasts of Gu et al. (arXiv 2410.10781) and the gated-attention paper: name -> keys.
+
+@dataclass
+class Variant:
+    """A model variant: descriptor keys added to the base, train_gpt2 flags added to the settings'
+    (later flags win), its data dir and token budget when not the settings', its group (plots)."""
+    keys: str = ""
+    flags: str = ""
+    data: str = None
+    tokens: float = None
+    group: str = "core"
+    suite: str = "core"
+
+
+# GPT-2's block, each component the way the base switches it (docs/MODEL.md section 2)
+GPT2_BLOCK = "ln=layer,linbias=1,tie=1,gelu=tanh"
+SIG = "mixer=sigmoid,bias=0"
+# The contrasts of Gu et al. (arXiv 2410.10781) and the gated-attention paper (arXiv 2505.06708).
 VARIANTS = {
-    "softmax": "",
-    "gate elem": "gate=elem",
-    "gate head": "gate=head",
-    "sigmoid b=0": "mixer=sigmoid,bias=0",
-    "sigmoid b=-ln n": "mixer=sigmoid",
-    "sigmoid normalized": "mixer=sigmoid,bias=0,norm=1",
-    "mLSTM": "mixer=mlstm,rope=0",        # RoPE is for attention: later keys override the base's
-    "softmax + K bias": "sink=k",
-    "softmax + KV bias": "sink=kv",
-    "softmax + sink logit": "sink=logit",
-    "softmax off-by-one": "sink=one",
+    "softmax": Variant(),
+    "softmax no BOS": Variant("bos=0"),
+    "sigmoid b=0": Variant(SIG),
+    "sigmoid normalized": Variant(SIG + ",norm=1"),
+    "gate head": Variant("gate=head"),
+    "gate elem": Variant("gate=elem"),
+    "softmax + K bias": Variant("sink=k"),
+    # --suite full: the knobs the sink paper turns on softmax
+    "softmax lr 1e-3": Variant(flags="-l 0.001", group="softmax knobs", suite="full"),
+    "softmax lr 6e-3": Variant(flags="-l 0.006", group="softmax knobs", suite="full"),
+    "softmax wd 0.5": Variant(flags="-c 0.5", group="softmax knobs", suite="full"),
+    "softmax 1/4 text": Variant(data="kjv_stream_q4", group="softmax knobs", suite="full"),
+    "softmax 1/16 text": Variant(data="kjv_stream_q16", group="softmax knobs", suite="full"),
+    "softmax GPT-2 block": Variant(GPT2_BLOCK, flags="-ca 0", group="softmax knobs", suite="full"),
+    # ... and GPT-2's block under the unnormalized sigmoid, one component at a time
+    "sigmoid b=0 LayerNorm": Variant(SIG + ",ln=layer", group="sigmoid block", suite="full"),
+    "sigmoid b=0 biases": Variant(SIG + ",linbias=1", group="sigmoid block", suite="full"),
+    "sigmoid b=0 tied": Variant(SIG + ",tie=1", group="sigmoid block", suite="full"),
+    "sigmoid b=0 tanh GELU": Variant(SIG + ",gelu=tanh", group="sigmoid block", suite="full"),
+    "sigmoid b=0 wd 2-D only": Variant(SIG, flags="-ca 0", group="sigmoid block", suite="full"),
+    "sigmoid b=0 GPT-2 block": Variant(SIG + "," + GPT2_BLOCK, flags="-ca 0", group="sigmoid block", suite="full"),
+    "mLSTM": Variant("mixer=mlstm,rope=0", group="other mixers", suite="full"),
 }
 
 # setting -> (default, type, train_gpt2 flag or None, help); sized for a 2-core CPU
 SETTINGS = {
-    "base": ("L=4,C=128,H=4,T=128,V=257,rope=1,bos=1", str, None, "model descriptor shared by the variants"),
+    "base": ("L=4,C=128,H=4,T=128,V=257,rope=1,bos=window,ln=rms,linbias=0,tie=0,gelu=erf", str, None,
+             "model descriptor shared by the variants"),
     "batch": (32, int, "-b", "micro-batch size B"),
     "seq": (128, int, "-t", "sequence length T"),
     "total_batch": (0, int, "-d", "tokens per step (0: B*T)"),
-    "tokens": (2.8e6, float, None, "token budget: steps = tokens // tokens per step"),
+    "tokens": (12e6, float, None, "token budget: steps = tokens // tokens per step"),
     "lr": (3e-3, float, "-l", "learning rate"),
     "schedule": ("constant", str, "-k", "lr schedule"),
-    "warmup": (50, int, "-u", "warmup steps"),
+    "warmup": (100, int, "-u", "warmup steps"),
     "final_frac": (1.0, float, "-q", "final lr fraction"),
     "weight_decay": (0.1, float, "-c", "weight decay"),
-    "every": (100, int, None, "val loss, sink analysis and checkpoint every N steps"),
+    "decay_all": (1, int, "-ca", "1: weight decay on every parameter, 0: on 2-D tensors only"),
+    "every": (250, int, None, "val loss, sink analysis and checkpoint every N steps"),
     "val_batches": (20, int, "-m", "val batches"),
     "sink_seqs": (100, int, "-sn", "sink analysis sequences"),
     "sink_T": (64, int, "-st", "sink analysis tokens per sequence"),
     "sink_key": (1, int, "-sk", "the key k of Sink_k"),
     "sink_eps": (0.3, float, "-se", "the threshold eps"),
-    "seed": (1337, int, "-S", "seed"),
-    "extra": ("", str, None, "more train_gpt2 flags, e.g. \"-gc 0\""),
+    "seed": (1337, int, "-S", "the first seed (--seeds N runs seed .. seed+N-1)"),
+    "extra": ("", str, None, "more train_gpt2 flags for every variant, e.g. \"-gc 0\""),
 }
 POLL_S, PROGRESS_EVERY_S, MEASURE_STEPS = 0.2, 30.0, 30
 STEP_LINE = re.compile(r"step +(\d+)/(\d+) \|.*\| ([\d.]+) tok/s")
+LOG_KEYS = ("trl", "tel", "sink", "fattn", "slot", "mass")
+FINAL_POINTS = 3     # a run's final value: the mean of its last 3 logged analyses
+SINK_PRESENT = 1.0   # Sink_k % at or above which a run "has a sink" (the sink paper's no-sink rows are below 1 %)
 
 
 def fail(message):
@@ -122,14 +149,20 @@ def fail(message):
 
 
 def slug(name):
-    """The run directory name of a variant: lower case, runs of other characters as '_'."""
+    """The directory name of a variant: lower case, runs of other characters as '_'."""
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def uniform_first_token(T):
+    """alpha_1 of uniform causal attention, A[t][1] = 1/t: (1/T) sum_{t=1..T} 1/t (0.074 at T = 64)."""
+    return sum(1.0 / t for t in range(1, T + 1)) / T
 
 
 @dataclass
 class Config:
-    """Everything that defines the experiment: the settings, the variants, the data and out dirs."""
+    """Everything that defines the experiment: the settings, the variants, seeds, data and out dirs."""
     variants: dict
+    seeds: list
     data: str
     out: str
     base: str
@@ -142,6 +175,7 @@ class Config:
     warmup: int
     final_frac: float
     weight_decay: float
+    decay_all: int
     every: int
     val_batches: int
     sink_seqs: int
@@ -155,31 +189,47 @@ class Config:
     def tokens_per_step(self):
         return self.total_batch or self.batch * self.seq
 
-    @property
-    def steps(self):
-        return max(1, int(self.tokens // self.tokens_per_step))
+    def steps(self, name):
+        tokens = self.variants[name].tokens or self.tokens
+        return max(1, int(tokens // self.tokens_per_step))
 
-    def run_dir(self, name):
-        return os.path.join(self.out, slug(name))
+    def data_dir(self, name):
+        """The variant's data: its own dir (relative to --data's parent) or --data."""
+        data = self.variants[name].data
+        return os.path.join(os.path.dirname(self.data), data) if data else self.data
 
-    def model_flags(self, name, steps):
+    def run_dir(self, name, seed):
+        return os.path.join(self.out, slug(name), f"seed{seed}")
+
+    def model_flags(self, name, steps, seed):
         """train_gpt2 flags shared by the ablation runs and the parallel measurement."""
-        keys = self.variants[name]
-        flags = ["-e", self.base + ("," + keys if keys else ""), "-i", os.path.join(self.data, "train_*.bin"),
-                 "-j", os.path.join(self.data, "val_*.bin"), "-x", str(steps), "-s", "0"]
+        v = self.variants[name]
+        data = self.data_dir(name)
+        flags = ["-e", self.base + ("," + v.keys if v.keys else ""), "-i", os.path.join(data, "train_*.bin"),
+                 "-j", os.path.join(data, "val_*.bin"), "-x", str(steps), "-s", "0"]
         for setting, (_, _, flag, _) in SETTINGS.items():
             if flag and not (setting == "total_batch" and not self.total_batch):
-                flags += [flag, str(getattr(self, setting))]
-        return [TRAIN] + flags
+                flags += [flag, str(seed if setting == "seed" else getattr(self, setting))]
+        return [TRAIN] + flags + shlex.split(self.extra) + shlex.split(v.flags)
 
-    def command(self, name):
-        """The full training command of a variant (without -y)."""
+    def command(self, name, seed):
+        """The full training command of a run (without -y)."""
         e = str(self.every)
-        return (self.model_flags(name, self.steps) + ["-o", self.run_dir(name), "-v", e, "-n", e, "-sa", e]
-                + shlex.split(self.extra))
+        return self.model_flags(name, self.steps(name), seed) + ["-o", self.run_dir(name, seed), "-v", e, "-n", e,
+                                                                 "-sa", e]
 
 
 # ---------------------------------------------------------------- settings and checks
+
+def as_variant(name, spec, where):
+    """A Variant from a config file's entry: descriptor keys, or an object of Variant's fields."""
+    if isinstance(spec, str):
+        return Variant(spec)
+    if isinstance(spec, dict) and set(spec) <= set(Variant.__dataclass_fields__):
+        return Variant(**spec)
+    fail(f"{where}: variant '{name}' must be descriptor keys or an object with "
+         f"{', '.join(Variant.__dataclass_fields__)}")
+
 
 def read_config_file(path):
     """The settings of a --config JSON file; fails with one line on unknown keys or bad variants."""
@@ -194,15 +244,18 @@ def read_config_file(path):
     if unknown:
         fail(f"--config {path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}, variants")
     variants = settings.get("variants", {})
-    if not isinstance(variants, dict) or not all(isinstance(v, str) for v in variants.values()):
-        fail(f"--config {path}: \"variants\" must be an object of name -> descriptor keys")
+    if not isinstance(variants, dict):
+        fail(f"--config {path}: \"variants\" must be an object of name -> descriptor keys or settings")
+    if "variants" in settings:
+        settings["variants"] = {n: as_variant(n, s, f"--config {path}") for n, s in variants.items()}
     return settings
 
 
-def select(variants, only):
-    """The variants named (or slugged) in the comma-separated `only`, all without it."""
+def select(variants, only, suite="full"):
+    """The variants of `suite` (core: only those; full: all), or those named (or slugged) in the
+    comma-separated `only`, from every suite."""
     if not only:
-        return dict(variants)
+        return {n: v for n, v in variants.items() if suite == "full" or v.suite == "core"}
     by_slug = {slug(n): n for n in variants}
     chosen = {}
     for name in (n.strip() for n in only.split(",")):
@@ -220,33 +273,36 @@ def make_config(args):
     if args.config:
         settings.update(read_config_file(args.config))
     settings.update({k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None})
-    variants = select(settings.pop("variants"), args.only)
+    variants = select(settings.pop("variants"), args.only, args.suite)
     slugs = [slug(n) for n in variants]
     if len(set(slugs)) != len(slugs) or "" in slugs:
         fail(f"variant names must give distinct, non-empty directory names: {', '.join(slugs)}")
-    return Config(variants=variants, data=os.path.abspath(args.data), out=os.path.abspath(args.out), **settings)
+    seeds = [settings["seed"] + i for i in range(args.seeds)]
+    return Config(variants=variants, seeds=seeds, data=os.path.abspath(args.data), out=os.path.abspath(args.out),
+                  **settings)
 
 
 def check_can_train(cfg):
     """One-line errors for a missing trainer or data before anything starts."""
     if not os.access(TRAIN, os.X_OK):
         fail(f"{TRAIN} not found: build it with `make train_gpt2`")
-    if not os.path.isdir(cfg.data):
-        fail(f"--data {cfg.data}: no such directory (scripts/sink_ablation_cpu.sh makes the default data, or: "
-             f"bible \"Gen1:1-Rev22:21\" > kjv.txt && ./prepare -o {cfg.data} --bytes --val-frac 0.05 "
-             f"--doc-start '^ +([0-9]*[05]|1) ' kjv.txt)")
-    for kind in ("train", "val"):
-        if not glob.glob(os.path.join(cfg.data, f"{kind}_*.bin")):
-            fail(f"--data {cfg.data}: no {kind}_*.bin shards (./prepare -o {cfg.data} ... writes them)")
+    for name in cfg.variants:
+        data = cfg.data_dir(name)
+        if not os.path.isdir(data):
+            fail(f"--data {data}: no such directory (scripts/sink_ablation_cpu.sh makes the default data, or: "
+                 f"bible \"Gen1:1-Rev22:21\" > kjv.txt && ./prepare -o {data} --bytes --val-frac 0.05 kjv.txt)")
+        for kind in ("train", "val"):
+            if not glob.glob(os.path.join(data, f"{kind}_*.bin")):
+                fail(f"--data {data}: no {kind}_*.bin shards (./prepare -o {data} ... writes them)")
 
 
 # ---------------------------------------------------------------- run directories
 
 def parse_log(path):
-    """main.log as curves: {"trl"|"tel"|"sink"|"fattn"|"slot": {step: value}}. A step logged twice
-    (a resumed run repeats its first step's val and sink lines) keeps the later value; a last line
-    cut off mid-write is ignored."""
-    curves = {key: {} for key in ("trl", "tel", "sink", "fattn", "slot")}
+    """main.log as curves: {key: {step: value}} for LOG_KEYS. A step logged twice (a resumed run
+    repeats its first step's val and sink lines) keeps the later value; a last line cut off
+    mid-write is ignored."""
+    curves = {key: {} for key in LOG_KEYS}
     if not os.path.exists(path):
         return curves
     with open(path) as f:
@@ -307,7 +363,7 @@ def cut_log(run_dir, step):
 
 @dataclass
 class Job:
-    """One train_gpt2 process of a variant: its command, where it started and how far it got."""
+    """One train_gpt2 process of a run: its command, where it started and how far it got."""
     name: str
     cmd: list
     run_dir: str
@@ -353,39 +409,44 @@ class Job:
         if steps:
             self.step, self.tok_s = int(steps[-1][0]), float(steps[-1][2])
 
-    def rate(self, tokens_per_step):
-        """Tokens per second of wall time since the start, evaluations included (for the ETA)."""
+    def rate(self):
+        """Steps per second of wall time since the start, evaluations included (for the ETA)."""
         elapsed = time.time() - self.started
-        return (self.step - self.start_step) * tokens_per_step / elapsed if elapsed > 0 else 0.0
+        return (self.step - self.start_step) / elapsed if elapsed > 0 else 0.0
 
 
 class Conflict(Exception):
-    """A run directory holds a run made with other settings."""
+    """A run directory holds a run with other settings."""
 
 
-def plan(cfg, name):
-    """The Job that brings a variant to its final step, or None when there is nothing to do.
-    Raises Conflict when its run directory holds a run with other settings."""
-    run_dir, cmd = cfg.run_dir(name), cfg.command(name)
-    done, steps = is_finished(run_dir, cfg.steps), checkpoint_steps(run_dir)
+def run_name(name, seed, cfg):
+    return f"{name} (seed {seed})" if len(cfg.seeds) > 1 else name
+
+
+def plan(cfg, name, seed):
+    """The Job that brings a run to its final step, or None when there is nothing to do. Raises
+    Conflict when its run directory holds a run with other settings."""
+    run_dir, cmd, steps_total = cfg.run_dir(name, seed), cfg.command(name, seed), cfg.steps(name)
+    label = run_name(name, seed, cfg)
+    done, steps = is_finished(run_dir, steps_total), checkpoint_steps(run_dir)
     if (done or steps) and saved_command(run_dir) != cmd:
-        raise Conflict(f"{name}: {run_dir} holds a run with other settings than now (its cmd.txt); "
+        raise Conflict(f"{label}: {run_dir} holds a run with other settings than now (its cmd.txt); "
                        "delete it or use another --out")
     if done:
-        print(f"{name}: finished ({checkpoint_path(run_dir, 'model', cfg.steps)}), skipping")
+        print(f"{label}: finished ({checkpoint_path(run_dir, 'model', steps_total)}), skipping")
         return None
     if steps:
         cut_log(run_dir, steps[-1])
-        return Job(name, cmd + ["-y", "1"], run_dir, cfg.steps, start_step=steps[-1])
-    return Job(name, cmd, run_dir, cfg.steps)
+        return Job(label, cmd + ["-y", "1"], run_dir, steps_total, start_step=steps[-1])
+    return Job(label, cmd, run_dir, steps_total)
 
 
 class Progress:
-    """The progress line: each running variant's step and tokens/s, and the overall ETA; rewritten
-    in place on a terminal, else printed every PROGRESS_EVERY_S seconds."""
+    """The progress line: each running job's step and tokens/s, and the overall ETA; rewritten in
+    place on a terminal, else printed every PROGRESS_EVERY_S seconds."""
 
-    def __init__(self, tokens_per_step, stream=sys.stdout):
-        self.tokens_per_step, self.stream = tokens_per_step, stream
+    def __init__(self, stream=sys.stdout):
+        self.stream = stream
         self.tty, self.shown, self.last = stream.isatty(), False, time.time()
 
     def clear(self):
@@ -399,13 +460,14 @@ class Progress:
         self.clear()
         print(text, file=self.stream, flush=True)
 
-    def show(self, running, pending):
+    def show(self, running, pending, parallel):
         parts = [f"{j.name} {j.step}/{j.total} {j.tok_s:.0f} tok/s" for j in running]
         if pending:
             parts.append(f"{len(pending)} queued")
-        rate = sum(j.rate(self.tokens_per_step) for j in running)
-        left = sum(j.total - j.step for j in running + pending) * self.tokens_per_step
-        parts.append(f"ETA {left / rate / 60:.1f} min" if rate > 0 else "ETA ?")
+        rates = [j.rate() for j in running if j.rate() > 0]
+        left = sum(j.total - j.step for j in running + pending)
+        # the steps left, run `parallel` at a time at the running jobs' mean rate
+        parts.append(f"ETA {left / (statistics.mean(rates) * parallel) / 60:.1f} min" if rates else "ETA ?")
         line = " | ".join(parts)
         if self.tty:
             self.stream.write("\r\x1b[K" + line[:shutil.get_terminal_size().columns - 1])
@@ -416,10 +478,10 @@ class Progress:
             self.last = time.time()
 
 
-def finish(job, cfg, progress):
-    """Reports a process that ended; returns True when the variant finished."""
+def finish(job, progress):
+    """Reports a process that ended; returns True when the run finished."""
     rc = job.proc.returncode
-    ok = rc == 0 and is_finished(job.run_dir, cfg.steps)
+    ok = rc == 0 and is_finished(job.run_dir, job.total)
     if ok:
         progress.message(f"{job.name}: finished in {(time.time() - job.started) / 60:.1f} min")
     else:
@@ -429,11 +491,11 @@ def finish(job, cfg, progress):
     return ok
 
 
-def run_jobs(jobs, cfg, parallel, threads):
+def run_jobs(jobs, parallel, threads):
     """Runs the jobs, `parallel` at a time, each with `threads` threads; returns the names of the
-    variants that failed. Stops the running processes if interrupted."""
+    runs that failed. Stops the running processes if interrupted."""
     pending, running, failed = list(jobs), [], []
-    progress = Progress(cfg.tokens_per_step)
+    progress = Progress()
     try:
         while pending or running:
             while pending and len(running) < parallel:
@@ -444,9 +506,9 @@ def run_jobs(jobs, cfg, parallel, threads):
                 job.update()
                 if job.proc.poll() is not None:
                     running.remove(job)
-                    if not finish(job, cfg, progress):
+                    if not finish(job, progress):
                         failed.append(job.name)
-            progress.show(running, pending)
+            progress.show(running, pending, parallel)
     finally:
         for job in running:
             job.proc.terminate()
@@ -456,22 +518,25 @@ def run_jobs(jobs, cfg, parallel, threads):
 
 
 def train(cfg, parallel, cores):
-    """Plans and runs every variant; returns the names that failed or conflict."""
+    """Plans and runs every (variant, seed), seed by seed (the first seed of every variant first);
+    returns the names that failed or conflict."""
     check_can_train(cfg)
     threads = max(1, cores // parallel)
-    print(f"{len(cfg.variants)} variants, {cfg.steps} steps of {cfg.tokens_per_step} tokens, "
-          f"{parallel} at a time with {threads} threads each; runs in {cfg.out}", flush=True)
+    print(f"{len(cfg.variants)} variants x {len(cfg.seeds)} seed(s) ({', '.join(map(str, cfg.seeds))}), "
+          f"{cfg.tokens_per_step} tokens/step, {parallel} at a time with {threads} threads each; runs in {cfg.out}",
+          flush=True)
     jobs, problems = [], []
-    for name in cfg.variants:
-        try:
-            job = plan(cfg, name)
-        except Conflict as e:
-            print(e, file=sys.stderr)
-            problems.append(name)
-            continue
-        if job:
-            jobs.append(job)
-    return problems + run_jobs(jobs, cfg, parallel, threads)
+    for seed in cfg.seeds:
+        for name in cfg.variants:
+            try:
+                job = plan(cfg, name, seed)
+            except Conflict as e:
+                print(e, file=sys.stderr)
+                problems.append(run_name(name, seed, cfg))
+                continue
+            if job:
+                jobs.append(job)
+    return problems + run_jobs(jobs, parallel, threads)
 
 
 def measure_parallel(cfg, cores):
@@ -481,7 +546,7 @@ def measure_parallel(cfg, cores):
     if cores < 2:
         fail(f"--measure-parallel needs at least 2 cores (have {cores})")
     name = next(iter(cfg.variants))
-    cmd = cfg.model_flags(name, MEASURE_STEPS) + ["-v", "0"] + shlex.split(cfg.extra)
+    cmd = cfg.model_flags(name, MEASURE_STEPS, cfg.seeds[0]) + ["-v", "0"]
     print(f"measuring {MEASURE_STEPS} steps of '{name}' on {cores} cores", flush=True)
     if os.getloadavg()[0] > 0.5:
         print(f"note: load average {os.getloadavg()[0]:.1f}: other processes are running and skew the result")
@@ -503,17 +568,19 @@ def measure_parallel(cfg, cores):
     print(f"faster: --parallel {best} ({totals[best] / totals[3 - best]:.2f}x the other)")
 
 
-# ---------------------------------------------------------------- report
+# ---------------------------------------------------------------- results
 
 @dataclass
 class Result:
-    """A variant's curves and summary, read from its run directory."""
+    """One run's curves and summary, read from its run directory."""
     name: str
-    keys: str
+    seed: int
     curves: dict
     finished: bool
+    steps: int
     tok_s: float = None
     threads: str = None
+    train_line: str = None
 
     @property
     def last_step(self):
@@ -521,126 +588,432 @@ class Result:
         return max(self.curves["sink"], default=None)
 
     def final(self, key):
-        """The value at the last logged step, or None."""
-        values = self.curves[key]
-        return values[max(values)] if values else None
+        """The mean of the last FINAL_POINTS logged values (None when none)."""
+        values = [v for _, v in sorted(self.curves[key].items())][-FINAL_POINTS:]
+        return statistics.mean(values) if values else None
+
+    def onset(self, key="sink", level=SINK_PRESENT):
+        """The first step from which `key` stays at or above `level` at every later analysis (None: never)."""
+        points = sorted(self.curves[key].items())
+        for i, (step, _) in enumerate(points):
+            if all(v >= level for _, v in points[i:]):
+                return step
+        return None
 
 
 def collect(cfg):
-    """The Result of every variant of cfg, from main.log, train.out and cmd.txt."""
-    results = []
-    for name, keys in cfg.variants.items():
-        run_dir = cfg.run_dir(name)
-        result = Result(name, keys, parse_log(os.path.join(run_dir, "main.log")), is_finished(run_dir, cfg.steps))
-        out = os.path.join(run_dir, "train.out")
-        if os.path.exists(out):
-            with open(out, errors="replace") as f:
-                rates = [float(r) for *_, r in STEP_LINE.findall(f.read())]
-            result.tok_s = statistics.median(rates) if rates else None
-        cmd = os.path.join(run_dir, "cmd.txt")
-        if os.path.exists(cmd):
-            with open(cmd) as f:
-                threads = re.findall(r"OMP_NUM_THREADS=(\d+)", f.read())
-            result.threads = threads[-1] if threads else None
-        results.append(result)
+    """{variant: [Result of each seed that has a run directory or should have one]}."""
+    results = {}
+    for name in cfg.variants:
+        results[name] = []
+        for seed in cfg.seeds:
+            run_dir = cfg.run_dir(name, seed)
+            steps = cfg.steps(name)
+            r = Result(name, seed, parse_log(os.path.join(run_dir, "main.log")), is_finished(run_dir, steps), steps)
+            out = os.path.join(run_dir, "train.out")
+            if os.path.exists(out):
+                with open(out, errors="replace") as f:
+                    text = f.read()
+                rates = [float(x) for *_, x in STEP_LINE.findall(text)]
+                r.tok_s = statistics.median(rates) if rates else None
+                train_lines = re.findall(r"^train: .*$", text, re.M)
+                r.train_line = train_lines[-1] if train_lines else None
+            cmd = os.path.join(run_dir, "cmd.txt")
+            if os.path.exists(cmd):
+                with open(cmd) as f:
+                    threads = re.findall(r"OMP_NUM_THREADS=(\d+)", f.read())
+                r.threads = threads[-1] if threads else None
+            results[name].append(r)
     return results
+
+
+def finals(runs, key):
+    """The final value of `key` of each run that has one."""
+    return [v for v in (r.final(key) for r in runs) if v is not None]
+
+
+def spread(values, spec=".1f"):
+    """'mean [min, max]' of values (the value alone for one; '-' for none)."""
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return format(values[0], spec)
+    return f"{format(statistics.mean(values), spec)} [{format(min(values), spec)}, {format(max(values), spec)}]"
 
 
 def fmt(value, spec):
     return "-" if value is None else format(value, spec)
 
 
-def table(cfg, results):
-    """The markdown table of the results, one row per variant."""
-    k = cfg.sink_key
-    rows = [f"| variant | descriptor keys | steps | val loss | Sink_{k} % | Sink* % | first-token attention "
-            "| tok/s | threads |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        if r.finished:
-            steps = str(r.last_step)
-        elif r.last_step is None:
-            steps = "not run"
-        else:
-            steps = f"{r.last_step} of {cfg.steps}, unfinished"
-        rows.append(f"| {r.name} | `{r.keys or '(base)'}` | {steps} | {fmt(r.final('tel'), '.4f')} | "
-                    f"{fmt(r.final('sink'), '.1f')} | {fmt(r.final('slot'), '.1f')} | "
-                    f"{fmt(r.final('fattn'), '.4f')} | {fmt(r.tok_s, '.0f')} | {r.threads or '-'} |")
+# ---------------------------------------------------------------- the claims
+
+def present(values, level=SINK_PRESENT):
+    """'yes' when every seed is at or above level, 'no' when none is, else 'in some seeds'."""
+    if not values:
+        return None
+    hits = sum(v >= level for v in values)
+    return "yes" if hits == len(values) else "no" if hits == 0 else f"in {hits} of {len(values)} seeds"
+
+
+def compare(a, b):
+    """How a's values stand against b's over the seeds: 'higher' / 'lower' when their ranges do not
+    overlap, 'equal' when both are all 0, else 'overlapping'."""
+    if not a or not b:
+        return None
+    if min(a) > max(b):
+        return "higher"
+    if max(a) < min(b):
+        return "lower"
+    return "equal" if max(a) == max(b) == min(a) == min(b) else "overlapping"
+
+
+@dataclass
+class Claim:
+    """A claim of the papers: what to compare and how the comparison reads as a verdict."""
+    text: str
+    paper: str
+    variants: list          # the variants it compares (the first is the one the claim is about)
+    judge: object           # judge(results) -> (measured text, verdict)
+
+
+def metric_text(results, name, key, spec=".1f", label=None):
+    return f"{label or name}: {spread(finals(results.get(name, []), key), spec)}"
+
+
+def onset_text(results, name, tokens_per_step):
+    """The onset tokens of each seed's Sink_k (M tokens), or 'never'."""
+    runs = results.get(name, [])
+    onsets = [r.onset() for r in runs if r.last_step is not None]
+    if not onsets:
+        return "-"
+    parts = ["never" if o is None else f"{o * tokens_per_step / 1e6:.1f}M" for o in onsets]
+    return ", ".join(parts)
+
+
+def judge_forms(name, tps):
+    def judge(results):
+        sink = finals(results.get(name, []), "sink")
+        fattn = finals(results.get(name, []), "fattn")
+        verdict = {"yes": "reproduced", "no": "not reproduced"}.get(present(sink), present(sink))
+        return (f"Sink_1 {spread(sink)} %, first-token attention {spread(fattn, '.3f')}; sustained from "
+                f"{onset_text(results, name, tps)}", verdict)
+    return judge
+
+
+def judge_weaker(claim_name, base, tps):
+    def judge(results):
+        a, b = finals(results.get(claim_name, []), "sink"), finals(results.get(base, []), "sink")
+        how = compare(a, b)
+        verdict = {"lower": "reproduced", "higher": "not reproduced (stronger)", "equal": "not distinguishable",
+                   "overlapping": "not distinguishable"}.get(how, how)
+        if how == "equal" and a and max(a) == 0:
+            verdict = "not distinguishable (no sink in either)"
+        return (f"{metric_text(results, claim_name, 'sink')}, {metric_text(results, base, 'sink')}; sustained from "
+                f"{onset_text(results, claim_name, tps)} / {onset_text(results, base, tps)}", verdict)
+    return judge
+
+
+def judge_stronger(names, base):
+    def judge(results):
+        b = finals(results.get(base, []), "sink")
+        parts, verdicts = [metric_text(results, base, "sink")], []
+        for name in names:
+            a = finals(results.get(name, []), "sink")
+            parts.append(metric_text(results, name, "sink"))
+            verdicts.append(f"{name}: {compare(a, b) or '-'}")
+        return "; ".join(parts), "; ".join(verdicts)
+    return judge
+
+
+def judge_none(name):
+    def judge(results):
+        sink = finals(results.get(name, []), "sink")
+        p = present(sink)
+        verdict = {"no": "reproduced", "yes": "not reproduced"}.get(p, p)
+        return f"Sink_1 {spread(sink)} %, first-token attention {spread(finals(results.get(name, []), 'fattn'), '.3f')}", verdict
+    return judge
+
+
+def judge_normalized(name, unnormalized):
+    def judge(results):
+        a, b = finals(results.get(name, []), "sink"), finals(results.get(unnormalized, []), "sink")
+        p, how = present(a), compare(a, b)
+        verdict = "reproduced" if p == "yes" and how == "higher" else f"sink: {p}; against {unnormalized}: {how}"
+        return f"{metric_text(results, name, 'sink')}, {metric_text(results, unnormalized, 'sink')}", verdict
+    return judge
+
+
+def judge_components(names):
+    def judge(results):
+        parts, sinks = [], []
+        for name in names:
+            values = finals(results.get(name, []), "sink")
+            parts.append(metric_text(results, name, "sink"))
+            if present(values) not in (None, "no"):
+                sinks.append(f"{name} ({present(values)})")
+        ran = any(results.get(n) and finals(results[n], "sink") for n in names)
+        return "; ".join(parts), (f"sinks with: {', '.join(sinks)}" if sinks else "no component sinks alone") if ran else None
+    return judge
+
+
+def judge_gate(gates, base):
+    def judge(results):
+        f0, m0 = finals(results.get(base, []), "fattn"), finals(results.get(base, []), "mass")
+        parts = [f"{base}: first-token attention {spread(f0, '.3f')}, massive {spread(m0, '.1f')}"]
+        verdicts = []
+        for name in gates:
+            f, m = finals(results.get(name, []), "fattn"), finals(results.get(name, []), "mass")
+            parts.append(f"{name}: {spread(f, '.3f')}, {spread(m, '.1f')}")
+            verdicts.append(f"{name}: attention {compare(f, f0) or '-'}, massive {compare(m, m0) or '-'}")
+        return "; ".join(parts), "; ".join(verdicts)
+    return judge
+
+
+def judge_slot(name, base):
+    def judge(results):
+        slot, sink = finals(results.get(name, []), "slot"), finals(results.get(name, []), "sink")
+        base_sink = finals(results.get(base, []), "sink")
+        takes = compare(slot, base_sink)
+        verdict = ("reproduced" if present(slot) == "yes" and compare(sink, base_sink) in ("lower", "equal")
+                   else f"slot sink: {present(slot)}; slot vs {base}'s Sink_1: {takes}")
+        return (f"{name}: Sink* {spread(slot)} %, Sink_1 {spread(sink)} %; {metric_text(results, base, 'sink')}",
+                verdict)
+    return judge
+
+
+def claims(tps):
+    """The claims of the sink paper (Gu et al., arXiv 2410.10781) and the gated-attention paper
+    (Qiu et al., arXiv 2505.06708), each with the variants that test it."""
+    sig_switches = ["sigmoid b=0 LayerNorm", "sigmoid b=0 biases", "sigmoid b=0 tied", "sigmoid b=0 tanh GELU",
+                    "sigmoid b=0 wd 2-D only", "sigmoid b=0 GPT-2 block"]
+    return [
+        Claim("Softmax forms a first-token sink on enough distinct tokens (BOS windows), and when",
+              "Sink_1 18 % (60M, 20B tokens); emerges after 1-2B tokens", ["softmax"], judge_forms("softmax", tps)),
+        Claim("Without a constant first token the sink forms later or not at all",
+              "random first token: the sink moves or weakens", ["softmax no BOS", "softmax"],
+              judge_weaker("softmax no BOS", "softmax", tps)),
+        Claim("Sigmoid attention without normalization forms no sink",
+              "Sink_1 0.44 % (60M), 2.46 % (1B)", ["sigmoid b=0"], judge_none("sigmoid b=0")),
+        Claim("Sigmoid attention with row normalization forms one",
+              "Sink_1 30.24 % (60M)", ["sigmoid normalized", "sigmoid b=0"],
+              judge_normalized("sigmoid normalized", "sigmoid b=0")),
+        Claim("Which part of GPT-2's block makes the unnormalized sigmoid sink (one component at a time)",
+              "(not in the papers: this engine's question)", sig_switches, judge_components(sig_switches)),
+        Claim("The post-SDPA sigmoid gate lowers first-token attention and massive activations",
+              "first-token attention 46.7 % -> 4.8 % (15B MoE)", ["gate head", "gate elem", "softmax"],
+              judge_gate(["gate head", "gate elem"], "softmax")),
+        Claim("A learnable key slot takes over what the first token would sink",
+              "K bias: Sink* 73.34 %, Sink_1 0.00 % (60M)", ["softmax + K bias", "softmax"],
+              judge_slot("softmax + K bias", "softmax")),
+        Claim("A larger learning rate strengthens the sink",
+              "lr 8e-4: 32.23 %, 4e-4: 18.18 %, 2e-4: 11.21 %, 1e-4: 2.90 %",
+              ["softmax lr 6e-3", "softmax lr 1e-3", "softmax"],
+              judge_stronger(["softmax lr 6e-3", "softmax lr 1e-3"], "softmax")),
+        Claim("More weight decay strengthens the sink", "wd 0.5: 41.08 % against 0.1: 18.18 %",
+              ["softmax wd 0.5", "softmax"], judge_stronger(["softmax wd 0.5"], "softmax")),
+        Claim("Fewer distinct tokens weaken the sink", "under 1 % with 50M-100M tokens of data (60M model)",
+              ["softmax 1/4 text", "softmax 1/16 text", "softmax"],
+              judge_stronger(["softmax 1/4 text", "softmax 1/16 text"], "softmax")),
+        Claim("GPT-2's block forms a softmax sink later or not at all (this engine's question)",
+              "(not in the papers)", ["softmax GPT-2 block", "softmax"],
+              judge_weaker("softmax GPT-2 block", "softmax", tps)),
+    ]
+
+
+def claims_table(cfg, results):
+    """The markdown claims table: only claims whose first variant is in this configuration."""
+    rows = ["| claim | the papers | measured (mean [min, max] over seeds) | reproduced here? |", "|---|---|---|---|"]
+    for c in claims(cfg.tokens_per_step):
+        if c.variants[0] not in results:
+            continue
+        measured, verdict = c.judge(results)
+        if not any(r.last_step is not None for r in results[c.variants[0]]):
+            verdict = "not run yet"
+        rows.append(f"| {c.text} | {c.paper} | {measured} | {verdict or '-'} |")
     return "\n".join(rows)
 
 
-def series(cfg, result, key):
-    """One curve of a variant as (tokens seen, values), in step order."""
-    points = sorted(result.curves[key].items())
-    return [s * cfg.tokens_per_step for s, _ in points], [v for _, v in points]
+def variants_table(cfg, results):
+    """The markdown table of every variant, its values over the seeds."""
+    k = cfg.sink_key
+    rows = [f"| variant | descriptor keys | flags | seeds done | val loss | Sink_{k} % | Sink* % | first-token "
+            "attention | massive activation | tok/s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, runs in results.items():
+        v = cfg.variants[name]
+        done = sum(r.finished for r in runs)
+        flags = " ".join(filter(None, [v.flags, f"data {v.data}" if v.data else ""]))
+        started = [r for r in runs if r.last_step is not None]
+        state = f"{done} of {len(runs)}" if started else "not run"
+        if started and done < len(runs):
+            state += f" (at step {min(r.last_step for r in started)} of {runs[0].steps})"
+        rates = [r.tok_s for r in runs if r.tok_s]
+        rows.append(f"| {name} | `{v.keys or '(base)'}` | {flags or '-'} | {state} | "
+                    f"{spread(finals(runs, 'tel'), '.4f')} | {spread(finals(runs, 'sink'))} | "
+                    f"{spread(finals(runs, 'slot'))} | {spread(finals(runs, 'fattn'), '.4f')} | "
+                    f"{spread(finals(runs, 'mass'), '.1f')} | {fmt(statistics.median(rates) if rates else None, '.0f')} |")
+    return "\n".join(rows)
 
 
-def plot(cfg, results, key, ylabel, path, slot=False):
-    """One line per variant of `key` against tokens seen; with `slot`, Sink* dashed in the same color."""
+# ---------------------------------------------------------------- plots
+
+def band(cfg, runs, key):
+    """(tokens seen, mean, min, max) over the seeds at the steps every run has logged so far."""
+    curves = [r.curves[key] for r in runs if r.curves[key]]
+    if not curves:
+        return None
+    steps = sorted(set.intersection(*(set(c) for c in curves)))
+    values = [[c[s] for c in curves] for s in steps]
+    return ([s * cfg.tokens_per_step for s in steps], [statistics.mean(v) for v in values],
+            [min(v) for v in values], [max(v) for v in values])
+
+
+def plot(cfg, results, key, ylabel, path, reference=None, slot=False):
+    """One line per variant of `key` (the mean over seeds) against tokens seen, the seeds' range as a
+    band; with `slot`, Sink* dashed in the same color; `reference` a horizontal line (value, label)."""
     fig, ax = plt.subplots(figsize=(8, 5))
-    colors = plt.cm.tab20.colors[::2] + plt.cm.tab20.colors[1::2]  # the 10 dark ones, then the light ones
-    for r, color in zip(results, itertools.cycle(colors)):
-        if r.curves[key]:
-            ax.plot(*series(cfg, r, key), "-", color=color, marker="o", markersize=2, label=r.name)
-        if slot and r.curves["slot"]:
-            ax.plot(*series(cfg, r, "slot"), "--", color=color, marker="o", markersize=2, label=f"{r.name} (Sink*)")
+    colors = plt.cm.tab20.colors[::2] + plt.cm.tab20.colors[1::2]
+    drawn = False
+    for (name, runs), color in zip(results.items(), itertools.cycle(colors)):
+        for k, style, label in ((key, "-", name), ("slot", "--", f"{name} (Sink*)")):
+            if k == "slot" and not slot:
+                continue
+            b = band(cfg, runs, k)
+            if not b:
+                continue
+            x, mean, lo, hi = b
+            ax.plot(x, mean, style, color=color, marker="o", markersize=2, label=label)
+            if len(runs) > 1:
+                ax.fill_between(x, lo, hi, color=color, alpha=0.15, linewidth=0)
+            drawn = True
+    if reference:
+        ax.axhline(reference[0], color="gray", linestyle=":", linewidth=1, label=reference[1])
     ax.set_xlabel("tokens seen")
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{cfg.base}, {cfg.tokens_per_step} tokens/step", fontsize=9)
+    seeds = f"mean of {len(cfg.seeds)} seeds, band: their range" if len(cfg.seeds) > 1 else f"seed {cfg.seeds[0]}"
+    ax.set_title(f"{cfg.base}\n{cfg.tokens_per_step} tokens/step; {seeds}", fontsize=8)
     ax.grid(alpha=0.3)
-    if any(r.curves[key] for r in results):
+    if drawn:
         ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def write_report(cfg, results, command):
-    """results.md (settings, command, date, table) and the three plots in cfg.out."""
-    os.makedirs(cfg.out, exist_ok=True)
+def groups(cfg, results):
+    """{group: {variant: runs}} in the order the variants come; the core contrasts also appear with
+    the softmax baseline in every other group."""
+    out = {}
+    for name, runs in results.items():
+        out.setdefault(cfg.variants[name].group, {})[name] = runs
+    for group, members in out.items():
+        if group != "core" and "softmax" in results and "softmax" not in members:
+            out[group] = {"softmax": results["softmax"], **members}
+    if "sigmoid block" in out and "sigmoid b=0" in results:
+        out["sigmoid block"] = {"sigmoid b=0": results["sigmoid b=0"], **out["sigmoid block"]}
+    return out
+
+
+def plot_files(cfg, results):
+    """The plots of every group; returns {group: [file names]}."""
+    files = {}
     k = cfg.sink_key
-    plot(cfg, results, "sink", f"Sink_{k} (eps {cfg.sink_eps}) %", os.path.join(cfg.out, "sink.png"), slot=True)
-    plot(cfg, results, "tel", "val loss", os.path.join(cfg.out, "val_loss.png"))
-    plot(cfg, results, "fattn", "first-token attention", os.path.join(cfg.out, "first_token.png"))
+    for group, members in groups(cfg, results).items():
+        g = slug(group)
+        spec = [("sink", f"Sink_{k} (eps {cfg.sink_eps}) %", f"sink_{g}.png", None, True),
+                ("fattn", "first-token attention", f"first_token_{g}.png",
+                 (uniform_first_token(cfg.sink_T), f"uniform causal attention (T={cfg.sink_T})"), False),
+                ("mass", "massive activation (largest layer's ||h_1|| / mean ||h_t||)", f"massive_{g}.png", None,
+                 False),
+                ("tel", "val loss", f"val_loss_{g}.png", None, False)]
+        files[group] = []
+        for key, ylabel, name, reference, slot in spec:
+            plot(cfg, members, key, ylabel, os.path.join(cfg.out, name), reference, slot)
+            files[group].append(name)
+    return files
+
+
+# ---------------------------------------------------------------- report
+
+def data_text(cfg, results):
+    """What the data gives each variant: the trainer's 'train:' line (tokens one epoch trains on,
+    distinct tokens), the variants that share a line together."""
+    by_line = {}
+    for name, runs in results.items():
+        line = next((r.train_line for r in runs if r.train_line), None)
+        if line:
+            by_line.setdefault(line, []).append(name)
+    if not by_line:
+        return "  - (no run has started yet)"
+    return "\n".join(f"  - {', '.join(names)}: `{line}`" for line, names in by_line.items())
+
+
+def write_report(cfg, results, command):
+    """results.md (settings, command, date, claims, table) and the plots in cfg.out."""
+    os.makedirs(cfg.out, exist_ok=True)
+    files = plot_files(cfg, results)
     extra = f", extra flags `{cfg.extra}`" if cfg.extra else ""
+    k = cfg.sink_key
+    budgets = sorted({cfg.steps(n) * cfg.tokens_per_step for n in cfg.variants})
+    plots = "\n".join(f"\n### {group}\n\n" + "\n".join(f"![{f}]({f})" for f in names) for group, names in files.items())
     text = f"""# Attention-sink ablation
 
 - Model: `{cfg.base}` plus each variant's keys.
-- Training: B={cfg.batch}, T={cfg.seq}, {cfg.tokens_per_step} tokens/step, {cfg.steps} steps \
-({cfg.steps * cfg.tokens_per_step} tokens); lr {cfg.lr:g} {cfg.schedule}, warmup {cfg.warmup}, final fraction \
-{cfg.final_frac:g}; weight decay {cfg.weight_decay:g}; seed {cfg.seed}{extra}.
-- Data: `{cfg.data}`.
+- Training: B={cfg.batch}, T={cfg.seq}, {cfg.tokens_per_step} tokens/step, \
+{' / '.join(f'{b / 1e6:g}M' for b in budgets)} tokens per run; lr {cfg.lr:g} {cfg.schedule}, warmup {cfg.warmup}, \
+final fraction {cfg.final_frac:g}; weight decay {cfg.weight_decay:g} on \
+{'every parameter' if cfg.decay_all else '2-D tensors'}; gradient clipping at train_gpt2's default{extra}; \
+seeds {', '.join(map(str, cfg.seeds))}.
+- Data: `{cfg.data}` (variants with their own data say so). Per variant, what one epoch trains on \
+(the trainer's `train:` line):
+{data_text(cfg, results)}
 - Every {cfg.every} steps and at the end: val loss over {cfg.val_batches} batches; Sink_{k} (eps {cfg.sink_eps}), \
-first-token attention and, for sink-slot variants, Sink*, over {cfg.sink_seqs} sequences of {cfg.sink_T} tokens at \
-document starts of the val shards.
-- The table has the values at the last logged step; tok/s is the median training step's throughput \
-with OMP_NUM_THREADS = threads (variants trained side by side share the machine).
+first-token attention, the massive-activation ratio of the layer where it is largest and, for sink-slot \
+variants, Sink*, over {cfg.sink_seqs} held-out sequences of {cfg.sink_T} tokens (docs/MODEL.md section 13 \
+defines them and the probe set).
+- A run's value is the mean of its last {FINAL_POINTS} analyses; over seeds: mean [min, max]. A run "has a \
+sink" when that value of Sink_{k} is at least {SINK_PRESENT:g} %; "sustained from" is the first analysis from which \
+every later one is at least {SINK_PRESENT:g} %. Two variants differ ("higher", "lower") when their ranges \
+over the seeds do not overlap. Uniform causal attention gives first-token attention \
+{uniform_first_token(cfg.sink_T):.3f} at T={cfg.sink_T}.
 
-{table(cfg, results)}
+## Claims
+
+{claims_table(cfg, results)}
+
+## Variants
+
+{variants_table(cfg, results)}
+
+tok/s: the median training step's throughput (runs trained side by side share the machine).
 
 - Command (in `{os.getcwd()}`): `{command}`
 - Date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}
 
-![Sink_{k}](sink.png)
-![val loss](val_loss.png)
-![first-token attention](first_token.png)
+## Plots
+{plots}
 """
-    with open(os.path.join(cfg.out, "results.md"), "w") as f:
+    path = os.path.join(cfg.out, "results.md")
+    with open(path + ".tmp", "w") as f:
         f.write(text)
-    print(f"wrote {cfg.out}/results.md, sink.png, val_loss.png, first_token.png")
+    os.replace(path + ".tmp", path)
+    print(f"wrote {path} and {sum(len(f) for f in files.values())} plots")
 
 
 # ---------------------------------------------------------------- main
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(description="Train sink-ablation variants and compare their attention sinks "
-                                 "(the module docstring has the details and the config-file format).")
-    ap.add_argument("--data", metavar="DIR", default=os.path.join(ROOT, "datasets", "kjv_passages"),
-                    help="DIR with train_*.bin, val_*.bin, tokenizer.bin (default: datasets/kjv_passages)")
+    ap = argparse.ArgumentParser(description="Train sink-ablation variants over seeds and compare their attention "
+                                 "sinks (the module docstring has the details and the config-file format).")
+    ap.add_argument("--data", metavar="DIR", default=os.path.join(ROOT, "datasets", "kjv_stream"),
+                    help="DIR with train_*.bin, val_*.bin, tokenizer.bin (default: datasets/kjv_stream)")
     ap.add_argument("--out", metavar="DIR", default=os.path.join(ROOT, "runs", "sink_ablation"),
                     help="runs and report go here (default: runs/sink_ablation)")
     ap.add_argument("--config", metavar="FILE", help="JSON file with settings and variants")
+    ap.add_argument("--suite", choices=("core", "full"), default="core",
+                    help="core: the seven contrasts (default); full: every variant")
+    ap.add_argument("--seeds", metavar="N", type=int, default=1, help="seeds per variant: seed .. seed+N-1 (1)")
     ap.add_argument("--only", metavar="NAMES", help="comma-separated variant names (or slugs) to run")
-    ap.add_argument("--parallel", metavar="K", type=int, default=1, help="variants trained at a time (1)")
+    ap.add_argument("--parallel", metavar="K", type=int, default=1, help="runs trained at a time (1)")
     ap.add_argument("--cores", metavar="N", type=int, default=os.cpu_count() or 1,
                     help="cores to share (os.cpu_count())")
     mode = ap.add_mutually_exclusive_group()
@@ -652,8 +1025,8 @@ def parse_args(argv):
         ap.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, metavar=name.upper(),
                         help=f"{help_text}{' (' + flag + ')' if flag else ''}; default {default!r}")
     args = ap.parse_args(argv)
-    if args.parallel < 1 or args.cores < 1:
-        fail("--parallel and --cores must be at least 1")
+    if args.parallel < 1 or args.cores < 1 or args.seeds < 1:
+        fail("--parallel, --cores and --seeds must be at least 1")
     return args
 
 
@@ -662,8 +1035,9 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = make_config(args)
     if args.list:
-        for name, keys in cfg.variants.items():
-            print(f"{name:24s} {slug(name):24s} {cfg.base}{',' + keys if keys else ''}")
+        for name, v in cfg.variants.items():
+            extra = " ".join(filter(None, [v.flags, f"--data {v.data}" if v.data else ""]))
+            print(f"{name:26s} {v.suite:5s} {cfg.base}{',' + v.keys if v.keys else ''} {extra}".rstrip())
         return 0
     if args.measure_parallel:
         measure_parallel(cfg, args.cores)
