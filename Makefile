@@ -31,9 +31,11 @@ LDLIBS = -lm -fopenmp
 FLAGS_STAMP = $(BUILD)/cflags
 $(shell mkdir -p $(BUILD); echo '$(CC) $(CFLAGS)' | cmp -s - $(FLAGS_STAMP) || echo '$(CC) $(CFLAGS)' > $(FLAGS_STAMP))
 CFLAGS += $(EXTRA_CFLAGS)
-# The CPU programs keep their names across x86 ISAs: this stamp changes with ISA, so they relink.
+# The CPU programs keep their names across the x86 ISAs: this stamp changes with ISA, so they relink.
+ifneq ($(ISA),aarch64)
 ISA_STAMP = build/last_isa
 $(shell mkdir -p build; [ "$$(cat $(ISA_STAMP) 2>/dev/null)" = "$(ISA)" ] || echo $(ISA) > $(ISA_STAMP))
+endif
 PROGRAMS = train_gpt2$(EXE) infer$(EXE) prepare$(EXE)
 
 # Everything but the two programs: kernels, model graph, data. test/capi.c is the test entry point.
