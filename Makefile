@@ -1,14 +1,47 @@
 # attnlab build. CPU targets need gcc + OpenMP; CUDA targets need nvcc (they compile without a GPU).
 CC ?= gcc
 PYTHON ?= /usr/bin/python3
-CFLAGS ?= -O3 -march=native -ffp-contract=fast -fno-math-errno
-CFLAGS += -std=c11 -D_GNU_SOURCE -fopenmp -fPIC -Wall -Wextra -I. $(EXTRA_CFLAGS)
+# The CPU instruction set of the programs and library; common/cpu_shapes.h picks the kernels' register
+# shapes from what -march enables (docs/PERF.md): native (this machine's, the default), avx2
+# (x86-64-v3: AVX2 + FMA), avx512 (x86-64-v4), aarch64 (NEON, cross-compiled with
+# aarch64-linux-gnu-gcc; programs named train_gpt2-aarch64 etc., run with qemu-aarch64 off ARM).
+# Each ISA has its own object directory ($(BUILD)); the programs at the top relink when ISA changes.
+ISA ?= native
+ISA_MARCH_native = -march=native
+ISA_MARCH_avx2 = -march=x86-64-v3
+ISA_MARCH_avx512 = -march=x86-64-v4
+ISA_MARCH_aarch64 = -march=armv8-a
+ifeq ($(ISA_MARCH_$(ISA)),)
+$(error ISA=$(ISA) is not known: use native, avx2, avx512 or aarch64)
+endif
+ifeq ($(ISA),aarch64)
+ifeq ($(origin CC),default)
+CC = aarch64-linux-gnu-gcc
+endif
+EXE = -aarch64
+endif
+BUILD = $(if $(filter native,$(ISA)),build,build/isa-$(ISA))
+# -fno-trapping-math: without it GCC will not turn the clamps and selects of the vectorizable exp
+# (common/fastmath.h) into vector blends on AVX2 or NEON, and GELU, softmax, cross-entropy stay scalar
+CFLAGS ?= -O3 -ffp-contract=fast -fno-math-errno -fno-trapping-math
+CFLAGS += $(ISA_MARCH_$(ISA)) -std=c11 -D_GNU_SOURCE -fopenmp -fPIC -Wall -Wextra -I.
 LDLIBS = -lm -fopenmp
+# The compiler and flags of this build directory's objects: they recompile when these change
+# (EXTRA_CFLAGS, e.g. -Werror, is left out).
+FLAGS_STAMP = $(BUILD)/cflags
+$(shell mkdir -p $(BUILD); echo '$(CC) $(CFLAGS)' | cmp -s - $(FLAGS_STAMP) || echo '$(CC) $(CFLAGS)' > $(FLAGS_STAMP))
+CFLAGS += $(EXTRA_CFLAGS)
+# The CPU programs keep their names across the x86 ISAs: this stamp changes with ISA, so they relink.
+ifneq ($(ISA),aarch64)
+ISA_STAMP = build/last_isa
+$(shell mkdir -p build; [ "$$(cat $(ISA_STAMP) 2>/dev/null)" = "$(ISA)" ] || echo $(ISA) > $(ISA_STAMP))
+endif
+PROGRAMS = train_gpt2$(EXE) infer$(EXE) prepare$(EXE)
 
 # Everything but the two programs: kernels, model graph, data. test/capi.c is the test entry point.
 LIB_SRC = $(filter-out data/prepare.c model/default_cuda.c,$(wildcard common/*.c layers/*.c attention/*.c model/*.c \
                                                                  data/*.c dist/*.c))
-LIB_OBJ = $(patsubst %.c,build/%.o,$(LIB_SRC))
+LIB_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 
 # CUDA: SASS for sm_80 (A100) and sm_90 (H100/H200), so no PTX JIT on these; plus compute_90 PTX,
 # which the driver compiles at start on newer GPUs (sm_100, sm_120) instead of failing. PRECISION=BF16
@@ -27,7 +60,7 @@ CU_OBJ = $(patsubst %.cu,$(CUDA_BUILD)/%.o,$(CU_SRC))
 FLOATX_SRC = model/gpt.c model/checkpoint.c model/tensors.c model/analysis.c
 FLOATX_OBJ = $(patsubst %.c,$(CUDA_BUILD)/%.o,$(FLOATX_SRC))
 # the rest of the library (data, common, the CPU kernels that test_cuda compares against)
-SHARED_OBJ = $(patsubst %.c,build/%.o,$(filter-out model/cpu_kernels.c model/default_cpu.c dist/comm_threads.c \
+SHARED_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(filter-out model/cpu_kernels.c model/default_cpu.c dist/comm_threads.c \
                                                    $(FLOATX_SRC),$(LIB_SRC)))
 # test_cuda's whole-model check runs the CPU and CUDA tables side by side: same floatX, FP32 only
 TEST_CUDA_CPU_TABLE = $(if $(filter FP32,$(PRECISION)),$(CUDA_BUILD)/model/cpu_kernels.o,)
@@ -37,32 +70,43 @@ CUDA_STAMP = build/cuda/last_precision
 $(shell mkdir -p build/cuda; [ "$$(cat $(CUDA_STAMP) 2>/dev/null)" = "$(PRECISION)" ] || echo $(PRECISION) > $(CUDA_STAMP))
 
 .PHONY: all lib test pytest test_emu bench bench_cuda clean cuda_check cuda test_cuda_emu kernel_resources
-.PHONY: fuzz asan
-all: train_gpt2 infer prepare lib
+.PHONY: fuzz asan aarch64 check_aarch64
+all: $(PROGRAMS) lib
 
-build/%.o: %.c $(wildcard */*.h)
+$(BUILD)/%.o: %.c $(wildcard */*.h) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-train_gpt2: build/train.o $(LIB_OBJ)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+train_gpt2$(EXE): $(BUILD)/train.o $(LIB_OBJ) $(ISA_STAMP)
+	$(CC) $(CFLAGS) $(filter %.o,$^) -o $@ $(LDLIBS)
 
-infer: build/infer.o $(LIB_OBJ)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+infer$(EXE): $(BUILD)/infer.o $(LIB_OBJ) $(ISA_STAMP)
+	$(CC) $(CFLAGS) $(filter %.o,$^) -o $@ $(LDLIBS)
 
-prepare: build/data/prepare.o $(LIB_OBJ)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+prepare$(EXE): $(BUILD)/data/prepare.o $(LIB_OBJ) $(ISA_STAMP)
+	$(CC) $(CFLAGS) $(filter %.o,$^) -o $@ $(LDLIBS)
 
-lib: build/libattnlab.so
-build/libattnlab.so: $(LIB_OBJ) build/test/capi.o
+# The library for the Python tests, $(BUILD)/libattnlab.so (test/clib.py loads build/libattnlab.so, or
+# ATTNLAB_LIB: e.g. ATTNLAB_LIB=build/isa-avx2/libattnlab.so for the ISA=avx2 build).
+lib: $(BUILD)/libattnlab.so
+$(BUILD)/libattnlab.so: $(LIB_OBJ) $(BUILD)/test/capi.o
 	$(CC) $(CFLAGS) -shared $^ -o $@ $(LDLIBS)
+
+# The CPU programs for aarch64 (NEON shapes), cross-compiled: train_gpt2-aarch64, infer-aarch64,
+# prepare-aarch64 (needs gcc-aarch64-linux-gnu; scripts/install_deps.sh installs it). Off ARM they run
+# under qemu-user: scripts/check_aarch64.sh trains every mixer a few steps and compares the losses
+# with this machine's build.
+aarch64:
+	$(MAKE) ISA=aarch64 train_gpt2-aarch64 infer-aarch64 prepare-aarch64
+check_aarch64: train_gpt2 aarch64
+	bash scripts/check_aarch64.sh
 
 # The tests: every kernel and the whole model against PyTorch float64, then test_cuda in the CPU
 # emulation of CUDA in both precisions (see README).
 test: pytest test_emu
 
 pytest: train_gpt2 infer prepare lib
-	$(PYTHON) -m pytest -q test
+	ATTNLAB_LIB=$(abspath $(BUILD)/libattnlab.so) $(PYTHON) -m pytest -q test
 
 test_emu:
 	$(MAKE) test_cuda_emu PRECISION=BF16
@@ -136,7 +180,7 @@ $(EMU_BUILD)/test_cuda_emu: $(EMU_TEST_OBJ) $(EMU_KERNEL_OBJ) $(SHARED_OBJ) $(FL
 
 # The emulation's own checks, each against a kernel with the bug it must catch (test/cuda/emulate/selftest.cu).
 $(EMU_BUILD)/selftest: $(EMU_BUILD)/test/cuda/emulate/selftest.o $(EMU_RUNTIME_OBJ) $(EMU_BUILD)/common/cuda_common.o \
-                       build/common/check.o
+                       $(BUILD)/common/check.o
 	$(EMU_LINK)
 
 # train_gpt2cu and infercu on the emulation: train.c, infer.c and the model graph as in the CUDA programs.
@@ -198,8 +242,8 @@ build/cuda_link_check: test/cuda/link_check.cu
 # tokenizer encoding against tiktoken; on a machine with an NVIDIA GPU also bench_cuda.
 # PyTorch here is 2.x from PyPI in build/bench_venv (scripts/bench_env.sh installs it; the tests use Debian's).
 bench: train_gpt2 prepare lib
-	$$(bash scripts/bench_env.sh) scripts/bench_cpu.py
-	$$(bash scripts/bench_env.sh) scripts/bench_matmul.py
+	$$(bash scripts/bench_env.sh) scripts/bench_cpu.py --lib $(BUILD)/libattnlab.so
+	$$(bash scripts/bench_env.sh) scripts/bench_matmul.py --lib $(BUILD)/libattnlab.so
 	$(PYTHON) scripts/bench_tokenizer.py
 	@if nvidia-smi -L > /dev/null 2>&1; then $(MAKE) bench_cuda; else echo "no NVIDIA GPU: make bench_cuda skipped"; fi
 
@@ -269,4 +313,5 @@ fuzz: $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS)) train_gpt2 prepare
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash test/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TARGETS)
 
 clean:
-	rm -rf build train_gpt2 infer prepare train_gpt2cu infercu test_cuda bench_attention_cuda
+	rm -rf build train_gpt2 infer prepare train_gpt2cu infercu test_cuda bench_attention_cuda \
+	       train_gpt2-aarch64 infer-aarch64 prepare-aarch64

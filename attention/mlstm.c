@@ -19,7 +19,8 @@
 // d li_t = k_t.dk_t (= the column sum of docs/MODEL.md 11.2), d lf_t = sum_{u>=t} (q_u.dq_u - k_u.dk_u),
 // times sigmoid(-i~) (mLSTMsig) and sigmoid(-f~), times the soft-cap derivative 1 - tanh^2(z/15).
 // Speed: a chunk is a handful of small dense products, all through one register-tiled loop
-// (`product`: GROUP rows x TILE columns of the result in registers, operands read with any strides,
+// (`product`: GROUP rows x TILE columns of the result in registers, per instruction set 8 x 32 on
+// AVX-512, 3 x 32 on AVX2, 6 x 16 on NEON (common/cpu_shapes.h); operands read with any strides,
 // so q, k, v stay in place in qkv when hs is a multiple of TILE): forward S = Q K^T, A = S o E/sqrt(hs),
 // H = diag(beta) Q C + A V, C' = decay C + (e o K)^T V; backward the same shapes for dP = dH' V^T,
 // dV += A^T dH', dK += dS^T Q, dQ += dS K and the state terms. A causal product visits only its row
@@ -36,10 +37,16 @@
 #include "attention/rows.h"
 #include "common/fastmath.h"
 #include "common/check.h"
+#include "common/cpu_shapes.h"
 
-// GROUP x TILE accumulators are 16 AVX-512 registers (of 32), as in attention/softmax_sigmoid.c.
-#define GROUP 8   // result rows per register tile
-#define TILE 32   // result columns per register tile; scratch rows hold a multiple
+// The register tile, GROUP x TILE accumulators (common/cpu_shapes.h): 8 x 32 floats, 16 of AVX-512's
+// 32 registers; 3 x 32, 12 of AVX2's 16 (the right operand's row is read from L1 by the FMAs);
+// 6 x 16, 24 of NEON's 32.
+#define GROUP MLSTM_GROUP   // result rows per register tile
+#define TILE MLSTM_TILE     // result columns per register tile; scratch rows hold a multiple
+// The end of row i's group of rows, where the zeros above a causal matrix's diagonal stop (see
+// gate_scores), within the row's ld floats when GROUP does not divide TILE.
+#define GROUP_END(i, ld) (TILE % GROUP == 0 ? round_up((i) + 1, GROUP) : min_int(round_up((i) + 1, GROUP), (ld)))
 
 static inline int min_int(int a, int b) { return a < b ? a : b; }
 static inline int round_up(int n, int m) { return (n + m - 1) / m * m; }
@@ -339,7 +346,7 @@ static void gate_scores(float* restrict s, float* restrict den, const float* res
         float *restrict s_i = s + (size_t)i * ld, sum = 0.0f;
         const float* restrict e_i = e + (size_t)i * ld;
         #pragma omp simd reduction(+:sum)
-        for (int j = 0; j < round_up(i + 1, GROUP); j++) {
+        for (int j = 0; j < GROUP_END(i, ld); j++) {
             s_i[j] = j <= i ? s_i[j] * scale * e_i[j] : 0.0f;
             sum += s_i[j];
         }
@@ -507,7 +514,7 @@ static void score_gradients(float* restrict s, float* restrict p, const float* r
         float *restrict s_i = s + (size_t)i * ld, *restrict p_i = p + (size_t)i * ld;
         const float* restrict e_i = e + (size_t)i * ld;
         #pragma omp simd
-        for (int j = 0; j < round_up(i + 1, GROUP); j++) {
+        for (int j = 0; j < GROUP_END(i, ld); j++) {
             s_i[j] = j <= i ? s_i[j] * scale * e_i[j] : 0.0f;
             p_i[j] = j <= i ? p_i[j] * scale * e_i[j] : 0.0f;
         }

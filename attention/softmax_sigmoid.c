@@ -8,21 +8,24 @@
 //   sigmoid:      p = sigmoid(s + b),      dS = dP p (1 - p)
 //   sigmoid/norm: a = sigmoid(s + b) / Z', dS = (dP - D) / Z' p (1 - p), Z' = Z + 1e-8
 // then dV += A^T dO, dQ += scale dS K, dK += scale dS^T Q, with s = scale q.k, scale = 1/sqrt(hs).
-// Speed: query rows go in groups of GROUP = VEC (one vector of floats), and a group's scores live
-// transposed, (keys, GROUP): row j holds key j's score for each query of the group. Then
-//  - every product is one register-tiled loop, gemm (8 rows x 2 vectors or 16 rows x 1 vector of
-//    accumulators, GCC/Clang vector extensions so it vectorizes whatever the compiler decides), whose
-//    left operand is read one float at a time from fixed offsets: S^T = K Q^T and dP^T = V dO^T read
-//    K^T, V^T (hs, keys) with Q^T, dO^T (hs, GROUP) as vectors; O = A V, dQ = dS K, dV += A^T dO and
-//    dK += dS^T Q read the transposed weights;
+// Speed: query rows go in groups of GROUP = 16 (one AVX-512 vector of floats, two of AVX2, four of
+// NEON), and a group's scores live transposed, (keys, GROUP): row j holds key j's score for each
+// query of the group. Then
+//  - every product is one register-tiled loop, gemm (GCC/Clang vector extensions so it vectorizes
+//    whatever the compiler decides), whose left operand is read one float at a time from fixed
+//    offsets: S^T = K Q^T and dP^T = V dO^T read K^T, V^T (hs, keys) with Q^T, dO^T (hs, GROUP) as
+//    vectors; O = A V, dQ = dS K, dV += A^T dO and dK += dS^T Q read the transposed weights. Its
+//    register tiles per instruction set (common/cpu_shapes.h), rows x vectors of accumulators, the
+//    last columns of a product in tiles of one vector: AVX-512 8 x 2 and 16 x 1 (16 of 32
+//    registers), AVX2 6 x 2 and 12 x 1 (12 of 16), NEON 6 x 4 and 16 x 1 (24 and 16 of 32);
 //  - the row statistics (max, sum, LSE) are vectors over the group's queries, with no horizontal sums,
 //    and the masked entries are a compare per key (key j <= query position), so tiles stop at the
 //    group's last key rounded up to VEC.
 // Operands read over and over are contiguous scratch, made once per head or block of queries
 // (rows of qkv are 3C floats apart and would map onto few cache sets): K^T (forward), Q^T, K^T, V^T,
-// dO^T (backward) by VEC x VEC transposes with shuffles in registers, copies of V (forward) and K
-// (backward), and the dK, dV accumulators; a group's rows of Q and dO are read in place when hs is
-// a multiple of VEC, else from zero-padded copies. fast_exp is a vectorizable exp.
+// dO^T (backward) by VEC x VEC transposes (VEC = 16, 8 or 4) with shuffles in registers, copies of
+// V (forward) and K (backward), and the dK, dV accumulators; a group's rows of Q and dO are read in
+// place when hs is a multiple of VEC, else from zero-padded copies. fast_exp is a vectorizable exp.
 // Parallelism: the forward runs one task per (b, h, block of query rows); the backward one task per
 // (b, h), which owns that head's columns of dqkv, so its += into dK and dV needs no atomics.
 #include <math.h>
@@ -34,29 +37,51 @@
 #include "attention/softmax_sigmoid.h"
 #include "common/fastmath.h"
 #include "common/check.h"
+#include "common/cpu_shapes.h"
 
-#define VEC 16            // floats per vector (one AVX-512 register)
-#define GROUP VEC         // query rows handled together: one vector of scores per key
+#define VEC ATTN_VEC      // floats per vector (common/cpu_shapes.h: 16 on AVX-512, 8 on AVX2, 4 on NEON)
+#define GROUP ATTN_GROUP  // query rows handled together: GROUP / VEC vectors of scores per key
 #define QUERY_BLOCK 128   // query rows per forward task; they share one scratch copy of K and V
+#define LINE 16           // floats per 64-byte cache line
 #define SIGMOID_NORM_EPS 1e-8f   // Z' = Z + eps in the normalized sigmoid (docs/MODEL.md 5.3)
 #define INLINE static inline __attribute__((always_inline))
+// The register tiles of gemm: TILE_ROWS x TILE_VECS, the last columns TAIL_ROWS x 1 vector.
+#define TILE_ROWS ATTN_TILE_ROWS
+#define TILE_VECS ATTN_TILE_VECS
+#define TAIL_ROWS ATTN_TAIL_ROWS
+#define MAX_ROWS (TILE_ROWS > TAIL_ROWS ? TILE_ROWS : TAIL_ROWS)
+_Static_assert(GROUP % VEC == 0 && LINE % VEC == 0, "whole vectors per group and per cache line");
 
 typedef float vec __attribute__((vector_size(VEC * sizeof(float))));
 typedef float vec_unaligned __attribute__((vector_size(VEC * sizeof(float)), aligned(4)));
 
 static inline int min_int(int a, int b) { return a < b ? a : b; }
 static inline int round_up(int n, int m) { return (n + m - 1) / m * m; }
-// The row length of a scratch matrix with n >= 1 columns read down a column: an odd number of VEC
-// floats (64-byte lines), so that its rows spread over all cache sets (rows a power of two apart,
-// 4 KiB at T = 1024, would share a few sets and evict each other).
-static inline int padded_ld(int n) { return round_up(n, VEC) / VEC % 2 ? round_up(n, VEC) : round_up(n, VEC) + VEC; }
+// The row length of a scratch matrix with n >= 1 columns read down a column: an odd number of
+// 64-byte lines, so that its rows spread over all cache sets (rows a power of two apart, 4 KiB at
+// T = 1024, would share a few sets and evict each other).
+static inline int padded_ld(int n) {
+    return round_up(n, LINE) / LINE % 2 ? round_up(n, LINE) : round_up(n, LINE) + LINE;
+}
+// Floats of zeroed slack after each scratch block: a register tile reads its left operand for
+// whole tiles of rows (MAX_ROWS) and drops the rows past the product's, which may lie past the
+// last array.
+#define SLACK (MAX_ROWS * GROUP)
 
 // In-register transpose of VEC x VEC floats: stage s swaps bit s of the row index with bit s of the
 // column index, by two-source shuffles of the row pairs (i, i | s).
 #define SWAP_LO(s, k) (((k) & (s)) ? VEC + ((k) ^ (s)) : (k))
 #define SWAP_HI(s, k) (((k) & (s)) ? VEC + (k) : ((k) | (s)))
+#if VEC == 16
 #define SWAP_MASK(F, s) F(s, 0), F(s, 1), F(s, 2), F(s, 3), F(s, 4), F(s, 5), F(s, 6), F(s, 7), F(s, 8), \
                         F(s, 9), F(s, 10), F(s, 11), F(s, 12), F(s, 13), F(s, 14), F(s, 15)
+#elif VEC == 8
+#define SWAP_MASK(F, s) F(s, 0), F(s, 1), F(s, 2), F(s, 3), F(s, 4), F(s, 5), F(s, 6), F(s, 7)
+#elif VEC == 4
+#define SWAP_MASK(F, s) F(s, 0), F(s, 1), F(s, 2), F(s, 3)
+#else
+#error "SWAP_MASK and the transpose stages are written for vectors of 4, 8 or 16 floats"
+#endif
 #define TRANSPOSE_STAGE(r, s)                                                         \
     for (int i = 0; i < VEC; i++) {                                                   \
         if (i & (s)) continue;                                                        \
@@ -64,7 +89,6 @@ static inline int padded_ld(int n) { return round_up(n, VEC) / VEC % 2 ? round_u
         r[i | (s)] = __builtin_shufflevector(r[i], r[i | (s)], SWAP_MASK(SWAP_HI, s)); \
         r[i] = lo;                                                                    \
     }
-_Static_assert(VEC == 16, "SWAP_MASK and the transpose stages are written for 16 floats");
 
 // dst (VEC rows, ld apart) = the VEC x VEC block of src (rows `stride` apart), transposed.
 static void transpose_block(float* restrict dst, int ld, const float* restrict src, size_t stride) {
@@ -72,8 +96,12 @@ static void transpose_block(float* restrict dst, int ld, const float* restrict s
     for (int i = 0; i < VEC; i++) r[i] = *(const vec_unaligned*)(src + i * stride);
     TRANSPOSE_STAGE(r, 1)
     TRANSPOSE_STAGE(r, 2)
+#if VEC >= 8
     TRANSPOSE_STAGE(r, 4)
+#endif
+#if VEC >= 16
     TRANSPOSE_STAGE(r, 8)
+#endif
     for (int i = 0; i < VEC; i++) *(vec_unaligned*)(dst + (size_t)i * ld) = r[i];
 }
 
@@ -90,17 +118,17 @@ static void transpose_rows(float* restrict dst, int ld, const float* restrict sr
             dst[(size_t)c * ld + j] = j < n ? src[j * stride + c] : 0.0f;
 }
 
-// One register tile of gemm: rows m < mr and vectors v < nv of the product (mr nv <= 16
-// accumulators; mr, nv and a_ms are constants after inlining), stored into rows m < m_valid and
-// columns < n_valid of out (rows ldo apart): = alpha * product, or += with accumulate.
+// One register tile of gemm: rows m < mr and vectors v < nv of the product (mr, nv and a_ms are
+// constants after inlining), stored into rows m < m_valid and columns < n_valid of out (rows ldo
+// apart): = alpha * product, or += with accumulate.
 INLINE void gemm_tile(float* out, size_t ldo, float alpha, int accumulate, const float* a, size_t a_ks, int a_ms,
                       const float* b, size_t ldb, int k, int mr, int nv, int m_valid, int n_valid) {
-    vec acc[16][2];
+    vec acc[MAX_ROWS][TILE_VECS];
     for (int m = 0; m < mr; m++)
         for (int v = 0; v < nv; v++) acc[m][v] = (vec){0};
     for (int kk = 0; kk < k; kk++) {
         const float* a_k = a + kk * a_ks;
-        vec b_k[2];
+        vec b_k[TILE_VECS];
         for (int v = 0; v < nv; v++) b_k[v] = *(const vec_unaligned*)(b + kk * ldb + v * VEC);
         for (int m = 0; m < mr; m++)
             for (int v = 0; v < nv; v++) acc[m][v] += a_k[m * a_ms] * b_k[v];
@@ -114,7 +142,7 @@ INLINE void gemm_tile(float* out, size_t ldo, float alpha, int accumulate, const
         return;
     }
     for (int m = 0; m < m_valid; m++) {
-        float row[2 * VEC] = {0};
+        float row[TILE_VECS * VEC] = {0};
         memcpy(row, acc[m], nv * sizeof(vec));
         float* out_m = out + m * ldo;
         for (int j = 0; j < n_valid; j++) out_m[j] = (accumulate ? out_m[j] : 0.0f) + alpha * row[j];
@@ -122,20 +150,27 @@ INLINE void gemm_tile(float* out, size_t ldo, float alpha, int accumulate, const
 }
 
 // out (M, N; rows ldo apart) = alpha * a (M, K) @ b (K, N), or += with accumulate, where a(m, k) is
-// a[k * a_ks + m * a_ms] and b's rows are ldb apart. Tiles of 8 rows x 2 vectors, the last columns
-// in tiles of 16 rows x 1 vector: a must be readable for M rounded up to the tile's rows (results
-// past M are dropped), b for N rounded up to VEC columns.
+// a[k * a_ks + m * a_ms] and b's rows are ldb apart. Tiles of TILE_ROWS x TILE_VECS, the last
+// columns in tiles of TAIL_ROWS x 1 vector: a is read for M rounded up to the tile's rows (results
+// past M are dropped; SLACK keeps those reads inside the scratch), b for N rounded up to VEC columns.
 INLINE void gemm(float* out, size_t ldo, float alpha, int accumulate, const float* a, size_t a_ks, int a_ms,
                  const float* b, size_t ldb, int M, int N, int K) {
     int n0 = 0;
-    for (; n0 + VEC < N; n0 += 2 * VEC)
-        for (int m0 = 0; m0 < M; m0 += 8)
-            gemm_tile(out + m0 * ldo + n0, ldo, alpha, accumulate, a + m0 * a_ms, a_ks, a_ms, b + n0, ldb, K, 8, 2,
-                      min_int(8, M - m0), min_int(2 * VEC, N - n0));
+    for (; n0 + (TILE_VECS - 1) * VEC < N; n0 += TILE_VECS * VEC)
+        for (int m0 = 0; m0 < M; m0 += TILE_ROWS)
+            gemm_tile(out + m0 * ldo + n0, ldo, alpha, accumulate, a + m0 * a_ms, a_ks, a_ms, b + n0, ldb, K,
+                      TILE_ROWS, TILE_VECS, min_int(TILE_ROWS, M - m0), min_int(TILE_VECS * VEC, N - n0));
+#if TILE_VECS == 2   // one vector at most is left (the AVX-512 build's code as it was measured)
     if (n0 < N)
-        for (int m0 = 0; m0 < M; m0 += 16)
-            gemm_tile(out + m0 * ldo + n0, ldo, alpha, accumulate, a + m0 * a_ms, a_ks, a_ms, b + n0, ldb, K, 16,
-                      1, min_int(16, M - m0), N - n0);
+        for (int m0 = 0; m0 < M; m0 += TAIL_ROWS)
+            gemm_tile(out + m0 * ldo + n0, ldo, alpha, accumulate, a + m0 * a_ms, a_ks, a_ms, b + n0, ldb, K,
+                      TAIL_ROWS, 1, min_int(TAIL_ROWS, M - m0), N - n0);
+#else
+    for (; n0 < N; n0 += VEC)
+        for (int m0 = 0; m0 < M; m0 += TAIL_ROWS)
+            gemm_tile(out + m0 * ldo + n0, ldo, alpha, accumulate, a + m0 * a_ms, a_ks, a_ms, b + n0, ldb, K,
+                      TAIL_ROWS, 1, min_int(TAIL_ROWS, M - m0), min_int(VEC, N - n0));
+#endif
 }
 
 // gemm with a's rows contiguous along m (a_ms = 1): K^T, V^T, or transposed weights read as (keys, GROUP).
@@ -246,7 +281,7 @@ void attention_forward(float* out, float* stat, const float* qkv, int B, int Tq,
         size_t nkt = (size_t)hs * max_ld, nv = max_ld * hsp, nqt = (size_t)hs * GROUP, nst = max_ld * GROUP;
         void* block;
         ForwardScratch w;
-        w.kt = aligned_scratch(&block, round_up(nkt, VEC) + nv + round_up(nqt, VEC) + nst);
+        w.kt = aligned_scratch(&block, round_up(nkt, VEC) + nv + round_up(nqt, VEC) + nst + SLACK);
         w.v = w.kt + round_up(nkt, VEC), w.qt = w.v + nv, w.st = w.qt + round_up(nqt, VEC);
         #pragma omp for collapse(3) schedule(dynamic, 1)
         for (int b = 0; b < B; b++) {
@@ -383,7 +418,7 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
         size_t ng = GROUP * hsp, ns = ld * GROUP;
         void* block;
         BackwardScratch w;
-        w.qt = aligned_scratch(&block, 4 * nt + 3 * np + ld + 2 * ng + 2 * ns);
+        w.qt = aligned_scratch(&block, 4 * nt + 3 * np + ld + 2 * ng + 2 * ns + SLACK);
         w.kt = w.qt + nt, w.vt = w.kt + nt, w.dot = w.vt + nt, w.k = w.dot + nt, w.dk = w.k + np, w.dv = w.dk + np;
         w.d = w.dv + np, w.qg = w.d + ld, w.dog = w.qg + ng, w.pt = w.dog + ng, w.dst = w.pt + ns;
         #pragma omp for collapse(2) schedule(dynamic, 1)

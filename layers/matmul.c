@@ -9,25 +9,32 @@
 // matrix multiplication", TOMS 2008; Van Zee & van de Geijn, "BLIS", TOMS 2015):
 //   for each NC-wide block of N:
 //     for each KC-deep slice of K:
-//       pack op(B) (KC x NC) into NR-wide panels, each KC x NR contiguous (4.5 MiB, L3);
+//       pack op(B) (KC x NC) into NR-wide panels, each KC x NR contiguous (L3);
 //       for each MC-tall block of M:
-//         pack op(A) (MC x KC) into MR-tall panels, each KC x MR contiguous (384 KiB, L2);
-//         for each NR panel of B (72 KiB, reused MC/MR times from L1/L2):
-//           for each MR panel of A (12 KiB, streamed): micro-kernel on an MR x NR tile of C.
-// The micro-kernel keeps an MR x NR = 8 x 48 tile of C in 24 AVX-512 registers (16 floats each);
-// per step of k it loads 3 vectors of B, broadcasts 8 floats of A and issues 24 FMAs. It is
-// written with GCC vector extensions: without AVX-512 the same code builds an 8 x 24 tile of
-// 256-bit vectors (or SSE pairs). Packing zero-pads partial panels, so the micro-kernel always
-// runs full tiles and only its store to C is clipped at the edges; transposes are resolved once,
-// in the packing (VLEN x VLEN blocks transposed in registers). Threads (OpenMP, 2 cores here)
+//         pack op(A) (MC x KC) into MR-tall panels, each KC x MR contiguous (L2);
+//         for each NR panel of B (reused MC/MR times from L1/L2):
+//           for each MR panel of A (streamed): micro-kernel on an MR x NR tile of C.
+// The micro-kernel keeps an MR x NR tile of C in registers; per step of k it loads NR/VLEN vectors
+// of B, broadcasts MR floats of A and issues MR NR/VLEN FMAs. It is written with GCC vector
+// extensions, and its shape is chosen at compile time for the instruction set (common/cpu_shapes.h):
+//   AVX-512 (32 registers of 16 floats): 8 x 48, 24 accumulators, 3 B vectors, KC 384, MC 256;
+//   AVX2 (16 registers of 8 floats): 6 x 16, 12 accumulators, 2 B vectors and a broadcast (15 of
+//     the 16 registers), KC 384, MC 240, the k loop unrolled 4 times;
+//   NEON (32 of 4): 8 x 12, 24 accumulators; other targets (16 of 4): 4 x 12.
+// Packing zero-pads partial panels, so the micro-kernel always runs full tiles and only its store
+// to C is clipped at the edges; transposes are resolved once, in the packing (VLEN x VLEN blocks
+// transposed in registers: a strip of VLEN rows fills VLEN/MR panels of A, or MR/VLEN strips one
+// panel; AVX2's 6-row panels take 6 rows of each 8 x 8 block, see pack_panel_transposed).
+// Threads (OpenMP, 2 cores here)
 // each take a contiguous slice of N or of M, whichever gives the slowest thread less to do (its
 // padded tiles plus its packing: splitting N makes every thread pack all of A), and run the
 // serial blocked GEMM on it with their own packing buffers.
 // Work that would otherwise be a pass of its own over a large tensor rides along: the forward's
 // bias is added to the register tile as it is stored, and the bias gradient (dout's column sums)
 // is summed while dout^T is packed for the weight gradient.
-// Measured on the 2-core EPYC (Zen 4, ~114 GFLOP/s FMA peak per core): 180-200 GFLOP/s on the
-// GPT-2 124M layers with 2 threads (scripts/bench_matmul.py).
+// Measured on a 2-core EPYC with AVX-512 (Zen 4, ~114 GFLOP/s FMA peak per core): 180-200 GFLOP/s
+// on the GPT-2 124M layers with 2 threads; on a 2-core EPYC with AVX2 (Zen 3, ~101 GFLOP/s per
+// core): see docs/PERF.md (scripts/bench_matmul.py).
 #include "layers.h"
 
 #include <omp.h>
@@ -35,24 +42,24 @@
 #include <string.h>
 
 #include "common/check.h"
+#include "common/cpu_shapes.h"
 
-#ifdef __AVX512F__
-#define VLEN 16
-#else
-#define VLEN 8
-#endif
+#define VLEN CPU_VLEN   // floats per vector register
+#define DO_PRAGMA(x) _Pragma(#x)
+#define UNROLL(n) DO_PRAGMA(GCC unroll n)
 typedef float vfloat __attribute__((vector_size(VLEN * 4)));
 typedef float vfloat_unaligned __attribute__((vector_size(VLEN * 4), aligned(4)));
 
 enum {
-    MR = 8,            // rows of the register tile
-    NV = 3,            // vectors per row of the register tile
-    NR = NV * VLEN,    // columns of the register tile
-    KC = 384,          // depth of a packed slice
-    MC = 256,          // rows of a packed A block (MC x KC floats: 384 KiB, in L2)
+    MR = MATMUL_MR,    // rows of the register tile
+    NR = MATMUL_NR,    // columns of the register tile
+    NV = NR / VLEN,    // vectors per row of the register tile
+    KC = MATMUL_KC,    // depth of a packed slice
+    MC = MATMUL_MC,    // rows of a packed A block (MC x KC floats, in L2)
     NC = 3072,         // columns of a packed B block (KC x NC floats, in L3)
 };
-_Static_assert(VLEN % MR == 0, "pack_strip_transposed fills VLEN/MR whole A panels per strip");
+_Static_assert(NR % VLEN == 0 && MC % MR == 0, "whole vectors per tile row, whole panels per A block");
+_Static_assert(VLEN % MR == 0 || MR % VLEN == 0 || MR < VLEN, "pack_a has no transposing path for this MR");
 
 // ---------------------------------------------------------------------------------------------
 // Micro-kernel: c (m x n, ldc) = beta*c + alpha * a_panel (MR x kc) @ b_panel (kc x NR) [+ bias].
@@ -87,6 +94,7 @@ static void micro_kernel(int kc, const float* restrict a, const float* restrict 
     if (beta != 0.0f)  // the tile of C is read at the end: start fetching it now
         for (int i = 0; i < m; i++)
             for (int j = 0; j < NV; j++) __builtin_prefetch(c + (size_t)i * ldc + j * VLEN, 1);
+    UNROLL(MATMUL_KUNROLL)
     for (int k = 0; k < kc; k++) {
         vfloat bk[NV];
 #pragma GCC unroll 8
@@ -129,14 +137,21 @@ static inline __attribute__((always_inline)) void transpose_stage(vfloat r[VLEN]
 static inline __attribute__((always_inline)) void transpose_block(vfloat r[VLEN]) {
     transpose_stage(r, 1);
     transpose_stage(r, 2);
-    transpose_stage(r, 4);
-    if (VLEN == 16) transpose_stage(r, 8);
+    if (VLEN >= 8) transpose_stage(r, 4);
+    if (VLEN >= 16) transpose_stage(r, 8);
 }
 
 // Loads rows 0..VLEN-1 of a VLEN-wide column block at p (row stride ld). The offsets are spelled
 // as base + {1,2,4,8} * index so that they fit x86 addressing modes instead of VLEN pointers.
 static inline __attribute__((always_inline)) void load_rows(vfloat r[VLEN], const float* p, size_t ld) {
-    size_t ld3 = 3 * ld, ld5 = 5 * ld, ld7 = 7 * ld;
+    size_t ld3 = 3 * ld;
+#if CPU_VLEN == 4
+    r[0] = *(const vfloat_unaligned*)(p);
+    r[1] = *(const vfloat_unaligned*)(p + ld);
+    r[2] = *(const vfloat_unaligned*)(p + 2 * ld);
+    r[3] = *(const vfloat_unaligned*)(p + ld3);
+#else
+    size_t ld5 = 5 * ld, ld7 = 7 * ld;
     for (int half = 0; half < VLEN; half += 8, p += 8 * ld) {
         r[half + 0] = *(const vfloat_unaligned*)(p);
         r[half + 1] = *(const vfloat_unaligned*)(p + ld);
@@ -147,6 +162,7 @@ static inline __attribute__((always_inline)) void load_rows(vfloat r[VLEN], cons
         r[half + 6] = *(const vfloat_unaligned*)(p + 2 * ld3);
         r[half + 7] = *(const vfloat_unaligned*)(p + ld7);
     }
+#endif
 }
 
 // VLEN rows of src (row stride ld, `rows` of them valid), each kc long, into panels of width w.
@@ -171,6 +187,27 @@ static inline __attribute__((always_inline)) void pack_strip_transposed(
             dst[(size_t)(j / w) * w * kc + (size_t)k * w + j % w] = j < rows ? src[(size_t)j * ld + k] : 0.0f;
 }
 
+// The transposing pack for a panel width MR that is neither a divisor nor a multiple of VLEN: the
+// MR rows of src (row stride ld, `rows` of them valid), each kc long, into one panel. Each VLEN x VLEN
+// block is loaded as MR rows (the rest zero) and transposed in registers; the VLEN floats of depth k
+// are stored at dst[k * MR], in increasing k, so the next store overwrites the VLEN - MR extra ones
+// (the last block's spill into the next panel, or into VLEN floats of slack after the buffer's last).
+static inline __attribute__((always_inline)) void pack_panel_transposed(
+    float* restrict dst, const float* src, int ld, int kc, int rows) {
+    int k = 0;
+    for (; rows == MR && k + VLEN <= kc; k += VLEN) {
+        vfloat r[VLEN];
+#pragma GCC unroll 16
+        for (int i = 0; i < VLEN; i++)
+            r[i] = i < MR ? *(const vfloat_unaligned*)(src + (size_t)i * ld + k) : (vfloat){0};
+        transpose_block(r);
+#pragma GCC unroll 16
+        for (int kk = 0; kk < VLEN; kk++) *(vfloat_unaligned*)(dst + (size_t)(k + kk) * MR) = r[kk];
+    }
+    for (; k < kc; k++)
+        for (int j = 0; j < MR; j++) dst[(size_t)k * MR + j] = j < rows ? src[(size_t)j * ld + k] : 0.0f;
+}
+
 // `rows` (<= w) rows running along k (src[k*ld + r]) into one panel of width w; with row_sums,
 // also adds each row's sum over the kc values into row_sums[r], read back from the panel in L1.
 static inline __attribute__((always_inline)) void pack_panel_copy(
@@ -191,16 +228,23 @@ static inline __attribute__((always_inline)) void pack_panel_copy(
 static int clamp_rows(int rows, int w) { return rows < 0 ? 0 : rows > w ? w : rows; }
 
 // op(A) block (mc x kc) -> ceil(mc/MR) panels of width MR. op(A)(i,k) = trans_a ? a[k*lda+i] : a[i*lda+k].
-// The transposing path writes VLEN/MR panels per strip: the buffer has VLEN rows of slack.
+// The transposing path goes VLEN rows (a strip) at a time where MR divides VLEN (up to VLEN/MR panels
+// per strip) or VLEN divides MR (MR/VLEN strips per panel), else one panel at a time; the buffer has
+// VLEN rows of slack for the strips past mc and the last panel's spill.
 // row_sums (trans_a only: the one caller, the bias gradient, packs dout^T) gathers op(A)'s row sums.
 static void pack_a(float* restrict dst, const float* a, int lda, int trans_a, int mc, int kc, float* row_sums) {
     if (trans_a) {
         for (int i0 = 0; i0 < mc; i0 += MR)
             pack_panel_copy(dst + (size_t)i0 * kc, a + i0, lda, kc, clamp_rows(mc - i0, MR), MR,
                             row_sums ? row_sums + i0 : NULL);
+    } else if (VLEN % MR == 0 || MR % VLEN == 0) {
+        int end = MR > VLEN ? (mc + MR - 1) / MR * MR : mc;   // every strip of the last panel, zero rows too
+        for (int i0 = 0; i0 < end; i0 += VLEN)
+            pack_strip_transposed(dst + (size_t)(i0 / MR) * MR * kc + i0 % MR, a + (size_t)i0 * lda, lda, kc,
+                                  clamp_rows(mc - i0, VLEN), MR);
     } else {
-        for (int i0 = 0; i0 < mc; i0 += VLEN)
-            pack_strip_transposed(dst + (size_t)i0 * kc, a + (size_t)i0 * lda, lda, kc, clamp_rows(mc - i0, VLEN), MR);
+        for (int i0 = 0; i0 < mc; i0 += MR)
+            pack_panel_transposed(dst + (size_t)i0 * kc, a + (size_t)i0 * lda, lda, kc, clamp_rows(mc - i0, MR));
     }
 }
 

@@ -3,8 +3,11 @@
 tied embedding, torch.optim.AdamW), eager and torch.compile, same configs, same machine, same run.
 
     build/bench_venv/bin/python scripts/bench_cpu.py [--steps 12] [--rounds 3] [--threads 2] [--only tiny]
+        [--lib build/libattnlab.so]
 
-(`make bench` makes the venv with scripts/bench_env.sh.) Prints markdown tables of tokens/s (median
+(`make bench` makes the venv with scripts/bench_env.sh, and passes the library of the ISA it built,
+e.g. build/isa-avx2/libattnlab.so for `make bench ISA=avx2`.) Prints which CPU kernels ./train_gpt2
+was built with (the library's cpu_kernel_shapes(): instruction set and register shapes), then markdown tables of tokens/s (median
 over the steps after 2 warm-up steps; each contender runs once per round, the rounds alternate
 between them, and the best round counts, so a slow spell of a shared machine hits no side alone):
 attnlab against PyTorch eager and compiled, the ratio to the
@@ -14,6 +17,7 @@ backward); then attnlab's mixers against softmax at T = 128 and 512, and one ran
 against two ranks of one thread. Random token data; the throughput does not depend on the values.
 """
 import argparse
+import ctypes
 import os
 import re
 import statistics
@@ -177,7 +181,12 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--peak", type=float, default=228.0, help="FMA peak of the threads used, GFLOP/s")
     ap.add_argument("--only", choices=[c[0] for c in CONFIGS], help="one config of the first table, nothing else")
+    ap.add_argument("--lib", default=os.path.join(ROOT, "build", "libattnlab.so"),
+                    help="the library built with ./train_gpt2 (make bench passes the one of its ISA)")
     args = ap.parse_args()
+    shapes = ctypes.CDLL(args.lib).cpu_kernel_shapes
+    shapes.restype = ctypes.c_char_p
+    print(f"attnlab {shapes().decode()}")
     print(f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}, "
           f"MKL {torch.backends.mkl.is_available()}), threads: {args.threads}, best of {args.rounds} rounds, peak {args.peak:.0f} GFLOP/s\n")
     with tempfile.TemporaryDirectory() as d:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Where the CPU trainer's time goes: perf's flat profile of ./train_gpt2 training the tiny config
 # (L4 C128 H4 V257, B=16, T=128) on random tokens, one thread (no OpenMP spin-waiting in the
-# figures), the top symbols by share of samples. docs/PERF.md keeps its output.
+# figures), the top symbols by share of samples, after the line naming the instruction set and
+# register shapes BIN's kernels were built with (make ISA=...). docs/PERF.md keeps its output.
 #   bash scripts/profile_cpu.sh [BIN (./train_gpt2)] [STEPS (20)] [extra descriptor fields, e.g. ,mixer=mlstm]
 set -euo pipefail
 BIN=${1:-./train_gpt2}
@@ -9,6 +10,7 @@ STEPS=${2:-20}
 EXTRA=${3:-}
 command -v perf > /dev/null || { echo "profile_cpu.sh: perf is not installed (Debian: linux-perf)" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "profile_cpu.sh: $BIN: no such executable (make train_gpt2)" >&2; exit 1; }
+grep -aom1 'cpu kernels: [^)]*)' "$BIN" || echo "cpu kernels: not named in $BIN (built before common/cpu_shapes.h)"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 "${PYTHON:-/usr/bin/python3}" - "$WORK/shard.bin" "$STEPS" << 'PY'
