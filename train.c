@@ -35,6 +35,7 @@ typedef struct {
     int total_batch;            // -d tokens per step (over all micro-batches; -1: B*T)
     int max_steps;              // -x (-1: one epoch)
     float lr, final_frac, weight_decay, grad_clip;  // -l -q -c -gc
+    int decay_all;              // -ca: 1: -c applies to every parameter (else to the 2-D tensors)
     int warmup;                 // -u
     int val_every, val_steps;   // -v -m
     int sample_every, gen_T;    // -s -g
@@ -71,7 +72,8 @@ static const ArgSpec FLAGS[] = {
     {"-l", ARG_FLOAT, A(lr), 0, 1e30, "learning rate"},
     {"-u", ARG_INT, A(warmup), 0, BIG, "warmup steps"},
     {"-q", ARG_FLOAT, A(final_frac), 0, 1, "final lr as a fraction of -l"},
-    {"-c", ARG_FLOAT, A(weight_decay), 0, 1e30, "weight decay (2-D tensors)"},
+    {"-c", ARG_FLOAT, A(weight_decay), 0, 1e30, "weight decay (2-D tensors; every parameter with -ca 1)"},
+    {"-ca", ARG_INT, A(decay_all), 0, 1, "1: -c applies to every parameter (norm weights and biases too)"},
     {"-gc", ARG_FLOAT, A(grad_clip), 0, 1e30, "gradient clipping global norm (0: off)"},
     {"-v", ARG_INT, A(val_every), 0, BIG, "val loss every N steps (0: off)"},
     {"-m", ARG_INT, A(val_steps), 1, BIG, "val batches"},
@@ -514,7 +516,7 @@ static double train_step(Rank* r, int step, float lr, float* norm) {
     comm_sum_host(r->comm, sums, 2);
     *norm = sqrtf((float)(sums[1] / (a->zero ? 1 : R)));   // without ZeRO every rank added the whole
     float scale = (a->grad_clip > 0.0f && *norm > a->grad_clip) ? a->grad_clip / *norm : 1.0f;
-    gpt_adamw_step(m, lr, 0.9f, 0.95f, 1e-8f, a->weight_decay, scale, step + 1);
+    gpt_adamw_step(m, lr, 0.9f, 0.95f, 1e-8f, a->weight_decay, a->decay_all, scale, step + 1);
     if (a->zero) comm_all_gather(r->comm, m->params_memory, m->num_parameters);
     return sums[0] / R;
 }

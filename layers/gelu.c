@@ -1,9 +1,12 @@
 // GELU with the tanh approximation (Hendrycks & Gimpel 2016), the GPT-2 MLP nonlinearity, as
 // torch.nn.functional.gelu(x, approximate='tanh'): gelu(x) = 0.5 x (1 + tanh(u)),
 // u = sqrt(2/pi) (x + 0.044715 x^3), with a vectorizable tanh: libm's tanhf does not vectorize and
-// costs ~20 ns a call.
+// costs ~20 ns a call. With exact = 1 the erf form (gelu=erf), as torch.nn.functional.gelu(x):
+// gelu(x) = x Phi(x) with Phi the standard normal CDF, from the vectorizable normal_cdf of
+// common/fastmath.h.
 #include <stdint.h>
 
+#include "common/fastmath.h"
 #include "layers/layers.h"
 
 #define GELU_SCALE 0.7978845608028654f   // sqrt(2/pi)
@@ -33,8 +36,29 @@ static inline float tanh_rational(float u) {
     return u * p / q;
 }
 
+#define INV_SQRT_2PI 0.3989422804014327f   // 1/sqrt(2 pi)
+
+// The exact GELU x Phi(x).
+static void gelu_erf_forward(float* out, const float* inp, int N) {
+    #pragma omp parallel for simd
+    for (int i = 0; i < N; i++) out[i] = inp[i] * normal_cdf(inp[i]);
+}
+
+// dinp (N) += (Phi(x) + x phi(x)) * dout, phi(x) = exp(-x^2 / 2) / sqrt(2 pi).
+static void gelu_erf_backward(float* dinp, const float* inp, const float* dout, int N) {
+    #pragma omp parallel for simd
+    for (int i = 0; i < N; i++) {
+        float x = inp[i];
+        dinp[i] += (normal_cdf(x) + x * INV_SQRT_2PI * exp_minus_half_square(x)) * dout[i];
+    }
+}
+
 // inp (N) -> out (N).
-void gelu_forward(float* out, const float* inp, int N) {
+void gelu_forward(float* out, const float* inp, int N, int exact) {
+    if (exact) {
+        gelu_erf_forward(out, inp, N);
+        return;
+    }
     #pragma omp parallel for simd
     for (int i = 0; i < N; i++) {
         float x = inp[i];
@@ -45,7 +69,11 @@ void gelu_forward(float* out, const float* inp, int N) {
 
 // dinp (N) += gelu'(inp) * dout, gelu'(x) = 0.5 (1 + t) + 0.5 x (1 - t) (1 + t) u'(x) with t = tanh(u),
 // u'(x) = sqrt(2/pi) (1 + 3 * 0.044715 x^2).
-void gelu_backward(float* dinp, const float* inp, const float* dout, int N) {
+void gelu_backward(float* dinp, const float* inp, const float* dout, int N, int exact) {
+    if (exact) {
+        gelu_erf_backward(dinp, inp, dout, N);
+        return;
+    }
     #pragma omp parallel for simd
     for (int i = 0; i < N; i++) {
         float x = inp[i];
@@ -58,7 +86,7 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, int N) {
 
 // The CPU runs the matmul and the GELU one after the other (the CUDA twin uses cuBLASLt's epilogue).
 void matmul_gelu_forward(float* out_gelu, float* pre_gelu, const float* inp, const float* weight, const float* bias,
-                         int N, int C, int OC) {
+                         int N, int C, int OC, int exact) {
     matmul_forward(pre_gelu, inp, weight, bias, N, C, OC);
-    gelu_forward(out_gelu, pre_gelu, N * OC);
+    gelu_forward(out_gelu, pre_gelu, N * OC, exact);
 }

@@ -31,17 +31,35 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
 
 // The matmul with its GELU epilogue: pre_gelu (N,OC) = inp @ weight^T + bias, out_gelu = gelu(pre_gelu).
 void matmul_gelu_forward(float* out_gelu, float* pre_gelu, const float* inp, const float* weight, const float* bias,
-                         int N, int C, int OC);
+                         int N, int C, int OC, int exact);
 
-// GELU, tanh approximation. inp (N) -> out (N).
-void gelu_forward(float* out, const float* inp, int N);
+// GELU: exact 0 the tanh approximation (GPT-2's), exact 1 the erf form 0.5 x (1 + erf(x / sqrt 2)).
+// inp (N) -> out (N).
+void gelu_forward(float* out, const float* inp, int N, int exact);
 // dinp (N) += gelu'(inp) * dout.
-void gelu_backward(float* dinp, const float* inp, const float* dout, int N);
+void gelu_backward(float* dinp, const float* inp, const float* dout, int N, int exact);
+
+// SwiGLU's activation: inp (N, 2*hidden) holds the rows [gate | up]; out (N,hidden) = silu(gate) * up,
+// silu(g) = g * sigmoid(g).
+void swiglu_forward(float* out, const float* inp, int N, int hidden);
+// dinp (N, 2*hidden) += the gradients of gate and up from dout (N,hidden).
+void swiglu_backward(float* dinp, const float* inp, const float* dout, int N, int hidden);
 
 // The residual add fused with the LayerNorm that follows it: residual (N,C) = inp1 + inp2 (residual may
 // alias inp2), out (N,C) = LayerNorm(residual) with mean, rstd (N) saved.
 void residual_layernorm_forward(float* residual, float* out, float* mean, float* rstd, const float* inp1,
                                 const float* inp2, const float* weight, const float* bias, int N, int C);
+
+// RMSNorm over the last dim (eps 1e-5), weight only: out (N,C) = inp * rstd * weight, rstd (N) =
+// 1/sqrt(mean(inp^2) + eps) saved.
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C);
+// dinp (N,C), dweight (C) +=.
+void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                      const float* rstd, int N, int C);
+// The residual add fused with the RMSNorm after it: residual (N,C) = inp1 + inp2 (residual may alias
+// inp2), out = RMSNorm(residual), rstd saved.
+void residual_rmsnorm_forward(float* residual, float* out, float* rstd, const float* inp1, const float* inp2,
+                              const float* weight, int N, int C);
 
 // out (N) = inp1 + inp2.
 void residual_forward(float* out, const float* inp1, const float* inp2, int N);

@@ -23,11 +23,12 @@ void matmul_forward_cuda(floatX* out, const floatX* inp, const floatX* weight, c
 // dinp (N,C), dweight (OC,C), dbias (OC) += from dout (N,OC); dinp or dbias may be NULL.
 void matmul_backward_cuda(floatX* dinp, floatX* dweight, floatX* dbias, const floatX* dout, const floatX* inp,
                           const floatX* weight, int N, int C, int OC);
-// The matmul with cuBLASLt's GELU epilogue: pre_gelu = inp @ weight^T + bias, out_gelu = gelu(pre_gelu).
+// The matmul with cuBLASLt's GELU epilogue: pre_gelu = inp @ weight^T + bias, out_gelu = gelu(pre_gelu);
+// exact 1: the erf GELU (the matmul, then the GELU kernel), 0: the tanh approximation.
 void matmul_gelu_forward_cuda(floatX* out_gelu, floatX* pre_gelu, const floatX* inp, const floatX* weight,
-                              const floatX* bias, int N, int C, int OC);
-void gelu_forward_cuda(floatX* out, const floatX* inp, int N);
-void gelu_backward_cuda(floatX* dinp, const floatX* inp, const floatX* dout, int N);
+                              const floatX* bias, int N, int C, int OC, int exact);
+void gelu_forward_cuda(floatX* out, const floatX* inp, int N, int exact);
+void gelu_backward_cuda(floatX* dinp, const floatX* inp, const floatX* dout, int N, int exact);
 void residual_forward_cuda(floatX* out, const floatX* inp1, const floatX* inp2, int N);
 void residual_backward_cuda(floatX* dinp1, floatX* dinp2, const floatX* dout, int N);
 // The residual add fused with the LayerNorm after it (one warp per row): residual = inp1 + inp2 (may

@@ -256,13 +256,14 @@ void matmul_backward_cuda(floatX* dinp, floatX* dweight, floatX* dbias, const fl
 
 // The GELU epilogue (the tanh approximation, as layers/gelu.c): pre_gelu = inp @ weight^T + bias is
 // kept as cuBLASLt's aux output for the backward, out_gelu = gelu(pre_gelu). cuBLASLt needs the aux
-// leading dimension OC to be a multiple of 8; other widths take the matmul and the GELU kernel.
+// leading dimension OC to be a multiple of 8, and has no erf GELU: other widths and exact = 1 take
+// the matmul and the GELU kernel.
 void matmul_gelu_forward_cuda(floatX* out_gelu, floatX* pre_gelu, const floatX* inp, const floatX* weight,
-                              const floatX* bias, int N, int C, int OC) {
+                              const floatX* bias, int N, int C, int OC, int exact) {
     check_sizes("matmul_gelu_forward_cuda", N, C, OC);
-    if (OC % 8 != 0) {
+    if (exact || OC % 8 != 0) {
         matmul_forward_cuda(pre_gelu, inp, weight, bias, N, C, OC);
-        gelu_forward_cuda(out_gelu, pre_gelu, N * OC);
+        gelu_forward_cuda(out_gelu, pre_gelu, N * OC, exact);
         return;
     }
     lt_matmul(out_gelu, weight, true, inp, false, OC, N, C, 0.0f,

@@ -31,10 +31,18 @@ static const char* const MIXER_NAMES[] = {"softmax", "sigmoid", "mlstm", NULL};
 static const char* const GATE_NAMES[] = {"none", "head", "elem", NULL};
 static const char* const IGATE_NAMES[] = {"exp", "sig", NULL};
 static const char* const SINK_NAMES[] = {"none", "k", "kv", "logit", "one", NULL};
+static const char* const BLOCK_NORM_NAMES[] = {"layer", "rms", NULL};
+static const char* const GELU_NAMES[] = {"tanh", "erf", NULL};
+static const char* const MLP_NAMES[] = {"gelu", "swiglu", NULL};
+// linbias and tie: GPT-2's value 1 is the choice at index 0, so the field and its header slot hold 0
+// for GPT-2 (files from before these keys, with the slot 0, keep their meaning)
+static const char* const ONE_ZERO[] = {"1", "0", NULL};
 
 int gpt_gate_width(const GPTConfig* c) {
     return c->gate == GATE_HEAD ? c->num_heads : c->gate == GATE_ELEM ? c->channels : 0;
 }
+
+int gpt_fc_width(const GPTConfig* c) { return c->mlp == MLP_SWIGLU ? 2 * c->mlp_hidden : c->mlp_hidden; }
 
 AttnScore gpt_attn_score(const GPTConfig* c) {
     return (AttnScore){.sigmoid = c->mixer == MIXER_SIGMOID, .bias = c->sigmoid_bias, .normalize = c->sigmoid_norm,
@@ -48,6 +56,11 @@ static void derive_sigmoid_bias(GPTConfig* c) {
     c->sigmoid_bias = c->mixer == MIXER_SIGMOID ? -logf((float)c->max_seq_len) : 0.0f;
 }
 static void derive_gate(GPTConfig* c) { c->gate = c->mixer == MIXER_MLSTM ? GATE_ELEM : GATE_NONE; }
+// GPT-2's 4C; SwiGLU's 8C/3 (the same parameter count as 4C with two input matrices, as LLaMA),
+// rounded up to a multiple of 64
+static void derive_mlp_hidden(GPTConfig* c) {
+    c->mlp_hidden = c->mlp == MLP_SWIGLU ? (8 * c->channels / 3 + 63) / 64 * 64 : 4 * c->channels;
+}
 
 // rules across keys
 static const char* heads_divide_channels(const GPTConfig* c) {
@@ -87,6 +100,10 @@ static const char* igate_is_mlstm(const GPTConfig* c) {
 }
 static const char* chunk_is_mlstm(const GPTConfig* c) {
     return c->mlstm_chunk != 64 && c->mixer != MIXER_MLSTM ? "chunk applies to mixer=mlstm only" : NULL;
+}
+
+static const char* gelu_is_gelu_mlp(const GPTConfig* c) {
+    return c->gelu != GELU_TANH && c->mlp != MLP_GELU ? "gelu applies to mlp=gelu only" : NULL;
 }
 
 #define FIELD(f) offsetof(GPTConfig, f)
@@ -130,6 +147,18 @@ static const ConfigOption OPTIONS[] = {
      "an extra key slot of softmax: learnable k* (v* = 0), k* and v*, a per-head logit, or the logit 0"},
     {"bos", FIELD(bos), OPT_INT, NULL, 0, 0, 1, 30, NULL, NULL, 0, 0,
      "1: train on sequences aligned to document starts, each beginning with the end-of-text token"},
+    {"ln", FIELD(block_norm), OPT_CHOICE, BLOCK_NORM_NAMES, NORM_LAYER, 0, 1, 31, NULL, NULL, KERNEL(rmsnorm_forward),
+     NORM_RMS, "the norm of ln1, ln2, lnf: LayerNorm, or RMSNorm (weight only)"},
+    {"linbias", FIELD(no_linear_bias), OPT_CHOICE, ONE_ZERO, 0, 0, 1, 32, NULL, NULL, 0, 0,
+     "0: no biases in the qkv, attproj, fc and fcproj layers"},
+    {"tie", FIELD(untied_head), OPT_CHOICE, ONE_ZERO, 0, 0, 1, 33, NULL, NULL, 0, 0,
+     "0: an LM head of its own (lm_head) instead of wte"},
+    {"gelu", FIELD(gelu), OPT_CHOICE, GELU_NAMES, GELU_TANH, 0, 1, 34, NULL, gelu_is_gelu_mlp, 0, 0,
+     "the MLP's GELU: tanh approximation, or exact 0.5 x (1 + erf(x / sqrt 2))"},
+    {"mlp", FIELD(mlp), OPT_CHOICE, MLP_NAMES, MLP_GELU, 0, 1, 35, NULL, NULL, KERNEL(swiglu_forward), MLP_SWIGLU,
+     "the MLP: GELU, or SwiGLU W_down (silu(x W_gate) * (x W_up))"},
+    {"hidden", FIELD(mlp_hidden), OPT_INT, NULL, 3072, 1, 1 << 20, 36, derive_mlp_hidden, NULL, 0, 0,
+     "MLP width (default 4C; swiglu: 8C/3 rounded up to a multiple of 64)"},
 };
 #define NUM_OPTIONS (int)(sizeof(OPTIONS) / sizeof(OPTIONS[0]))
 
@@ -172,6 +201,15 @@ static GPTConfig defaults(void) {
     memset(&c, 0, sizeof(c));
     for (int i = 0; i < NUM_OPTIONS; i++) set_value(&c, &OPTIONS[i], OPTIONS[i].def);
     return c;
+}
+
+// The options not given (given[i] 0) take their default: derived from the other keys, or the row's.
+static void fill_defaults(GPTConfig* c, const int* given) {
+    for (int i = 0; i < NUM_OPTIONS; i++) {
+        if (given[i]) continue;
+        if (OPTIONS[i].derive) OPTIONS[i].derive(c);
+        else set_value(c, &OPTIONS[i], OPTIONS[i].def);
+    }
 }
 
 static const ConfigOption* find_option(const char* key) {
@@ -238,8 +276,7 @@ GPTConfig gpt_config_from_descriptor(const char* descriptor) {
         parse_value(&c, o, eq + 1, descriptor);
         given[o - OPTIONS] = 1;
     }
-    for (int i = 0; i < NUM_OPTIONS; i++)
-        if (!given[i] && OPTIONS[i].derive) OPTIONS[i].derive(&c);
+    fill_defaults(&c, given);
     gpt_config_validate(&c, descriptor);
     return c;
 }
@@ -315,14 +352,21 @@ void gpt_config_check_kernels(const GPTConfig* c, const Kernels* k) {
     }
 }
 
+// A setting that cannot be 0 reads a slot of 0 as its default (chunk, hidden: files from before it);
+// one whose default also depends on other keys (hidden: 4C, or SwiGLU's width) is written as 0 at
+// that default, so adding it left the files of the settings before it byte for byte the same.
+static int zero_slot_is_default(const ConfigOption* o) { return is_mixer_option(o) && o->min > 0; }
+static int writes_default_as_zero(const ConfigOption* o) { return zero_slot_is_default(o) && o->derive; }
+
 void gpt_config_write_header(int* header, const GPTConfig* c) {
     int plain = 1;   // every mixer option at its default: llm.c's GPT-2, no marker
     for (int i = 0; i < NUM_OPTIONS; i++)
-        if (is_mixer_option(&OPTIONS[i]) && get_value(c, &OPTIONS[i]) != OPTIONS[i].def) plain = 0;
+        if (is_mixer_option(&OPTIONS[i]) && get_value(c, &OPTIONS[i]) != default_value(c, &OPTIONS[i])) plain = 0;
     for (int i = 0; i < NUM_OPTIONS; i++) {
         const ConfigOption* o = &OPTIONS[i];
         if (is_mixer_option(o) && plain) continue;
         if (o->type == OPT_FLOAT) memcpy(&header[o->slot], (const char*)c + o->field, sizeof(float));
+        else if (writes_default_as_zero(o) && get_value(c, o) == default_value(c, o)) header[o->slot] = 0;
         else header[o->slot] = *(const int*)((const char*)c + o->field);
     }
     if (!plain) {
@@ -339,13 +383,16 @@ GPTConfig gpt_config_read_header(const int* header, const char* path) {
         fail("%s: attnlab settings version %d is not supported (expected %d)", path, header[MARKER_SLOT + 1],
              ATTNLAB_VERSION);
     GPTConfig c = defaults();
+    int given[NUM_OPTIONS] = {0};
     for (int i = 0; i < NUM_OPTIONS; i++) {
         const ConfigOption* o = &OPTIONS[i];
         if (is_mixer_option(o) && !marked) continue;   // llm.c's GPT-2: the defaults
         if (o->type == OPT_FLOAT) memcpy((char*)&c + o->field, &header[o->slot], sizeof(float));
         else *(int*)((char*)&c + o->field) = header[o->slot];
         known[o->slot] = 1;
+        given[i] = !(zero_slot_is_default(o) && header[o->slot] == 0);
     }
+    fill_defaults(&c, given);
     for (int i = MARKER_SLOT + 2 * marked; i < 256; i++)
         if (!known[i] && header[i] != 0)
             fail("%s: header slot %d is set (%d): the file holds settings this build does not know", path, i,

@@ -14,6 +14,9 @@ extern "C" {
 typedef enum { MIXER_SOFTMAX = 0, MIXER_SIGMOID = 1, MIXER_MLSTM = 2 } MixerKind;
 typedef enum { GATE_NONE = 0, GATE_HEAD = 1, GATE_ELEM = 2 } GateKind;
 typedef enum { IGATE_EXP = 0, IGATE_SIG = 1 } InputGateKind;
+typedef enum { NORM_LAYER = 0, NORM_RMS = 1 } BlockNormKind;
+typedef enum { GELU_TANH = 0, GELU_ERF = 1 } GeluKind;
+typedef enum { MLP_GELU = 0, MLP_SWIGLU = 1 } MlpKind;
 
 typedef struct {
     int max_seq_len;        // T: maxT
@@ -36,6 +39,13 @@ typedef struct {
     int mlstm_chunk;        // chunk size of the chunkwise mLSTM (training path)
     int sink;               // SinkKind: an extra key slot of softmax attention
     int bos;                // 1: trained on sequences that start at a document, with its end-of-text token
+    // the block (all at their defaults: GPT-2's; the sink paper's block is ln=rms,linbias=0,tie=0,gelu=erf)
+    int block_norm;         // BlockNormKind of ln1, ln2 and lnf (the hybrid norm and QK-norm stay LayerNorm)
+    int no_linear_bias;     // 1: no biases in the qkv, attproj, fc and fcproj layers (key linbias=0)
+    int untied_head;        // 1: the LM head is a matrix of its own, lm_head, not wte (key tie=0)
+    int gelu;               // GeluKind of the GELU MLP
+    int mlp;                // MlpKind
+    int mlp_hidden;         // the MLP width: default 4C (gelu), 8C/3 rounded up to a multiple of 64 (swiglu)
 } GPTConfig;
 
 // Parses a model descriptor: "d12" / "gpt2:d12" (llm.c's GPT-2 family, maxT 1024, V 50257) or
@@ -60,6 +70,8 @@ GPTConfig gpt_config_read_header(const int* header, const char* path);
 
 // The G1 gate's width: NH (headwise), C (elementwise) or 0 (none).
 int gpt_gate_width(const GPTConfig* c);
+// The fc layer's output width: the MLP width, twice it for SwiGLU (its gate and up halves).
+int gpt_fc_width(const GPTConfig* c);
 // How the attention kernels turn the config's scores into weights.
 AttnScore gpt_attn_score(const GPTConfig* c);
 

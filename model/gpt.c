@@ -1,6 +1,7 @@
 // The GPT model graph (see gpt.h): written once, it calls every kernel through model->k, so the
 // CPU and CUDA runs share each line below. One token's path: encoder -> L blocks
-// (x += mixer(ln1(x)); x += mlp(ln2(x))) -> final LayerNorm -> logits (tied wte) -> cross-entropy.
+// (x += mixer(ln1(x)); x += mlp(ln2(x))) -> final norm -> logits (wte, or lm_head untied) -> cross-entropy.
+// The norms ln1, ln2, lnf are LayerNorms, or RMSNorms with ln=rms (block_norm_forward / _backward).
 // The mixers and options follow docs/MODEL.md; the tensors come from the registry (model/tensors.c).
 #include "model/gpt.h"
 
@@ -63,14 +64,21 @@ static void mlstm_mixer_forward(GPT* m, int l, int B, int T, DecodeState d) {
     k->headnorm_forward(a.mix_out, a.mlstm_norm_mean, a.mlstm_norm_rstd, a.mlstm_h, p.mlstm_normw, N, NH, hs, 1e-6f);
 }
 
-// Where a residual add's sum goes next: the following LayerNorm's output, statistics and weights.
+// Where a norm (ln1, ln2, lnf) writes: its output, statistics and weights; mean and bias are NULL
+// with RMSNorm.
 typedef struct {
     floatX* out;
     float *mean, *rstd;
     const floatX *weight, *bias;
 } NormTarget;
 
-// The LayerNorm after block l: ln1 of block l+1, or the final one.
+// norm.out = ln1, ln2 or lnf of inp: LayerNorm, or RMSNorm with ln=rms.
+static void block_norm_forward(const GPT* m, NormTarget norm, const floatX* inp, int N, int C) {
+    if (m->config.block_norm == NORM_RMS) m->k->rmsnorm_forward(norm.out, norm.rstd, inp, norm.weight, N, C);
+    else m->k->layernorm_forward(norm.out, norm.mean, norm.rstd, inp, norm.weight, norm.bias, N, C);
+}
+
+// The norm after block l: ln1 of block l+1, or the final one.
 static NormTarget norm_after(GPT* m, int l) {
     if (l + 1 == m->config.num_layers)
         return (NormTarget){m->acts.lnf, m->acts.lnf_mean, m->acts.lnf_rstd, m->params.lnfw, m->params.lnfb};
@@ -79,16 +87,33 @@ static NormTarget norm_after(GPT* m, int l) {
     return (NormTarget){a.ln1, a.ln1_mean, a.ln1_rstd, p.ln1w, p.ln1b};
 }
 
-// out = residual + [scale *] branch (LayerScale when scale is not NULL), and its LayerNorm into
-// norm, in one fused kernel; out may be the branch's buffer.
-static void add_branch_and_norm(const Kernels* k, floatX* out, const floatX* residual, const floatX* branch,
+// out = residual + [scale *] branch (LayerScale when scale is not NULL), and its norm into norm, in
+// one fused kernel; out may be the branch's buffer.
+static void add_branch_and_norm(const GPT* m, floatX* out, const floatX* residual, const floatX* branch,
                                 const floatX* scale, NormTarget norm, int N, int C) {
+    const Kernels* k = m->k;
     if (scale) {
         k->layerscale_forward(out, branch, scale, N, C);
         branch = out;
     }
-    k->residual_layernorm_forward(out, norm.out, norm.mean, norm.rstd, residual, branch, norm.weight, norm.bias, N,
-                                  C);
+    if (m->config.block_norm == NORM_RMS)
+        k->residual_rmsnorm_forward(out, norm.out, norm.rstd, residual, branch, norm.weight, N, C);
+    else
+        k->residual_layernorm_forward(out, norm.out, norm.mean, norm.rstd, residual, branch, norm.weight, norm.bias,
+                                      N, C);
+}
+
+// The MLP up to its activation: fch = ln2 W_fc^T + b_fc, then fch_gelu = GELU(fch) (the matmul's
+// epilogue; tanh or erf) or, with SwiGLU, silu(gate) * up of fch = [gate | up].
+static void mlp_activation_forward(const GPT* m, ActivationTensors a, ParameterTensors p, int N) {
+    const GPTConfig* c = &m->config;
+    int C = c->channels, hidden = c->mlp_hidden;
+    if (c->mlp == MLP_SWIGLU) {
+        m->k->matmul_forward(a.fch, a.ln2, p.fcw, p.fcb, N, C, 2 * hidden);
+        m->k->swiglu_forward(a.fch_gelu, a.fch, N, hidden);
+    } else {
+        m->k->matmul_gelu_forward(a.fch_gelu, a.fch, a.ln2, p.fcw, p.fcb, N, C, hidden, c->gelu == GELU_ERF);
+    }
 }
 
 // One block, its ln1 already computed from residual: x += mixer(ln1(x)) [through the hybrid norm and
@@ -114,11 +139,14 @@ static void block_forward(GPT* m, int l, const floatX* residual, int B, int T, D
         branch = a.hybrid_norm;
     }
     NormTarget ln2 = {a.ln2, a.ln2_mean, a.ln2_rstd, p.ln2w, p.ln2b};
-    add_branch_and_norm(k, a.residual2, residual, branch, c->layerscale ? p.ls_mixer : NULL, ln2, N, C);
-    k->matmul_gelu_forward(a.fch_gelu, a.fch, a.ln2, p.fcw, p.fcb, N, C, 4 * C);
-    k->matmul_forward(a.fcproj, a.fch_gelu, p.fcprojw, p.fcprojb, N, 4 * C, C);
-    add_branch_and_norm(k, a.residual3, a.residual2, a.fcproj, c->layerscale ? p.ls_mlp : NULL, norm_after(m, l), N, C);
+    add_branch_and_norm(m, a.residual2, residual, branch, c->layerscale ? p.ls_mixer : NULL, ln2, N, C);
+    mlp_activation_forward(m, a, p, N);
+    k->matmul_forward(a.fcproj, a.fch_gelu, p.fcprojw, p.fcprojb, N, c->mlp_hidden, C);
+    add_branch_and_norm(m, a.residual3, a.residual2, a.fcproj, c->layerscale ? p.ls_mlp : NULL, norm_after(m, l), N, C);
 }
+
+// The LM head's weights (or their gradient): wte, or lm_head when untied (tie=0).
+static floatX* lm_head(const GPT* m, const ParameterTensors* p) { return m->config.untied_head ? p->lm_head : p->wte; }
 
 // Encoder, blocks and head over tokens at positions pos0..pos0+T-1.
 static void forward_blocks(GPT* m, int B, int T, DecodeState d) {
@@ -128,13 +156,14 @@ static void forward_blocks(GPT* m, int B, int T, DecodeState d) {
     const floatX* wpe = m->params.wpe ? m->params.wpe + (size_t)d.pos0 * C : NULL;   // none with RoPE or ALiBi
     k->encoder_forward(m->acts.encoded, m->inputs, m->params.wte, wpe, B, T, C);
     ActivationTensors a0 = gpt_layer_acts(m, 0);
-    k->layernorm_forward(a0.ln1, a0.ln1_mean, a0.ln1_rstd, m->acts.encoded, m->params.ln1w, m->params.ln1b, B * T, C);
+    NormTarget ln1 = {a0.ln1, a0.ln1_mean, a0.ln1_rstd, m->params.ln1w, m->params.ln1b};
+    block_norm_forward(m, ln1, m->acts.encoded, B * T, C);
     const floatX* residual = m->acts.encoded;
     for (int l = 0; l < c->num_layers; l++) {
         block_forward(m, l, residual, B, T, d);
         residual = gpt_layer_acts(m, l).residual3;
     }
-    k->matmul_forward(m->logits, m->acts.lnf, m->params.wte, NULL, B * T, C, c->padded_vocab_size);
+    k->matmul_forward(m->logits, m->acts.lnf, lm_head(m, &m->params), NULL, B * T, C, c->padded_vocab_size);
 }
 
 static void check_inputs(const GPT* m, const int* inputs, const int* targets, int N) {
@@ -195,6 +224,15 @@ const float* gpt_decode(GPT* m, const int* tokens, int T, int pos0) {
 void gpt_zero_grad(GPT* m) {
     gpt_ensure_grads(m);
     m->k->zero(m->grads_memory, m->num_parameters * sizeof(floatX));
+}
+
+// dinp += the backward of ln1, ln2 or lnf (LayerNorm, or RMSNorm with ln=rms: dbias and mean NULL),
+// with dweight, dbias +=.
+static void block_norm_backward(const GPT* m, floatX* dinp, floatX* dweight, floatX* dbias, const floatX* dout,
+                                const floatX* inp, const floatX* weight, const float* mean, const float* rstd, int N,
+                                int C) {
+    if (m->config.block_norm == NORM_RMS) m->k->rmsnorm_backward(dinp, dweight, dout, inp, weight, rstd, N, C);
+    else m->k->layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
 }
 
 // Gradient inside a residual branch: dresidual itself, or through LayerScale into dbranch.
@@ -265,15 +303,17 @@ static void block_backward(GPT* m, int l, int B, int T) {
     GradScratch* s = &m->scratch;
     const floatX* block_input = l == 0 ? m->acts.encoded : gpt_layer_acts(m, l - 1).residual3;
     size_t bytes = (size_t)N * C * sizeof(floatX);
-    // mlp: residual3 = residual2 + [ls_mlp *] fcproj(gelu(fc(ln2(residual2))))
+    int hidden = c->mlp_hidden, F = gpt_fc_width(c);
+    // mlp: residual3 = residual2 + [ls_mlp *] fcproj(act(fc(ln2(residual2)))), act GELU or SwiGLU
     const floatX* dfcproj = branch_grad(m, s->dresidual, a.fcproj, g.ls_mlp, c->layerscale ? p.ls_mlp : NULL, N, C);
-    k->zero(s->dfch_gelu, 4 * bytes);
-    k->matmul_backward(s->dfch_gelu, g.fcprojw, g.fcprojb, dfcproj, a.fch_gelu, p.fcprojw, N, 4 * C, C);
-    k->zero(s->dfch, 4 * bytes);
-    k->gelu_backward(s->dfch, a.fch, s->dfch_gelu, N * 4 * C);
+    k->zero(s->dfch_gelu, (size_t)N * hidden * sizeof(floatX));
+    k->matmul_backward(s->dfch_gelu, g.fcprojw, g.fcprojb, dfcproj, a.fch_gelu, p.fcprojw, N, hidden, C);
+    k->zero(s->dfch, (size_t)N * F * sizeof(floatX));
+    if (c->mlp == MLP_SWIGLU) k->swiglu_backward(s->dfch, a.fch, s->dfch_gelu, N, hidden);
+    else k->gelu_backward(s->dfch, a.fch, s->dfch_gelu, N * hidden, c->gelu == GELU_ERF);
     k->zero(s->dln, bytes);
-    k->matmul_backward(s->dln, g.fcw, g.fcb, s->dfch, a.ln2, p.fcw, N, C, 4 * C);
-    k->layernorm_backward(s->dresidual, g.ln2w, g.ln2b, s->dln, a.residual2, p.ln2w, a.ln2_mean, a.ln2_rstd, N, C);
+    k->matmul_backward(s->dln, g.fcw, g.fcb, s->dfch, a.ln2, p.fcw, N, C, F);
+    block_norm_backward(m, s->dresidual, g.ln2w, g.ln2b, s->dln, a.residual2, p.ln2w, a.ln2_mean, a.ln2_rstd, N, C);
     // mixer: residual2 = input + [ls_mixer *] [hybrid norm] attproj(gate(mixer(ln1(input))))
     const floatX* dattproj = branch_grad(m, s->dresidual, c->hybrid_norm ? a.hybrid_norm : a.attproj, g.ls_mixer,
                                         c->layerscale ? p.ls_mixer : NULL, N, C);
@@ -296,7 +336,7 @@ static void block_backward(GPT* m, int l, int B, int T) {
     }
     if (c->mixer == MIXER_MLSTM) mlstm_mixer_backward(m, l, B, T);
     else attention_mixer_backward(m, l, B, T);
-    k->layernorm_backward(s->dresidual, g.ln1w, g.ln1b, s->dln, block_input, p.ln1w, a.ln1_mean, a.ln1_rstd, N, C);
+    block_norm_backward(m, s->dresidual, g.ln1w, g.ln1b, s->dln, block_input, p.ln1w, a.ln1_mean, a.ln1_rstd, N, C);
 }
 
 void gpt_backward(GPT* m, float dloss) {
@@ -307,15 +347,15 @@ void gpt_backward(GPT* m, float dloss) {
     int B = m->B, T = m->T, C = c->channels, L = c->num_layers, N = B * T;
     GradScratch* s = &m->scratch;
     size_t bytes = (size_t)N * C * sizeof(floatX);
-    // logits -> dlogits in place, then the LM head (tied to wte) and the final LayerNorm
+    // logits -> dlogits in place, then the LM head (wte, or lm_head untied) and the final norm
     k->crossentropy_forward_backward(m->losses, m->logits, m->logits, m->targets, dloss, N, c->vocab_size,
                                      c->padded_vocab_size);
     k->zero(s->dln, bytes);
-    k->matmul_backward(s->dln, m->grads.wte, NULL, m->logits, m->acts.lnf, m->params.wte, N, C,
+    k->matmul_backward(s->dln, lm_head(m, &m->grads), NULL, m->logits, m->acts.lnf, lm_head(m, &m->params), N, C,
                        c->padded_vocab_size);
     k->zero(s->dresidual, bytes);
-    k->layernorm_backward(s->dresidual, m->grads.lnfw, m->grads.lnfb, s->dln, gpt_layer_acts(m, L - 1).residual3,
-                          m->params.lnfw, m->acts.lnf_mean, m->acts.lnf_rstd, N, C);
+    block_norm_backward(m, s->dresidual, m->grads.lnfw, m->grads.lnfb, s->dln, gpt_layer_acts(m, L - 1).residual3,
+                        m->params.lnfw, m->acts.lnf_mean, m->acts.lnf_rstd, N, C);
     for (int l = L - 1; l >= 0; l--) {
         block_backward(m, l, B, T);
         if (m->on_layer_grads) m->on_layer_grads(m->on_layer_grads_ctx, l);
@@ -340,8 +380,8 @@ void gpt_set_optimizer_shard(GPT* m, size_t lo, size_t hi) {
     m->opt_lo = lo, m->opt_hi = hi;
 }
 
-void gpt_adamw_step(GPT* m, float lr, float beta1, float beta2, float eps, float weight_decay, float grad_scale,
-                    int step) {
+void gpt_adamw_step(GPT* m, float lr, float beta1, float beta2, float eps, float weight_decay, int decay_all,
+                    float grad_scale, int step) {
     const Kernels* k = m->k;
     size_t lo = m->opt_lo, hi = m->opt_hi, bytes = (hi - lo) * sizeof(float);
     if (!m->m_memory) {
@@ -356,14 +396,14 @@ void gpt_adamw_step(GPT* m, float lr, float beta1, float beta2, float eps, float
         if (from >= to) continue;
         k->adamw_update(m->params_memory + from, m->master_memory ? m->master_memory + from : NULL,
                         m->m_memory + (from - lo), m->v_memory + (from - lo), m->grads_memory + from, to - from, lr,
-                        beta1, beta2, eps, r.decays ? weight_decay : 0.0f, grad_scale, step);
+                        beta1, beta2, eps, r.decays || decay_all ? weight_decay : 0.0f, grad_scale, step);
     }
 }
 
-float gpt_update(GPT* m, float lr, float beta1, float beta2, float eps, float weight_decay, float grad_clip,
-                 int step) {
+float gpt_update(GPT* m, float lr, float beta1, float beta2, float eps, float weight_decay, int decay_all,
+                 float grad_clip, int step) {
     float norm = sqrtf(gpt_grad_norm_squared(m, 0, m->num_parameters));
     float grad_scale = (grad_clip > 0.0f && norm > grad_clip) ? grad_clip / norm : 1.0f;
-    gpt_adamw_step(m, lr, beta1, beta2, eps, weight_decay, grad_scale, step);
+    gpt_adamw_step(m, lr, beta1, beta2, eps, weight_decay, decay_all, grad_scale, step);
     return norm;
 }

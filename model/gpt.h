@@ -1,8 +1,9 @@
 // The GPT model: its tensors, forward, backward, optimizer step, decoding and files. ONE graph
 // (model/gpt.c), written once, calling a kernel set (model/kernels.h). Follows llm.c's train_gpt2.c:
 // pre-LayerNorm blocks, learned token and position embeddings, causal attention, GELU MLP of width
-// 4C, final LayerNorm, LM head tied to wte, vocabulary padded to Vp; the token mixer and its options
-// come from the config (model/config.h; docs/MODEL.md). The tensor layout is derived from the
+// 4C, final LayerNorm, LM head tied to wte, vocabulary padded to Vp; the token mixer and its options,
+// and the block's (RMSNorm, no linear biases, untied head, erf GELU, SwiGLU, the MLP width), come from
+// the config (model/config.h; docs/MODEL.md). The tensor layout is derived from the
 // registry in model/tensors.c.
 #pragma once
 #include <stdbool.h>
@@ -20,16 +21,16 @@ typedef struct {
     floatX* wte;          // (Vp, C)
     floatX* wpe;          // (maxT, C)     learned positions; none with RoPE
     floatX* ln1w;         // (L, C)
-    floatX* ln1b;         // (L, C)
+    floatX* ln1b;         // (L, C)        none with RMSNorm (ln=rms), as ln2b and lnfb
     floatX* qkvw;         // (L, 3C, C)
-    floatX* qkvb;         // (L, 3C)
+    floatX* qkvb;         // (L, 3C)       none with linbias=0, as attprojb, fcb and fcprojb
     floatX* attprojw;     // (L, C, C)
     floatX* attprojb;     // (L, C)
     floatX* ln2w;         // (L, C)
     floatX* ln2b;         // (L, C)
-    floatX* fcw;          // (L, 4C, C)
-    floatX* fcb;          // (L, 4C)
-    floatX* fcprojw;      // (L, C, 4C)
+    floatX* fcw;          // (L, F, C)     F = hidden (4C by default), 2 hidden with SwiGLU: [W_gate; W_up]
+    floatX* fcb;          // (L, F)
+    floatX* fcprojw;      // (L, C, hidden)
     floatX* fcprojb;      // (L, C)
     floatX* lnfw;         // (C)
     floatX* lnfb;         // (C)
@@ -49,6 +50,7 @@ typedef struct {
     floatX* sink_key;     // (L, NH, hs)   the sink slot's key k*
     floatX* sink_value;   // (L, NH, hs)   ... and value v*
     floatX* sink_logit;   // (L, NH)       ... or its logit
+    floatX* lm_head;      // (Vp, C)       the LM head when not tied to wte (tie=0)
 } ParameterTensors;
 
 // Saved forward activations (for the backward), for a batch of B x T: floatX tensors and float
@@ -56,7 +58,7 @@ typedef struct {
 typedef struct {
     floatX* encoded;        // (B, T, C)
     floatX* ln1;            // (L, B, T, C)
-    float* ln1_mean;        // (L, B, T)
+    float* ln1_mean;        // (L, B, T)      none with RMSNorm, as ln2_mean and lnf_mean
     float* ln1_rstd;        // (L, B, T)
     floatX* qkv_pre;        // (L, B, T, 3C)  the qkv projection before QK-norm
     float* qk_mean;         // (L, B, T, 2NH) QK-norm statistics
@@ -80,8 +82,8 @@ typedef struct {
     floatX* ln2;            // (L, B, T, C)
     float* ln2_mean;        // (L, B, T)
     float* ln2_rstd;        // (L, B, T)
-    floatX* fch;            // (L, B, T, 4C)
-    floatX* fch_gelu;       // (L, B, T, 4C)
+    floatX* fch;            // (L, B, T, F)   the fc layer's output (F = hidden, or 2 hidden with SwiGLU)
+    floatX* fch_gelu;       // (L, B, T, hidden) the MLP's activation: GELU, or SwiGLU's silu(gate) * up
     floatX* fcproj;         // (L, B, T, C)
     floatX* residual3;      // (L, B, T, C)
     floatX* lnf;            // (B, T, C)
@@ -101,8 +103,8 @@ typedef struct {
     floatX* dqkv;           // (B, T, 3C)  gradient of the mixer's q, k, v
     floatX* dqkv_pre;       // (B, T, 3C)  ... before RoPE / QK-norm
     floatX* dmlstm_gates;   // (B, T, 2NH) mLSTM gate pre-activations
-    floatX* dfch_gelu;      // (B, T, 4C)
-    floatX* dfch;           // (B, T, 4C)
+    floatX* dfch_gelu;      // (B, T, hidden)
+    floatX* dfch;           // (B, T, F)
 } GradScratch;
 
 typedef struct {
@@ -178,17 +180,18 @@ void gpt_backward(GPT* model, float dloss);
 // most GPT_MAX_PARAM_SLICES.
 enum { GPT_MAX_PARAM_SLICES = 64 };
 int gpt_layer_param_slices(const GPT* model, int l, size_t* offsets, size_t* counts);
-// Global-norm clipping (clip <= 0: none) and AdamW (weight decay on 2-D tensors only, as llm.c).
-// step counts from 1. Returns the gradient norm before clipping.
-float gpt_update(GPT* model, float lr, float beta1, float beta2, float eps, float weight_decay,
+// Global-norm clipping (clip <= 0: none) and AdamW, with weight decay on the 2-D tensors only (as
+// llm.c) or, with decay_all, on every parameter. step counts from 1. Returns the gradient norm
+// before clipping.
+float gpt_update(GPT* model, float lr, float beta1, float beta2, float eps, float weight_decay, int decay_all,
                  float grad_clip, int step);
 // The update in its parts, for data parallelism (train.c): the squared norm of the gradients in
 // [lo, hi); the parameters the AdamW step updates and keeps moments for ([0, num_parameters) unless
 // set, before the first update, to a ZeRO-1 shard); the AdamW step itself with its gradient scale.
 float gpt_grad_norm_squared(GPT* model, size_t lo, size_t hi);
 void gpt_set_optimizer_shard(GPT* model, size_t lo, size_t hi);
-void gpt_adamw_step(GPT* model, float lr, float beta1, float beta2, float eps, float weight_decay, float grad_scale,
-                    int step);
+void gpt_adamw_step(GPT* model, float lr, float beta1, float beta2, float eps, float weight_decay, int decay_all,
+                    float grad_scale, int step);
 // Incremental decoding of one sequence (B = 1) with the KV cache: feeds the T tokens at positions
 // pos0 .. pos0+T-1 (earlier positions must already be in the cache) and returns the logits of the
 // last one (host pointer into model->logits on the CPU; Vp floats, first V real).

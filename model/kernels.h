@@ -32,17 +32,27 @@ typedef struct {
                                const floatX* weight, const float* mean, const float* rstd, int N, int C);
     void (*matmul_forward)(floatX* out, const floatX* inp, const floatX* weight, const floatX* bias, int N, int C,
                            int OC);
-    // out_gelu = gelu(pre_gelu), pre_gelu = inp @ weight^T + bias (the matmul's GELU epilogue)
+    // out_gelu = gelu(pre_gelu), pre_gelu = inp @ weight^T + bias (the matmul's GELU epilogue); exact: 1 for
+    // the erf GELU, 0 for the tanh approximation (likewise in gelu_forward, gelu_backward)
     void (*matmul_gelu_forward)(floatX* out_gelu, floatX* pre_gelu, const floatX* inp, const floatX* weight,
-                                const floatX* bias, int N, int C, int OC);
+                                const floatX* bias, int N, int C, int OC, int exact);
     void (*matmul_backward)(floatX* dinp, floatX* dweight, floatX* dbias, const floatX* dout, const floatX* inp,
                             const floatX* weight, int N, int C, int OC);
-    void (*gelu_forward)(floatX* out, const floatX* inp, int N);
-    void (*gelu_backward)(floatX* dinp, const floatX* inp, const floatX* dout, int N);
+    void (*gelu_forward)(floatX* out, const floatX* inp, int N, int exact);
+    void (*gelu_backward)(floatX* dinp, const floatX* inp, const floatX* dout, int N, int exact);
+    // the SwiGLU MLP's activation: out (N,hidden) = silu(inp[:, :hidden]) * inp[:, hidden:]
+    void (*swiglu_forward)(floatX* out, const floatX* inp, int N, int hidden);
+    void (*swiglu_backward)(floatX* dinp, const floatX* inp, const floatX* dout, int N, int hidden);
     void (*residual_forward)(floatX* out, const floatX* inp1, const floatX* inp2, int N);
     // residual = inp1 + inp2 (may alias inp2), then out = LayerNorm(residual): the fused residual add
     void (*residual_layernorm_forward)(floatX* residual, floatX* out, float* mean, float* rstd, const floatX* inp1,
                                        const floatX* inp2, const floatX* weight, const floatX* bias, int N, int C);
+    // RMSNorm (ln=rms): out = inp * rstd * weight, rstd = 1/sqrt(mean(inp^2) + eps); and its fused residual add
+    void (*rmsnorm_forward)(floatX* out, float* rstd, const floatX* inp, const floatX* weight, int N, int C);
+    void (*rmsnorm_backward)(floatX* dinp, floatX* dweight, const floatX* dout, const floatX* inp,
+                             const floatX* weight, const float* rstd, int N, int C);
+    void (*residual_rmsnorm_forward)(floatX* residual, floatX* out, float* rstd, const floatX* inp1,
+                                     const floatX* inp2, const floatX* weight, int N, int C);
     void (*crossentropy_forward_backward)(float* losses, floatX* dlogits, const floatX* logits, const int* targets,
                                           float dloss, int N, int V, int Vp);
     // master: fp32 master weights when floatX is not float (else NULL); m, v: AdamW moments

@@ -12,7 +12,7 @@
 #include "common/rng.h"
 
 // The sizes a shape is made of.
-typedef enum { D_1, D_C, D_3C, D_4C, D_NH, D_2NH, D_HS, D_G, D_VP, D_MAXT } Dim;
+typedef enum { D_1, D_C, D_3C, D_HIDDEN, D_FC, D_NH, D_2NH, D_HS, D_G, D_VP, D_MAXT } Dim;
 
 static size_t dim_size(Dim d, const GPTConfig* c) {
     size_t C = c->channels, NH = c->num_heads;
@@ -20,7 +20,8 @@ static size_t dim_size(Dim d, const GPTConfig* c) {
     case D_1: return 1;
     case D_C: return C;
     case D_3C: return 3 * C;
-    case D_4C: return 4 * C;
+    case D_HIDDEN: return (size_t)c->mlp_hidden;          // the MLP width (4C by default)
+    case D_FC: return (size_t)gpt_fc_width(c);            // the fc layer's output: hidden, 2 hidden (SwiGLU)
     case D_NH: return NH;
     case D_2NH: return 2 * NH;
     case D_HS: return C / NH;
@@ -43,6 +44,9 @@ static int has_sink_key(const GPTConfig* c) { return c->sink == SINK_KEY || c->s
 static int has_sink_value(const GPTConfig* c) { return c->sink == SINK_KEY_VALUE; }
 static int has_sink_logit(const GPTConfig* c) { return c->sink == SINK_LOGIT; }
 static int has_qkv_pre_grad(const GPTConfig* c) { return c->rope || c->qknorm; }
+static int is_layernorm(const GPTConfig* c) { return c->block_norm == NORM_LAYER; }   // ln1, ln2, lnf: bias, mean
+static int has_linear_bias(const GPTConfig* c) { return !c->no_linear_bias; }
+static int is_untied(const GPTConfig* c) { return c->untied_head; }
 
 // docs/MODEL.md section 3. NORMAL_VOCAB: N(0, 0.02) on the V real rows, the padding rows 0.
 typedef enum {
@@ -64,19 +68,19 @@ static const ParamSpec PARAMS[] = {   // llm.c's 16 first: this is the checkpoin
     {"wte", P(wte), 0, D_VP, D_C, 1, NULL, INIT_NORMAL_VOCAB},
     {"wpe", P(wpe), 0, D_MAXT, D_C, 1, has_wpe, INIT_NORMAL},
     {"ln1w", P(ln1w), 1, D_C, D_1, 0, NULL, INIT_ONES},
-    {"ln1b", P(ln1b), 1, D_C, D_1, 0, NULL, INIT_ZERO},
+    {"ln1b", P(ln1b), 1, D_C, D_1, 0, is_layernorm, INIT_ZERO},
     {"qkvw", P(qkvw), 1, D_3C, D_C, 1, NULL, INIT_NORMAL},
-    {"qkvb", P(qkvb), 1, D_3C, D_1, 0, NULL, INIT_ZERO},
+    {"qkvb", P(qkvb), 1, D_3C, D_1, 0, has_linear_bias, INIT_ZERO},
     {"attprojw", P(attprojw), 1, D_C, D_C, 1, NULL, INIT_NORMAL_RESIDUAL},
-    {"attprojb", P(attprojb), 1, D_C, D_1, 0, NULL, INIT_ZERO},
+    {"attprojb", P(attprojb), 1, D_C, D_1, 0, has_linear_bias, INIT_ZERO},
     {"ln2w", P(ln2w), 1, D_C, D_1, 0, NULL, INIT_ONES},
-    {"ln2b", P(ln2b), 1, D_C, D_1, 0, NULL, INIT_ZERO},
-    {"fcw", P(fcw), 1, D_4C, D_C, 1, NULL, INIT_NORMAL},
-    {"fcb", P(fcb), 1, D_4C, D_1, 0, NULL, INIT_ZERO},
-    {"fcprojw", P(fcprojw), 1, D_C, D_4C, 1, NULL, INIT_NORMAL_RESIDUAL},
-    {"fcprojb", P(fcprojb), 1, D_C, D_1, 0, NULL, INIT_ZERO},
+    {"ln2b", P(ln2b), 1, D_C, D_1, 0, is_layernorm, INIT_ZERO},
+    {"fcw", P(fcw), 1, D_FC, D_C, 1, NULL, INIT_NORMAL},
+    {"fcb", P(fcb), 1, D_FC, D_1, 0, has_linear_bias, INIT_ZERO},
+    {"fcprojw", P(fcprojw), 1, D_C, D_HIDDEN, 1, NULL, INIT_NORMAL_RESIDUAL},
+    {"fcprojb", P(fcprojb), 1, D_C, D_1, 0, has_linear_bias, INIT_ZERO},
     {"lnfw", P(lnfw), 0, D_C, D_1, 0, NULL, INIT_ONES},
-    {"lnfb", P(lnfb), 0, D_C, D_1, 0, NULL, INIT_ZERO},
+    {"lnfb", P(lnfb), 0, D_C, D_1, 0, is_layernorm, INIT_ZERO},
     {"gatew", P(gatew), 1, D_G, D_C, 1, has_gate, INIT_NORMAL},
     {"gateb", P(gateb), 1, D_G, D_1, 0, has_gate, INIT_ZERO},
     {"qnormw", P(qnormw), 1, D_HS, D_1, 0, has_qknorm, INIT_ONES},
@@ -93,6 +97,7 @@ static const ParamSpec PARAMS[] = {   // llm.c's 16 first: this is the checkpoin
     {"sink_key", P(sink_key), 1, D_NH, D_HS, 1, has_sink_key, INIT_NORMAL},
     {"sink_value", P(sink_value), 1, D_NH, D_HS, 1, has_sink_value, INIT_NORMAL},
     {"sink_logit", P(sink_logit), 1, D_NH, D_1, 0, has_sink_logit, INIT_ZERO},
+    {"lm_head", P(lm_head), 0, D_VP, D_C, 1, is_untied, INIT_NORMAL_VOCAB},
 };
 #undef P
 #define NUM_PARAMS (int)(sizeof(PARAMS) / sizeof(PARAMS[0]))
@@ -111,7 +116,7 @@ typedef struct {
 static const ActSpec ACTS[] = {
     {"encoded", A(encoded), 0, D_C, 0, NULL},
     {"ln1", A(ln1), 1, D_C, 0, NULL},
-    {"ln1_mean", A(ln1_mean), 1, D_1, 1, NULL},
+    {"ln1_mean", A(ln1_mean), 1, D_1, 1, is_layernorm},
     {"ln1_rstd", A(ln1_rstd), 1, D_1, 1, NULL},
     {"qkv_pre", A(qkv_pre), 1, D_3C, 0, has_qknorm},
     {"qk_mean", A(qk_mean), 1, D_2NH, 1, has_qknorm},
@@ -133,14 +138,14 @@ static const ActSpec ACTS[] = {
     {"hybrid_rstd", A(hybrid_rstd), 1, D_1, 1, has_hybrid_norm},
     {"residual2", A(residual2), 1, D_C, 0, NULL},
     {"ln2", A(ln2), 1, D_C, 0, NULL},
-    {"ln2_mean", A(ln2_mean), 1, D_1, 1, NULL},
+    {"ln2_mean", A(ln2_mean), 1, D_1, 1, is_layernorm},
     {"ln2_rstd", A(ln2_rstd), 1, D_1, 1, NULL},
-    {"fch", A(fch), 1, D_4C, 0, NULL},
-    {"fch_gelu", A(fch_gelu), 1, D_4C, 0, NULL},
+    {"fch", A(fch), 1, D_FC, 0, NULL},
+    {"fch_gelu", A(fch_gelu), 1, D_HIDDEN, 0, NULL},
     {"fcproj", A(fcproj), 1, D_C, 0, NULL},
     {"residual3", A(residual3), 1, D_C, 0, NULL},
     {"lnf", A(lnf), 0, D_C, 0, NULL},
-    {"lnf_mean", A(lnf_mean), 0, D_1, 1, NULL},
+    {"lnf_mean", A(lnf_mean), 0, D_1, 1, is_layernorm},
     {"lnf_rstd", A(lnf_rstd), 0, D_1, 1, NULL},
 };
 #undef A
@@ -158,8 +163,8 @@ static const ActSpec SCRATCH[] = {   // one layer's worth, floatX
     {"dqkv", S(dqkv), 0, D_3C, 0, NULL},
     {"dqkv_pre", S(dqkv_pre), 0, D_3C, 0, has_qkv_pre_grad},
     {"dmlstm_gates", S(dmlstm_gates), 0, D_2NH, 0, is_mlstm},
-    {"dfch_gelu", S(dfch_gelu), 0, D_4C, 0, NULL},
-    {"dfch", S(dfch), 0, D_4C, 0, NULL},
+    {"dfch_gelu", S(dfch_gelu), 0, D_HIDDEN, 0, NULL},
+    {"dfch", S(dfch), 0, D_FC, 0, NULL},
 };
 #undef S
 #define NUM_SCRATCH (int)(sizeof(SCRATCH) / sizeof(SCRATCH[0]))

@@ -17,9 +17,10 @@ then, in Python, `GPT2LMHeadModel.from_pretrained("hf/kjv")` and `AutoTokenizer.
   the byte tokenizer) gets them from the ids: each token's pair is where BPE with the lower ids
   leaves it, as tiktoken recovers merges from ranks.
 
-Only plain GPT-2 exports: a checkpoint with mixer options that transformers' GPT-2 has not (sigmoid
-or mLSTM mixer, gate, RoPE, ALiBi, QK-norm, hybrid norm, LayerScale, sink slots) is refused with one
-line naming them; bos=1 (data alignment only) exports. Every file is written to a temporary name and
+Only plain GPT-2 exports: a checkpoint with mixer or block options that transformers' GPT-2 has not
+(sigmoid or mLSTM mixer, gate, RoPE, ALiBi, QK-norm, hybrid norm, LayerScale, sink slots; RMSNorm, no
+linear biases, an untied head, erf GELU, SwiGLU, an MLP width other than 4C) is refused with one line
+naming them; bos=1 (data alignment only) exports. Every file is written to a temporary name and
 renamed.
 """
 import argparse
@@ -34,9 +35,10 @@ import ref_gpt2  # noqa: E402  (header constants and the checkpoint's tensor ord
 from import_hf import TENSORS, atomic_write, bf16_to_f32, fail  # noqa: E402
 
 TOKENIZER_MAGIC, TOKENIZER_MARKER = 20240328, 0x424C5441
-# mixer settings that change the model's function; the others only matter under another mixer
-# (bias, norm: sigmoid; igate, chunk: mLSTM) or only select data (bos)
-ARCH_KEYS = ("mixer", "gate", "rope", "alibi", "qknorm", "hybrid", "layerscale", "sink")
+# mixer and block settings that change the model's function; the others only matter under another
+# mixer (bias, norm: sigmoid; igate, chunk: mLSTM) or only select data (bos)
+ARCH_KEYS = ("mixer", "gate", "rope", "alibi", "qknorm", "hybrid", "layerscale", "sink", "ln", "linbias", "tie", "gelu",
+             "mlp", "hidden")
 
 
 # ---------------------------------------------------------------- our checkpoint
@@ -54,10 +56,10 @@ def check_header(path, header):
     if header[16] != ref_gpt2.ATTNLAB_MARKER or header[17] != 1:
         fail(f"{path}: header slots 16-17 hold {header[16]}, {header[17]}, not attnlab's marker and version 1")
     try:
-        settings = ref_gpt2.full_config(ref_gpt2._read_mixer_header(header))
+        settings = ref_gpt2.full_config(dict(C=int(header[6]), **ref_gpt2._read_mixer_header(header)))
     except IndexError:
         fail(f"{path}: a mixer setting in the header is out of range")
-    options = [f"{k}={settings[k]}" for k in ARCH_KEYS if settings[k] != ref_gpt2.MIXER_DEFAULTS[k]]
+    options = [f"{k}={settings[k]}" for k in ARCH_KEYS if not ref_gpt2.is_gpt2_setting(settings, k)]
     if options:
         fail(f"{path}: mixer options GPT-2 has not ({', '.join(options)}): transformers' GPT2LMHeadModel cannot "
              "hold this model; only plain GPT-2 checkpoints export")

@@ -4,7 +4,8 @@ Written independently of the C code from the GPT-2 definition (pre-LayerNorm blo
 positions, causal softmax attention, tanh-GELU MLP, final LayerNorm, LM head tied to wte), in
 float64 by default, plus attnlab's mixers from docs/MODEL.md: sigmoid attention (section 5),
 the G1 output gate (7), mLSTM (11, via ref_mlstm), ALiBi (6), RoPE (8), QK-norm (9), hybrid norm
-and LayerScale (10). Also reads and writes the checkpoint format (version 3 fp32, 5 bf16; attnlab's
+and LayerScale (10), and the block's options (15): RMSNorm, no linear biases, an untied LM head,
+the erf GELU, SwiGLU and the MLP width. Also reads and writes the checkpoint format (version 3 fp32, 5 bf16; attnlab's
 mixer settings in header slots 16.., docs/FORMATS.md) so tests can hand the C code a model made here.
 """
 import math
@@ -20,17 +21,36 @@ MAGIC, V_FP32, V_BF16 = 20240326, 3, 5
 ATTNLAB_MARKER = 0x4C4E5441
 MIXERS, GATES, IGATES = ["softmax", "sigmoid", "mlstm"], ["none", "head", "elem"], ["exp", "sig"]
 SINKS = ["none", "k", "kv", "logit", "one"]
-# the mixer settings and their llm.c GPT-2 defaults; cfg dicts may leave them out
+# the mixer and block settings and their llm.c GPT-2 defaults; cfg dicts may leave them out. hidden=None:
+# the default MLP width, 4C (gelu) or 8C/3 rounded up to a multiple of 64 (swiglu)
 MIXER_DEFAULTS = dict(mixer="softmax", bias=0.0, norm=0, gate="none", rope=0, qknorm=0, hybrid=0, layerscale=0,
-                      igate="exp", alibi=0, chunk=64, sink="none", bos=0)
+                      igate="exp", alibi=0, chunk=64, sink="none", bos=0, ln="layer", linbias=1, tie=1, gelu="tanh",
+                      mlp="gelu", hidden=None)
 # header slot of each setting (after the marker in 16 and the version in 17); choices stored as indices
 SLOTS = dict(mixer=18, bias=19, norm=20, gate=21, rope=22, qknorm=23, hybrid=24, layerscale=25, igate=26, chunk=27,
-             alibi=28, sink=29, bos=30)
-CHOICES = dict(mixer=MIXERS, gate=GATES, igate=IGATES, sink=SINKS)
+             alibi=28, sink=29, bos=30, ln=31, linbias=32, tie=33, gelu=34, mlp=35, hidden=36)
+CHOICES = dict(mixer=MIXERS, gate=GATES, igate=IGATES, sink=SINKS, ln=["layer", "rms"], gelu=["tanh", "erf"],
+               mlp=["gelu", "swiglu"])
+COMPLEMENTED = ("linbias", "tie")   # stored as 1 - value, so that 0 is GPT-2's 1
+
+
+def default_hidden(cfg):
+    C = cfg["C"]
+    return -(-8 * C // 3 // 64) * 64 if cfg.get("mlp", "gelu") == "swiglu" else 4 * C
 
 
 def full_config(cfg):
-    return {**MIXER_DEFAULTS, **cfg}
+    full = {**MIXER_DEFAULTS, **cfg}
+    if not full["hidden"] and "C" in full:   # None, or 0 from a header: the default
+        full["hidden"] = default_hidden(full)
+    return full
+
+
+def is_gpt2_setting(cfg, key):
+    """Whether setting key of the (full) config is at GPT-2's value (hidden: 4C)."""
+    if key == "hidden":
+        return cfg["mlp"] == "gelu" and cfg["hidden"] == 4 * cfg["C"]
+    return cfg[key] == MIXER_DEFAULTS[key]
 
 
 def tensor_shapes(cfg):
@@ -39,40 +59,51 @@ def tensor_shapes(cfg):
     cfg = full_config(cfg)
     L, C, Vp, T, H = cfg["L"], cfg["C"], cfg["Vp"], cfg["maxT"], cfg["H"]
     hs, G = C // H, {"none": 0, "head": H, "elem": C}[cfg["gate"]]
+    hidden = cfg["hidden"]
+    F = 2 * hidden if cfg["mlp"] == "swiglu" else hidden   # fcw stacks W_gate over W_up for SwiGLU
     shapes = [
         ("wte", (Vp, C)), ("wpe", (0 if cfg["rope"] or cfg["alibi"] else T, C)), ("ln1w", (L, C)), ("ln1b", (L, C)),
         ("qkvw", (L, 3 * C, C)), ("qkvb", (L, 3 * C)), ("attprojw", (L, C, C)), ("attprojb", (L, C)),
-        ("ln2w", (L, C)), ("ln2b", (L, C)), ("fcw", (L, 4 * C, C)), ("fcb", (L, 4 * C)),
-        ("fcprojw", (L, C, 4 * C)), ("fcprojb", (L, C)), ("lnfw", (C,)), ("lnfb", (C,)),
+        ("ln2w", (L, C)), ("ln2b", (L, C)), ("fcw", (L, F, C)), ("fcb", (L, F)),
+        ("fcprojw", (L, C, hidden)), ("fcprojb", (L, C)), ("lnfw", (C,)), ("lnfb", (C,)),
         ("gatew", (L, G, C)), ("gateb", (L, G)),
         ("qnormw", (L, hs)), ("qnormb", (L, hs)), ("knormw", (L, hs)), ("knormb", (L, hs)),
         ("hybrid_normw", (L, C)), ("hybrid_normb", (L, C)), ("ls_mixer", (L, C)), ("ls_mlp", (L, C)),
         ("mlstm_gatew", (L, 2 * H, C)), ("mlstm_gateb", (L, 2 * H)), ("mlstm_normw", (L, C)),
-        ("sink_key", (L, H, hs)), ("sink_value", (L, H, hs)), ("sink_logit", (L, H)),
+        ("sink_key", (L, H, hs)), ("sink_value", (L, H, hs)), ("sink_logit", (L, H)), ("lm_head", (Vp, C)),
     ]
+    layer_norm, linbias = cfg["ln"] == "layer", bool(cfg["linbias"])
     used = {"qnormw": cfg["qknorm"], "qnormb": cfg["qknorm"], "knormw": cfg["qknorm"], "knormb": cfg["qknorm"],
             "hybrid_normw": cfg["hybrid"], "hybrid_normb": cfg["hybrid"], "ls_mixer": cfg["layerscale"], "ls_mlp": cfg["layerscale"],
             "mlstm_gatew": cfg["mixer"] == "mlstm", "mlstm_gateb": cfg["mixer"] == "mlstm", "mlstm_normw": cfg["mixer"] == "mlstm",
             "gatew": G > 0, "gateb": G > 0, "wpe": not (cfg["rope"] or cfg["alibi"]),
-            "sink_key": cfg["sink"] in ("k", "kv"), "sink_value": cfg["sink"] == "kv", "sink_logit": cfg["sink"] == "logit"}
+            "sink_key": cfg["sink"] in ("k", "kv"), "sink_value": cfg["sink"] == "kv", "sink_logit": cfg["sink"] == "logit",
+            "ln1b": layer_norm, "ln2b": layer_norm, "lnfb": layer_norm, "qkvb": linbias, "attprojb": linbias,
+            "fcb": linbias, "fcprojb": linbias, "lm_head": not cfg["tie"]}
     return [(n, shape) for n, shape in shapes if used.get(n, True)]
 
 
-DECAYED = {"wte", "wpe", "qkvw", "attprojw", "fcw", "fcprojw", "gatew", "mlstm_gatew", "sink_key", "sink_value"}
+DECAYED = {"wte", "wpe", "qkvw", "attprojw", "fcw", "fcprojw", "gatew", "mlstm_gatew", "sink_key", "sink_value",
+           "lm_head"}
 
 
 def _mixer_header(cfg):
     """Header slots 16..255: empty for llm.c's GPT-2 (every setting at its default), else the marker,
-    version 1 and each setting in its slot (the bias as float32 bits)."""
+    version 1 and each setting in its slot (the bias as float32 bits; linbias and tie as 1 - value;
+    hidden as 0 when it is the default width)."""
     cfg = full_config(cfg)
     slots = np.zeros(256, dtype=np.int32)
-    if all(cfg[k] == MIXER_DEFAULTS[k] for k in SLOTS):
+    if all(is_gpt2_setting(cfg, k) for k in SLOTS):
         return slots[16:]
     slots[16:18] = [ATTNLAB_MARKER, 1]
     for key, slot in SLOTS.items():
         value = cfg[key]
         if key == "bias":
             slots[slot] = np.array([value], dtype=np.float32).view(np.int32)[0]
+        elif key in COMPLEMENTED:
+            slots[slot] = 1 - value
+        elif key == "hidden":
+            slots[slot] = 0 if value == default_hidden(cfg) else value
         else:
             slots[slot] = CHOICES[key].index(value) if key in CHOICES else value
     return slots[16:]
@@ -85,8 +116,12 @@ def _read_mixer_header(h):
     for key, slot in SLOTS.items():
         if key == "bias":
             cfg[key] = float(np.array([h[slot]], dtype=np.int32).view(np.float32)[0])
-        else:
+        elif key in COMPLEMENTED:
+            cfg[key] = 1 - int(h[slot])
+        else:   # hidden 0 and chunk 0 (files from before them): the default, as full_config gives it
             cfg[key] = CHOICES[key][h[slot]] if key in CHOICES else int(h[slot])
+    if cfg["chunk"] == 0:
+        cfg["chunk"] = MIXER_DEFAULTS["chunk"]
     return cfg
 
 
@@ -97,6 +132,8 @@ def read_checkpoint(path):
         version = int(header[1])
         cfg = dict(maxT=int(header[2]), V=int(header[3]), L=int(header[4]), H=int(header[5]),
                    C=int(header[6]), Vp=int(header[7]), **_read_mixer_header(header))
+        if "hidden" in cfg and not cfg["hidden"]:
+            cfg["hidden"] = default_hidden(cfg)
         raw = f.read()
     if version == V_FP32:
         flat = np.frombuffer(raw, dtype=np.float32).astype(np.float64)
@@ -152,6 +189,11 @@ def rope(x, pos0=0):
     return x * cos + torch.cat([-x2, x1], -1) * sin
 
 
+def rms_norm(x, w, eps=1e-5):
+    """RMSNorm over the last dim: x / sqrt(mean(x^2) + eps) * w (no centering, no bias)."""
+    return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + eps) * w
+
+
 class GPT2(torch.nn.Module):
     def __init__(self, cfg, params, dtype=torch.float64):
         super().__init__()
@@ -165,12 +207,36 @@ class GPT2(torch.nn.Module):
         if self.record is not None:
             self.record.setdefault(key, []).append(None if value is None else value.detach())
 
+    def linear(self, x, name, l):
+        """x W^T + b of layer l's linear layer name (qkv, attproj, fc, fcproj); no b with linbias=0."""
+        y = x @ self.p[name + "w"][l].T
+        return y + self.p[name + "b"][l] if self.cfg["linbias"] else y
+
+    def block_norm(self, x, name, l=None):
+        """ln1, ln2 (layer l) or lnf: LayerNorm, or RMSNorm with ln=rms."""
+        w = self.p[name + "w"] if l is None else self.p[name + "w"][l]
+        if self.cfg["ln"] == "rms":
+            return rms_norm(x, w)
+        b = self.p[name + "b"] if l is None else self.p[name + "b"][l]
+        return F.layer_norm(x, (x.shape[-1],), w, b, eps=1e-5)
+
+    def mlp(self, h, l):
+        """The MLP on the normed input h: GELU (tanh or erf) of the fc layer, or SwiGLU of its two
+        halves [gate | up], then the projection."""
+        u = self.linear(h, "fc", l)
+        if self.cfg["mlp"] == "swiglu":
+            gate, up = u.split(self.cfg["hidden"], dim=-1)
+            u = F.silu(gate) * up
+        else:
+            u = F.gelu(u, approximate="tanh" if self.cfg["gelu"] == "tanh" else "none")
+        return self.linear(u, "fcproj", l)
+
     def attention(self, h, l):
         """softmax / sigmoid attention of one layer on the normed input h (B,T,C) -> (B,H,T,hs)."""
         cfg, p = self.cfg, self.p
         B, T, C = h.shape
         H, hs = cfg["H"], C // cfg["H"]
-        qkv = h @ p["qkvw"][l].T + p["qkvb"][l]
+        qkv = self.linear(h, "qkv", l)
         q, k, v = (t.view(B, T, H, hs).transpose(1, 2) for t in qkv.split(C, dim=-1))
         if cfg["qknorm"]:
             q = F.layer_norm(q, (hs,), p["qnormw"][l], p["qnormb"][l], eps=1e-5)
@@ -207,7 +273,7 @@ class GPT2(torch.nn.Module):
     def mlstm(self, h, l):
         cfg, p = self.cfg, self.p
         H = cfg["H"]
-        qkv = h @ p["qkvw"][l].T + p["qkvb"][l]
+        qkv = self.linear(h, "qkv", l)
         gates = h @ p["mlstm_gatew"][l].T + p["mlstm_gateb"][l]
         cell = ref_mlstm.mlstm_cell(qkv, gates, H, sig_igate=cfg["igate"] == "sig")
         if self.record is not None:
@@ -223,7 +289,7 @@ class GPT2(torch.nn.Module):
         C, H, L, V = cfg["C"], cfg["H"], cfg["L"], cfg["V"]
         x = p["wte"][idx] + (0 if cfg["rope"] or cfg["alibi"] else p["wpe"][:T])
         for l in range(L):
-            h = F.layer_norm(x, (C,), p["ln1w"][l], p["ln1b"][l], eps=1e-5)
+            h = self.block_norm(x, "ln1", l)
             y = self.mlstm(h, l) if cfg["mixer"] == "mlstm" else self.attention(h, l)   # (B,H,T,hs)
             if cfg["gate"] != "none":   # G1: y * sigmoid(h W_g + b_g), headwise or elementwise
                 g = torch.sigmoid(h @ p["gatew"][l].T + p["gateb"][l])
@@ -231,27 +297,26 @@ class GPT2(torch.nn.Module):
                 g = g.transpose(1, 2)[..., None] if cfg["gate"] == "head" else g.view(B, T, H, -1).transpose(1, 2)
                 y = y * g
             y = y.transpose(1, 2).reshape(B, T, C)
-            a = y @ p["attprojw"][l].T + p["attprojb"][l]
+            a = self.linear(y, "attproj", l)
             if cfg["hybrid"]:
                 a = F.layer_norm(a, (C,), p["hybrid_normw"][l], p["hybrid_normb"][l], eps=1e-5)
             x = x + (a * p["ls_mixer"][l] if cfg["layerscale"] else a)
-            h = F.layer_norm(x, (C,), p["ln2w"][l], p["ln2b"][l], eps=1e-5)
-            h = F.gelu(h @ p["fcw"][l].T + p["fcb"][l], approximate="tanh")
-            m = h @ p["fcprojw"][l].T + p["fcprojb"][l]
+            m = self.mlp(self.block_norm(x, "ln2", l), l)
             x = x + (m * p["ls_mlp"][l] if cfg["layerscale"] else m)
             self._record("residual", x)
-        x = F.layer_norm(x, (C,), p["lnfw"], p["lnfb"], eps=1e-5)
-        logits = x @ p["wte"].T  # (B, T, Vp); the padded columns are not part of the softmax
+        x = self.block_norm(x, "lnf")
+        logits = x @ (p["wte"] if cfg["tie"] else p["lm_head"]).T  # (B, T, Vp); padded columns not in the softmax
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits[..., :V].reshape(-1, V), targets.reshape(-1))
         return logits, loss
 
 
-def adamw(model, lr, weight_decay, betas=(0.9, 0.95), eps=1e-8):
-    """torch.optim.AdamW with weight decay on the 2-D tensors only (llm.c's grouping)."""
-    decay = [p for n, p in model.p.items() if n in DECAYED]
-    rest = [p for n, p in model.p.items() if n not in DECAYED]
+def adamw(model, lr, weight_decay, betas=(0.9, 0.95), eps=1e-8, decay_all=False):
+    """torch.optim.AdamW with weight decay on the 2-D tensors only (llm.c's grouping), or on every
+    parameter with decay_all (train_gpt2 -ca 1)."""
+    decay = [p for n, p in model.p.items() if decay_all or n in DECAYED]
+    rest = [p for n, p in model.p.items() if not (decay_all or n in DECAYED)]
     return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
                               {"params": rest, "weight_decay": 0.0}], lr=lr, betas=betas, eps=eps)
 

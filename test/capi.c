@@ -42,8 +42,9 @@ float capi_forward(GPT* m, const int* inputs, const int* targets, int B, int T) 
 }
 void capi_backward(GPT* m, float dloss) { gpt_backward(m, dloss); }
 
-float capi_update(GPT* m, float lr, float beta1, float beta2, float eps, float wd, float clip, int step) {
-    return gpt_update(m, lr, beta1, beta2, eps, wd, clip, step);
+float capi_update(GPT* m, float lr, float beta1, float beta2, float eps, float wd, int decay_all, float clip,
+                  int step) {
+    return gpt_update(m, lr, beta1, beta2, eps, wd, decay_all, clip, step);
 }
 
 // Full forward; copies the logits (B,T,Vp) to out.

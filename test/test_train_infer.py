@@ -64,13 +64,20 @@ def test_training_lowers_val_loss_and_infer_samples(data, tmp_path):
     assert abs(float(ev.stdout.split()[2]) - val[-1]) < 0.3
 
 
-def test_resume_is_bit_identical(data, tmp_path):
+# the sink paper's block (docs/MODEL.md 15), trained with weight decay on every parameter as the paper
+PAPER_BLOCK = "ln=rms,linbias=0,tie=0,gelu=erf,rope=1"
+
+
+@pytest.mark.parametrize("extra", [(), ("-e", TINY + "," + PAPER_BLOCK, "-c", 0.1, "-ca", 1),
+                                   ("-e", TINY + ",ln=rms,linbias=0,tie=0,mlp=swiglu,rope=1", "-c", 0.1, "-ca", 1)],
+                         ids=["gpt2", "paper block", "paper block swiglu"])
+def test_resume_is_bit_identical(data, tmp_path, extra):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    run(*train_args(data, straight, 12, "-n", 6))
-    run(*train_args(data, resumed, 12, "-n", 6))
+    run(*train_args(data, straight, 12, "-n", 6, *extra))
+    run(*train_args(data, resumed, 12, "-n", 6, *extra))
     (resumed / "model_00000012.bin").unlink()
     (resumed / "state_00000012.bin").unlink()
-    p = run(*train_args(data, resumed, 12, "-n", 6, "-y", 1))
+    p = run(*train_args(data, resumed, 12, "-n", 6, "-y", 1, *extra))
     assert "resumed" in p.stdout
     assert (straight / "model_00000012.bin").read_bytes() == (resumed / "model_00000012.bin").read_bytes()
     assert (straight / "state_00000012.bin").read_bytes() == (resumed / "state_00000012.bin").read_bytes()
@@ -161,7 +168,11 @@ def test_nan_loss_stops_the_run(data, tmp_path):
 @pytest.mark.parametrize("settings", ["", "mixer=sigmoid,rope=1", "mixer=sigmoid,bias=0,norm=1,gate=head",
                                       "gate=elem,qknorm=1,hybrid=1,layerscale=1", "mixer=mlstm,chunk=8",
                                       "mixer=mlstm,igate=sig", "mixer=sigmoid,alibi=1", "sink=kv,rope=1",
-                                      "sink=logit", "sink=one,alibi=1"])
+                                      "sink=logit", "sink=one,alibi=1", PAPER_BLOCK,
+                                      PAPER_BLOCK + ",mixer=sigmoid,gate=elem",
+                                      "ln=rms,linbias=0,tie=0,mlp=swiglu,rope=1,sink=kv",
+                                      "ln=rms,linbias=0,tie=0,gelu=erf,mixer=mlstm,chunk=8",
+                                      "ln=rms,mlp=swiglu,hidden=40,qknorm=1,hybrid=1,layerscale=1,alibi=1"])
 def test_every_mixer_trains_and_decodes_the_same_with_and_without_cache(data, tmp_path, settings):
     """The checkpoint carries the mixer: infer needs no flags, and the cached (KV or recurrent state)
     decode gives the same greedy tokens as the full forward."""
@@ -195,6 +206,13 @@ def test_every_mixer_trains_and_decodes_the_same_with_and_without_cache(data, tm
     ("mixer=mlstm,alibi=1", "alibi applies to the attention mixers, not mlstm"),
     ("mixer=sigmoid,sink=k", "sink applies to mixer=softmax only"),
     ("sink=q", "unknown sink 'q' (known: none k kv logit one)"),
+    ("ln=batch", "unknown ln 'batch' (known: layer rms)"),
+    ("linbias=no", "unknown linbias 'no' (known: 1 0)"),
+    ("tie=2", "unknown tie '2' (known: 1 0)"),
+    ("gelu=exact", "unknown gelu 'exact' (known: tanh erf)"),
+    ("mlp=geglu", "unknown mlp 'geglu' (known: gelu swiglu)"),
+    ("hidden=0", "hidden=0 is out of range [1, 1048576]"),
+    ("mlp=swiglu,gelu=erf", "gelu applies to mlp=gelu only"),
 ])
 def test_bad_mixer_settings(settings, message):
     one_line_error(run(TRAIN, "-e", TINY + "," + settings, ok=False), message)
@@ -203,13 +221,15 @@ def test_bad_mixer_settings(settings, message):
 def test_descriptor_help_lists_every_key():
     out = run(TRAIN, "-e", "help").stdout
     for key in ["L", "C", "H", "T", "V", "Vp", "mixer", "bias", "norm", "gate", "rope", "qknorm", "hybrid",
-                "layerscale", "igate", "alibi", "chunk", "sink", "bos"]:
+                "layerscale", "igate", "alibi", "chunk", "sink", "bos", "ln", "linbias", "tie", "gelu", "mlp",
+                "hidden"]:
         assert re.search(rf"^  {key} ", out, re.M), f"-e help does not list '{key}':\n{out}"
 
 
 @pytest.mark.parametrize("settings", ["", "mixer=sigmoid,gate=head", "mixer=sigmoid,bias=0,norm=1",
                                       "mixer=mlstm,igate=sig,chunk=8", "rope=1,qknorm=1,hybrid=1,layerscale=1,Vp=512",
-                                      "alibi=1,sink=kv,bos=1"])
+                                      "alibi=1,sink=kv,bos=1", PAPER_BLOCK, "mlp=swiglu,linbias=0",
+                                      "mlp=swiglu,hidden=64", "gelu=erf,hidden=100,tie=0"])
 def test_model_line_is_a_descriptor_of_the_same_model(data, tmp_path, settings):
     """The model line printed at start, fed back to -e, builds the same model (same checkpoint header)."""
     first = run(*train_args(data, tmp_path / "a", 1, "-e", TINY + ("," + settings if settings else "")))
@@ -217,6 +237,36 @@ def test_model_line_is_a_descriptor_of_the_same_model(data, tmp_path, settings):
     run(*train_args(data, tmp_path / "b", 1, "-e", keys))
     header = [np.fromfile(tmp_path / d / "model_00000001.bin", dtype=np.int32, count=256) for d in "ab"]
     assert (header[0] == header[1]).all(), f"{settings}: '{keys}' describes another model"
+
+
+def run_init(data, out, descriptor):
+    """The checkpoint of the init: one step with learning rate 0 and no weight decay."""
+    run(TRAIN, "-e", descriptor, "-i", data / "*train*.bin", "-j", data / "*val*.bin", "-o", out, "-b", 2, "-t", 32,
+        "-x", 1, "-l", 0, "-k", "constant", "-v", 0, "-s", 0, "-sh", 0)
+    return out / "model_00000001.bin"
+
+
+def test_weight_decay_on_every_parameter(data, tmp_path):
+    """-ca 1: -c decays every parameter. After one AdamW step from the same init and batch, the 2-D
+    tensors are bit for bit those of -ca 0, and every other tensor (norm weights, biases) is lower
+    by lr * wd * its initial value (AdamW's decoupled decay: p -= lr (update + wd p))."""
+    lr, wd = 1e-3, 0.5
+    def step(name, decay_all):
+        out = tmp_path / name
+        run(TRAIN, "-e", TINY + ",tie=0", "-i", data / "*train*.bin", "-j", data / "*val*.bin", "-o", out, "-b", 2,
+            "-t", 32, "-x", 1, "-l", lr, "-k", "constant", "-c", wd, "-ca", decay_all, "-v", 0, "-s", 0, "-sh", 0)
+        return ref_gpt2.read_checkpoint(out / "model_00000001.bin")[1]
+    cfg = dict(L=2, C=32, H=2, maxT=32, V=257, Vp=384, tie=0)
+    init = ref_gpt2.read_checkpoint(run_init(data, tmp_path / "init", TINY + ",tie=0"))[1]
+    two_d, every = step("two_d", 0), step("every", 1)
+    for name, _ in ref_gpt2.tensor_shapes(cfg):
+        if name in ref_gpt2.DECAYED:
+            assert np.array_equal(two_d[name], every[name]), f"{name}: a 2-D tensor changed with -ca 1"
+        else:
+            expected = two_d[name] - lr * wd * init[name]
+            err = float((every[name] - expected).abs().max())
+            assert err < 1e-7, f"{name}: -ca 1 did not decay it by lr * wd * p ({err:.2e})"
+    assert float((every["ln1w"] - two_d["ln1w"]).abs().min()) > 1e-4, "-ca 1 left the norm weights (init 1) alone"
 
 
 def test_gradient_dump_and_run_comparison(data, tmp_path):

@@ -154,24 +154,25 @@ int test_layernorm(int N, int C, uint64_t seed) {
     return fails;
 }
 
-int test_gelu(int N, int offset, uint64_t seed) {
+// exact 0: the tanh approximation; 1: the erf GELU (gelu=erf).
+int test_gelu(int N, int offset, int exact, uint64_t seed) {
     DeviceBuffers dev;
     int fails = 0;
-    std::string shape = fmt("N=%d offset=%d", N, offset);
+    std::string shape = fmt("N=%d offset=%d %s", N, offset, exact ? "erf" : "tanh");
     std::vector<float> inp = random_floatx(N, 3.0f, seed);
     floatX* d_inp = to_device_at(dev, inp, offset);
 
     std::vector<float> out(N);
-    gelu_forward(out.data(), inp.data(), N);
+    gelu_forward(out.data(), inp.data(), N, exact);
     floatX* d_out = poisoned_at(dev, N, offset);
-    gelu_forward_cuda(d_out, d_inp, N);
+    gelu_forward_cuda(d_out, d_inp, N, exact);
     fails += check("gelu_forward " + shape, rel_err(from_device(d_out, N), out), TOL_ELEMENTWISE);
 
     std::vector<float> dout = random_floatx(N, 1.0f, seed + 1), dinp = random_floatx(N, 1.0f, seed + 2);
     floatX* d_dout = to_device_at(dev, dout, offset);
     floatX* d_dinp = to_device_at(dev, dinp, offset);
-    gelu_backward(dinp.data(), inp.data(), dout.data(), N);
-    gelu_backward_cuda(d_dinp, d_inp, d_dout, N);
+    gelu_backward(dinp.data(), inp.data(), dout.data(), N, exact);
+    gelu_backward_cuda(d_dinp, d_inp, d_dout, N, exact);
     fails += check("gelu_backward " + shape, rel_err(from_device(d_dinp, N), dinp), TOL_ELEMENTWISE);
     return fails;
 }
@@ -319,17 +320,19 @@ int test_residual_layernorm(int N, int C, bool in_place, uint64_t seed) {
     return fails;
 }
 
-// The matmul with cuBLASLt's GELU epilogue (and the fallback for OC not a multiple of 8) against
-// matmul_forward then gelu_forward on the CPU.
-int test_matmul_gelu(int N, int C, int OC, uint64_t seed) {
+// The matmul with cuBLASLt's GELU epilogue (and the fallback for OC not a multiple of 8, and for the
+// erf GELU) against matmul_forward then gelu_forward on the CPU; without a bias as linbias=0 runs it.
+int test_matmul_gelu(int N, int C, int OC, bool with_bias, int exact, uint64_t seed) {
     DeviceBuffers dev;
-    std::string shape = fmt("N=%d C=%d OC=%d", N, C, OC);
+    std::string shape = fmt("N=%d C=%d OC=%d%s %s", N, C, OC, with_bias ? "" : " no bias", exact ? "erf" : "tanh");
     std::vector<float> inp = random_floatx((size_t)N * C, 1.0f, seed), weight = random_floatx((size_t)OC * C, 0.1f, seed + 1);
     std::vector<float> bias = random_floatx(OC, 1.0f, seed + 2), pre((size_t)N * OC), out((size_t)N * OC);
-    matmul_gelu_forward(out.data(), pre.data(), inp.data(), weight.data(), bias.data(), N, C, OC);
+    const float* host_bias = with_bias ? bias.data() : nullptr;
+    matmul_gelu_forward(out.data(), pre.data(), inp.data(), weight.data(), host_bias, N, C, OC, exact);
     floatX* d_out = poisoned_at(dev, (size_t)N * OC, 0);
     floatX* d_pre = poisoned_at(dev, (size_t)N * OC, 0);
-    matmul_gelu_forward_cuda(d_out, d_pre, dev(to_device(inp)), dev(to_device(weight)), dev(to_device(bias)), N, C, OC);
+    floatX* d_bias = with_bias ? dev(to_device(bias)) : nullptr;
+    matmul_gelu_forward_cuda(d_out, d_pre, dev(to_device(inp)), dev(to_device(weight)), d_bias, N, C, OC, exact);
     int fails = check("matmul_gelu pre_gelu " + shape, rel_err(from_device(d_pre, (size_t)N * OC), pre), TOL_REDUCTION);
     fails += check("matmul_gelu out " + shape, rel_err(from_device(d_out, (size_t)N * OC), out), TOL_REDUCTION);
     return fails;
@@ -356,14 +359,19 @@ int test_layers(void) {
     fails += test_residual_layernorm(37, 33, true, 27);
     fails += test_residual_layernorm(64, 768, false, 28);
     fails += test_residual_layernorm(64, 768, true, 29);
-    fails += test_matmul_gelu(1, 3, 5, 41);
-    fails += test_matmul_gelu(37, 64, 256, 42);
-    fails += test_matmul_gelu(128, 768, 3072, 43);
+    fails += test_matmul_gelu(1, 3, 5, true, 0, 41);
+    fails += test_matmul_gelu(37, 64, 256, true, 0, 42);
+    fails += test_matmul_gelu(128, 768, 3072, true, 0, 43);
+    fails += test_matmul_gelu(37, 64, 256, false, 0, 44);
+    fails += test_matmul_gelu(1, 3, 5, true, 1, 45);
+    fails += test_matmul_gelu(37, 64, 256, false, 1, 46);
+    fails += test_matmul_gelu(128, 768, 3072, true, 1, 47);
 
     const int elementwise_sizes[] = {1, 7, 4099, 768 * 37};
     for (int N : elementwise_sizes) {
         for (int offset = 0; offset < 2; offset++) {
-            fails += test_gelu(N, offset, 31 + N);
+            fails += test_gelu(N, offset, 0, 31 + N);
+            fails += test_gelu(N, offset, 1, 35 + N);
             fails += test_residual(N, offset, 41 + N);
         }
     }

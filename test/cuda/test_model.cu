@@ -17,7 +17,8 @@ int test_model(void) {
     return 0;
 }
 #else
-static int compare_model(const char* descriptor, int B, int T) {
+// decay_all: weight decay on every parameter (-ca 1), as the sink paper's block trains.
+static int compare_model(const char* descriptor, int B, int T, int decay_all = 0) {
     GPTConfig c = gpt_config_from_descriptor(descriptor);
     GPT cpu, gpu;
     gpt_build(&cpu, &c, cpu_kernel_set());
@@ -47,8 +48,8 @@ static int compare_model(const char* descriptor, int B, int T) {
             snprintf(what, sizeof(what), "model %s B=%d T=%d every gradient", descriptor, B, T);
             fails += check(what, rel_err(g_gpu, g_cpu), TOL_REDUCTION);
         }
-        gpt_update(&cpu, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, step);
-        gpt_update(&gpu, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, step);
+        gpt_update(&cpu, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, decay_all, 1.0f, step);
+        gpt_update(&gpu, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, decay_all, 1.0f, step);
     }
     gpt_free(&cpu);
     gpt_free(&gpu);

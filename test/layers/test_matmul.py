@@ -79,15 +79,19 @@ def test_matmul_backward_without_dbias():
     assert rel_err(dx, ref_dx) < BOUND and rel_err(dw, ref_dw) < BOUND
 
 
+@pytest.mark.parametrize("exact", [0, 1], ids=["tanh", "erf"])
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "nobias"])
 @pytest.mark.parametrize("N,C,OC", [(1, 3, 5), (37, 64, 256), (65, 385, 770), (1024, 128, 512), (64, 768, 3072)])
-def test_matmul_gelu_forward(N, C, OC):
-    """The forward's bias and GELU epilogue: pre_gelu = x @ w^T + b, out = gelu_tanh(pre_gelu), for K below
-    and above KC (the epilogue runs on the last K slice only) and N over several register tiles."""
+def test_matmul_gelu_forward(N, C, OC, with_bias, exact):
+    """The forward's bias and GELU epilogue: pre_gelu = x @ w^T + b, out = gelu(pre_gelu) (tanh, or erf
+    with exact=1), for K below and above KC (the epilogue runs on the last K slice only) and N over
+    several register tiles; without a bias as linbias=0 runs it."""
     gen = np.random.default_rng(N + C + OC)
-    x, w, b = f32(N, C, gen=gen), f32(OC, C, gen=gen), f32(OC, gen=gen)
+    x, w = f32(N, C, gen=gen), f32(OC, C, gen=gen)
+    b = f32(OC, gen=gen) if with_bias else None
     pre, out = poison(N, OC), poison(N, OC)
-    call("matmul_gelu_forward", out, pre, x, w, b, N, C, OC)
-    ref_pre = torch.nn.functional.linear(t64(x), t64(w), t64(b))
-    ref_out = torch.nn.functional.gelu(ref_pre, approximate="tanh")
-    assert rel_err(pre, ref_pre) < BOUND, f"pre_gelu N={N} C={C} OC={OC}"
-    assert rel_err(out, ref_out) < BOUND, f"gelu out N={N} C={C} OC={OC}"
+    call("matmul_gelu_forward", out, pre, x, w, b, N, C, OC, exact)
+    ref_pre = torch.nn.functional.linear(t64(x), t64(w), t64(b) if with_bias else None)
+    ref_out = torch.nn.functional.gelu(ref_pre, approximate="none" if exact else "tanh")
+    assert rel_err(pre, ref_pre) < BOUND, f"pre_gelu N={N} C={C} OC={OC} bias={with_bias}"
+    assert rel_err(out, ref_out) < BOUND, f"gelu out N={N} C={C} OC={OC} bias={with_bias} exact={exact}"

@@ -90,21 +90,31 @@ def test_loss_and_every_gradient(tmp_path, cfg, B, T):
     check_loss_and_every_gradient(path, B, min(T, cfg["maxT"]), seed=T)
 
 
-@pytest.mark.parametrize("weight_decay,clip", [(0.0, 1.0), (0.1, 0.05)])
-def test_five_adamw_steps(tmp_path, weight_decay, clip):
-    cfg = CONFIGS[0]
+# the sink paper's block: RMSNorm, no linear biases, an untied head, erf GELU, RoPE (docs/MODEL.md 15)
+PAPER_BLOCK = dict(ln="rms", linbias=0, tie=0, gelu="erf", rope=1)
+
+
+@pytest.mark.parametrize("weight_decay,decay_all,clip,block", [
+    (0.0, 0, 1.0, {}), (0.1, 0, 0.05, {}), (0.1, 1, 0.05, {}), (0.1, 1, 1.0, PAPER_BLOCK),
+    (0.1, 1, 1.0, dict(mlp="swiglu", hidden=40))], ids=["no decay", "decay 2-D", "decay all", "paper block decay all",
+                                                         "swiglu decay all"])
+def test_five_adamw_steps(tmp_path, weight_decay, decay_all, clip, block):
+    """5 steps of clipping and AdamW against torch.optim.AdamW: weight decay on the 2-D tensors, or on
+    every parameter (-ca 1, the sink paper's setting)."""
+    cfg = dict(CONFIGS[0], **block)
     path = str(tmp_path / "model.bin")
     ref_gpt2.write_checkpoint(path, cfg, ref_gpt2.random_params(cfg, seed=3))
     cm = CModel(path)
     _, p32, _ = ref_gpt2.read_checkpoint(path)
     ref = ref_gpt2.GPT2(cfg, p32)
-    opt = ref_gpt2.adamw(ref, lr=1e-2, weight_decay=weight_decay)
+    opt = ref_gpt2.adamw(ref, lr=1e-2, weight_decay=weight_decay, decay_all=bool(decay_all))
     B, T = 2, 12
     for step in range(1, 6):
         inp, tgt = tokens(cfg, B, T, seed=100 + step)
         loss = LIB.capi_forward_backward(cm.h, ctypes.c_void_p(inp.ctypes.data), ctypes.c_void_p(tgt.ctypes.data), B, T)
         norm = LIB.capi_update(cm.h, ctypes.c_float(1e-2), ctypes.c_float(0.9), ctypes.c_float(0.95),
-                               ctypes.c_float(1e-8), ctypes.c_float(weight_decay), ctypes.c_float(clip), step)
+                               ctypes.c_float(1e-8), ctypes.c_float(weight_decay), decay_all, ctypes.c_float(clip),
+                               step)
         opt.zero_grad()
         _, ref_loss = ref(torch.from_numpy(inp).long(), torch.from_numpy(tgt).long())
         ref_loss.backward()

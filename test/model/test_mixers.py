@@ -14,6 +14,8 @@ from test_gpt import CModel, check_loss_and_every_gradient
 import ref_gpt2
 
 BASE = dict(maxT=24, V=67, Vp=128, L=2, H=4, C=32)
+# the sink paper's block (docs/MODEL.md 15): RMSNorm, no linear biases, untied head, erf GELU, RoPE
+PAPER = dict(ln="rms", linbias=0, tie=0, gelu="erf", rope=1)
 MIXERS = {
     "softmax+rope+qknorm": dict(rope=1, qknorm=1),
     "sigmoid b=-ln n": dict(mixer="sigmoid", bias=-math.log(24)),
@@ -30,6 +32,15 @@ MIXERS = {
     "sigmoid+alibi+qknorm+gate head": dict(mixer="sigmoid", bias=-1.0, alibi=1, qknorm=1, gate="head"),
     "mlstm exp chunk 4": dict(mixer="mlstm", gate="elem", igate="exp", chunk=4),
     "mlstm sig chunk 64": dict(mixer="mlstm", gate="elem", igate="sig", chunk=64),
+    "paper block softmax": PAPER,
+    "paper block sigmoid": dict(PAPER, mixer="sigmoid", bias=-math.log(24)),
+    "paper block swiglu": dict(ln="rms", linbias=0, tie=0, mlp="swiglu", rope=1),
+    "paper block gate elem": dict(PAPER, gate="elem"),
+    "paper block mlstm": dict(ln="rms", linbias=0, tie=0, gelu="erf", mixer="mlstm", gate="elem", chunk=4),
+    "rms+sink kv+qknorm+hybrid+layerscale": dict(ln="rms", sink="kv", qknorm=1, hybrid=1, layerscale=1),
+    "linbias 0+tie 0+alibi+sink logit": dict(linbias=0, tie=0, alibi=1, sink="logit"),
+    "swiglu hidden 40+gate head": dict(mlp="swiglu", hidden=40, gate="head"),
+    "erf gelu hidden 72+sigmoid norm": dict(gelu="erf", hidden=72, mixer="sigmoid", bias=0.0, norm=1),
 }
 
 
@@ -80,6 +91,10 @@ def test_decoding_matches_full_forward(tmp_path, name):
     ("L=2,C=32,H=4,T=64,V=67,mixer=mlstm,igate=sig,chunk=16", dict(mixer="mlstm", gate="elem", igate="sig", chunk=16)),
     ("L=2,C=32,H=4,T=64,V=67,mixer=sigmoid,norm=1,alibi=1", dict(mixer="sigmoid", norm=1, alibi=1)),
     ("L=2,C=32,H=4,T=64,V=67,sink=kv,bos=1", dict(sink="kv", bos=1)),
+    ("L=2,C=32,H=4,T=64,V=67,ln=rms,linbias=0,tie=0,gelu=erf,rope=1", dict(PAPER)),
+    ("L=2,C=96,H=4,T=64,V=67,mlp=swiglu,linbias=0", dict(mlp="swiglu", hidden=256, linbias=0)),   # 8C/3 = 256
+    ("L=2,C=100,H=4,T=64,V=67,mlp=swiglu", dict(mlp="swiglu", hidden=320)),   # 8C/3 = 266.7, up to 64s: 320
+    ("L=2,C=32,H=4,T=64,V=67,gelu=erf,hidden=72", dict(gelu="erf", hidden=72)),
 ])
 def test_descriptor_settings_reach_the_checkpoint(tmp_path, descriptor, expected):
     path = str(tmp_path / "m.bin")
@@ -88,7 +103,40 @@ def test_descriptor_settings_reach_the_checkpoint(tmp_path, descriptor, expected
     cfg, params, header = ref_gpt2.read_checkpoint(path)
     for key, value in expected.items():
         assert cfg[key] == pytest.approx(value), f"{key}: {cfg[key]} != {value}"
+    if "hidden" in expected:   # the width reaches the tensors
+        F = 2 * expected["hidden"] if expected.get("mlp") == "swiglu" else expected["hidden"]
+        assert params["fcw"].shape == (2, F, cfg["C"]) and params["fcprojw"].shape == (2, cfg["C"], expected["hidden"])
+    if expected.get("tie") == 0:   # docs/MODEL.md 3: lm_head as wte, N(0, 0.02) on the V real rows, padding 0
+        head = params["lm_head"]
+        assert abs(head[:67].std().item() - 0.02) < 0.003 and not head[67:].any(), "lm_head init"
+        assert not np.allclose(head, params["wte"]), "lm_head must be drawn on its own"
+    if expected.get("ln") == "rms":
+        assert np.allclose(params["ln1w"], 1) and np.allclose(params["lnfw"], 1) and "ln1b" not in params
     if "layerscale" in expected:
         assert np.allclose(params["ls_mixer"], 1e-4) and np.allclose(params["ls_mlp"], 1e-4)
     if expected.get("mixer") == "mlstm":   # docs/MODEL.md 3: input gate bias -10, forget gate linspace(3, 6)
         assert np.allclose(params["mlstm_gateb"][:, :4], -10) and np.allclose(params["mlstm_gateb"][0, 4:], [3, 4, 5, 6])
+
+
+@pytest.mark.parametrize("name", ["softmax+gate head", "mlstm sig chunk 64"])
+def test_file_from_before_the_block_keys_is_gpt2s_block(tmp_path, name):
+    """A file written before the block keys (marker set, slots 31-36 zero; before chunk, its slot 27
+    zero too) loads as GPT-2's block: LayerNorm, linear biases, tied head, tanh GELU, width 4C (and
+    chunk 64), and saves back as the same file."""
+    cfg, path = make_model(tmp_path, name, seed=13)   # the model and batch of the row's (2, 11) test
+    raw = bytearray(open(path, "rb").read())
+    header = np.frombuffer(raw[:1024], dtype=np.int32).copy()
+    assert header[16] == ref_gpt2.ATTNLAB_MARKER
+    header[31:37] = 0
+    if cfg.get("mixer") == "mlstm":
+        header[27] = 0
+    old = str(tmp_path / "old.bin")
+    with open(old, "wb") as f:
+        f.write(header.tobytes() + bytes(raw[1024:]))
+    check_loss_and_every_gradient(old, 2, 11, seed=11, what=name)
+    resaved = str(tmp_path / "resaved.bin")
+    loaded = CModel(old)
+    LIB.capi_save(loaded.h, resaved.encode())
+    saved = np.fromfile(resaved, dtype=np.int32, count=256)
+    assert not saved[31:37].any(), f"{name}: GPT-2's block must write slots 31-36 as 0: {saved[31:37]}"
+    assert saved[27] == 64, f"{name}: chunk {saved[27]}, not the default 64"

@@ -382,6 +382,13 @@ def test_export_errors(tmp_path, trained):
     cfg = dict(OUR_CFG, mixer="sigmoid", gate="elem")
     ref_gpt2.write_checkpoint(str(tmp_path / "sig.bin"), cfg, ref_gpt2.random_params(cfg))
     script_error(export_hf, tmp_path / "sig.bin", "-o", out, texts=("mixer=sigmoid", "gate=elem"))
+    cfg = dict(OUR_CFG, ln="rms", linbias=0, tie=0, gelu="erf", hidden=96)
+    ref_gpt2.write_checkpoint(str(tmp_path / "block.bin"), cfg, ref_gpt2.random_params(cfg))
+    script_error(export_hf, tmp_path / "block.bin", "-o", out,
+                 texts=("ln=rms", "linbias=0", "tie=0", "gelu=erf", "hidden=96"))
+    cfg = dict(OUR_CFG, mlp="swiglu")
+    ref_gpt2.write_checkpoint(str(tmp_path / "swiglu.bin"), cfg, ref_gpt2.random_params(cfg))
+    script_error(export_hf, tmp_path / "swiglu.bin", "-o", out, texts=("mlp=swiglu",))
     small = dict(OUR_CFG, V=200, Vp=256)
     ref_gpt2.write_checkpoint(str(tmp_path / "small.bin"), small, ref_gpt2.random_params(small))
     script_error(export_hf, tmp_path / "small.bin", "-o", out, "-tk", trained[0],
