@@ -31,6 +31,7 @@ static const char* const MIXER_NAMES[] = {"softmax", "sigmoid", "mlstm", NULL};
 static const char* const GATE_NAMES[] = {"none", "head", "elem", NULL};
 static const char* const IGATE_NAMES[] = {"exp", "sig", NULL};
 static const char* const SINK_NAMES[] = {"none", "k", "kv", "logit", "one", NULL};
+static const char* const BOS_NAMES[] = {"0", "1", "window", NULL};
 
 int gpt_gate_width(const GPTConfig* c) {
     return c->gate == GATE_HEAD ? c->num_heads : c->gate == GATE_ELEM ? c->channels : 0;
@@ -78,6 +79,9 @@ static const char* alibi_fits(const GPTConfig* c) {
 }
 static const char* sink_is_softmax(const GPTConfig* c) {
     return c->sink != SINK_NONE && c->mixer != MIXER_SOFTMAX ? "sink applies to mixer=softmax only" : NULL;
+}
+static const char* bos_window_fits(const GPTConfig* c) {
+    return c->bos == BOS_WINDOW && c->max_seq_len < 2 ? "bos=window needs T >= 2 (the BOS and a token)" : NULL;
 }
 static const char* qknorm_fits(const GPTConfig* c) {
     return c->qknorm && c->mixer == MIXER_MLSTM ? "qknorm applies to the attention mixers, not mlstm" : NULL;
@@ -128,8 +132,9 @@ static const ConfigOption OPTIONS[] = {
     {"sink", FIELD(sink), OPT_CHOICE, SINK_NAMES, SINK_NONE, 0, 4, 29, NULL, sink_is_softmax,
      KERNEL(attention_sink_forward), -1,
      "an extra key slot of softmax: learnable k* (v* = 0), k* and v*, a per-head logit, or the logit 0"},
-    {"bos", FIELD(bos), OPT_INT, NULL, 0, 0, 1, 30, NULL, NULL, 0, 0,
-     "1: train on sequences aligned to document starts, each beginning with the end-of-text token"},
+    {"bos", FIELD(bos), OPT_CHOICE, BOS_NAMES, BOS_OFF, 0, 2, 30, NULL, bos_window_fits, 0, 0,
+     "1: sequences at document starts, from their end-of-text token; window: the end-of-text token as BOS, "
+     "then T-1 tokens from anywhere (docs/SINKS.md)"},
 };
 #define NUM_OPTIONS (int)(sizeof(OPTIONS) / sizeof(OPTIONS[0]))
 

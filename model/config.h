@@ -14,6 +14,8 @@ extern "C" {
 typedef enum { MIXER_SOFTMAX = 0, MIXER_SIGMOID = 1, MIXER_MLSTM = 2 } MixerKind;
 typedef enum { GATE_NONE = 0, GATE_HEAD = 1, GATE_ELEM = 2 } GateKind;
 typedef enum { IGATE_EXP = 0, IGATE_SIG = 1 } InputGateKind;
+// the data layout (data/shards.h's DataLayout has the same values): fixed windows, documents, BOS windows
+typedef enum { BOS_OFF = 0, BOS_DOCUMENTS = 1, BOS_WINDOW = 2 } BosKind;
 
 typedef struct {
     int max_seq_len;        // T: maxT
@@ -35,7 +37,7 @@ typedef struct {
     int mlstm_igate;        // InputGateKind: mLSTMexp or mLSTMsig
     int mlstm_chunk;        // chunk size of the chunkwise mLSTM (training path)
     int sink;               // SinkKind: an extra key slot of softmax attention
-    int bos;                // 1: trained on sequences that start at a document, with its end-of-text token
+    int bos;                // BosKind: how training sequences start (a document's end-of-text token, or a BOS)
 } GPTConfig;
 
 // Parses a model descriptor: "d12" / "gpt2:d12" (llm.c's GPT-2 family, maxT 1024, V 50257) or

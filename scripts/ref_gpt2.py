@@ -24,6 +24,7 @@ SINKS = ["none", "k", "kv", "logit", "one"]
 MIXER_DEFAULTS = dict(mixer="softmax", bias=0.0, norm=0, gate="none", rope=0, qknorm=0, hybrid=0, layerscale=0,
                       igate="exp", alibi=0, chunk=64, sink="none", bos=0)
 # header slot of each setting (after the marker in 16 and the version in 17); choices stored as indices
+# (bos as its index too: 0, 1, 2 = window)
 SLOTS = dict(mixer=18, bias=19, norm=20, gate=21, rope=22, qknorm=23, hybrid=24, layerscale=25, igate=26, chunk=27,
              alibi=28, sink=29, bos=30)
 CHOICES = dict(mixer=MIXERS, gate=GATES, igate=IGATES, sink=SINKS)

@@ -80,6 +80,7 @@ def test_decoding_matches_full_forward(tmp_path, name):
     ("L=2,C=32,H=4,T=64,V=67,mixer=mlstm,igate=sig,chunk=16", dict(mixer="mlstm", gate="elem", igate="sig", chunk=16)),
     ("L=2,C=32,H=4,T=64,V=67,mixer=sigmoid,norm=1,alibi=1", dict(mixer="sigmoid", norm=1, alibi=1)),
     ("L=2,C=32,H=4,T=64,V=67,sink=kv,bos=1", dict(sink="kv", bos=1)),
+    ("L=2,C=32,H=4,T=64,V=67,rope=1,bos=window", dict(rope=1, bos=2)),   # slot 30: 2 = window
 ])
 def test_descriptor_settings_reach_the_checkpoint(tmp_path, descriptor, expected):
     path = str(tmp_path / "m.bin")
