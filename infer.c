@@ -156,8 +156,9 @@ static void evaluate(GPT* model, const Tokenizer* tok, const Args* a) {
     int T = a->T > 0 ? a->T : model->config.max_seq_len;
     if (T > model->config.max_seq_len) fail("-t %d: exceeds the model's maximum sequence length %d", T, model->config.max_seq_len);
     DataLoader dl;
-    int eot = tok ? tok->eot_token : model->config.vocab_size - 1;   // a bos=1 model reads at document starts
-    dataloader_init(&dl, a->eval, a->B, T, 0, 1, 0, 0, model->config.vocab_size, model->config.bos ? eot : -1);
+    int eot = tok ? tok->eot_token : model->config.vocab_size - 1;   // the BOS of a bos=1 or bos=window model
+    // the layout the model trained on, with the trainer's validation settings (unshuffled, seed 0)
+    dataloader_init(&dl, a->eval, a->B, T, 0, 1, 0, 0, model->config.vocab_size, model->config.bos, eot);
     int batches = dl.num_batches;
     if (a->max_batches > 0 && a->max_batches < batches) batches = a->max_batches;
     double sum = 0.0, t0 = now_seconds();
@@ -168,8 +169,8 @@ static void evaluate(GPT* model, const Tokenizer* tok, const Args* a) {
     double s = now_seconds() - t0;
     long tokens = (long)batches * a->B * T;
     if (!isfinite(sum)) fail("%s: the loss is not finite (%f) on %s", a->model, sum / batches, a->eval);
-    printf("eval loss %.4f over %ld tokens (%d batches of B=%d T=%d) from %s\n", sum / batches, tokens, batches,
-           a->B, T, a->eval);
+    printf("eval loss %.4f over %ld tokens (%d batches of B=%d T=%d) from %s, %s\n", sum / batches, tokens, batches,
+           a->B, T, a->eval, dataloader_layout_name(dl.layout));
     fprintf(stderr, "%.1f s, %.0f tok/s\n", s, tokens / s);
     dataloader_free(&dl);
 }

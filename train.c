@@ -237,6 +237,19 @@ static void log_sinks(GPT* model, const Args* a, int eot, int step, RunLog* log)
     sink_report_free(&r);
 }
 
+// The train shards and what one epoch of the layout reads, on stdout and (a fresh run) in main.log, so
+// that a layout which trains on a small part of the text shows it at once.
+static void print_data(const DataLoader* dl, const char* pattern, RunLog* log) {
+    size_t tokens = dl->num_sequences * dl->T;
+    printf("train: %zu tokens in %d shard%s (%s); %s: an epoch is %zu sequences of T=%d = %.2fM tokens, reading "
+           "%.2fM distinct of the %.2fM (%.1f%%)\n", dl->num_tokens, dl->num_shards, dl->num_shards == 1 ? "" : "s",
+           pattern, dataloader_layout_name(dl->layout), dl->num_sequences, dl->T, tokens / 1e6,
+           dl->distinct_tokens / 1e6, dl->num_tokens / 1e6, 100.0 * dl->distinct_tokens / dl->num_tokens);
+    const char* bos = dl->layout == LAYOUT_BOS_WINDOWS ? "window" : dl->layout == LAYOUT_DOCUMENTS ? "1" : "0";
+    if (log) log_line(log, "data bos:%s epoch_sequences:%zu epoch_tokens:%zu distinct:%zu shard_tokens:%zu\n", bos,
+                      dl->num_sequences, tokens, dl->distinct_tokens, dl->num_tokens);
+}
+
 static const char* default_tokenizer(const char* train_pattern, char* buf, size_t n) {
     const char* slash = strrchr(train_pattern, '/');
     int dir_len = slash ? (int)(slash - train_pattern) : 1;
@@ -358,7 +371,8 @@ static RunLog open_log(const Args* a, int resume_step) {
 typedef struct {
     Args a;
     Comm** comms;
-    int B, T, total_batch, accum, num_steps, eot, bos_token, resume_step;
+    int B, T, total_batch, accum, num_steps, eot, resume_step;
+    int layout;           // the loaders' DataLayout: the model's bos key, with eot as the BOS
     uint64_t data_checksum;
     TrainState resumed;   // what the run resumes from (step 0 for a fresh run)
     Tokenizer* tok;
@@ -404,7 +418,7 @@ static void open_rank_data(Rank* r) {
     const Args* a = &run->a;
     int V = r->model.config.vocab_size, rank = comm_rank(r->comm), R = comm_size(r->comm);
     dataloader_init(&r->train, a->train_pattern, run->B, run->T, rank, R, a->shuffle, (uint64_t)a->seed, V,
-                    run->bos_token);
+                    run->layout, run->eot);
     if (run->resume_step >= 0)
         dataloader_seek(&r->train, run->resumed.epoch, run->resumed.shard_pos, run->resumed.sample_pos);
     if (rank == 0 && a->val_every > 0) {
@@ -413,7 +427,7 @@ static void open_rank_data(Rank* r) {
             fail("-j %s: no validation shard matches; give -j GLOB, or -v 0 to train without validation",
                  a->val_pattern);
         globfree(&found);
-        dataloader_init(&r->val, a->val_pattern, run->B, run->T, 0, 1, 0, 0, V, run->bos_token);
+        dataloader_init(&r->val, a->val_pattern, run->B, run->T, 0, 1, 0, 0, V, run->layout, run->eot);
         r->val_steps = r->val.num_batches < a->val_steps ? r->val.num_batches : a->val_steps;
     }
 }
@@ -607,10 +621,10 @@ int main(int argc, char** argv) {
         run.tok = &tokenizer;
     }
     run.eot = run.tok ? run.tok->eot_token : config.vocab_size - 1;
-    run.bos_token = config.bos ? run.eot : -1;
+    run.layout = config.bos;
     DataLoader probe;   // the epoch's size, for the default step count
     dataloader_init(&probe, a->train_pattern, a->B, a->T > 0 ? a->T : config.max_seq_len, 0, world_size(a), 0, 0,
-                    config.vocab_size, run.bos_token);
+                    config.vocab_size, run.layout, run.eot);
     plan_run(&run, &config, dataloader_epoch_tokens(&probe));
     run.data_checksum = checksum_update(CHECKSUM_START, a->train_pattern, strlen(a->train_pattern));
     if (run.resume_step >= 0) {
@@ -637,8 +651,7 @@ int main(int argc, char** argv) {
     printf("batch: B=%d T=%d x %d rank(s)%s, %d tokens/step (%d micro-batches), %d steps, lr %g (%s, warmup %d, "
            "final %g)\n", run.B, run.T, world_size(a), a->zero ? " (ZeRO-1)" : "", run.total_batch, run.accum,
            run.num_steps, a->lr, a->schedule, a->warmup, a->final_frac);
-    printf("train: %zu tokens in %d shards (%s)%s\n", probe.num_tokens, probe.num_shards, a->train_pattern,
-           config.bos ? ", sequences aligned to document starts" : "");
+    print_data(&probe, a->train_pattern, run.resume_step < 0 ? &run.log : NULL);
     fflush(stdout);
     dataloader_free(&probe);
     gpt_free(&ranks[0].model);   // each rank builds its own replica in its thread

@@ -1,4 +1,4 @@
-// Token shards and the data loader (llm.c's fixed windows or BOS-aligned sequences, see shards.h).
+// Token shards and the data loader (fixed windows, document starts or BOS windows; see shards.h).
 #include "data/shards.h"
 
 #include <limits.h>
@@ -42,7 +42,11 @@ size_t shard_check(const char* path) {
 }
 
 static size_t batch_tokens(const DataLoader* dl) { return (size_t)dl->B * dl->T; }
-static int is_bos(const DataLoader* dl) { return dl->bos_token >= 0; }
+static int reads_documents(const DataLoader* dl) { return dl->layout == LAYOUT_DOCUMENTS; }
+static int reads_bos_windows(const DataLoader* dl) { return dl->layout == LAYOUT_BOS_WINDOWS; }
+// documents and BOS windows: batch s of rank r takes B entries of the shard's list of sequence starts
+static int takes_entries(const DataLoader* dl) { return dl->layout != LAYOUT_WINDOWS; }
+static size_t window_step(const DataLoader* dl) { return (size_t)dl->T - 1; }   // BOS windows: shard tokens per sequence
 static const char* current_path(const DataLoader* dl) { return dl->shards.gl_pathv[dl->shard_order[dl->shard_pos]]; }
 
 static void glob_shards(const char* pattern, glob_t* found) {
@@ -66,33 +70,37 @@ static void check_tokens(const uint16_t* tokens, size_t n, int vocab_size, const
 
 // Positions p of the EOT token with p + len <= the shard's token count (documents that start
 // there have len tokens in this shard), in order: stores the first max of them in out (out = NULL
-// only counts) and returns how many, at most max. One pass in blocks, so memory does not grow
-// with the shard.
-static size_t scan_document_starts(const char* path, int eot, size_t len, int* out, size_t max) {
-    size_t ntok = shard_check(path);
+// only counts) and returns how many, at most max. *inputs_read (if not NULL) gets the size of the
+// union of [p, p + len - 1) over them: the positions the sequences' inputs read. One pass in
+// blocks, so memory does not grow with the shard.
+static size_t scan_document_starts(const char* path, int eot, size_t len, int* out, size_t max, size_t* inputs_read) {
+    size_t ntok = shard_check(path), found = 0, covered = 0, previous = 0;
+    if (inputs_read) *inputs_read = 0;
     if (ntok < len) return 0;
     size_t end = ntok - len + 1;          // usable starts lie in [0, end)
     FILE* f = fopen_check(path, "rb");
     seek_token(f, path, 0);
     uint16_t* block = malloc_for(path, sizeof(uint16_t) * SCAN_TOKENS);
-    size_t found = 0;
     for (size_t pos = 0; pos < end && found < max; pos += SCAN_TOKENS) {
         size_t n = end - pos < SCAN_TOKENS ? end - pos : SCAN_TOKENS;
         fread_check(block, sizeof(uint16_t), n, f, path);
         for (size_t i = 0; i < n && found < max; i++) {
             if (block[i] != eot) continue;
             if (out) out[found] = (int)(pos + i);
+            if (found) covered += pos + i - previous < len - 1 ? pos + i - previous : len - 1;
+            previous = pos + i;
             found++;
         }
     }
     free(block);
     fclose(f);
+    if (inputs_read && found) *inputs_read = covered + len - 1;
     return found;
 }
 
-// Batches of one rank in a shard with `count` samples (fixed windows) or document starts (BOS).
+// Batches of one rank in a shard with `count` samples (fixed windows), document starts or BOS windows.
 static int shard_batches(const DataLoader* dl, int count) {
-    return is_bos(dl) ? (int)((size_t)count / ((size_t)dl->B * dl->num_ranks)) : count;
+    return takes_entries(dl) ? (int)((size_t)count / ((size_t)dl->B * dl->num_ranks)) : count;
 }
 
 // The current shard's order: one RNG draw per shard, which dataloader_seek replays.
@@ -108,17 +116,19 @@ static void open_shard(DataLoader* dl) {
     if (dl->file) fclose(dl->file);
     dl->file = fopen_check(path, "rb");
     order_samples(dl);
-    if (!is_bos(dl) || dl->shard_num_samples == 0) return;   // a shard without a full batch is never read
+    if (!reads_documents(dl) || dl->shard_num_samples == 0) return;   // a shard without a full batch is never read
     size_t count = (size_t)dl->shard_counts[dl->shard_order[dl->shard_pos]];
-    if (scan_document_starts(path, dl->bos_token, (size_t)dl->T + 1, dl->doc_starts, count) != count)
+    if (scan_document_starts(path, dl->bos_token, (size_t)dl->T + 1, dl->doc_starts, count, NULL) != count)
         fail("%s: shard changed since the loader opened it (fewer than its %zu document starts)", path, count);
 }
 
+// The epoch's RNG: BOS windows draw their shift first, then the shards' order, then each shard's.
 static void start_epoch(DataLoader* dl, int epoch) {
     dl->epoch = epoch;
     dl->shard_pos = 0;
     dl->sample_pos = 0;
     rng_seed(&dl->rng, dl->seed + (uint64_t)epoch);
+    dl->window_shift = reads_bos_windows(dl) ? (int)(rng_u32(&dl->rng) % (uint32_t)window_step(dl)) : 0;
     if (dl->shuffle) rng_permutation(&dl->rng, dl->shard_order, dl->num_shards);
     else for (int i = 0; i < dl->num_shards; i++) dl->shard_order[i] = i;
     open_shard(dl);
@@ -131,6 +141,17 @@ static int count_windows(const DataLoader* dl, const char* path, size_t ntok) {
         fail("%s: shard has %zu tokens, fewer than one batch needs (%d ranks x B=%d x T=%d + 1 = %zu); "
              "use a smaller -b or -t", path, ntok, dl->num_ranks, dl->B, dl->T, need);
     return (int)((ntok - 1) / (need - 1));
+}
+
+// BOS windows of a shard of ntok tokens: window w reads T tokens from shift + w (T-1), for any shift
+// up to T-2, so every epoch has as many; a shard with fewer than one batch of them is an error.
+static int count_bos_windows(const DataLoader* dl, const char* path, size_t ntok) {
+    size_t step = window_step(dl), need = (size_t)dl->num_ranks * dl->B * step + step;
+    if (ntok < need)
+        fail("%s: shard has %zu tokens, fewer than one batch of BOS windows needs (%d ranks x B=%d x (T-1)=%zu, "
+             "+ T-1 for the epoch's shift = %zu); use a smaller -b or -t", path, ntok, dl->num_ranks, dl->B, step,
+             need);
+    return (int)((ntok - step) / step);
 }
 
 static void fail_no_full_batch(const DataLoader* dl, const char* pattern) {
@@ -148,19 +169,34 @@ static void fail_no_full_batch(const DataLoader* dl, const char* pattern) {
 
 // The loader's arguments, checked before anything is read: B = 0 would divide by zero below.
 static void check_loader_args(const char* pattern, int B, int T, int rank, int num_ranks, int vocab_size,
-                              int bos_token) {
+                              int layout, int bos_token) {
     if (B < 1 || T < 1) fail("%s: batch size B=%d and sequence length T=%d must be at least 1", pattern, B, T);
     if (num_ranks < 1 || rank < 0 || rank >= num_ranks)
         fail("%s: rank %d is not one of the %d ranks", pattern, rank, num_ranks);
-    if (bos_token < -1 || bos_token >= vocab_size)
+    if (layout < LAYOUT_WINDOWS || layout > LAYOUT_BOS_WINDOWS) fail("%s: unknown data layout %d", pattern, layout);
+    if (layout == LAYOUT_BOS_WINDOWS && T < 2)
+        fail("%s: bos=window needs T >= 2 (the BOS and at least one token of the shard), T=%d", pattern, T);
+    if (layout != LAYOUT_WINDOWS && (bos_token < 0 || bos_token >= vocab_size))
         fail("%s: BOS token %d is outside the model's vocabulary (V=%d)", pattern, bos_token, vocab_size);
 }
 
+// Shard i's count of samples, usable document starts or BOS windows; adds the positions its
+// sequences read to dl->distinct_tokens when it gives a batch.
+static int count_shard(DataLoader* dl, int i, size_t ntok) {
+    const char* path = dl->shards.gl_pathv[i];
+    if (reads_bos_windows(dl)) return count_bos_windows(dl, path, ntok);
+    if (!reads_documents(dl)) return count_windows(dl, path, ntok);
+    size_t read;
+    int count = (int)scan_document_starts(path, dl->bos_token, (size_t)dl->T + 1, NULL, SIZE_MAX, &read);
+    if (shard_batches(dl, count) > 0) dl->distinct_tokens += read;
+    return count;
+}
+
 void dataloader_init(DataLoader* dl, const char* pattern, int B, int T, int rank, int num_ranks,
-                     int shuffle, uint64_t seed, int vocab_size, int bos_token) {
-    check_loader_args(pattern, B, T, rank, num_ranks, vocab_size, bos_token);
+                     int shuffle, uint64_t seed, int vocab_size, int layout, int bos_token) {
+    check_loader_args(pattern, B, T, rank, num_ranks, vocab_size, layout, bos_token);
     memset(dl, 0, sizeof(*dl));
-    dl->B = B; dl->T = T; dl->rank = rank; dl->num_ranks = num_ranks;
+    dl->B = B; dl->T = T; dl->rank = rank; dl->num_ranks = num_ranks; dl->layout = layout;
     dl->shuffle = shuffle; dl->seed = seed; dl->vocab_size = vocab_size; dl->bos_token = bos_token;
     dl->pattern = malloc_check(strlen(pattern) + 1);
     strcpy(dl->pattern, pattern);
@@ -169,27 +205,32 @@ void dataloader_init(DataLoader* dl, const char* pattern, int B, int T, int rank
     dl->shard_counts = malloc_check(sizeof(int) * dl->num_shards);
     int most = 1;   // the longest order any shard needs
     for (int i = 0; i < dl->num_shards; i++) {
-        const char* path = dl->shards.gl_pathv[i];
-        size_t ntok = shard_check(path);
-        dl->shard_counts[i] = is_bos(dl) ? (int)scan_document_starts(path, bos_token, (size_t)T + 1, NULL, SIZE_MAX)
-                                         : count_windows(dl, path, ntok);
+        size_t ntok = shard_check(dl->shards.gl_pathv[i]);
+        dl->shard_counts[i] = count_shard(dl, i, ntok);
         if (dl->shard_counts[i] > most) most = dl->shard_counts[i];
         dl->num_tokens += ntok;
         dl->num_batches += shard_batches(dl, dl->shard_counts[i]);
     }
     if (dl->num_batches == 0) fail_no_full_batch(dl, pattern);
     dl->num_sequences = (size_t)dl->num_batches * B * num_ranks;
+    // fixed and BOS windows read disjoint inputs (BOS windows T-1 of the shard's tokens each)
+    if (!reads_documents(dl)) dl->distinct_tokens = dl->num_sequences * (reads_bos_windows(dl) ? T - 1 : T);
     dl->shard_order = malloc_check(sizeof(int) * dl->num_shards);
     dl->sample_order = malloc_for(pattern, sizeof(int) * most);
-    if (is_bos(dl)) dl->doc_starts = malloc_for(pattern, sizeof(int) * most);
+    if (reads_documents(dl)) dl->doc_starts = malloc_for(pattern, sizeof(int) * most);
     dl->buffer = malloc_for(pattern, sizeof(uint16_t) * (batch_tokens(dl) + 1));
     dl->inputs = malloc_for(pattern, sizeof(int) * batch_tokens(dl));
     dl->targets = malloc_for(pattern, sizeof(int) * batch_tokens(dl));
     start_epoch(dl, 0);
 }
 
+const char* dataloader_layout_name(int layout) {
+    static const char* const names[] = {"fixed windows (bos=0)", "document starts (bos=1)", "BOS windows (bos=window)"};
+    return layout >= LAYOUT_WINDOWS && layout <= LAYOUT_BOS_WINDOWS ? names[layout] : "an unknown layout";
+}
+
 size_t dataloader_epoch_tokens(const DataLoader* dl) {
-    return is_bos(dl) ? dl->num_sequences * dl->T : dl->num_tokens;
+    return takes_entries(dl) ? dl->num_sequences * dl->T : dl->num_tokens;
 }
 
 // Tokens [token0, token0 + n] of the open shard: n inputs and, shifted by one, n targets.
@@ -204,22 +245,31 @@ static void load_row(DataLoader* dl, size_t token0, size_t n, int* inputs, int* 
     }
 }
 
+// The BOS window at token o: inputs [BOS, x_o .. x_o+T-2], targets [x_o .. x_o+T-1].
+static void load_bos_window(DataLoader* dl, size_t o, int* inputs, int* targets) {
+    load_row(dl, o, window_step(dl), inputs + 1, targets + 1);
+    inputs[0] = dl->bos_token;
+    targets[0] = dl->buffer[0];
+}
+
 static void load_batch(DataLoader* dl) {
     size_t n = batch_tokens(dl);
-    if (!is_bos(dl)) {
+    if (!takes_entries(dl)) {
         size_t sample = (size_t)dl->sample_order[dl->sample_pos];
         load_row(dl, sample * n * dl->num_ranks + (size_t)dl->rank * n, n, dl->inputs, dl->targets);
         return;
     }
     size_t first = ((size_t)dl->sample_pos * dl->num_ranks + dl->rank) * dl->B;   // this rank's B entries
     for (int b = 0; b < dl->B; b++) {
-        size_t start = (size_t)dl->doc_starts[dl->sample_order[first + b]];
-        load_row(dl, start, dl->T, dl->inputs + (size_t)b * dl->T, dl->targets + (size_t)b * dl->T);
+        size_t entry = (size_t)dl->sample_order[first + b];
+        int *inputs = dl->inputs + (size_t)b * dl->T, *targets = dl->targets + (size_t)b * dl->T;
+        if (reads_documents(dl)) load_row(dl, (size_t)dl->doc_starts[entry], dl->T, inputs, targets);
+        else load_bos_window(dl, (size_t)dl->window_shift + entry * window_step(dl), inputs, targets);
     }
 }
 
 void dataloader_next_batch(DataLoader* dl) {
-    while (dl->sample_pos >= dl->shard_num_samples) {   // the shard's end (BOS: or a shard without a batch)
+    while (dl->sample_pos >= dl->shard_num_samples) {   // the shard's end (documents: or a shard without a batch)
         dl->shard_pos++;
         dl->sample_pos = 0;
         if (dl->shard_pos >= dl->num_shards) start_epoch(dl, dl->epoch + 1);
@@ -228,7 +278,6 @@ void dataloader_next_batch(DataLoader* dl) {
     load_batch(dl);
     dl->sample_pos++;
 }
-
 void dataloader_reset(DataLoader* dl) { start_epoch(dl, 0); }
 
 static void fail_no_position(const DataLoader* dl, int epoch, int shard_pos, int sample_pos) {
@@ -278,7 +327,7 @@ size_t shard_document_starts(const char* pattern, int eot, int vocab_size, int T
     size_t found = 0;
     for (size_t i = 0; i < shards.gl_pathc && found < (size_t)n; i++) {
         const char* path = shards.gl_pathv[i];
-        size_t k = scan_document_starts(path, eot, (size_t)T, starts, (size_t)n - found);
+        size_t k = scan_document_starts(path, eot, (size_t)T, starts, (size_t)n - found, NULL);
         FILE* f = fopen_check(path, "rb");
         for (size_t j = 0; j < k; j++, found++) {
             seek_token(f, path, (size_t)starts[j]);

@@ -37,6 +37,7 @@ static const char* const MLP_NAMES[] = {"gelu", "swiglu", NULL};
 // linbias and tie: GPT-2's value 1 is the choice at index 0, so the field and its header slot hold 0
 // for GPT-2 (files from before these keys, with the slot 0, keep their meaning)
 static const char* const ONE_ZERO[] = {"1", "0", NULL};
+static const char* const BOS_NAMES[] = {"0", "1", "window", NULL};
 
 int gpt_gate_width(const GPTConfig* c) {
     return c->gate == GATE_HEAD ? c->num_heads : c->gate == GATE_ELEM ? c->channels : 0;
@@ -92,6 +93,9 @@ static const char* alibi_fits(const GPTConfig* c) {
 static const char* sink_is_softmax(const GPTConfig* c) {
     return c->sink != SINK_NONE && c->mixer != MIXER_SOFTMAX ? "sink applies to mixer=softmax only" : NULL;
 }
+static const char* bos_window_fits(const GPTConfig* c) {
+    return c->bos == BOS_WINDOW && c->max_seq_len < 2 ? "bos=window needs T >= 2 (the BOS and a token)" : NULL;
+}
 static const char* qknorm_fits(const GPTConfig* c) {
     return c->qknorm && c->mixer == MIXER_MLSTM ? "qknorm applies to the attention mixers, not mlstm" : NULL;
 }
@@ -145,8 +149,9 @@ static const ConfigOption OPTIONS[] = {
     {"sink", FIELD(sink), OPT_CHOICE, SINK_NAMES, SINK_NONE, 0, 4, 29, NULL, sink_is_softmax,
      KERNEL(attention_sink_forward), -1,
      "an extra key slot of softmax: learnable k* (v* = 0), k* and v*, a per-head logit, or the logit 0"},
-    {"bos", FIELD(bos), OPT_INT, NULL, 0, 0, 1, 30, NULL, NULL, 0, 0,
-     "1: train on sequences aligned to document starts, each beginning with the end-of-text token"},
+    {"bos", FIELD(bos), OPT_CHOICE, BOS_NAMES, BOS_OFF, 0, 2, 30, NULL, bos_window_fits, 0, 0,
+     "1: sequences at document starts, from their end-of-text token; window: the end-of-text token as BOS, "
+     "then T-1 tokens from anywhere (docs/SINKS.md)"},
     {"ln", FIELD(block_norm), OPT_CHOICE, BLOCK_NORM_NAMES, NORM_LAYER, 0, 1, 31, NULL, NULL, KERNEL(rmsnorm_forward),
      NORM_RMS, "the norm of ln1, ln2, lnf: LayerNorm, or RMSNorm (weight only)"},
     {"linbias", FIELD(no_linear_bias), OPT_CHOICE, ONE_ZERO, 0, 0, 1, 32, NULL, NULL, 0, 0,

@@ -17,6 +17,8 @@ typedef enum { IGATE_EXP = 0, IGATE_SIG = 1 } InputGateKind;
 typedef enum { NORM_LAYER = 0, NORM_RMS = 1 } BlockNormKind;
 typedef enum { GELU_TANH = 0, GELU_ERF = 1 } GeluKind;
 typedef enum { MLP_GELU = 0, MLP_SWIGLU = 1 } MlpKind;
+// the data layout (data/shards.h's DataLayout has the same values): fixed windows, documents, BOS windows
+typedef enum { BOS_OFF = 0, BOS_DOCUMENTS = 1, BOS_WINDOW = 2 } BosKind;
 
 typedef struct {
     int max_seq_len;        // T: maxT
@@ -38,7 +40,7 @@ typedef struct {
     int mlstm_igate;        // InputGateKind: mLSTMexp or mLSTMsig
     int mlstm_chunk;        // chunk size of the chunkwise mLSTM (training path)
     int sink;               // SinkKind: an extra key slot of softmax attention
-    int bos;                // 1: trained on sequences that start at a document, with its end-of-text token
+    int bos;                // BosKind: how training sequences start (a document's end-of-text token, or a BOS)
     // the block (all at their defaults: GPT-2's; the sink paper's block is ln=rms,linbias=0,tie=0,gelu=erf)
     int block_norm;         // BlockNormKind of ln1, ln2 and lnf (the hybrid norm and QK-norm stay LayerNorm)
     int no_linear_bias;     // 1: no biases in the qkv, attproj, fc and fcproj layers (key linbias=0)

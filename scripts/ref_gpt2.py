@@ -27,6 +27,7 @@ MIXER_DEFAULTS = dict(mixer="softmax", bias=0.0, norm=0, gate="none", rope=0, qk
                       igate="exp", alibi=0, chunk=64, sink="none", bos=0, ln="layer", linbias=1, tie=1, gelu="tanh",
                       mlp="gelu", hidden=None)
 # header slot of each setting (after the marker in 16 and the version in 17); choices stored as indices
+# (bos as its index too: 0, 1, 2 = window)
 SLOTS = dict(mixer=18, bias=19, norm=20, gate=21, rope=22, qknorm=23, hybrid=24, layerscale=25, igate=26, chunk=27,
              alibi=28, sink=29, bos=30, ln=31, linbias=32, tie=33, gelu=34, mlp=35, hidden=36)
 CHOICES = dict(mixer=MIXERS, gate=GATES, igate=IGATES, sink=SINKS, ln=["layer", "rms"], gelu=["tanh", "erf"],

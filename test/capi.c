@@ -61,9 +61,9 @@ void capi_decode(GPT* m, const int* tokens, int T, int pos0, float* out) {
 // The data loader on an opaque handle, for test/data/test_loader.py (dataloader_seek and
 // shard_document_starts are called directly).
 DataLoader* capi_loader(const char* pattern, int B, int T, int rank, int num_ranks, int shuffle, int seed,
-                        int vocab_size, int bos_token) {
+                        int vocab_size, int layout, int bos_token) {
     DataLoader* dl = malloc_check(sizeof(DataLoader));
-    dataloader_init(dl, pattern, B, T, rank, num_ranks, shuffle, (uint64_t)seed, vocab_size, bos_token);
+    dataloader_init(dl, pattern, B, T, rank, num_ranks, shuffle, (uint64_t)seed, vocab_size, layout, bos_token);
     return dl;
 }
 
@@ -74,10 +74,12 @@ void capi_loader_next(DataLoader* dl, int* inputs, int* targets) {
     memcpy(targets, dl->targets, sizeof(int) * dl->B * dl->T);
 }
 
-// epoch, shard_pos, sample_pos, num_batches, num_sequences, num_tokens, dataloader_epoch_tokens.
+// epoch, shard_pos, sample_pos, num_batches, num_sequences, num_tokens, dataloader_epoch_tokens,
+// distinct_tokens, window_shift.
 void capi_loader_info(const DataLoader* dl, long* out) {
     long info[] = {dl->epoch, dl->shard_pos, dl->sample_pos, dl->num_batches, (long)dl->num_sequences,
-                   (long)dl->num_tokens, (long)dataloader_epoch_tokens(dl)};
+                   (long)dl->num_tokens, (long)dataloader_epoch_tokens(dl), (long)dl->distinct_tokens,
+                   dl->window_shift};
     memcpy(out, info, sizeof(info));
 }
 

@@ -48,12 +48,12 @@ def split_tokens(out_dir, split):
 
 def test_loader_with_batch_size_0_fails_with_one_line(data):
     # the library called directly, as infer -eval did with -b 0 before its flag table: a division by zero
-    for B, T, bos in (0, 32, -1), (0, 32, 256), (4, 0, -1):
+    for B, T, layout in (0, 32, 0), (0, 32, 1), (0, 32, 2), (4, 0, 0):
         p = run_python(f"""
 import ctypes
 lib = ctypes.CDLL({LIB_PATH!r})
 dl = ctypes.create_string_buffer(1 << 16)
-lib.dataloader_init(dl, b"{data}/*val*.bin", {B}, {T}, 0, 1, 0, ctypes.c_uint64(1), 257, {bos})
+lib.dataloader_init(dl, b"{data}/*val*.bin", {B}, {T}, 0, 1, 0, ctypes.c_uint64(1), 257, {layout}, 256)
 """)
         one_line_error(p, f"B={B}", f"T={T}", "at least 1")
     one_line_error(run(INFER, "-e", "d2", "-eval", data / "*val*.bin", "-b", 0, ok=False), "-b", "0")

@@ -213,6 +213,8 @@ def test_every_mixer_trains_and_decodes_the_same_with_and_without_cache(data, tm
     ("mlp=geglu", "unknown mlp 'geglu' (known: gelu swiglu)"),
     ("hidden=0", "hidden=0 is out of range [1, 1048576]"),
     ("mlp=swiglu,gelu=erf", "gelu applies to mlp=gelu only"),
+    ("bos=2", "unknown bos '2' (known: 0 1 window)"),
+    ("T=1,bos=window", "bos=window needs T >= 2"),
 ])
 def test_bad_mixer_settings(settings, message):
     one_line_error(run(TRAIN, "-e", TINY + "," + settings, ok=False), message)
@@ -229,7 +231,8 @@ def test_descriptor_help_lists_every_key():
 @pytest.mark.parametrize("settings", ["", "mixer=sigmoid,gate=head", "mixer=sigmoid,bias=0,norm=1",
                                       "mixer=mlstm,igate=sig,chunk=8", "rope=1,qknorm=1,hybrid=1,layerscale=1,Vp=512",
                                       "alibi=1,sink=kv,bos=1", PAPER_BLOCK, "mlp=swiglu,linbias=0",
-                                      "mlp=swiglu,hidden=64", "gelu=erf,hidden=100,tie=0"])
+                                      "mlp=swiglu,hidden=64", "gelu=erf,hidden=100,tie=0",
+                                      "rope=1,bos=window"])
 def test_model_line_is_a_descriptor_of_the_same_model(data, tmp_path, settings):
     """The model line printed at start, fed back to -e, builds the same model (same checkpoint header)."""
     first = run(*train_args(data, tmp_path / "a", 1, "-e", TINY + ("," + settings if settings else "")))
@@ -315,3 +318,18 @@ def test_sink_analysis_in_train_and_infer(data, tmp_path):
     one_line_error(run(INFER, "-e", ckpt, "-sa", val, "-sn", 100000, "-st", 16, ok=False), "document starts")
     one_line_error(run(INFER, "-e", data / "tokenizer.bin", "-sa", val, ok=False), "not a model checkpoint")
     one_line_error(run(INFER, "-e", ckpt, "-json", js, ok=False), "-json writes the sink analysis")
+
+
+def test_train_line_says_what_an_epoch_reads(data, tmp_path):
+    """Document starts read only the first T tokens of each document: the train line counts them."""
+    p = run(*train_args(data, tmp_path / "a", 1, "-e", TINY + ",bos=1", "-v", 0))
+    m = re.search(r"document starts \(bos=1\): an epoch is (\d+) sequences of T=32 = ([\d.]+)M tokens, reading "
+                  r"([\d.]+)M distinct of the ([\d.]+)M \(([\d.]+)%\)", p.stdout)
+    assert m, p.stdout
+    tokens = byte_corpus(40000, seed=1).tolist()
+    starts = [i for i, t in enumerate(tokens) if t == 256 and i + 33 <= len(tokens)]
+    covered = {q for i in starts for q in range(i, i + 32)}
+    assert int(m.group(1)) == len(starts) // 4 * 4
+    assert m.group(3) == f"{len(covered) / 1e6:.2f}" and m.group(5) == f"{100 * len(covered) / 40000:.1f}"
+    p = run(*train_args(data, tmp_path / "b", 1, "-v", 0))
+    assert "fixed windows (bos=0): an epoch is 1248 sequences of T=32" in p.stdout, p.stdout

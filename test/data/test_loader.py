@@ -1,6 +1,7 @@
-# The data loader (data/shards.c) through test/capi.c: llm.c's fixed windows, and the BOS-aligned
-# mode where every sequence starts at a document's EOT, on shards written here with documents of
-# known lengths; and shard_document_starts, the evaluation sequences at document starts.
+# The data loader (data/shards.c) through test/capi.c: llm.c's fixed windows, the document layout
+# where every sequence starts at a document's EOT (bos=1), on shards written here with documents of
+# known lengths, and BOS windows (bos=window), the BOS and T-1 tokens from anywhere in a stream of
+# known random tokens; and shard_document_starts, the evaluation sequences at document starts.
 import ctypes
 import os
 import subprocess
@@ -13,14 +14,16 @@ from tokhelp import LIB, ROOT
 from files import write_shard
 
 V, EOT = 257, 256
+WINDOWS, DOCUMENTS, BOS_WINDOWS = 0, 1, 2   # DataLayout, the values of the bos key
 LIB.capi_loader.restype = ctypes.c_void_p
 LIB.shard_document_starts.restype = ctypes.c_size_t
 
 
 class Loader:
-    def __init__(self, pattern, B, T, rank=0, ranks=1, shuffle=0, seed=1, bos=EOT):
+    def __init__(self, pattern, B, T, rank=0, ranks=1, shuffle=0, seed=1, layout=DOCUMENTS, bos=EOT):
         self.B, self.T = B, T
-        self.dl = ctypes.c_void_p(LIB.capi_loader(str(pattern).encode(), B, T, rank, ranks, shuffle, seed, V, bos))
+        self.dl = ctypes.c_void_p(LIB.capi_loader(str(pattern).encode(), B, T, rank, ranks, shuffle, seed, V, layout,
+                                                  bos))
 
     def next(self):
         inputs = np.zeros((self.B, self.T), dtype=np.int32)
@@ -29,9 +32,9 @@ class Loader:
         return inputs, targets
 
     def info(self):
-        out = np.zeros(7, dtype=np.int64)
+        out = np.zeros(9, dtype=np.int64)
         LIB.capi_loader_info(self.dl, out.ctypes.data_as(ctypes.c_void_p))
-        keys = "epoch shard sample num_batches num_sequences num_tokens epoch_tokens".split()
+        keys = "epoch shard sample num_batches num_sequences num_tokens epoch_tokens distinct shift".split()
         return dict(zip(keys, map(int, out)))
 
     def seek(self, epoch, shard, sample):
@@ -100,6 +103,9 @@ def test_bos_sequences_start_at_documents(shards):
     assert info["num_batches"] == sum(len(s) // B for s in starts)
     assert info["num_sequences"] == info["num_batches"] * B
     assert info["num_tokens"] == sum(map(len, streams)) and info["epoch_tokens"] == info["num_sequences"] * T
+    # the positions the inputs read: the union of [p, p+T) over the usable starts of shards with a batch
+    covered = {(s, q) for s, st in enumerate(starts) if len(st) >= B for p in st for q in range(p, p + T)}
+    assert info["distinct"] == len(covered) < info["num_sequences"] * T, "documents shorter than T overlap"
     read = []
     for _ in range(info["num_batches"]):
         read += check_rows(*dl.next(), streams)
@@ -164,20 +170,20 @@ def test_bos_shuffle_is_seeded(shards):
     assert len(set(where)) == len(where) == steps * B
 
 
-@pytest.mark.parametrize("bos", [EOT, -1])
-def test_seek_resumes_the_same_batches(shards, bos):
+@pytest.mark.parametrize("layout", [DOCUMENTS, WINDOWS, BOS_WINDOWS])
+def test_seek_resumes_the_same_batches(shards, layout):
     pattern, _ = shards
-    t = T if bos >= 0 else 8
-    if bos < 0:    # fixed windows refuse a shard shorter than a batch: leave out the small one
+    t = T if layout == DOCUMENTS else 8
+    if layout != DOCUMENTS:    # the windows refuse a shard shorter than a batch: leave out the small one
         pattern = pattern.parent / "docs_00[023].bin"
-    dl = Loader(pattern, B, t, shuffle=1, seed=3, bos=bos)
+    dl = Loader(pattern, B, t, shuffle=1, seed=3, layout=layout)
     steps = 2 * dl.info()["num_batches"] + 3
     positions, batches = [], []
     for _ in range(steps):
         positions.append(dl.info())
         batches.append(np.concatenate(dl.next()))
     for k in range(steps):
-        resumed = Loader(pattern, B, t, shuffle=1, seed=3, bos=bos)
+        resumed = Loader(pattern, B, t, shuffle=1, seed=3, layout=layout)
         p = positions[k]
         resumed.seek(p["epoch"], p["shard"], p["sample"])
         for j in range(k, min(k + 4, steps)):
@@ -188,9 +194,10 @@ def test_fixed_windows_unchanged(tmp_path):
     tokens = np.arange(1000) % 256
     write_shard(tmp_path / "w_000.bin", tokens)
     for rank in range(2):
-        dl = Loader(tmp_path / "w_*.bin", 3, 8, rank=rank, ranks=2, bos=-1)
+        dl = Loader(tmp_path / "w_*.bin", 3, 8, rank=rank, ranks=2, layout=WINDOWS, bos=-1)
         info = dl.info()
         assert info["num_batches"] == (1000 - 1) // 48 and info["epoch_tokens"] == info["num_tokens"] == 1000
+        assert info["distinct"] == info["num_batches"] * 48
         for s in range(info["num_batches"]):
             x, y = dl.next()
             start = s * 48 + rank * 24
@@ -215,6 +222,148 @@ def test_shard_document_starts(shards):
     # too few: returns how many there are; the caller decides it is an error
     found, rows = document_starts(pattern, T, len(expected) + 10)
     assert found == len(expected) and rows.tolist() == expected
+
+
+# ----------------------------------------------------------------------------
+# BOS windows (bos=window)
+
+TW = 16                          # sequence length: windows of TW-1 shard tokens
+STREAM_LENGTHS = [700, 333, 1000]
+
+
+@pytest.fixture(scope="module")
+def streams(tmp_path_factory):
+    """Shards of random tokens with EOTs among them (5%): any TW consecutive tokens occur once."""
+    d = tmp_path_factory.mktemp("windows")
+    gen = np.random.default_rng(11)
+    out = []
+    for i, n in enumerate(STREAM_LENGTHS):
+        s = gen.integers(0, 256, n)
+        s[gen.random(n) < 0.05] = EOT
+        out.append(s.tolist())
+        write_shard(d / f"stream_{i:03d}.bin", s)
+    return d / "stream_*.bin", out
+
+
+def window_count(n, t=TW):
+    return (n - (t - 1)) // (t - 1)
+
+
+def locate(inputs, targets, streams, t=TW):
+    """Each row is the BOS, then t-1 tokens of a shard, with the targets those tokens and the next;
+    returns the (shard, start) of each row."""
+    where = []
+    for x, y in zip(inputs, targets):
+        assert x[0] == EOT, "a BOS window must start with the BOS"
+        assert (x[1:] == y[:-1]).all(), "targets must be the inputs after the BOS, shifted by one"
+        hits = [(s, o) for s, tokens in enumerate(streams) for o in range(len(tokens) - t + 1)
+                if tokens[o:o + t] == list(y)]
+        assert len(hits) == 1, f"row {list(y)} is not {t} consecutive tokens of one shard"
+        where.append(hits[0])
+    return where
+
+
+def read_epochs(dl, epochs, streams, t=TW):
+    """[(epoch, shard, start)] of every row of the next `epochs` epochs."""
+    rows = []
+    for _ in range(epochs * dl.info()["num_batches"]):
+        x, y = dl.next()
+        epoch = dl.info()["epoch"]
+        rows += [(epoch, s, o) for s, o in locate(x, y, streams, t)]
+    return rows
+
+
+def test_bos_windows_layout_and_coverage(streams):
+    pattern, tokens = streams
+    dl = Loader(pattern, B, TW, layout=BOS_WINDOWS)
+    info = dl.info()
+    counts = [window_count(n) for n in STREAM_LENGTHS]
+    assert info["num_batches"] == sum(c // B for c in counts)
+    assert info["num_sequences"] == info["num_batches"] * B and info["epoch_tokens"] == info["num_sequences"] * TW
+    assert info["distinct"] == info["num_sequences"] * (TW - 1) and info["num_tokens"] == sum(STREAM_LENGTHS)
+    shift = info["shift"]
+    assert 0 <= shift < TW - 1
+    rows = read_epochs(dl, 1, tokens)
+    # unshuffled: the shards in order, each one's windows in order from the epoch's shift, the inputs
+    # tiling the shard from the shift on (the last, partial batch of each shard left out)
+    assert [(s, o) for _, s, o in rows] == [(s, shift + w * (TW - 1)) for s, c in enumerate(counts)
+                                            for w in range(c // B * B)]
+    for s, c in enumerate(counts):
+        inputs = sorted(q for _, r, o in rows if r == s for q in range(o, o + TW - 1))
+        assert inputs == list(range(shift, shift + c // B * B * (TW - 1))), f"shard {s}: windows overlap or gap"
+        assert len(tokens[s]) - inputs[-1] - 1 < (B + 2) * (TW - 1), f"shard {s}: too much left out at its end"
+    # the stream's own EOTs stay inside windows
+    dl = Loader(pattern, B, TW, layout=BOS_WINDOWS)
+    assert any(EOT in dl.next()[0][:, 1:] for _ in range(info["num_batches"]))
+
+
+def test_bos_windows_epochs_shift_the_cut(streams):
+    pattern, tokens = streams
+    dl = Loader(pattern, B, TW, layout=BOS_WINDOWS, seed=7)
+    rows = read_epochs(dl, 8, tokens)
+    shifts = {}
+    for epoch, s, o in rows:
+        shifts.setdefault(epoch, set()).add(o % (TW - 1))
+    assert sorted(shifts) == list(range(8)) and all(len(v) == 1 for v in shifts.values()), "one shift per epoch"
+    assert len({v.pop() for v in shifts.values()}) >= 4, "the epochs' shifts should differ"
+    starts = {o for _, s, o in rows if s == 0}
+    assert len({o % (TW - 1) for o in starts}) >= 4, "over epochs windows start at other offsets"
+
+
+def test_bos_windows_shuffle_is_seeded(streams):
+    pattern, tokens = streams
+    steps = Loader(pattern, B, TW, layout=BOS_WINDOWS).info()["num_batches"]
+    a = epoch_batches(Loader(pattern, B, TW, shuffle=1, seed=1, layout=BOS_WINDOWS), 2 * steps)
+    b = epoch_batches(Loader(pattern, B, TW, shuffle=1, seed=1, layout=BOS_WINDOWS), 2 * steps)
+    c = epoch_batches(Loader(pattern, B, TW, shuffle=1, seed=2, layout=BOS_WINDOWS), 2 * steps)
+    plain = epoch_batches(Loader(pattern, B, TW, seed=1, layout=BOS_WINDOWS), steps)
+    assert all((x == y).all() for x, y in zip(a, b)), "same seed, same batches"
+    assert any((x != y).any() for x, y in zip(a, c)), "another seed, another order"
+    assert any((x != y).any() for x, y in zip(a, plain)), "shuffled and unshuffled read alike"
+    assert any((x != y).any() for x, y in zip(a[:steps], a[steps:])), "each epoch has its own order"
+    # a shuffled epoch reads distinct windows of one shift, as many as an unshuffled one
+    where = [w for batch in a[:steps] for w in locate(batch[:B], batch[B:], tokens)]
+    assert len(set(where)) == len(where) == steps * B
+    assert len({o % (TW - 1) for _, o in where}) == 1
+
+
+def test_bos_windows_ranks_are_disjoint_and_read_what_one_rank_with_2B_reads(streams):
+    pattern, tokens = streams
+    for shuffle in (0, 1):
+        one = Loader(pattern, 2 * B, TW, shuffle=shuffle, seed=5, layout=BOS_WINDOWS)
+        ranks = [Loader(pattern, B, TW, rank=r, ranks=2, shuffle=shuffle, seed=5, layout=BOS_WINDOWS)
+                 for r in range(2)]
+        steps = one.info()["num_batches"]
+        assert ranks[0].info()["num_batches"] == ranks[1].info()["num_batches"] == steps
+        assert ranks[0].info()["num_sequences"] == one.info()["num_sequences"]
+        read = [set(), set()]
+        for step in range(2 * steps + 1):    # across shards and epochs
+            x1, y1 = one.next()
+            (x0, y0), (xr, yr) = ranks[0].next(), ranks[1].next()
+            assert (np.concatenate([x0, xr]) == x1).all() and (np.concatenate([y0, yr]) == y1).all(), step
+            if step < steps:
+                read[0] |= set(locate(x0, y0, tokens))
+                read[1] |= set(locate(xr, yr, tokens))
+        assert len(read[0]) == len(read[1]) == steps * B and not read[0] & read[1], "ranks must not share windows"
+
+
+def test_bos_windows_errors(streams, tmp_path):
+    pattern, _ = streams
+    # a batch of 2 ranks x B=2 windows of 15 tokens, + 15 for the shift, needs 75 tokens
+    write_shard(tmp_path / "short_000.bin", np.arange(74) % 256)
+    short = tmp_path / "short_*.bin"
+    r = run_child(f"from test_loader import Loader; Loader({str(short)!r}, 2, {TW}, ranks=2, layout=2)")
+    assert_one_error(r, tmp_path / "short_000.bin", "74 tokens", "fewer than one batch of BOS windows", "= 75")
+    write_shard(tmp_path / "exact_000.bin", np.arange(75) % 256)
+    r = run_child(f"from test_loader import Loader; "
+                  f"print(Loader({str(tmp_path / 'exact_*.bin')!r}, 2, {TW}, ranks=2, layout=2).info()['num_batches'])")
+    assert r.returncode == 0 and r.stdout.strip() == "1", r.stderr
+    r = run_child(f"from test_loader import Loader; Loader({str(pattern)!r}, 2, 1, layout=2)")
+    assert_one_error(r, pattern, "bos=window needs T >= 2", "T=1")
+    r = run_child(f"from test_loader import Loader; Loader({str(pattern)!r}, 2, {TW}, layout=2, bos=257)")
+    assert_one_error(r, pattern, "BOS token 257")
+    r = run_child(f"from test_loader import Loader; Loader({str(pattern)!r}, 2, {TW}, layout=3)")
+    assert_one_error(r, pattern, "unknown data layout 3")
 
 
 def run_child(code):

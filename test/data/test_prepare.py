@@ -113,7 +113,7 @@ lib = ctypes.CDLL({LIB_PATH!r})
 lib.shard_check.restype = ctypes.c_size_t
 n = lib.shard_check(b"{tmp_path}/out/train_000000.bin")
 dl = ctypes.create_string_buffer(1 << 16)
-lib.dataloader_init(dl, b"{tmp_path}/out/train_*.bin", 4, 32, 0, 1, 0, ctypes.c_uint64(1), 300, -1)
+lib.dataloader_init(dl, b"{tmp_path}/out/train_*.bin", 4, 32, 0, 1, 0, ctypes.c_uint64(1), 300, 0, -1)
 for _ in range(3): lib.dataloader_next_batch(dl)
 lib.dataloader_free(dl)
 print(n)

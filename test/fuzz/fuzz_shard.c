@@ -1,5 +1,5 @@
-// Fuzz target: a token shard through shard_check, the data loader (fixed windows and BOS-aligned,
-// a few batches, a seek to a position taken from the input) and shard_document_starts. The
+// Fuzz target: a token shard through shard_check, the data loader (fixed windows, document starts and
+// BOS windows, a few batches, a seek to a position taken from the input) and shard_document_starts. The
 // loader's settings come from header slots 3..8, which the format leaves zero, so the mutator
 // varies them along with the file. Every error must name the shard.
 #include <string.h>
@@ -24,9 +24,10 @@ typedef struct {
 static void read_shard(void* ctx) {
     const Case* c = ctx;
     shard_check(c->path);
-    for (int bos = -1; bos <= EOT; bos += EOT + 1) {
+    for (int layout = LAYOUT_WINDOWS; layout <= LAYOUT_BOS_WINDOWS; layout++) {
+        if (layout == LAYOUT_BOS_WINDOWS && c->T < 2) continue;   // refused before reading: no shard error
         DataLoader dl;
-        dataloader_init(&dl, c->path, c->B, c->T, 0, 1, c->shuffle, 1, V, bos);
+        dataloader_init(&dl, c->path, c->B, c->T, 0, 1, c->shuffle, 1, V, layout, EOT);
         for (int i = 0; i < 3; i++) dataloader_next_batch(&dl);
         dataloader_seek(&dl, c->epoch, c->shard, c->sample);
         dataloader_next_batch(&dl);

@@ -25,7 +25,7 @@ static void resume(void* ctx) {
     TrainState s;
     gpt_load_state(&model, &s, c->path);
     DataLoader dl;
-    dataloader_init(&dl, shard, B, T, 0, 1, 1, (uint64_t)s.seed, 257, -1);
+    dataloader_init(&dl, shard, B, T, 0, 1, 1, (uint64_t)s.seed, 257, LAYOUT_WINDOWS, -1);
     dataloader_seek(&dl, s.epoch, s.shard_pos, s.sample_pos);
     dataloader_next_batch(&dl);
     dataloader_next_batch(&dl);

@@ -95,6 +95,7 @@ def test_decoding_matches_full_forward(tmp_path, name):
     ("L=2,C=96,H=4,T=64,V=67,mlp=swiglu,linbias=0", dict(mlp="swiglu", hidden=256, linbias=0)),   # 8C/3 = 256
     ("L=2,C=100,H=4,T=64,V=67,mlp=swiglu", dict(mlp="swiglu", hidden=320)),   # 8C/3 = 266.7, up to 64s: 320
     ("L=2,C=32,H=4,T=64,V=67,gelu=erf,hidden=72", dict(gelu="erf", hidden=72)),
+    ("L=2,C=32,H=4,T=64,V=67,rope=1,bos=window", dict(rope=1, bos=2)),   # slot 30: 2 = window
 ])
 def test_descriptor_settings_reach_the_checkpoint(tmp_path, descriptor, expected):
     path = str(tmp_path / "m.bin")
