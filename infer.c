@@ -51,7 +51,8 @@ static const ArgSpec FLAGS[] = {
     {"-b", ARG_INT, A(B), 1, 65536, "... batch size"},
     {"-t", ARG_INT, A(T), 1, 1 << 20, "... sequence length (default: the model's maxT)"},
     {"-m", ARG_INT, A(max_batches), 0, 2147483647.0, "... at most this many batches (0: all)"},
-    {"-sa", ARG_TEXT, A(sinks), 0, 0, "GLOB: attention-sink analysis at document starts of these shards"},
+    {"-sa", ARG_TEXT, A(sinks), 0, 0, "GLOB: attention-sink analysis on these shards (document starts; bos=window: "
+                                      "line starts)"},
     {"-sn", ARG_INT, A(sink_seqs), 1, 100000, "... sequences"},
     {"-st", ARG_INT, A(sink_T), 2, 1 << 20, "... tokens each"},
     {"-sk", ARG_INT, A(sink_key), 1, 1 << 20, "... the key of Sink_K (1: the first)"},
@@ -179,8 +180,11 @@ static void evaluate(GPT* model, const Tokenizer* tok, const Args* a) {
 static void analyze_sinks(GPT* model, const Tokenizer* tok, const Args* a) {
     SinkReport r;
     int eot = tok ? tok->eot_token : model->config.vocab_size - 1;
+    unsigned char* line_end = tok ? tokenizer_line_ends(tok) : NULL;   // bos=window: probes at line starts
     double t0 = now_seconds();
-    gpt_sink_analysis_shards(model, a->sinks, eot, a->sink_seqs, a->sink_T, a->sink_key - 1, a->sink_eps, &r);
+    gpt_sink_analysis_shards(model, a->sinks, eot, line_end, a->sink_seqs, a->sink_T, a->sink_key - 1, a->sink_eps,
+                             &r);
+    free(line_end);
     sink_report_print(&r, stdout);
     fprintf(stderr, "%.1f s for %d sequences of %d tokens\n", now_seconds() - t0, a->sink_seqs, a->sink_T);
     if (a->json) {

@@ -226,9 +226,10 @@ static void log_line(RunLog* log, const char* fmt, ...) {
 }
 
 // The sink analysis of the held-out shards, to stdout and main.log ("s:STEP sink:PCT fattn:F [slot:PCT]").
-static void log_sinks(GPT* model, const Args* a, int eot, int step, RunLog* log) {
+static void log_sinks(GPT* model, const Args* a, int eot, const unsigned char* line_end, int step, RunLog* log) {
     SinkReport r;
-    gpt_sink_analysis_shards(model, a->val_pattern, eot, a->sink_seqs, a->sink_T, a->sink_key - 1, a->sink_eps, &r);
+    gpt_sink_analysis_shards(model, a->val_pattern, eot, line_end, a->sink_seqs, a->sink_T, a->sink_key - 1,
+                             a->sink_eps, &r);
     char slot[64] = "";
     if (r.has_slot) snprintf(slot, sizeof(slot), " slot:%.4f", sink_report_slot(&r));
     printf("step %d: Sink_%d %.2f%%, first-token attention %.4f%s\n", step, a->sink_key, sink_report_sink(&r),
@@ -376,6 +377,7 @@ typedef struct {
     uint64_t data_checksum;
     TrainState resumed;   // what the run resumes from (step 0 for a fresh run)
     Tokenizer* tok;
+    unsigned char* line_end;   // the tokenizer's line-ending tokens, for the sink analysis (NULL: none)
     RunLog log;           // written by rank 0
 } Run;
 
@@ -478,7 +480,7 @@ static void between_steps(Rank* r, int step, int last, int stopping, Rng* rng) {
             log_line(&run->log, "s:%d tel:%.6f\n", step, vl);
         }
         if (a->sink_every > 0 && (step % a->sink_every == 0 || last))
-            log_sinks(&r->model, a, run->eot, step, &run->log);
+            log_sinks(&r->model, a, run->eot, run->line_end, step, &run->log);
         if (a->sample_every > 0 && step > 0 && (step % a->sample_every == 0 || last))
             print_sample(&r->model, run->tok, a->gen_T, rng);
     }
@@ -622,6 +624,7 @@ int main(int argc, char** argv) {
     }
     run.eot = run.tok ? run.tok->eot_token : config.vocab_size - 1;
     run.layout = config.bos;
+    if (run.tok) run.line_end = tokenizer_line_ends(run.tok);
     DataLoader probe;   // the epoch's size, for the default step count
     dataloader_init(&probe, a->train_pattern, a->B, a->T > 0 ? a->T : config.max_seq_len, 0, world_size(a), 0, 0,
                     config.vocab_size, run.layout, run.eot);
@@ -672,5 +675,6 @@ int main(int argc, char** argv) {
     free(ranks);
     if (run.log.f) fclose_check(run.log.f, run.log.path);
     if (run.tok) tokenizer_free(run.tok);
+    free(run.line_end);
     return 0;
 }

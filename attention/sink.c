@@ -23,7 +23,7 @@ void sink_proxy_normalize(float* A, int T) {
         float* row = A + (size_t)t * T;
         double sum = 0.0;
         for (int j = 0; j <= t; j++) sum += fabsf(row[j]);
-        for (int j = 0; j <= t; j++) row[j] = sum > 0.0 ? (float)(fabsf(row[j]) / sum) : 0.0f;
+        for (int j = 0; j <= t; j++) row[j] = (float)(fabsf(row[j]) / (sum + SINK_PROXY_EPS));
     }
 }
 
@@ -104,6 +104,7 @@ void sink_report_print(const SinkReport* r, FILE* out) {
     int k1 = r->k + 1;
     fprintf(out, "attention sinks over %d sequences of T=%d, key %d, eps %g (weights: %s)\n", r->sequences, r->T, k1,
             r->eps, r->weights);
+    if (r->probes[0]) fprintf(out, "probe set: %s\n", r->probes);
     fprintf(out, "layer | Sink_%d %% | mean alpha_%d | massive act.%s\n", k1, k1,
             r->has_gate ? " | gate mean | gates < 0.1" : "");
     for (int l = 0; l < r->L; l++) {
@@ -138,6 +139,7 @@ void sink_report_write_json(const SinkReport* r, FILE* out, const char* const* a
     for (int i = 0; i + 1 < 2 * num_about; i += 2) fprintf(out, "  \"%s\": \"%s\",\n", about[i], about[i + 1]);
     fprintf(out, "  \"layers\": %d, \"heads\": %d, \"T\": %d, \"k\": %d, \"eps\": %g, \"sequences\": %d,\n", r->L,
             r->NH, r->T, r->k + 1, r->eps, r->sequences);
+    fprintf(out, "  \"probes\": \"%s\", \"probes_skipped\": %ld,\n", r->probes, r->probes_skipped);
     fprintf(out, "  \"weights\": \"%s\",\n  \"sink_percent\": %.4f,\n  \"first_token_attention\": %.6f,\n",
             r->weights, sink_report_sink(r), sink_report_first_token(r));
     if (r->has_slot) fprintf(out, "  \"slot_percent\": %.4f,\n", sink_report_slot(r));

@@ -12,8 +12,10 @@ extern "C" {
 // alpha (T): alpha[k] = sum_{t>=k} A[t][k] / (T - k), the mean weight key k gets from the queries
 // that see it. A (T,T) row-major, causal (A[t][k] = 0 for k > t).
 void sink_importance(float* alpha, const float* A, int T);
-// Each row t of A (T,T) in place to |A[t][j]| / sum_{j'<=t} |A[t][j']| (rows of zeros stay zero):
-// the proxy for weights that are not normalized (sigmoid without norm=1, mLSTM).
+// Each row t of A (T,T) in place to |A[t][j]| / (sum_{j'<=t} |A[t][j']| + SINK_PROXY_EPS), the paper's
+// code exactly: the proxy for weights that are not normalized (sigmoid without norm=1, mLSTM). A
+// near-dormant row (sum far below the epsilon) stays near zero instead of being blown up to sum 1.
+#define SINK_PROXY_EPS 1e-8
 void sink_proxy_normalize(float* A, int T);
 
 // What was measured, accumulated over sequences.
@@ -21,6 +23,8 @@ typedef struct {
     int L, NH, T, k;             // layers, heads, sequence length, the key of Sink_k (0-indexed)
     float eps;                   // the threshold
     const char* weights;         // what the metric ran on (the mixer's weights or a proxy)
+    char probes[256];            // which sequences: the probe set (model/analysis.c), for the output
+    long probes_skipped;         // document starts passed over (another end-of-text inside the window)
     int has_slot, has_gate;
     int sequences;               // accumulated so far
     long sink_count, slot_count; // (sequence, layer, head) triples with alpha_k > eps, with the slot's > eps

@@ -1,4 +1,5 @@
-// Token shards and the data loader (fixed windows, document starts or BOS windows; see shards.h).
+// Token shards, the data loader (fixed windows, document starts or BOS windows) and the sink analysis's
+// probe sets; see shards.h.
 #include "data/shards.h"
 
 #include <limits.h>
@@ -318,27 +319,85 @@ void dataloader_free(DataLoader* dl) {
     free(dl->targets);
 }
 
-size_t shard_document_starts(const char* pattern, int eot, int vocab_size, int T, int n, int* tokens_out) {
-    if (T < 1 || n < 0) fail("%s: %d sequences of T=%d tokens: T must be at least 1", pattern, n, T);
+// A probe set (shard_document_starts, shard_line_starts): what its spans start at, and their length.
+typedef struct {
+    int eot;                         // document starts: spans start at this token, and hold no other
+    const unsigned char* line_end;   // line starts (eot = -1): spans start right after these tokens
+    int vocab_size;
+    size_t len;
+    size_t skipped;                  // document starts passed over: another EOT inside the span
+} ProbeSet;
+
+static int holds(const uint16_t* tokens, size_t n, int token) {
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] == token) return 1;
+    return 0;
+}
+
+// Whether the scan's token makes a candidate: an EOT, where a document span starts; a line end, after
+// which a line span starts.
+static int is_candidate(const ProbeSet* p, int token) {
+    return p->line_end ? p->line_end[token] : token == p->eot;
+}
+
+// The first max spans of one shard into out (max, len); returns how many. One pass in blocks for the
+// candidates, each span read on a second handle and checked.
+static size_t scan_probes(const char* path, ProbeSet* p, int* out, size_t max) {
+    size_t ntok = shard_check(path), found = 0, next_free = 0;   // line starts: spans do not overlap
+    if (ntok < p->len || max == 0) return 0;
+    size_t end = ntok - p->len + 1;   // spans start in [0, end)
+    FILE *f = fopen_check(path, "rb"), *g = fopen_check(path, "rb");
+    seek_token(f, path, 0);
+    uint16_t* block = malloc_for(path, sizeof(uint16_t) * SCAN_TOKENS);
+    uint16_t* span = malloc_for(path, sizeof(uint16_t) * p->len);
+    for (size_t pos = 0; pos < end && found < max; pos += SCAN_TOKENS) {
+        size_t n = end - pos < SCAN_TOKENS ? end - pos : SCAN_TOKENS;
+        fread_check(block, sizeof(uint16_t), n, f, path);
+        check_tokens(block, n, p->vocab_size, path, pos);
+        for (size_t i = 0; i < n && found < max; i++) {
+            size_t start = pos + i + (p->line_end != NULL);   // a line starts after its predecessor's end
+            if (!is_candidate(p, block[i]) || start >= end || start < next_free) continue;
+            seek_token(g, path, start);
+            fread_check(span, sizeof(uint16_t), p->len, g, path);
+            check_tokens(span, p->len, p->vocab_size, path, start);
+            if (!p->line_end && holds(span + 1, p->len - 1, p->eot)) {
+                p->skipped++;
+                continue;
+            }
+            for (size_t t = 0; t < p->len; t++) out[found * p->len + t] = span[t];
+            found++;
+            next_free = start + p->len;
+        }
+    }
+    free(span);
+    free(block);
+    fclose(g);
+    fclose(f);
+    return found;
+}
+
+// The first n spans of the probe set over the shards of pattern, in glob order.
+static size_t probe_spans(const char* pattern, ProbeSet* p, int n, int* tokens_out) {
+    if (p->len < 1 || n < 0) fail("%s: %d sequences of %zu tokens: the length must be at least 1", pattern, n, p->len);
     glob_t shards;
     glob_shards(pattern, &shards);
-    int* starts = malloc_check(sizeof(int) * (n > 0 ? n : 1));
-    uint16_t* row = malloc_check(sizeof(uint16_t) * T);
     size_t found = 0;
-    for (size_t i = 0; i < shards.gl_pathc && found < (size_t)n; i++) {
-        const char* path = shards.gl_pathv[i];
-        size_t k = scan_document_starts(path, eot, (size_t)T, starts, (size_t)n - found, NULL);
-        FILE* f = fopen_check(path, "rb");
-        for (size_t j = 0; j < k; j++, found++) {
-            seek_token(f, path, (size_t)starts[j]);
-            fread_check(row, sizeof(uint16_t), T, f, path);
-            check_tokens(row, T, vocab_size, path, (size_t)starts[j]);
-            for (int t = 0; t < T; t++) tokens_out[found * T + t] = row[t];
-        }
-        fclose(f);
-    }
-    free(row);
-    free(starts);
+    for (size_t i = 0; i < shards.gl_pathc && found < (size_t)n; i++)
+        found += scan_probes(shards.gl_pathv[i], p, tokens_out + found * p->len, (size_t)n - found);
     globfree(&shards);
     return found;
+}
+
+size_t shard_document_starts(const char* pattern, int eot, int vocab_size, int len, int n, int* tokens_out,
+                             size_t* skipped) {
+    ProbeSet p = {eot, NULL, vocab_size, len > 0 ? (size_t)len : 0, 0};
+    size_t found = probe_spans(pattern, &p, n, tokens_out);
+    if (skipped) *skipped = p.skipped;
+    return found;
+}
+
+size_t shard_line_starts(const char* pattern, const unsigned char* line_end, int vocab_size, int len, int n,
+                         int* tokens_out) {
+    ProbeSet p = {-1, line_end, vocab_size, len > 0 ? (size_t)len : 0, 0};
+    return probe_spans(pattern, &p, n, tokens_out);
 }

@@ -83,9 +83,15 @@ void dataloader_reset(DataLoader* dl);
 void dataloader_seek(DataLoader* dl, int epoch, int shard_pos, int sample_pos);
 void dataloader_free(DataLoader* dl);
 
-// For evaluation at document starts: the first n sequences of T tokens that begin at an EOT token
-// (eot) with T tokens left in their shard, from the shards of pattern in glob order, unshuffled,
-// into tokens_out (n, T). Token ids are checked against vocab_size. Returns how many it found
-// (fewer than n when the shards run out: the caller decides whether that is an error). T < 1 or
-// n < 0 fails with one line.
-size_t shard_document_starts(const char* pattern, int eot, int vocab_size, int T, int n, int* tokens_out);
+// The sink analysis's probe sets (model/analysis.c; docs/SINKS.md): spans of len tokens from the shards
+// of pattern in glob order, unshuffled, written to tokens_out (n, len); token ids are checked against
+// vocab_size. Each returns how many spans it found (fewer than n when the shards run out: the caller
+// decides whether that is an error); len < 1 or n < 0 fails with one line.
+// Document starts: spans that begin at an EOT token (eot) and hold no other EOT; a start whose span
+// has one is passed over and counted in *skipped (as the sink paper's probe set has no such window).
+size_t shard_document_starts(const char* pattern, int eot, int vocab_size, int len, int n, int* tokens_out,
+                             size_t* skipped);
+// Line starts: spans that begin right after a line-ending token (line_end: vocab_size flags) and do not
+// overlap (each starts at or after the end of the one before); EOT tokens inside a span stay.
+size_t shard_line_starts(const char* pattern, const unsigned char* line_end, int vocab_size, int len, int n,
+                         int* tokens_out);

@@ -191,6 +191,13 @@ void tokenizer_print(const Tokenizer* t, int id, FILE* out) {
     fwrite(t->token_bytes[id], 1, t->token_len[id], out);
 }
 
+unsigned char* tokenizer_line_ends(const Tokenizer* t) {
+    unsigned char* line_end = calloc_check((size_t)t->vocab_size, 1);
+    for (int i = 0; i < t->vocab_size; i++)
+        line_end[i] = i != t->eot_token && t->token_len[i] > 0 && t->token_bytes[i][t->token_len[i] - 1] == '\n';
+    return line_end;
+}
+
 void tokenizer_free(Tokenizer* t) {
     for (int i = 0; i < t->vocab_size; i++) free(t->token_bytes[i]);
     free(t->token_bytes);

@@ -55,6 +55,9 @@ size_t tokenizer_encode(const Tokenizer* t, const unsigned char* text, size_t le
 size_t tokenizer_decode(const Tokenizer* t, const int* ids, size_t n, unsigned char* out, size_t cap);
 // Writes token id's bytes to out (ids outside the vocabulary print as <id>).
 void tokenizer_print(const Tokenizer* t, int id, FILE* out);
+// A flag per token id (vocab_size, malloc'ed): 1 where the token's text ends with a newline (the
+// sink analysis's line starts follow such tokens; docs/SINKS.md), 0 elsewhere and for EOT.
+unsigned char* tokenizer_line_ends(const Tokenizer* t);
 void tokenizer_free(Tokenizer* t);
 
 // Training. Count the pre-tokenized words of a corpus (text may come in chunks that end at a

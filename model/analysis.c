@@ -3,7 +3,9 @@
 // every head (small T: 64 by default) from the saved q, k, v and row statistics, and the metrics of
 // attention/sink.c accumulate them with the residual stream and the gates. The same code serves
 // `infer -sa` and the trainer's `-sa` (train.c).
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/check.h"
 #include "data/shards.h"
@@ -82,6 +84,7 @@ void gpt_sink_analysis(GPT* m, const int* tokens, int N, int T, int k, float eps
     int L = c->num_layers, NH = c->num_heads, C = c->channels;
     check_settings(m, N, T, k);
     sink_report_init(r, L, NH, T, k, eps, weights_kind(c), c->sink != SINK_NONE, gpt_gate_width(c) > 0);
+    snprintf(r->probes, sizeof(r->probes), "the sequences given");
     int B = N < ANALYSIS_BATCH ? N : ANALYSIS_BATCH;
     size_t rows = (size_t)B * T * (C > gpt_gate_width(c) ? C : gpt_gate_width(c));
     AnalysisBuffers w = {malloc_check((size_t)B * NH * T * T * sizeof(float)), malloc_check(T * sizeof(float)),
@@ -102,17 +105,66 @@ void gpt_sink_analysis(GPT* m, const int* tokens, int N, int T, int k, float eps
     free(w.rows);
 }
 
-void gpt_sink_analysis_shards(GPT* m, const char* pattern, int eot, int N, int T, int k, float eps, SinkReport* r) {
-    check_settings(m, N, T, k);
-    int bos = m->config.bos, with_eot = T + !bos;   // without BOS the EOT is read, then dropped
-    int* tokens = malloc_check((size_t)N * with_eot * sizeof(int));
-    size_t found = shard_document_starts(pattern, eot, m->config.vocab_size, with_eot, N, tokens);
+// The line-ending tokens of a byte-level vocabulary without a tokenizer file (V = 257: byte 10).
+static unsigned char* byte_line_ends(int V) {
+    if (V != 257)
+        fail("sink analysis: a bos=window model is probed at line starts, and finding line ends in a vocabulary of "
+             "V=%d needs its tokenizer: give -tk FILE", V);
+    unsigned char* line_end = calloc_check((size_t)V, 1);
+    line_end['\n'] = 1;
+    return line_end;
+}
+
+// bos=window: the BOS and then T-1 tokens from each of the first N line starts (not overlapping).
+static void line_start_probes(GPT* m, const char* pattern, int eot, const unsigned char* line_end, int N, int T,
+                              int* tokens, char* about, size_t about_size) {
+    int V = m->config.vocab_size;
+    unsigned char* bytes = line_end ? NULL : byte_line_ends(V);
+    int* spans = malloc_check((size_t)N * (T - 1) * sizeof(int));
+    size_t found = shard_line_starts(pattern, line_end ? line_end : bytes, V, T - 1, N, spans);
     if (found < (size_t)N)
-        fail("%s: %zu document starts with %d tokens after them, %d asked; lower the sequence count or T, or give "
-             "more data", pattern, found, T - bos, N);
-    if (!bos)
-        for (int n = 0; n < N; n++)   // in place: row n moves from n (T+1) + 1 to n T
-            for (int t = 0; t < T; t++) tokens[(size_t)n * T + t] = tokens[(size_t)n * with_eot + 1 + t];
-    gpt_sink_analysis(m, tokens, N, T, k, eps, r);
+        fail("%s: %zu line starts with %d tokens after them (windows not overlapping), %d asked; lower the sequence "
+             "count or T, or give more data", pattern, found, T - 1, N);
+    for (int n = 0; n < N; n++) {
+        tokens[(size_t)n * T] = eot;
+        for (int t = 1; t < T; t++) tokens[(size_t)n * T + t] = spans[(size_t)n * (T - 1) + t - 1];
+    }
+    snprintf(about, about_size, "line starts: the BOS, then %d tokens from a line start (windows not "
+             "overlapping, end-of-text tokens inside kept)", T - 1);
+    free(spans);
+    free(bytes);
+}
+
+// bos=1: the end-of-text token and T-1 tokens after it; bos=0: the T tokens after it. Starts whose
+// window holds another end-of-text token are passed over; returns how many.
+static size_t document_start_probes(GPT* m, const char* pattern, int eot, int N, int T, int* tokens, char* about,
+                                    size_t about_size) {
+    int bos = m->config.bos == BOS_DOCUMENTS, with_eot = T + !bos;   // without BOS the EOT is read, then dropped
+    int* spans = malloc_check((size_t)N * with_eot * sizeof(int));
+    size_t skipped = 0, found = shard_document_starts(pattern, eot, m->config.vocab_size, with_eot, N, spans, &skipped);
+    if (found < (size_t)N)
+        fail("%s: %zu document starts with %d tokens after them and no other end-of-text among them (%zu more "
+             "passed over), %d asked; lower the sequence count or T, or give more data", pattern, found, T - bos,
+             skipped, N);
+    for (int n = 0; n < N; n++)
+        for (int t = 0; t < T; t++) tokens[(size_t)n * T + t] = spans[(size_t)n * with_eot + !bos + t];
+    snprintf(about, about_size, "document starts: %s%d tokens, no other end-of-text among them (%zu start%s "
+             "passed over)", bos ? "the end-of-text token, then the document's first " : "a document's first ",
+             T - bos, skipped, skipped == 1 ? "" : "s");
+    free(spans);
+    return skipped;
+}
+
+void gpt_sink_analysis_shards(GPT* m, const char* pattern, int eot, const unsigned char* line_end, int N, int T,
+                              int k, float eps, SinkReport* r) {
+    check_settings(m, N, T, k);
+    int* tokens = malloc_check((size_t)N * T * sizeof(int));
+    char about[sizeof(r->probes)];
+    size_t skipped = 0;
+    if (m->config.bos == BOS_WINDOW) line_start_probes(m, pattern, eot, line_end, N, T, tokens, about, sizeof(about));
+    else skipped = document_start_probes(m, pattern, eot, N, T, tokens, about, sizeof(about));
+    gpt_sink_analysis(m, tokens, N, T, k, eps, r);   // initializes r
+    memcpy(r->probes, about, sizeof(about));
+    r->probes_skipped = (long)skipped;
     free(tokens);
 }

@@ -6,7 +6,7 @@
 #  3. infercu's greedy decoding with the KV cache against -nocache (a full forward per token): with
 #     DECODE=exact the 40 tokens must be equal; with DECODE=report the agreement is printed only
 #     (in bf16 the two paths round differently and an untrained model's near-ties may flip);
-#  4. infercu -sa vs infer -sa (the attention-sink analysis, every line a document): every head's
+#  4. infercu -sa vs infer -sa (the attention-sink analysis at T=16, every line a document): every head's
 #     alpha_k and the first-token attention within BOUND (absolute: weights are at most 1);
 #  5. every mixer configuration of the CPU model tests on a tiny model (L=2, C=64, 2 heads of 32,
 #     trained at T=48 of maxT=64): 1. (first-step loss, every gradient, 5 steps) and 3. (20 tokens):
@@ -14,7 +14,9 @@
 #     one), sigmoid with the gate, RoPE and QK-norm, and mLSTM with the exp and the sig input gate
 #     (chunk sizes that do and do not divide T);
 #  6. mLSTM on the first model's size (head size 64, chunk 64 at T=100), the bf16 build's tensor-core
-#     kernels: 1. and 3.
+#     kernels: 1. and 3.;
+#  7. the BOS-window data layout (bos=window, shuffled: the epoch's shift and order of the windows)
+#     on the tiny model with RoPE: 1., 3. and 4. (the sink analysis at line starts).
 # The first model has head size 64 (the tensor-core attention of the bf16 build) and trains at T=100 of
 # maxT=128 (attention tiles cut short). Bounds: 1e-4 for the fp32 build; 2e-2 for the bf16 build,
 # whose parameters and activations are bf16 (relative rounding 2^-9 each) where the CPU's are fp32,
@@ -102,20 +104,25 @@ decode_check() {
 }
 decode_check base "$model" 40
 
-sink_args=(-e "$model" -sa "$val" -sn 8 -st 32)
-run "$out/sinks_cpu.log" ./infer "${sink_args[@]}" -json "$out/sinks_cpu.json"
-run "$out/sinks_cuda.log" "$cuda_dir/infercu" "${sink_args[@]}" -json "$out/sinks_cuda.json"
-$python - "$out/sinks_cpu.json" "$out/sinks_cuda.json" "$bound" <<'PY'
+# sink_check NAME MODEL: infercu -sa against infer -sa (the same probe set, which the output names), on
+# 16 tokens: every line is a document of 17 to 29 bytes, and a document window may not hold a second EOT
+sink_check() {
+    local name=$1 sink_args=(-e "$2" -sa "$val" -sn 8 -st 16)
+    run "$out/sinks_cpu_$name.log" ./infer "${sink_args[@]}" -json "$out/sinks_cpu_$name.json"
+    run "$out/sinks_cuda_$name.log" "$cuda_dir/infercu" "${sink_args[@]}" -json "$out/sinks_cuda_$name.json"
+    $python - "$out/sinks_cpu_$name.json" "$out/sinks_cuda_$name.json" "$bound" "$name" <<'PY'
 import json, sys
 cpu, cuda = (json.load(open(p)) for p in sys.argv[1:3])
 flat = lambda x: [v for layer in x for head in layer for v in head]
 alpha_err = max(abs(x - y) for x, y in zip(flat(cpu["alpha"]), flat(cuda["alpha"])))
 err = max(alpha_err, abs(cpu["first_token_attention"] - cuda["first_token_attention"]))
-ok = err <= float(sys.argv[3])
-print(f"{'ok  ' if ok else 'FAIL'} infer -sa: alpha and first-token attention within {err:.2e} "
-      f"(Sink_1 cpu {cpu['sink_percent']:.2f}% cuda {cuda['sink_percent']:.2f}%)")
+ok = err <= float(sys.argv[3]) and cpu["probes"] == cuda["probes"]
+print(f"{'ok  ' if ok else 'FAIL'} infer -sa {sys.argv[4]}: alpha and first-token attention within {err:.2e} "
+      f"(Sink_1 cpu {cpu['sink_percent']:.2f}% cuda {cuda['sink_percent']:.2f}%; {cpu['probes'].split(':')[0]})")
 sys.exit(0 if ok else 1)
 PY
+}
+sink_check base "$model"
 
 # 5. the mixer configurations on the tiny model (chunk 16 divides T=48, chunk 20 does not)
 mixers=(gate=head,sink=k gate=elem,rope=1,qknorm=1,sink=kv hybrid=1,layerscale=1,sink=logit rope=1,sink=one
@@ -131,3 +138,9 @@ done
 #    the bf16 build takes the tensor-core kernels
 train_check mlstm_tensor_core L=2,C=128,H=2,T=128,V=257,mixer=mlstm,chunk=64 "${args[@]}"
 decode_check mlstm_tensor_core "$out/mlstm_tensor_core/cpu/model_00000005.bin" 20
+
+# 7. the BOS-window layout, shuffled over several epochs of the windows (each with its shift)
+train_check bos_window L=2,C=64,H=2,T=64,V=257,rope=1,bos=window -i "$out/data/train_000000.bin" -j "$val" -b 2 \
+    -t 48 -x 5 -l 1e-3 -sh 1 -v 0 -s 0 -S 7
+decode_check bos_window "$out/bos_window/cpu/model_00000005.bin" 20
+sink_check bos_window "$out/bos_window/cpu/model_00000005.bin"

@@ -115,3 +115,15 @@ SinkReport* capi_sink_analysis(GPT* m, const int* tokens, int N, int T, int k, f
     gpt_sink_analysis(m, tokens, N, T, k, eps, r);
     return r;
 }
+// The analysis on the probe set of the shards of pattern (line_end: V flags, or NULL).
+SinkReport* capi_sink_analysis_shards(GPT* m, const char* pattern, int eot, const unsigned char* line_end, int N,
+                                      int T, int k, float eps) {
+    SinkReport* r = malloc_check(sizeof(SinkReport));
+    gpt_sink_analysis_shards(m, pattern, eot, line_end, N, T, k, eps, r);
+    return r;
+}
+// The probe set's description; *skipped gets the document starts passed over.
+const char* capi_sink_probes(const SinkReport* r, long* skipped) {
+    *skipped = r->probes_skipped;
+    return r->probes;
+}

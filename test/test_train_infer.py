@@ -320,6 +320,68 @@ def test_sink_analysis_in_train_and_infer(data, tmp_path):
     one_line_error(run(INFER, "-e", ckpt, "-json", js, ok=False), "-json writes the sink analysis")
 
 
+@pytest.fixture(scope="module")
+def lines(tmp_path_factory):
+    """Byte shards of text in lines (byte 10 ends each) and documents (EOT between), with the byte
+    tokenizer; and the same shards in a folder without a tokenizer."""
+    d = tmp_path_factory.mktemp("lines")
+    gen = np.random.default_rng(5)
+    words = [b"the ", b"lord ", b"said ", b"unto ", b"moses ", b"and ", b"it ", b"was ", b"good"]
+    for name, n in (("train", 30000), ("val", 6000)):
+        out = []
+        while len(out) < n:
+            out.extend(b"".join(words[i] for i in gen.integers(0, len(words), gen.integers(2, 12))) + b"\n")
+            if gen.random() < 0.1:
+                out.append(256)
+        write_shard(d / f"lines_{name}_000.bin", out[:n])
+    write_byte_tokenizer(d / "tokenizer.bin")
+    bare = d / "bare"
+    bare.mkdir()
+    for f in d.glob("*.bin"):
+        if f.name != "tokenizer.bin":
+            (bare / f.name).write_bytes(f.read_bytes())
+    return d
+
+
+def test_bos_window_trains_evaluates_and_analyses_at_line_starts(lines, tmp_path):
+    """bos=window end to end: the train line and main.log say what an epoch reads; train -sa and
+    infer -sa (with the tokenizer's line ends, and without a tokenizer: byte 10) agree on the line
+    starts; infer -eval reads BOS windows; bad input gets one line."""
+    out = tmp_path / "run"
+    args = [TRAIN, "-e", TINY + ",bos=window", "-i", lines / "*train*.bin", "-j", lines / "*val*.bin", "-o", out,
+            "-b", 4, "-t", 32, "-x", 6, "-l", 3e-3, "-v", 3, "-m", 2, "-s", 0, "-sa", 6, "-sn", 8, "-st", 16]
+    p = run(*args)
+    windows = (30000 - 31) // 31 // 4 * 4    # (n - T + 1) / (T - 1) windows, whole batches
+    assert f"BOS windows (bos=window): an epoch is {windows} sequences of T=32" in p.stdout, p.stdout
+    log = (out / "main.log").read_text()
+    assert log.startswith(f"data bos:window epoch_sequences:{windows} epoch_tokens:{windows * 32} "
+                          f"distinct:{windows * 31} shard_tokens:30000\n"), log[:200]
+    sink = float(re.findall(r"s:6 sink:([\d.]+) fattn:([\d.]+)", log)[0][1])
+    ckpt = out / "model_00000006.bin"
+    for tk in (["-tk", lines / "tokenizer.bin"], []):
+        js = tmp_path / f"sinks{len(tk)}.json"
+        q = run(INFER, "-e", ckpt, *tk, "-sa", lines / "*val*.bin", "-sn", 8, "-st", 16, "-json", js)
+        d = json.loads(js.read_text())
+        assert d["probes"].startswith("line starts") and d["probes_skipped"] == 0
+        assert "probe set: line starts" in q.stdout
+        assert d["first_token_attention"] == pytest.approx(sink, abs=1e-6), "train -sa and infer -sa differ"
+    ev = run(INFER, "-e", ckpt, "-eval", lines / "*val*.bin", "-b", 2, "-t", 32)
+    assert "BOS windows (bos=window)" in ev.stdout
+    val = [float(l.split("tel:")[1]) for l in log.splitlines() if l.startswith("s:6 tel:")][0]
+    ev2 = run(INFER, "-e", ckpt, "-eval", lines / "*val*.bin", "-b", 4, "-t", 32, "-m", 2)
+    assert float(ev2.stdout.split()[2]) == pytest.approx(val, abs=1e-4), "-eval must read what validation read"
+    one_line_error(run(INFER, "-e", ckpt, "-sa", lines / "*val*.bin", "-sn", 100000, "-st", 16, ok=False),
+                   "line starts with 15 tokens after them", "100000 asked")
+    one_line_error(run(TRAIN, "-e", TINY + ",bos=window", "-i", lines / "*train*.bin", "-t", 1, "-x", 1, ok=False),
+                   "bos=window needs T >= 2", "T=1")
+    # a vocabulary that is not byte-level: line ends need the tokenizer
+    wide = tmp_path / "wide"
+    run(TRAIN, "-e", "L=1,C=32,H=2,T=32,V=300,bos=window", "-i", lines / "bare" / "*train*.bin", "-j",
+        lines / "bare" / "*val*.bin", "-o", wide, "-b", 4, "-t", 32, "-x", 1, "-v", 0, "-s", 0)
+    one_line_error(run(INFER, "-e", wide / "model_00000001.bin", "-sa", lines / "*val*.bin", "-st", 16, ok=False),
+                   "V=300 needs its tokenizer", "-tk")
+
+
 def test_train_line_says_what_an_epoch_reads(data, tmp_path):
     """Document starts read only the first T tokens of each document: the train line counts them."""
     p = run(*train_args(data, tmp_path / "a", 1, "-e", TINY + ",bos=1", "-v", 0))

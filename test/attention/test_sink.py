@@ -1,7 +1,7 @@
 # The attention-sink metric (attention/sink.c) against a Python reference written from the paper's
 # definition (Gu et al., arXiv 2410.10781, docs/MODEL.md section 13) on stored attention tensors:
-# normalized weights, the proxy |w| / sum |w| of unnormalized ones, the extra slot; and against
-# hand-built patterns with known answers.
+# normalized weights, the proxy |w| / (sum |w| + 1e-8) of unnormalized ones (the paper's code), the
+# extra slot; and against hand-built patterns with known answers.
 import ctypes
 
 import numpy as np
@@ -69,9 +69,10 @@ def causal_softmax(logits):
 
 
 def proxy(w):
+    """The paper's code: |A| / (|A|.sum(-1) + 1e-8) on the causal rows."""
     T = w.shape[-1]
     w = np.abs(np.where(np.tril(np.ones((T, T), bool)), w, 0.0))
-    return w / w.sum(-1, keepdims=True)
+    return w / (w.sum(-1, keepdims=True) + 1e-8)
 
 
 @pytest.mark.parametrize("S,L,NH,T,k,eps", [(3, 2, 4, 16, 0, 0.3), (5, 3, 2, 64, 0, 0.3), (4, 2, 3, 9, 2, 0.5)])
@@ -102,6 +103,31 @@ def test_metric_on_the_proxy_of_unnormalized_weights():
     got, ref = Report(A, 0.3, 0).results(), reference(proxy(raw), 0.3, 0)
     assert got["sink"] == pytest.approx(ref["sink"], abs=1e-9)
     assert np.abs(got["alpha"] - ref["alpha"]).max() < 1e-6
+
+
+def test_proxy_epsilon_keeps_a_near_dormant_head_from_being_a_sink():
+    """A near-dormant sigmoid head (row sums about 1e-9) that puts 80% of its tiny weight on the first
+    key: with the paper's + 1e-8 its proxy rows sum to about 0.09 and alpha_1 stays below eps (no
+    sink); dividing by the sum alone would make every row sum to 1 and alpha_1 about 0.8 (a sink)."""
+    S, L, NH, T = 2, 2, 2, 16
+    raw = np.zeros((S, L, NH, T, T))
+    for t in range(T):
+        raw[..., t, 0] = 0.8e-9 if t else 1e-9
+        raw[..., t, 1:t + 1] = 0.2e-9 / max(t, 1)
+    raw[:, :, 1] *= 1e9                                   # the second head is awake: its proxy is the weights
+    A = np.ascontiguousarray(raw, dtype=np.float32)
+    for idx in np.ndindex(S, L, NH):
+        LIB.sink_proxy_normalize(ptr(A[idx]), T)
+    want = proxy(raw)
+    assert np.abs(A - want).max() < 1e-6 * want.max(), "not |w| / (sum |w| + 1e-8)"
+    sums = A[:, :, 0].sum(-1)
+    assert np.abs(sums - 1e-9 / (1e-9 + 1e-8)).max() < 1e-5, "a dormant row must not be scaled up to sum 1"
+    got = Report(A, 0.3, 0).results()
+    alpha_1 = got["alpha"][:, :, 0]
+    assert alpha_1[:, 0].max() < 0.1 and alpha_1[:, 1].min() > 0.7, f"alpha_1 {alpha_1}"
+    assert got["sink"] == pytest.approx(50.0, abs=1e-9), "only the awake head may be a sink"
+    without_eps = raw / raw.sum(-1, keepdims=True)      # the old proxy: every head a sink
+    assert Report(without_eps, 0.3, 0).results()["sink"] == 100.0
 
 
 def test_metric_on_the_slot():

@@ -1,7 +1,7 @@
 # The data loader (data/shards.c) through test/capi.c: llm.c's fixed windows, the document layout
 # where every sequence starts at a document's EOT (bos=1), on shards written here with documents of
 # known lengths, and BOS windows (bos=window), the BOS and T-1 tokens from anywhere in a stream of
-# known random tokens; and shard_document_starts, the evaluation sequences at document starts.
+# known random tokens; and the sink analysis's probe sets at document and line starts.
 import ctypes
 import os
 import subprocess
@@ -17,6 +17,7 @@ V, EOT = 257, 256
 WINDOWS, DOCUMENTS, BOS_WINDOWS = 0, 1, 2   # DataLayout, the values of the bos key
 LIB.capi_loader.restype = ctypes.c_void_p
 LIB.shard_document_starts.restype = ctypes.c_size_t
+LIB.shard_line_starts.restype = ctypes.c_size_t
 
 
 class Loader:
@@ -206,22 +207,81 @@ def test_fixed_windows_unchanged(tmp_path):
 
 def document_starts(pattern, t, n):
     out = np.full((max(n, 1), t), -1, dtype=np.int32)
-    found = LIB.shard_document_starts(str(pattern).encode(), EOT, V, t, n, out.ctypes.data_as(ctypes.c_void_p))
-    return found, out[:found]
+    skipped = ctypes.c_size_t(0)
+    found = LIB.shard_document_starts(str(pattern).encode(), EOT, V, t, n, out.ctypes.data_as(ctypes.c_void_p),
+                                      ctypes.byref(skipped))
+    return found, out[:found], skipped.value
 
 
 def test_shard_document_starts(shards):
     pattern, streams = shards
-    # every start with T tokens in its shard (T, not T+1: evaluation needs no targets), in glob order
-    expected = [s[p:p + T] for s in streams for p, t in enumerate(s) if t == EOT and p + T <= len(s)]
-    assert expected[-1] == streams[-1][-T:]
-    found, rows = document_starts(pattern, T, 7)
+    # every start with T tokens in its shard (T, not T+1: evaluation needs no targets) and no other EOT
+    # among them, in glob order; the starts with another EOT are passed over
+    spans = [s[p:p + T] for s in streams for p, t in enumerate(s) if t == EOT and p + T <= len(s)]
+    expected = [x for x in spans if EOT not in x[1:]]
+    passed_over = [i for i, x in enumerate(spans) if EOT in x[1:]]
+    assert len(passed_over) > 5 and expected[-1] == streams[-1][-T:]
+    found, rows, skipped = document_starts(pattern, T, 7)
     assert found == 7 and rows.tolist() == expected[:7]
-    found, rows = document_starts(pattern, T, len(expected))
-    assert found == len(expected) and rows.tolist() == expected
+    assert skipped == sum(1 for i in passed_over if i < spans.index(expected[6])), "skipped before the 7th"
+    found, rows, skipped = document_starts(pattern, T, len(expected))
+    assert found == len(expected) and rows.tolist() == expected and skipped == len(passed_over)
     # too few: returns how many there are; the caller decides it is an error
-    found, rows = document_starts(pattern, T, len(expected) + 10)
+    found, rows, _ = document_starts(pattern, T, len(expected) + 10)
     assert found == len(expected) and rows.tolist() == expected
+
+
+def line_starts(pattern, line_end, t, n):
+    out = np.full((max(n, 1), t), -1, dtype=np.int32)
+    flags = np.ascontiguousarray(line_end, dtype=np.uint8)
+    found = LIB.shard_line_starts(str(pattern).encode(), flags.ctypes.data_as(ctypes.c_void_p), V, t, n,
+                                  out.ctypes.data_as(ctypes.c_void_p))
+    return found, out[:found]
+
+
+def reference_line_starts(streams, line_end, t):
+    """Spans of t tokens right after a line-ending token, in order, each starting at or after the end
+    of the one before in its shard."""
+    spans = []
+    for s in streams:
+        free = 0
+        for q in range(len(s) - 1):
+            if line_end[s[q]] and q + 1 >= free and q + 1 + t <= len(s):
+                spans.append(s[q + 1:q + 1 + t])
+                free = q + 1 + t
+    return spans
+
+
+def test_shard_line_starts(tmp_path):
+    # lines of known lengths (byte 10 ends each) in two shards, EOTs between some of them; and a
+    # second line-ending token (a "merge" 200 whose text ends with a newline)
+    gen = np.random.default_rng(4)
+    streams = []
+    for i, lengths in enumerate([[5, 30, 12, 3, 40, 8, 25, 1, 19, 60, 7], [14, 2, 33, 21, 9, 16]]):
+        s = []
+        for j, n in enumerate(lengths):
+            s += [int(x) for x in gen.integers(11, 200, n)] + [10 if j % 3 else 200]
+            if j % 4 == 1:
+                s.append(EOT)
+        streams.append(s)
+        write_shard(tmp_path / f"lines_{i:03d}.bin", s)
+    pattern = tmp_path / "lines_*.bin"
+    line_end = np.zeros(V, dtype=np.uint8)
+    line_end[[10, 200]] = 1
+    t = 16
+    expected = reference_line_starts(streams, line_end, t)
+    assert 6 < len(expected) and any(EOT in x for x in expected), "the case needs an EOT inside a window"
+    found, rows = line_starts(pattern, line_end, t, len(expected) + 5)
+    assert found == len(expected) and rows.tolist() == expected
+    found, rows = line_starts(pattern, line_end, t, 4)
+    assert found == 4 and rows.tolist() == expected[:4]
+    # overlapping starts are passed over: with t = 1 every line start is a window
+    found, rows = line_starts(pattern, line_end, 1, 1000)
+    assert found == sum(1 for s in streams for q in range(len(s) - 1) if line_end[s[q]])
+    only_newline = np.zeros(V, dtype=np.uint8)
+    only_newline[10] = 1
+    found, rows = line_starts(pattern, only_newline, t, 1000)
+    assert rows.tolist() == reference_line_starts(streams, only_newline, t)
 
 
 # ----------------------------------------------------------------------------

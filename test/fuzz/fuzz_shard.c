@@ -1,5 +1,6 @@
 // Fuzz target: a token shard through shard_check, the data loader (fixed windows, document starts and
-// BOS windows, a few batches, a seek to a position taken from the input) and shard_document_starts. The
+// BOS windows, a few batches, a seek to a position taken from the input) and the sink analysis's
+// probe sets (shard_document_starts, shard_line_starts). The
 // loader's settings come from header slots 3..8, which the format leaves zero, so the mutator
 // varies them along with the file. Every error must name the shard.
 #include <string.h>
@@ -34,7 +35,10 @@ static void read_shard(void* ctx) {
         dataloader_free(&dl);
     }
     int rows[4 * 32];
-    shard_document_starts(c->path, EOT, V, c->T, 4, rows);
+    shard_document_starts(c->path, EOT, V, c->T, 4, rows, NULL);
+    unsigned char line_end[V] = {0};
+    line_end['\n'] = 1;
+    shard_line_starts(c->path, line_end, V, c->T, 4, rows);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

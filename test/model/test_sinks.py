@@ -29,10 +29,10 @@ CONFIGS = {
 
 
 def proxy(w):
-    """|w| / sum over the row of |w|, causal rows (the metric's proxy for unnormalized weights)."""
+    """|w| / (sum over the row of |w| + 1e-8), causal rows (the paper's proxy for unnormalized weights)."""
     T = w.shape[-1]
     w = np.abs(np.where(np.tril(np.ones((T, T), bool)), w, 0.0))
-    return w / w.sum(-1, keepdims=True)
+    return w / (w.sum(-1, keepdims=True) + 1e-8)
 
 
 def reference(cfg, params, tokens, k, eps):
@@ -97,3 +97,121 @@ def test_sink_analysis_matches_the_reference(tmp_path, name, N, T, eps):
     if "gate_mean" in ref:
         assert np.abs(gate_mean - ref["gate_mean"]).max() < 1e-5, f"{name}: gate mean"
         assert np.abs(gate_small - ref["gate_small"]).max() < 1e-9, f"{name}: gates below 0.1"
+
+
+# ----------------------------------------------------------------------------
+# The probe sets of gpt_sink_analysis_shards (docs/SINKS.md): the analysis on the shards equals the
+# analysis of the sequences the probe set defines, built here from the shard's tokens.
+
+LIB.capi_sink_analysis_shards.restype = ctypes.c_void_p
+LIB.capi_sink_probes.restype = ctypes.c_char_p
+EOT = 256
+PROBE_MODEL = "L=2,C=32,H=4,T=24,V=257"
+
+
+def write_shard(path, tokens):
+    header = np.zeros(256, dtype=np.int32)
+    header[:3] = [20240520, 1, len(tokens)]
+    with open(path, "wb") as f:
+        f.write(header.tobytes() + np.asarray(tokens, dtype=np.uint16).tobytes())
+
+
+@pytest.fixture(scope="module")
+def probe_shards(tmp_path_factory):
+    """Two shards of documents (EOT first) made of lines (byte 10 ends each): documents of 2 to 9
+    lines of 1 to 11 bytes, and some of one line of 1 to 5 bytes, so some document windows hold a
+    second EOT and most do not."""
+    d = tmp_path_factory.mktemp("probes")
+    gen = np.random.default_rng(2)
+    streams = []
+    for i in range(2):
+        s = []
+        for _ in range(30):
+            s.append(EOT)
+            short = gen.random() < 0.3   # a document of one short line: its window holds the next EOT
+            for _ in range(1 if short else gen.integers(2, 10)):
+                s += [int(x) for x in gen.integers(32, 127, gen.integers(1, 6 if short else 12))] + [10]
+        streams.append(s)
+        write_shard(d / f"val_{i:03d}.bin", s)
+    return d / "val_*.bin", streams
+
+
+def expected_probes(streams, bos, N, T):
+    """The probe set written from docs/SINKS.md: (sequences (N, T), starts passed over)."""
+    rows, skipped = [], 0
+    for s in streams:
+        free = 0
+        for p in range(len(s)):
+            if bos == "window":   # BOS + T-1 tokens after a newline, not overlapping, EOTs kept
+                if p > 0 and s[p - 1] == 10 and p >= free and p + T - 1 <= len(s):
+                    rows.append([EOT] + s[p:p + T - 1])
+                    free = p + T - 1
+            elif s[p] == EOT:     # the EOT and T-1 tokens (bos=1), or the T tokens after it (bos=0)
+                span = s[p:p + T + (bos == "0")]
+                if len(span) < T + (bos == "0"):
+                    continue
+                if EOT in span[1:]:
+                    skipped += 1
+                    continue
+                rows.append(span if bos == "1" else span[1:])
+            if len(rows) == N:
+                return np.array(rows, dtype=np.int32), skipped
+    return np.array(rows, dtype=np.int32), skipped
+
+
+def results(r, L, H, T):
+    out, alpha = np.zeros(3), np.zeros((L, H, T))
+    massive, gate_mean, gate_small = np.zeros(L), np.zeros(L), np.zeros(L)
+    p = lambda a: ctypes.c_void_p(a.ctypes.data)
+    LIB.capi_sink_results(r, p(out), p(alpha), p(massive), p(gate_mean), p(gate_small))
+    return out, alpha, massive
+
+
+@pytest.mark.parametrize("bos", ["0", "1", "window"])
+def test_probe_sets_are_the_documented_sequences(probe_shards, bos):
+    pattern, streams = probe_shards
+    N, T = 18, 12      # two forwards (16 + 2); the second shard is reached for bos=1 and bos=0
+    cm = CModel(descriptor=f"{PROBE_MODEL},bos={bos}", seed=3)
+    tokens, skipped = expected_probes(streams, bos, N, T)
+    assert len(tokens) == N, "the case needs N probes"
+    if bos != "window":
+        assert skipped > 0, "the case needs document starts with another EOT inside the window"
+    else:
+        assert (tokens[:, 1:] == EOT).any(), "the case needs an EOT inside a line window"
+    r = ctypes.c_void_p(LIB.capi_sink_analysis_shards(cm.h, str(pattern).encode(), EOT, None, N, T, 0,
+                                                      ctypes.c_float(0.3)))
+    direct = ctypes.c_void_p(LIB.capi_sink_analysis(cm.h, ctypes.c_void_p(tokens.ctypes.data), N, T, 0,
+                                                    ctypes.c_float(0.3)))
+    got, want = results(r, 2, 4, T), results(direct, 2, 4, T)
+    # the same sequences through the same code: the same numbers to the bit
+    assert all((g == w).all() for g, w in zip(got, want)), f"bos={bos}: not the documented probe set"
+    n_skipped = ctypes.c_long(0)
+    text = LIB.capi_sink_probes(r, ctypes.byref(n_skipped)).decode()
+    assert text.startswith("line starts" if bos == "window" else "document starts"), text
+    assert n_skipped.value == (0 if bos == "window" else skipped), f"bos={bos}: {n_skipped.value} passed over"
+    LIB.capi_sink_free(r)
+    LIB.capi_sink_free(direct)
+
+
+def test_line_ends_come_from_the_table_given(probe_shards):
+    """With a line-end table, spans start after its tokens (here bytes 60..126 as well as the newline)."""
+    pattern, streams = probe_shards
+    N, T = 6, 12
+    cm = CModel(descriptor=f"{PROBE_MODEL},bos=window", seed=3)
+    line_end = np.zeros(257, dtype=np.uint8)
+    line_end[10] = line_end[60:127] = 1
+    rows, free = [], 0
+    for p in range(1, len(streams[0])):
+        if line_end[streams[0][p - 1]] and p >= free and p + T - 1 <= len(streams[0]) and len(rows) < N:
+            rows.append([EOT] + streams[0][p:p + T - 1])
+            free = p + T - 1
+    tokens = np.array(rows, dtype=np.int32)
+    r = ctypes.c_void_p(LIB.capi_sink_analysis_shards(cm.h, str(pattern).encode(), EOT,
+                                                      ctypes.c_void_p(line_end.ctypes.data), N, T, 0,
+                                                      ctypes.c_float(0.3)))
+    direct = ctypes.c_void_p(LIB.capi_sink_analysis(cm.h, ctypes.c_void_p(tokens.ctypes.data), N, T, 0,
+                                                    ctypes.c_float(0.3)))
+    assert all((g == w).all() for g, w in zip(results(r, 2, 4, T), results(direct, 2, 4, T)))
+    assert rows != expected_probes(streams, "window", N, T)[0].tolist(), "the table made no difference"
+    LIB.capi_sink_free(r)
+    LIB.capi_sink_free(direct)
