@@ -26,6 +26,7 @@ typedef struct {
     const char* json;        // -json: the analysis as JSON
     int sink_seqs, sink_T, sink_key;  // -sn -st -sk (1-indexed key)
     float sink_eps;          // -se
+    const char* sink_probes; // -sp: where the analysis's sequences start (auto, doc, line)
     int num_tokens;          // -n
     float temperature;       // -temp
     int top_k;               // -topk
@@ -51,12 +52,13 @@ static const ArgSpec FLAGS[] = {
     {"-b", ARG_INT, A(B), 1, 65536, "... batch size"},
     {"-t", ARG_INT, A(T), 1, 1 << 20, "... sequence length (default: the model's maxT)"},
     {"-m", ARG_INT, A(max_batches), 0, 2147483647.0, "... at most this many batches (0: all)"},
-    {"-sa", ARG_TEXT, A(sinks), 0, 0, "GLOB: attention-sink analysis on these shards (document starts; bos=window: "
-                                      "line starts)"},
+    {"-sa", ARG_TEXT, A(sinks), 0, 0, "GLOB: attention-sink analysis on these shards"},
     {"-sn", ARG_INT, A(sink_seqs), 1, 100000, "... sequences"},
     {"-st", ARG_INT, A(sink_T), 2, 1 << 20, "... tokens each"},
     {"-sk", ARG_INT, A(sink_key), 1, 1 << 20, "... the key of Sink_K (1: the first)"},
     {"-se", ARG_FLOAT, A(sink_eps), 0, 1, "... threshold on alpha_K"},
+    {"-sp", ARG_TEXT, A(sink_probes), 0, 0, "... probe set: doc (document starts), line (line starts), auto "
+                                            "(line for bos=window, else doc)"},
     {"-json", ARG_TEXT, A(json), 0, 0, "FILE: the analysis also as JSON (plots: scripts/plot_sinks.py FILE)"},
 };
 #undef A
@@ -64,12 +66,13 @@ static const ArgSpec FLAGS[] = {
 
 static Args parse_args(int argc, char** argv) {
     Args a = {.num_tokens = 256, .temperature = 1.0f, .top_p = 1.0f, .seed = 1337, .B = 4, .T = -1,
-              .sink_seqs = 100, .sink_T = 64, .sink_key = 1, .sink_eps = 0.3f};
+              .sink_seqs = 100, .sink_T = 64, .sink_key = 1, .sink_eps = 0.3f, .sink_probes = "auto"};
     const char* synopsis = "./infer -e CHECKPOINT [flags]   (sampling; -eval GLOB; -sa GLOB: docs/SINKS.md)";
     args_parse(&a, FLAGS, NUM_FLAGS, argc, argv, synopsis);
     if (!a.model) args_usage(&a, FLAGS, NUM_FLAGS, synopsis);
     if (a.prompt && a.prompt_ids) fail("give -p or -pi, not both");
     if (a.json && !a.sinks) fail("-json writes the sink analysis: add -sa GLOB");
+    gpt_probe_set(a.sink_probes, "-sp");   // a bad name fails before any work
     if (a.prompt && !a.tokenizer) fail("-p needs a tokenizer to encode the prompt: add -tk FILE");
     return a;
 }
@@ -180,10 +183,10 @@ static void evaluate(GPT* model, const Tokenizer* tok, const Args* a) {
 static void analyze_sinks(GPT* model, const Tokenizer* tok, const Args* a) {
     SinkReport r;
     int eot = tok ? tok->eot_token : model->config.vocab_size - 1;
-    unsigned char* line_end = tok ? tokenizer_line_ends(tok) : NULL;   // bos=window: probes at line starts
+    unsigned char* line_end = tok ? tokenizer_line_ends(tok) : NULL;   // probes at line starts
     double t0 = now_seconds();
-    gpt_sink_analysis_shards(model, a->sinks, eot, line_end, a->sink_seqs, a->sink_T, a->sink_key - 1, a->sink_eps,
-                             &r);
+    gpt_sink_analysis_shards(model, a->sinks, eot, line_end, gpt_probe_set(a->sink_probes, "-sp"), a->sink_seqs,
+                             a->sink_T, a->sink_key - 1, a->sink_eps, &r);
     free(line_end);
     sink_report_print(&r, stdout);
     fprintf(stderr, "%.1f s for %d sequences of %d tokens\n", now_seconds() - t0, a->sink_seqs, a->sink_T);

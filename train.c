@@ -48,6 +48,7 @@ typedef struct {
     int sink_every;             // -sa: attention-sink analysis every N steps on the val shards (0: off)
     int sink_seqs, sink_T, sink_key;  // -sn -st -sk (1-indexed key)
     float sink_eps;             // -se
+    const char* sink_probes;    // -sp: where the analysis's sequences start (auto, doc, line)
     int ranks;                  // -ng: data-parallel ranks in this process (CPU: threads; CUDA: one per GPU)
     int zero;                   // -z: 1: ZeRO-1, each rank keeps and updates 1/ranks of the optimizer state
     int nodes, node;            // -pn -pr: processes (one per node) and this one's number
@@ -90,6 +91,8 @@ static const ArgSpec FLAGS[] = {
     {"-st", ARG_INT, A(sink_T), 2, 1 << 20, "... tokens each"},
     {"-sk", ARG_INT, A(sink_key), 1, 1 << 20, "... the key of Sink_K (1: the first)"},
     {"-se", ARG_FLOAT, A(sink_eps), 0, 1, "... threshold on alpha_K"},
+    {"-sp", ARG_TEXT, A(sink_probes), 0, 0, "... probe set: doc (document starts), line (line starts), auto "
+                                            "(line for bos=window, else doc)"},
     {"-ng", ARG_INT, A(ranks), 1, 1024, "data-parallel ranks in this process (CPU: threads, each with cores/N; "
                                         "CUDA: GPUs, default all visible)"},
     {"-z", ARG_INT, A(zero), 0, 1, "1: ZeRO-1, the AdamW state split across the ranks"},
@@ -106,7 +109,7 @@ static Args parse_args(int argc, char** argv) {
               .schedule = "cosine", .B = 4, .T = -1, .total_batch = -1, .max_steps = -1, .lr = 3e-4f,
               .final_frac = 1.0f, .grad_clip = 1.0f, .val_every = 20, .val_steps = 20, .sample_every = 20,
               .gen_T = 64, .shuffle = 1, .seed = 1337, .sink_seqs = 100, .sink_T = 64, .sink_key = 1,
-              .sink_eps = 0.3f, .nodes = 1};
+              .sink_eps = 0.3f, .sink_probes = "auto", .nodes = 1};
     args_parse(&a, FLAGS, NUM_FLAGS, argc, argv, "./train_gpt2 -e MODEL [flags]");
     if (!a.model) fail("no model: give -e CHECKPOINT or a descriptor such as -e \"L=4,C=128,H=4,T=256,V=257\"");
     if (!strcmp(a.model, "help")) {
@@ -114,6 +117,7 @@ static Args parse_args(int argc, char** argv) {
         exit(0);
     }
     learning_rate_check(a.schedule);
+    gpt_probe_set(a.sink_probes, "-sp");   // a bad name fails before any work
     if (a.resume && !a.out_dir) fail("-y 1 needs -o, the directory holding the checkpoints");
     if (a.node >= a.nodes) fail("-pr %d: process numbers run from 0 to -pn - 1 = %d", a.node, a.nodes - 1);
     if (!a.ranks) a.ranks = comm_default_local_ranks();
@@ -225,16 +229,17 @@ static void log_line(RunLog* log, const char* fmt, ...) {
     if (ferror(log->f) || fflush(log->f) != 0) fail("%s: cannot write: %s", log->path, strerror(errno));
 }
 
-// The sink analysis of the held-out shards, to stdout and main.log ("s:STEP sink:PCT fattn:F [slot:PCT]").
+// The sink analysis of the held-out shards, to stdout and main.log ("s:STEP sink:PCT fattn:F mass:M [slot:PCT]").
 static void log_sinks(GPT* model, const Args* a, int eot, const unsigned char* line_end, int step, RunLog* log) {
     SinkReport r;
-    gpt_sink_analysis_shards(model, a->val_pattern, eot, line_end, a->sink_seqs, a->sink_T, a->sink_key - 1,
-                             a->sink_eps, &r);
+    gpt_sink_analysis_shards(model, a->val_pattern, eot, line_end, gpt_probe_set(a->sink_probes, "-sp"), a->sink_seqs,
+                             a->sink_T, a->sink_key - 1, a->sink_eps, &r);
     char slot[64] = "";
     if (r.has_slot) snprintf(slot, sizeof(slot), " slot:%.4f", sink_report_slot(&r));
-    printf("step %d: Sink_%d %.2f%%, first-token attention %.4f%s\n", step, a->sink_key, sink_report_sink(&r),
-           sink_report_first_token(&r), slot);
-    log_line(log, "s:%d sink:%.4f fattn:%.6f%s\n", step, sink_report_sink(&r), sink_report_first_token(&r), slot);
+    printf("step %d: Sink_%d %.2f%%, first-token attention %.4f, massive activation %.2f%s\n", step, a->sink_key,
+           sink_report_sink(&r), sink_report_first_token(&r), sink_report_massive(&r), slot);
+    log_line(log, "s:%d sink:%.4f fattn:%.6f mass:%.4f%s\n", step, sink_report_sink(&r), sink_report_first_token(&r),
+             sink_report_massive(&r), slot);
     sink_report_free(&r);
 }
 

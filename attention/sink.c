@@ -92,6 +92,12 @@ static double heads_seen(const SinkReport* r) { return (double)r->sequences * r-
 double sink_report_sink(const SinkReport* r) { return 100.0 * r->sink_count / heads_seen(r); }
 double sink_report_slot(const SinkReport* r) { return 100.0 * r->slot_count / heads_seen(r); }
 double sink_report_first_token(const SinkReport* r) { return r->first_token / (heads_seen(r) * r->T); }
+double sink_report_massive(const SinkReport* r) {
+    double most = 0.0;
+    for (int l = 0; l < r->L; l++)
+        if (r->massive[l] / r->sequences > most) most = r->massive[l] / r->sequences;
+    return most;
+}
 
 // The mean over heads of alpha_k of layer l.
 static double layer_alpha(const SinkReport* r, int l, int k) {

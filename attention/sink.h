@@ -53,6 +53,7 @@ void sink_report_add_gates(SinkReport* r, int l, const float* g, long n);
 double sink_report_sink(const SinkReport* r);        // Sink_k^eps, %
 double sink_report_slot(const SinkReport* r);        // Sink* on the slot, %
 double sink_report_first_token(const SinkReport* r); // mean weight on key 0
+double sink_report_massive(const SinkReport* r);     // the largest over layers of the mean massive-activation ratio
 // A table on out: one line per layer (Sink_k, mean alpha_k, massive-activation ratio, gates), then the totals.
 void sink_report_print(const SinkReport* r, FILE* out);
 // The report as JSON (docs/SINKS.md lists the fields); `about` is written first as "key": "value" pairs.

@@ -116,30 +116,31 @@ static unsigned char* byte_line_ends(int V) {
 }
 
 // bos=window: the BOS and then T-1 tokens from each of the first N line starts (not overlapping).
+// The BOS (eot), when the model was trained with one, then tokens from a line start, T in all.
 static void line_start_probes(GPT* m, const char* pattern, int eot, const unsigned char* line_end, int N, int T,
                               int* tokens, char* about, size_t about_size) {
-    int V = m->config.vocab_size;
+    int V = m->config.vocab_size, bos = m->config.bos != BOS_OFF, len = T - bos;
     unsigned char* bytes = line_end ? NULL : byte_line_ends(V);
-    int* spans = malloc_check((size_t)N * (T - 1) * sizeof(int));
-    size_t found = shard_line_starts(pattern, line_end ? line_end : bytes, V, T - 1, N, spans);
+    int* spans = malloc_check((size_t)N * len * sizeof(int));
+    size_t found = shard_line_starts(pattern, line_end ? line_end : bytes, V, len, N, spans);
     if (found < (size_t)N)
         fail("%s: %zu line starts with %d tokens after them (windows not overlapping), %d asked; lower the sequence "
-             "count or T, or give more data", pattern, found, T - 1, N);
+             "count or T, or give more data", pattern, found, len, N);
     for (int n = 0; n < N; n++) {
-        tokens[(size_t)n * T] = eot;
-        for (int t = 1; t < T; t++) tokens[(size_t)n * T + t] = spans[(size_t)n * (T - 1) + t - 1];
+        if (bos) tokens[(size_t)n * T] = eot;
+        for (int t = 0; t < len; t++) tokens[(size_t)n * T + bos + t] = spans[(size_t)n * len + t];
     }
-    snprintf(about, about_size, "line starts: the BOS, then %d tokens from a line start (windows not "
-             "overlapping, end-of-text tokens inside kept)", T - 1);
+    snprintf(about, about_size, "line starts: %s%d tokens from a line start (windows not overlapping, end-of-text "
+             "tokens inside kept)", bos ? "the BOS, then " : "", len);
     free(spans);
     free(bytes);
 }
 
-// bos=1: the end-of-text token and T-1 tokens after it; bos=0: the T tokens after it. Starts whose
-// window holds another end-of-text token are passed over; returns how many.
+// With a BOS (bos=1, window): the end-of-text token and T-1 tokens after it; bos=0: the T tokens after
+// it. Starts whose window holds another end-of-text token are passed over; returns how many.
 static size_t document_start_probes(GPT* m, const char* pattern, int eot, int N, int T, int* tokens, char* about,
                                     size_t about_size) {
-    int bos = m->config.bos == BOS_DOCUMENTS, with_eot = T + !bos;   // without BOS the EOT is read, then dropped
+    int bos = m->config.bos != BOS_OFF, with_eot = T + !bos;   // without BOS the EOT is read, then dropped
     int* spans = malloc_check((size_t)N * with_eot * sizeof(int));
     size_t skipped = 0, found = shard_document_starts(pattern, eot, m->config.vocab_size, with_eot, N, spans, &skipped);
     if (found < (size_t)N)
@@ -155,13 +156,21 @@ static size_t document_start_probes(GPT* m, const char* pattern, int eot, int N,
     return skipped;
 }
 
-void gpt_sink_analysis_shards(GPT* m, const char* pattern, int eot, const unsigned char* line_end, int N, int T,
-                              int k, float eps, SinkReport* r) {
+ProbeSet gpt_probe_set(const char* name, const char* flag) {
+    static const char* const names[] = {"auto", "doc", "line"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, names[i])) return (ProbeSet)i;
+    fail("%s %s: unknown probe set (known: auto doc line)", flag, name);
+}
+
+void gpt_sink_analysis_shards(GPT* m, const char* pattern, int eot, const unsigned char* line_end, ProbeSet probes,
+                              int N, int T, int k, float eps, SinkReport* r) {
     check_settings(m, N, T, k);
     int* tokens = malloc_check((size_t)N * T * sizeof(int));
     char about[sizeof(r->probes)];
     size_t skipped = 0;
-    if (m->config.bos == BOS_WINDOW) line_start_probes(m, pattern, eot, line_end, N, T, tokens, about, sizeof(about));
+    if (probes == PROBES_AUTO) probes = m->config.bos == BOS_WINDOW ? PROBES_LINES : PROBES_DOCUMENTS;
+    if (probes == PROBES_LINES) line_start_probes(m, pattern, eot, line_end, N, T, tokens, about, sizeof(about));
     else skipped = document_start_probes(m, pattern, eot, N, T, tokens, about, sizeof(about));
     gpt_sink_analysis(m, tokens, N, T, k, eps, r);   // initializes r
     memcpy(r->probes, about, sizeof(about));

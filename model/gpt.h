@@ -202,14 +202,19 @@ const float* gpt_decode(GPT* model, const int* tokens, int T, int pos0);
 // (or their proxy), residual stream and gates into r (initialized here; free with sink_report_free).
 // k is the 0-indexed key of Sink_k; eps its threshold. The model is not changed.
 void gpt_sink_analysis(GPT* model, const int* tokens, int N, int T, int k, float eps, SinkReport* r);
-// The same on the first N probe sequences of T tokens of the shards of pattern (docs/SINKS.md), the
-// probe set by the model's bos key: bos=0, a document's first T tokens after its end-of-text token
-// (eot); bos=1, that token and the document's first T-1 tokens (both: starts whose window holds
-// another end-of-text token are passed over); bos=window, the BOS (eot) and T-1 tokens from a line
-// start, after a token line_end marks (vocab_size flags; NULL: byte 10 when V = 257), windows not
-// overlapping. Fails with one line when the shards hold fewer than N such sequences.
-void gpt_sink_analysis_shards(GPT* model, const char* pattern, int eot, const unsigned char* line_end, int N, int T,
-                              int k, float eps, SinkReport* r);
+// The probe sets of the analysis on shards (docs/SINKS.md): where its sequences start.
+typedef enum { PROBES_AUTO = 0, PROBES_DOCUMENTS = 1, PROBES_LINES = 2 } ProbeSet;
+// "auto", "doc" or "line" (the -sp flag of train_gpt2 and infer); fails with one line naming `flag`.
+ProbeSet gpt_probe_set(const char* name, const char* flag);
+// The same on the first N probe sequences of T tokens of the shards of pattern (docs/SINKS.md). A
+// model trained with a BOS (bos=1 or window) sees the end-of-text token eot first, then T-1 tokens;
+// a model without (bos=0) T tokens. They start at document starts (PROBES_DOCUMENTS: after an
+// end-of-text token; starts whose window holds another end-of-text token are passed over) or at line
+// starts (PROBES_LINES: after a token line_end marks, vocab_size flags, NULL: byte 10 when V = 257;
+// windows not overlapping, end-of-text tokens inside kept); PROBES_AUTO is line starts for bos=window
+// and document starts otherwise. Fails with one line when the shards hold fewer than N such sequences.
+void gpt_sink_analysis_shards(GPT* model, const char* pattern, int eot, const unsigned char* line_end,
+                              ProbeSet probes, int N, int T, int k, float eps, SinkReport* r);
 
 // Checkpoints (model/checkpoint.c): llm.c's model file (version 3 fp32 written; 3 and 5 read), with
 // a checksum of its tensors in header slots 14-15 (checked when present). Both return that checksum.

@@ -133,6 +133,7 @@ SETTINGS = {
     "sink_T": (64, int, "-st", "sink analysis tokens per sequence"),
     "sink_key": (1, int, "-sk", "the key k of Sink_k"),
     "sink_eps": (0.3, float, "-se", "the threshold eps"),
+    "sink_probes": ("line", str, "-sp", "the probe set: line starts (BOS first for models trained with one), doc, auto"),
     "seed": (1337, int, "-S", "the first seed (--seeds N runs seed .. seed+N-1)"),
     "extra": ("", str, None, "more train_gpt2 flags for every variant, e.g. \"-gc 0\""),
 }
@@ -182,6 +183,7 @@ class Config:
     sink_T: int
     sink_key: int
     sink_eps: float
+    sink_probes: str
     seed: int
     extra: str
 

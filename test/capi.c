@@ -115,11 +115,12 @@ SinkReport* capi_sink_analysis(GPT* m, const int* tokens, int N, int T, int k, f
     gpt_sink_analysis(m, tokens, N, T, k, eps, r);
     return r;
 }
-// The analysis on the probe set of the shards of pattern (line_end: V flags, or NULL).
-SinkReport* capi_sink_analysis_shards(GPT* m, const char* pattern, int eot, const unsigned char* line_end, int N,
-                                      int T, int k, float eps) {
+// The analysis on the probe set of the shards of pattern (line_end: V flags, or NULL; probes: "auto",
+// "doc" or "line").
+SinkReport* capi_sink_analysis_shards(GPT* m, const char* pattern, int eot, const unsigned char* line_end,
+                                      const char* probes, int N, int T, int k, float eps) {
     SinkReport* r = malloc_check(sizeof(SinkReport));
-    gpt_sink_analysis_shards(m, pattern, eot, line_end, N, T, k, eps, r);
+    gpt_sink_analysis_shards(m, pattern, eot, line_end, gpt_probe_set(probes, "probes"), N, T, k, eps, r);
     return r;
 }
 // The probe set's description; *skipped gets the document starts passed over.

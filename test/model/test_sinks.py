@@ -136,24 +136,28 @@ def probe_shards(tmp_path_factory):
     return d / "val_*.bin", streams
 
 
-def expected_probes(streams, bos, N, T):
-    """The probe set written from docs/SINKS.md: (sequences (N, T), starts passed over)."""
+def expected_probes(streams, bos, N, T, probes="auto"):
+    """The probe set written from docs/SINKS.md: (sequences (N, T), starts passed over). A model with a
+    BOS (bos=1, window) gets the EOT first; line starts are the default for bos=window only."""
+    lines = probes == "line" or (probes == "auto" and bos == "window")
+    with_bos = bos != "0"
     rows, skipped = [], 0
     for s in streams:
         free = 0
         for p in range(len(s)):
-            if bos == "window":   # BOS + T-1 tokens after a newline, not overlapping, EOTs kept
-                if p > 0 and s[p - 1] == 10 and p >= free and p + T - 1 <= len(s):
-                    rows.append([EOT] + s[p:p + T - 1])
-                    free = p + T - 1
-            elif s[p] == EOT:     # the EOT and T-1 tokens (bos=1), or the T tokens after it (bos=0)
-                span = s[p:p + T + (bos == "0")]
-                if len(span) < T + (bos == "0"):
+            if lines:             # [BOS +] tokens after a newline, T in all, not overlapping, EOTs kept
+                n = T - with_bos
+                if p > 0 and s[p - 1] == 10 and p >= free and p + n <= len(s):
+                    rows.append([EOT] * with_bos + s[p:p + n])
+                    free = p + n
+            elif s[p] == EOT:     # the EOT and T-1 tokens (with a BOS), or the T tokens after it (bos=0)
+                span = s[p:p + T + (not with_bos)]
+                if len(span) < T + (not with_bos):
                     continue
                 if EOT in span[1:]:
                     skipped += 1
                     continue
-                rows.append(span if bos == "1" else span[1:])
+                rows.append(span if with_bos else span[1:])
             if len(rows) == N:
                 return np.array(rows, dtype=np.int32), skipped
     return np.array(rows, dtype=np.int32), skipped
@@ -167,28 +171,30 @@ def results(r, L, H, T):
     return out, alpha, massive
 
 
-@pytest.mark.parametrize("bos", ["0", "1", "window"])
-def test_probe_sets_are_the_documented_sequences(probe_shards, bos):
+@pytest.mark.parametrize("bos,probes", [("0", "auto"), ("1", "auto"), ("window", "auto"), ("0", "line"),
+                                        ("1", "line"), ("window", "doc")])
+def test_probe_sets_are_the_documented_sequences(probe_shards, bos, probes):
     pattern, streams = probe_shards
-    N, T = 18, 12      # two forwards (16 + 2); the second shard is reached for bos=1 and bos=0
+    N, T = 18, 12      # two forwards (16 + 2); the second shard is reached for document starts
     cm = CModel(descriptor=f"{PROBE_MODEL},bos={bos}", seed=3)
-    tokens, skipped = expected_probes(streams, bos, N, T)
+    tokens, skipped = expected_probes(streams, bos, N, T, probes)
+    lines = probes == "line" or (probes == "auto" and bos == "window")
     assert len(tokens) == N, "the case needs N probes"
-    if bos != "window":
+    if not lines:
         assert skipped > 0, "the case needs document starts with another EOT inside the window"
     else:
         assert (tokens[:, 1:] == EOT).any(), "the case needs an EOT inside a line window"
-    r = ctypes.c_void_p(LIB.capi_sink_analysis_shards(cm.h, str(pattern).encode(), EOT, None, N, T, 0,
-                                                      ctypes.c_float(0.3)))
+    r = ctypes.c_void_p(LIB.capi_sink_analysis_shards(cm.h, str(pattern).encode(), EOT, None, probes.encode(), N, T,
+                                                      0, ctypes.c_float(0.3)))
     direct = ctypes.c_void_p(LIB.capi_sink_analysis(cm.h, ctypes.c_void_p(tokens.ctypes.data), N, T, 0,
                                                     ctypes.c_float(0.3)))
     got, want = results(r, 2, 4, T), results(direct, 2, 4, T)
     # the same sequences through the same code: the same numbers to the bit
-    assert all((g == w).all() for g, w in zip(got, want)), f"bos={bos}: not the documented probe set"
+    assert all((g == w).all() for g, w in zip(got, want)), f"bos={bos} {probes}: not the documented probe set"
     n_skipped = ctypes.c_long(0)
     text = LIB.capi_sink_probes(r, ctypes.byref(n_skipped)).decode()
-    assert text.startswith("line starts" if bos == "window" else "document starts"), text
-    assert n_skipped.value == (0 if bos == "window" else skipped), f"bos={bos}: {n_skipped.value} passed over"
+    assert text.startswith("line starts" if lines else "document starts"), text
+    assert n_skipped.value == (0 if lines else skipped), f"bos={bos} {probes}: {n_skipped.value} passed over"
     LIB.capi_sink_free(r)
     LIB.capi_sink_free(direct)
 
@@ -207,7 +213,7 @@ def test_line_ends_come_from_the_table_given(probe_shards):
             free = p + T - 1
     tokens = np.array(rows, dtype=np.int32)
     r = ctypes.c_void_p(LIB.capi_sink_analysis_shards(cm.h, str(pattern).encode(), EOT,
-                                                      ctypes.c_void_p(line_end.ctypes.data), N, T, 0,
+                                                      ctypes.c_void_p(line_end.ctypes.data), b"auto", N, T, 0,
                                                       ctypes.c_float(0.3)))
     direct = ctypes.c_void_p(LIB.capi_sink_analysis(cm.h, ctypes.c_void_p(tokens.ctypes.data), N, T, 0,
                                                     ctypes.c_float(0.3)))
