@@ -132,12 +132,21 @@ environment() {
     verdict 0 "cores, budget" info 0 "$jobs cores; budget $budget s"
 }
 
+# cuda_runs PROGRAM: test/cuda/link_check.cu's program (device count, cuBLASLt and NCCL versions, one
+# kernel) runs and its kernel ran; its output in the log and in the "CUDA runtime" verdict
+cuda_runs() {
+    timeout 60 "$1" > "$logs/link_check.txt" 2>&1 && grep -q "kernel ran: yes" "$logs/link_check.txt"
+    local rc=$?
+    verdict 0 "CUDA runtime" "$([ $rc = 0 ] && echo ok || echo FAIL)" 0 "$(basename "$1"): $(tr '\n' ' ' < "$logs/link_check.txt")"
+    return $rc
+}
+
 # bundle_loads DIR: the unpacked bundle's programs find their libraries and carry sm_90 SASS, and the GPU is sm_90
 bundle_loads() {
     local dir=$1 p missing cap
     cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1)
     [ "$cap" = "9.0" ] || { echo "the GPU is compute capability ${cap:-unknown}, the bundle has sm_90 only"; return 1; }
-    for p in "$dir"/train_gpt2 "$dir"/infer "$dir"/prepare "$dir"/BF16/* "$dir"/FP32/*; do
+    for p in "$dir"/train_gpt2 "$dir"/infer "$dir"/prepare "$dir"/cuda_link_check "$dir"/BF16/* "$dir"/FP32/*; do
         ldd "$p" >> "$logs/ldd.txt" 2>&1
         missing=$(ldd "$p" 2>&1 | grep "not found")
         [ -z "$missing" ] || { echo "$(basename "$p"): $missing"; return 1; }
@@ -147,7 +156,8 @@ bundle_loads() {
             cuobjdump --list-elf "$p" > "$logs/cuobjdump_$(basename "$p").txt" 2>&1
             grep -q "sm_90" "$logs/cuobjdump_$(basename "$p").txt" || { echo "$p: no sm_90 SASS (cuobjdump)"; return 1; }
         else
-            "$python" scripts/fatbin_archs.py "$p" --require sass:sm_90 > /dev/null || return 1
+            "$python" scripts/fatbin_archs.py "$p" --require sass:sm_90 > /dev/null 2>&1 ||
+                { echo "$p: no sm_90 SASS (scripts/fatbin_archs.py)"; return 1; }
         fi
     done
 }
@@ -175,7 +185,9 @@ programs() {
     if [ -f build/gpu_bundle.tar.gz ]; then
         mkdir -p "$work/bundle"
         if ! tar -xzf build/gpu_bundle.tar.gz -C "$work/bundle" 2> "$logs/bundle.txt"; then why="it does not unpack"
-        elif why=$(bundle_loads "$work/bundle"); then
+        elif ! why=$(bundle_loads "$work/bundle"); then :
+        elif ! cuda_runs "$work/bundle/cuda_link_check"; then why="its cuda_link_check failed"
+        else
             cp "$work/bundle"/{train_gpt2,infer,prepare} .
             mkdir -p "$work/bin"
             cp -r "$work/bundle/BF16" "$work/bundle/FP32" "$work/bin/"
@@ -184,12 +196,13 @@ programs() {
         fi
     fi
     # built here: the CPU programs and the bf16 CUDA programs now, the fp32 ones in stage 4
-    bundle_built=0
-    step 0_build_cpu 300 make -j"$jobs" train_gpt2 infer prepare &&
+    step 0_build_cpu 300 make -j"$jobs" train_gpt2 infer prepare build/cuda_link_check &&
         build BF16 && verdict 0 programs ok $((SECONDS - t0)) "built here with $jobs cores (bundle: $why)" ||
         verdict 0 programs "$step_status" $((SECONDS - t0)) "build failed (bundle: $why): $(last_line "$step_log")"
-    for p in "${bin[BF16]}"/*; do ldd "$p" >> "$logs/ldd.txt" 2>&1; done
-    grep -q "not found" "$logs/ldd.txt" && verdict 0 ldd FAIL 0 "$(grep "not found" "$logs/ldd.txt" | sort -u | tr '\n' ' ')"
+    [ -x build/cuda_link_check ] && cuda_runs build/cuda_link_check
+    for p in "${bin[BF16]}"/*; do ldd "$p" >> "$logs/ldd_built.txt" 2>&1; done
+    grep -q "not found" "$logs/ldd_built.txt" &&
+        verdict 0 ldd FAIL 0 "$(grep "not found" "$logs/ldd_built.txt" | sort -u | tr '\n' ' ')"
 }
 
 # ------------------------------------------------------------------------------------------------
@@ -387,7 +400,7 @@ if ! skip_stage 3 "benchmarks" 40; then
     archive
 fi
 
-if ! skip_stage 4 "test_cuda and CUDA vs CPU, fp32" 60; then
+if ! skip_stage 4 "test_cuda and CUDA vs CPU, fp32" 45; then
     if [ $emulate = 1 ] || [ -x "${bin[FP32]}/test_cuda" ] || build FP32; then
         test_groups FP32 4
         compare FP32 4 1e-4 exact
