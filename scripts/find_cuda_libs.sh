@@ -7,7 +7,8 @@
 #                                         only in a wheel; nothing when the toolkit or the loader has it,
 #                                         or when nothing has it (the link then fails, naming it)
 #   find_cuda_libs.sh report              one line per library: where it is and from what, or "absent"
-#   find_cuda_libs.sh libdirs             the wheels' library folders, ':'-separated (for LD_LIBRARY_PATH)
+#   find_cuda_libs.sh libdirs             the library folders of the wheels that dir names, ':'-separated
+#                                         (for LD_LIBRARY_PATH)
 set -uo pipefail
 python=${PYTHON_WHEELS:-python3}
 soname() { case $1 in nccl) echo libnccl.so ;; cublasLt) echo libcublasLt.so ;; *) echo "$1" ;; esac; }
@@ -46,6 +47,7 @@ dir)
 libdirs)
     dirs=()
     for lib in nccl cublasLt; do
+        [ -n "$(toolkit_file $lib)" ] && continue
         f=$(wheel_file $lib)
         [ -n "$f" ] && dirs+=("$(dirname "$f")")
     done
