@@ -44,15 +44,31 @@ LIB_SRC = $(filter-out data/prepare.c model/default_cuda.c,$(wildcard common/*.c
 LIB_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 
 # CUDA: SASS for sm_80 (A100) and sm_90 (H100/H200), so no PTX JIT on these; plus compute_90 PTX,
-# which the driver compiles at start on newer GPUs (sm_100, sm_120) instead of failing. PRECISION=BF16
-# (default: bf16 parameters and activations, fp32 master weights) or PRECISION=FP32 (for tight tests).
+# which the driver compiles at start on newer GPUs (sm_100, sm_120) instead of failing (CUDA_ARCHS;
+# make gpu_bundle builds sm_90 alone). PRECISION=BF16 (default: bf16 parameters and activations, fp32
+# master weights) or PRECISION=FP32 (for tight tests).
 NVCC ?= nvcc
 PRECISION ?= BF16
 PRECISION_FLAG = $(if $(filter BF16,$(PRECISION)),-DATTNLAB_BF16,)
-NVCC_FLAGS = -O3 -std=c++17 -I. --default-stream per-thread $(PRECISION_FLAG) \
-             -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=[sm_90,compute_90] \
-             -Xcompiler -Wall,-Wextra,-fopenmp --Werror all-warnings
-CUDA_LIBS = -lcublasLt -lcublas -lnccl -lgomp -lm
+CUDA_ARCHS ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=[sm_90,compute_90]
+# NCCL and cuBLASLt: the toolkit's or the system's where they are there; else the pip wheels' (NCCL from
+# nvidia-nccl-cu13, as PyTorch installs it), found by scripts/find_cuda_libs.sh; NCCL_DIR / CUBLAS_DIR
+# (a folder with include/ and lib/) say where by hand. A wheel's folder goes into the include and
+# library paths and the programs' rpath, and its library is linked by file name (a wheel has
+# libnccl.so.2, not libnccl.so).
+ifeq ($(origin NCCL_DIR),undefined)
+NCCL_DIR := $(shell command -v $(NVCC) > /dev/null && bash scripts/find_cuda_libs.sh dir nccl)
+endif
+ifeq ($(origin CUBLAS_DIR),undefined)
+CUBLAS_DIR := $(shell command -v $(NVCC) > /dev/null && bash scripts/find_cuda_libs.sh dir cublasLt)
+endif
+lib_include = $(if $(1),$(if $(wildcard $(1)/include),-I$(1)/include))
+lib_link = $(if $(1),-L$(1)/lib -Xlinker -rpath=$(1)/lib -l:$(notdir $(firstword $(wildcard $(1)/lib/lib$(2).so*) \
+                                                                                 lib$(2).so)),-l$(2))
+NVCC_FLAGS = -O3 -std=c++17 -I. --default-stream per-thread $(PRECISION_FLAG) $(CUDA_ARCHS) \
+             -Xcompiler -Wall,-Wextra,-fopenmp --Werror all-warnings $(call lib_include,$(NCCL_DIR)) \
+             $(call lib_include,$(CUBLAS_DIR))
+CUDA_LIBS = $(call lib_link,$(CUBLAS_DIR),cublasLt) $(call lib_link,$(NCCL_DIR),nccl) -lgomp -lm
 CUDA_BUILD = build/cuda/$(PRECISION)
 CU_SRC = $(wildcard common/*.cu layers/*.cu attention/*.cu model/*.cu dist/*.cu)
 CU_OBJ = $(patsubst %.cu,$(CUDA_BUILD)/%.o,$(CU_SRC))
@@ -70,7 +86,7 @@ CUDA_STAMP = build/cuda/last_precision
 $(shell mkdir -p build/cuda; [ "$$(cat $(CUDA_STAMP) 2>/dev/null)" = "$(PRECISION)" ] || echo $(PRECISION) > $(CUDA_STAMP))
 
 .PHONY: all lib test pytest test_emu bench bench_cuda clean cuda_check cuda test_cuda_emu kernel_resources
-.PHONY: fuzz asan aarch64 check_aarch64
+.PHONY: fuzz asan aarch64 check_aarch64 gpu_bundle gpu_check_emu
 all: $(PROGRAMS) lib
 
 $(BUILD)/%.o: %.c $(wildcard */*.h) $(FLAGS_STAMP)
@@ -220,9 +236,27 @@ test_cuda_emu: $(EMU_BUILD)/selftest $(EMU_BUILD)/test_cuda_emu $(EMU_BUILD)/tra
 	 $(EMU_BUILD) $(EMU_BUILD)/data_parallel 1e-4 2 > $(EMU_BUILD)/data_parallel.log 2>&1; status=$$?; \
 	 grep -E "^(ok|FAIL)|resumed" $(EMU_BUILD)/data_parallel.log; exit $$status,true)
 
-# The attention kernels alone on a GPU (TFLOP/s against the chip's peak).
+# The attention kernels alone on a GPU (TFLOP/s against the chip's peak); the emulated one runs small
+# shapes in scripts/gpu_check.sh --emulate.
 bench_attention_cuda: $(CUDA_BUILD)/scripts/bench_attention.o $(SHARED_OBJ) $(CU_OBJ) $(CUDA_STAMP)
 	$(NVCC) $(NVCC_FLAGS) $(filter %.o,$^) -o $@ $(CUDA_LIBS)
+
+$(EMU_BUILD)/bench_attention_cuda: $(EMU_BUILD)/scripts/bench_attention.o $(SHARED_OBJ) $(EMU_KERNEL_OBJ)
+	$(EMU_LINK)
+
+# The prebuilt programs a GPU check carries to the device machine (docs/GPU.md): both precisions, sm_90
+# SASS, x86-64-v3 host code, in build/gpu_bundle.tar.gz (at most 16 MiB; scripts/gpu_bundle.sh).
+gpu_bundle:
+	bash scripts/gpu_bundle.sh build/gpu_bundle.tar.gz
+
+# The GPU check's dry run (scripts/gpu_check.sh --emulate): every stage on the emulated programs at
+# small shapes, verdicts and the 8-file rule checked, in a scratch folder.
+gpu_check_emu: train_gpt2 infer prepare
+	$(MAKE) --no-print-directory PRECISION=BF16 build/emu/BF16/test_cuda_emu build/emu/BF16/train_gpt2cu \
+	 build/emu/BF16/infercu build/emu/BF16/bench_attention_cuda
+	$(MAKE) --no-print-directory PRECISION=FP32 build/emu/FP32/test_cuda_emu build/emu/FP32/train_gpt2cu \
+	 build/emu/FP32/infercu
+	out=$$(mktemp -d) && OUT=$$out PYTHON=$(PYTHON) bash scripts/gpu_check.sh --emulate && rm -rf $$out
 
 # Compile-and-link check of the CUDA toolkit, cuBLASLt and NCCL (runs nothing here), and every
 # kernel's registers, shared memory and spills from ptxas for sm_80 and sm_90 against the launch

@@ -513,27 +513,29 @@ static double train_step(Rank* r, int step, float lr, float* norm) {
     GPT* m = &r->model;
     int R = comm_size(r->comm);
     gpt_zero_grad(m);
-    double loss = 0.0;
     m->on_layer_grads_ctx = r;
+    // the micro-batches' losses stay on the device: no wait for it until the norm below
     for (int micro = 0; micro < run->accum; micro++) {
         if (!a->overfit) dataloader_next_batch(&r->train);
-        loss += gpt_forward(m, r->train.inputs, r->train.targets, run->B, run->T) / run->accum;
+        gpt_forward_micro(m, r->train.inputs, r->train.targets, run->B, run->T, micro, run->accum);
         m->on_layer_grads = !a->zero && micro == run->accum - 1 ? reduce_layer_grads : NULL;
         gpt_backward(m, 1.0f / ((float)run->B * run->T * run->accum * R));
     }
     m->on_layer_grads = NULL;
-    double sums[2] = {loss, 0.0};
     if (a->zero) {
         comm_reduce_scatter_sum(r->comm, m->grads_memory, m->num_parameters);
     } else {
         reduce_layer_grads(r, -1);
         comm_wait_reductions(r->comm);
     }
-    if (a->dump_grads && step == run->resumed.step && comm_rank(r->comm) == 0 && !a->zero)
-        dump_gradients(m, (float)(loss / R), a->dump_grads);
-    // the norm: of the whole (all-reduced) gradient, or of each shard, summed over the ranks
+    // the norm: of the whole (all-reduced) gradient, or of each shard, summed over the ranks; its
+    // download is the step's wait for the device, the losses' comes after it
     size_t lo = a->zero ? m->opt_lo : 0, hi = a->zero ? m->opt_hi : m->num_parameters;
+    double sums[2];
     sums[1] = gpt_grad_norm_squared(m, lo, hi);
+    sums[0] = gpt_step_loss(m);
+    if (a->dump_grads && step == run->resumed.step && comm_rank(r->comm) == 0 && !a->zero)
+        dump_gradients(m, (float)(sums[0] / R), a->dump_grads);
     comm_sum_host(r->comm, sums, 2);
     *norm = sqrtf((float)(sums[1] / (a->zero ? 1 : R)));   // without ZeRO every rank added the whole
     float scale = (a->grad_clip > 0.0f && *norm > a->grad_clip) ? a->grad_clip / *norm : 1.0f;

@@ -12,9 +12,14 @@
 // all-gather (equal counts) do not allow: they are a group of one reduce and one broadcast per shard
 // instead, the same bytes on the wire for a ring.
 //
-// One rank in all: no NCCL communicator is made and every collective is a no-op.
+// One rank in all: no NCCL communicator is made and every collective is a no-op, unless
+// ATTNLAB_FORCE_NCCL=1: then the one rank gets a communicator of its own and every collective, the side
+// stream and its events run through NCCL as with several ranks (the data-parallel path checked on a
+// machine with one GPU; scripts/check_data_parallel_cuda.sh). comm_init says on stderr when it makes
+// communicators, so that a check can tell that NCCL ran.
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 
@@ -94,7 +99,8 @@ Comm** comm_init(const CommLayout* l) {
         cuda_check(cudaEventCreateWithFlags(&c->layer_done, cudaEventDisableTiming));
         cuda_check(cudaEventCreateWithFlags(&c->side_done, cudaEventDisableTiming));
     }
-    if (world > 1) {
+    const char* force = getenv("ATTNLAB_FORCE_NCCL");
+    if (world > 1 || (force && strcmp(force, "1") == 0)) {
         ncclUniqueId id;
         if (l->nodes > 1) id = rendezvous(l);
         else nccl_check(ncclGetUniqueId(&id));
@@ -105,6 +111,9 @@ Comm** comm_init(const CommLayout* l) {
         }
         nccl_check(ncclGroupEnd());
         if (l->nodes > 1 && l->node == 0) remove(l->id_file);   // every node has joined: the id is spent
+        int version = 0;
+        nccl_check(ncclGetVersion(&version));
+        fprintf(stderr, "NCCL (version code %d): %d rank(s) here, %d in all\n", version, l->local, world);
     }
     cuda_check(cudaSetDevice(0));
     return comms;

@@ -28,17 +28,24 @@
 // stays within 1e-4 of the CPU twin. With beta 1 the GEMM computes alpha*AB + beta*C in fp32 and
 // rounds once into D (= C), so accumulation costs one rounding per call, as the CPU twin's += does.
 //
-// State. The module's only state: per device, one cuBLASLt handle and a 32 MiB workspace, created
-// lazily on first use on that device and kept for the process (one host thread drives one GPU, so
-// an entry is never touched by two threads). The workspace doubles as the scratch of the bias
-// gradient's partial sums: everything here runs in order on the calling thread's default stream
-// (cudaStreamPerThread), so the two uses never overlap.
+// State. The module's only state: per device, one cuBLASLt handle, a 32 MiB workspace and the plans of
+// the GEMMs run so far, created lazily on first use on that device and kept for the process (one host
+// thread drives one GPU, so an entry is never touched by two threads). The workspace doubles as the
+// scratch of the bias gradient's partial sums: everything here runs in order on the calling thread's
+// default stream (cudaStreamPerThread), so the two uses never overlap.
+//
+// Plans. Describing a GEMM to cuBLASLt (descriptor, layouts, preference) and asking its heuristic for
+// an algorithm takes host time, on every call it was ~150 times per micro-step of GPT-2; a plan keeps
+// all of it for one problem: sizes, transposes, epilogue, aux leading dimension and the alignment of
+// every pointer (the algorithm holds for those alignments). A call finds its plan by that key and sets
+// only the bias and aux pointers, the parts that change between calls, on the plan's descriptor.
 //
 // Pointer alignment. cuBLASLt's heuristics assume 256-byte aligned A/B/C/D unless told otherwise;
 // tensors may be slices of one big parameter buffer, so every call states each pointer's actual
 // alignment and gets an algorithm that can handle it.
 #include <cublasLt.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/cuda_common.cuh"
 
@@ -65,12 +72,28 @@ static const cudaDataType_t FLOATX_CUDA_TYPE = CUDA_R_32F;
 // ---------------------------------------------------------------------------------------------
 // Per-device state: handle and workspace.
 
-enum { MAX_DEVICES = 64 };
+enum { MAX_DEVICES = 64, MAX_PLANS = 256 };
 static const size_t WORKSPACE_BYTES = (size_t)32 << 20;
+
+// What makes two GEMMs the same problem for cuBLASLt (compared whole: built from a zeroed struct).
+typedef struct {
+    int m, n, k, trans_a, trans_b;
+    uint32_t epilogue, align_a, align_b, align_d, align_bias, align_aux;
+    int64_t aux_ld;
+} GemmKey;
+
+typedef struct {
+    GemmKey key;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t layout_a, layout_b, layout_d;
+    cublasLtMatmulAlgo_t algo;
+} GemmPlan;
 
 typedef struct {
     cublasLtHandle_t handle;
-    void* workspace;   // WORKSPACE_BYTES, 256-byte aligned (cudaMalloc)
+    void* workspace;    // WORKSPACE_BYTES, 256-byte aligned (cudaMalloc)
+    GemmPlan* plans;    // MAX_PLANS; when all are taken, the oldest is replaced
+    int num_plans, next_replaced;
 } LtState;
 
 static LtState lt_states[MAX_DEVICES];
@@ -85,6 +108,7 @@ static LtState* lt_state(void) {
     if (!s->handle) {
         cublaslt_check(cublasLtCreate(&s->handle));
         cuda_check(cudaMalloc(&s->workspace, WORKSPACE_BYTES));
+        s->plans = (GemmPlan*)calloc_check(MAX_PLANS, sizeof(GemmPlan));
     }
     return s;
 }
@@ -102,48 +126,56 @@ static uint32_t alignment_of(const void* p) {
     return alignment;
 }
 
-static void lt_matmul(floatX* d, const floatX* a, bool trans_a, const floatX* b, bool trans_b, int m, int n, int k,
-                      float beta, cublasLtEpilogue_t epilogue, const floatX* bias, floatX* aux, int64_t aux_ld) {
-    LtState* s = lt_state();
-    cublasLtMatmulDesc_t desc;
-    cublaslt_check(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-    cublaslt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)));
-    cublaslt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)));
-    uint32_t epilogue_attr = (uint32_t)epilogue;
-    cublaslt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue_attr,
-                                                  sizeof(epilogue_attr)));
-    // Set before the heuristic: it reads these pointers' alignment (bias type defaults to D's type).
+static void set_pointers(cublasLtMatmulDesc_t desc, const floatX* bias, floatX* aux) {
+    // Set before the heuristic too: it reads these pointers' alignment (bias type defaults to D's type).
     if (bias)
         cublaslt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
-    if (aux) {
+    if (aux)
         cublaslt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux,
                                                       sizeof(aux)));
-        cublaslt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld,
+}
+
+static void destroy_plan(GemmPlan* p) {
+    cublaslt_check(cublasLtMatrixLayoutDestroy(p->layout_d));
+    cublaslt_check(cublasLtMatrixLayoutDestroy(p->layout_b));
+    cublaslt_check(cublasLtMatrixLayoutDestroy(p->layout_a));
+    cublaslt_check(cublasLtMatmulDescDestroy(p->desc));
+}
+
+// Describes the problem of `key` (with its first call's bias and aux pointers) and picks its algorithm.
+static void make_plan(GemmPlan* p, LtState* s, const GemmKey* key, const floatX* bias, floatX* aux) {
+    const int m = key->m, n = key->n, k = key->k;
+    p->key = *key;
+    cublaslt_check(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasOperation_t op_a = key->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = key->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublaslt_check(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)));
+    cublaslt_check(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)));
+    uint32_t epilogue = key->epilogue;
+    cublaslt_check(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                                  sizeof(epilogue)));
+    set_pointers(p->desc, bias, aux);
+    if (aux) {
+        int64_t aux_ld = key->aux_ld;
+        cublaslt_check(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld,
                                                       sizeof(aux_ld)));
     }
-
-    cublasLtMatrixLayout_t layout_a, layout_b, layout_d;
-    cublaslt_check(cublasLtMatrixLayoutCreate(&layout_a, FLOATX_CUDA_TYPE, trans_a ? k : m, trans_a ? m : k,
-                                              trans_a ? k : m));
-    cublaslt_check(cublasLtMatrixLayoutCreate(&layout_b, FLOATX_CUDA_TYPE, trans_b ? n : k, trans_b ? k : n,
-                                              trans_b ? n : k));
-    cublaslt_check(cublasLtMatrixLayoutCreate(&layout_d, FLOATX_CUDA_TYPE, m, n, m));
+    cublaslt_check(cublasLtMatrixLayoutCreate(&p->layout_a, FLOATX_CUDA_TYPE, key->trans_a ? k : m,
+                                              key->trans_a ? m : k, key->trans_a ? k : m));
+    cublaslt_check(cublasLtMatrixLayoutCreate(&p->layout_b, FLOATX_CUDA_TYPE, key->trans_b ? n : k,
+                                              key->trans_b ? k : n, key->trans_b ? n : k));
+    cublaslt_check(cublasLtMatrixLayoutCreate(&p->layout_d, FLOATX_CUDA_TYPE, m, n, m));
 
     cublasLtMatmulPreference_t pref;
     cublaslt_check(cublasLtMatmulPreferenceCreate(&pref));
     size_t workspace_bytes = WORKSPACE_BYTES;
     cublaslt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                         &workspace_bytes, sizeof(workspace_bytes)));
-    uint32_t align_a = alignment_of(a), align_b = alignment_of(b), align_d = alignment_of(d);
-    cublaslt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a,
-                                                        sizeof(align_a)));
-    cublaslt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b,
-                                                        sizeof(align_b)));
-    cublaslt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_d,
-                                                        sizeof(align_d)));
-    cublaslt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_d,
-                                                        sizeof(align_d)));
+    const uint32_t aligns[4] = {key->align_a, key->align_b, key->align_d, key->align_d};
+    const cublasLtMatmulPreferenceAttributes_t align_attrs[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (int i = 0; i < 4; i++)
+        cublaslt_check(cublasLtMatmulPreferenceSetAttribute(pref, align_attrs[i], &aligns[i], sizeof(aligns[i])));
     // Split-K only with partial sums kept in fp32: the in-place and output-type schemes would add
     // them in D's type (bf16), rounding many times instead of once.
     uint32_t reduction_schemes = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
@@ -154,24 +186,50 @@ static void lt_matmul(floatX* d, const floatX* a, bool trans_a, const floatX* b,
     // names the problem.
     cublasLtMatmulHeuristicResult_t heuristic;
     int found = 0;
-    cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(s->handle, desc, layout_a, layout_b, layout_d, layout_d,
-                                                           pref, 1, &heuristic, &found);
+    cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(s->handle, p->desc, p->layout_a, p->layout_b, p->layout_d,
+                                                           p->layout_d, pref, 1, &heuristic, &found);
     if (status != CUBLAS_STATUS_NOT_SUPPORTED) cublaslt_check(status);
     if (status == CUBLAS_STATUS_NOT_SUPPORTED || found == 0)
         fail("cuBLASLt has no algorithm for D (%d,%d) = %c(A) @ %c(B), k=%d, epilogue %u, alignments A %u B %u D %u "
              "(%s:%d)",
-             m, n, trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', k, epilogue_attr, align_a, align_b, align_d, __FILE__,
-             __LINE__);
-
-    const float alpha = 1.0f;
-    cublaslt_check(cublasLtMatmul(s->handle, desc, &alpha, a, layout_a, b, layout_b, &beta, d, layout_d, d, layout_d,
-                                  &heuristic.algo, s->workspace, WORKSPACE_BYTES, cudaStreamPerThread));
-
+             m, n, key->trans_a ? 'T' : 'N', key->trans_b ? 'T' : 'N', k, epilogue, key->align_a, key->align_b,
+             key->align_d, __FILE__, __LINE__);
+    p->algo = heuristic.algo;
     cublaslt_check(cublasLtMatmulPreferenceDestroy(pref));
-    cublaslt_check(cublasLtMatrixLayoutDestroy(layout_d));
-    cublaslt_check(cublasLtMatrixLayoutDestroy(layout_b));
-    cublaslt_check(cublasLtMatrixLayoutDestroy(layout_a));
-    cublaslt_check(cublasLtMatmulDescDestroy(desc));
+}
+
+// The plan for `key`: a kept one, or a new one (in place of the oldest when MAX_PLANS are kept).
+static const GemmPlan* find_plan(LtState* s, const GemmKey* key, const floatX* bias, floatX* aux) {
+    for (int i = 0; i < s->num_plans; i++)
+        if (memcmp(&s->plans[i].key, key, sizeof(*key)) == 0) {
+            set_pointers(s->plans[i].desc, bias, aux);
+            return &s->plans[i];
+        }
+    GemmPlan* p;
+    if (s->num_plans < MAX_PLANS) {
+        p = &s->plans[s->num_plans++];
+    } else {
+        p = &s->plans[s->next_replaced];
+        s->next_replaced = (s->next_replaced + 1) % MAX_PLANS;
+        destroy_plan(p);
+    }
+    make_plan(p, s, key, bias, aux);
+    return p;
+}
+
+static void lt_matmul(floatX* d, const floatX* a, bool trans_a, const floatX* b, bool trans_b, int m, int n, int k,
+                      float beta, cublasLtEpilogue_t epilogue, const floatX* bias, floatX* aux, int64_t aux_ld) {
+    LtState* s = lt_state();
+    GemmKey key;
+    memset(&key, 0, sizeof(key));   // the padding too: keys are compared with memcmp
+    key.m = m, key.n = n, key.k = k, key.trans_a = trans_a, key.trans_b = trans_b;
+    key.epilogue = (uint32_t)epilogue, key.aux_ld = aux ? aux_ld : 0;
+    key.align_a = alignment_of(a), key.align_b = alignment_of(b), key.align_d = alignment_of(d);
+    key.align_bias = bias ? alignment_of(bias) : 0, key.align_aux = aux ? alignment_of(aux) : 0;
+    const GemmPlan* p = find_plan(s, &key, bias, aux);
+    const float alpha = 1.0f;
+    cublaslt_check(cublasLtMatmul(s->handle, p->desc, &alpha, a, p->layout_a, b, p->layout_b, &beta, d, p->layout_d, d,
+                                  p->layout_d, &p->algo, s->workspace, WORKSPACE_BYTES, cudaStreamPerThread));
 }
 
 static void check_sizes(const char* what, int N, int C, int OC) {

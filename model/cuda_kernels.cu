@@ -4,6 +4,7 @@
 // (an entry left NULL would make gpt_build refuse the models that need it).
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "common/cuda_common.cuh"
 
@@ -44,8 +45,39 @@ static void* cuda_alloc(size_t bytes) {
 static void cuda_release(void* ptr) { cuda_check(cudaFree(ptr)); }
 static void cuda_zero(void* ptr, size_t bytes) { cuda_check(cudaMemset(ptr, 0, bytes)); }
 
+// Uploads go through pinned staging buffers: a copy from pageable memory may make the host wait for
+// the work queued before it (each micro-batch's inputs and targets: a stall per micro-step), a copy
+// from pinned memory is queued on the stream like a kernel. The source is copied into the next of
+// UPLOAD_SLOTS slots and the copy queued behind the work before it, as cudaMemcpy orders it; a slot is
+// reused once its copy of UPLOAD_SLOTS uploads ago is done. Uploads over UPLOAD_SLOT_BYTES (parameters,
+// once) are plain cudaMemcpy. Per device (one host thread drives one device); kept for the process.
+enum { UPLOAD_SLOTS = 4, UPLOAD_SLOT_BYTES = 1 << 20, UPLOAD_DEVICES = 64 };
+struct UploadSlots {
+    void* host[UPLOAD_SLOTS];
+    cudaEvent_t copied[UPLOAD_SLOTS];
+    int next;
+};
+static UploadSlots upload_slots[UPLOAD_DEVICES];
+
 static void cuda_upload(void* dst, const void* src, size_t bytes) {
-    cuda_check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+    int device = 0;
+    cuda_check(cudaGetDevice(&device));
+    if (bytes > UPLOAD_SLOT_BYTES || device >= UPLOAD_DEVICES) {
+        cuda_check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+        return;
+    }
+    UploadSlots* s = &upload_slots[device];
+    int i = s->next;
+    s->next = (i + 1) % UPLOAD_SLOTS;
+    if (!s->host[i]) {
+        cuda_check(cudaMallocHost(&s->host[i], UPLOAD_SLOT_BYTES));
+        cuda_check(cudaEventCreateWithFlags(&s->copied[i], cudaEventDisableTiming));
+    } else {
+        cuda_check(cudaEventSynchronize(s->copied[i]));
+    }
+    memcpy(s->host[i], src, bytes);
+    cuda_check(cudaMemcpyAsync(dst, s->host[i], bytes, cudaMemcpyHostToDevice, cudaStreamPerThread));
+    cuda_check(cudaEventRecord(s->copied[i], cudaStreamPerThread));
 }
 
 static void cuda_download(void* dst, const void* src, size_t bytes) {

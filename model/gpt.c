@@ -177,27 +177,69 @@ static void check_inputs(const GPT* m, const int* inputs, const int* targets, in
     }
 }
 
-float gpt_forward(GPT* m, const int* inputs, const int* targets, int B, int T) {
+// The forward of gpt_forward and gpt_forward_micro, up to the logits; uploads the targets if any.
+static void forward_logits(GPT* m, const int* inputs, const int* targets, int B, int T) {
     const GPTConfig* c = &m->config;
     if (T > c->max_seq_len)
         fail("sequence length T=%d exceeds the model's maximum %d", T, c->max_seq_len);
     check_inputs(m, inputs, targets, B * T);
     gpt_ensure_activations(m, B, T);
-    const Kernels* k = m->k;
     int N = B * T;
     m->B = B, m->T = T;
     m->mean_loss = -1.0f;
-    k->upload(m->inputs, inputs, N * sizeof(int));
+    m->k->upload(m->inputs, inputs, N * sizeof(int));
     forward_blocks(m, B, T, (DecodeState){0, 0});
-    if (!targets) return m->mean_loss;
-    k->upload(m->targets, targets, N * sizeof(int));
-    k->crossentropy_forward_backward(m->losses, NULL, m->logits, m->targets, 0.0f, N, c->vocab_size,
-                                     c->padded_vocab_size);
-    k->download(m->losses_host, m->losses, N * sizeof(float));
+    if (targets) m->k->upload(m->targets, targets, N * sizeof(int));
+}
+
+// The mean of N losses as gpt_forward returns it: summed in double in order, rounded to float once.
+static float mean_of(const float* losses, int N) {
     double sum = 0.0;
-    for (int i = 0; i < N; i++) sum += m->losses_host[i];
-    m->mean_loss = (float)(sum / N);
+    for (int i = 0; i < N; i++) sum += losses[i];
+    return (float)(sum / N);
+}
+
+float gpt_forward(GPT* m, const int* inputs, const int* targets, int B, int T) {
+    const GPTConfig* c = &m->config;
+    forward_logits(m, inputs, targets, B, T);
+    if (!targets) return m->mean_loss;
+    int N = B * T;
+    m->k->crossentropy_forward_backward(m->losses, NULL, m->logits, m->targets, 0.0f, N, c->vocab_size,
+                                        c->padded_vocab_size);
+    m->k->download(m->losses_host, m->losses, N * sizeof(float));
+    m->mean_loss = mean_of(m->losses_host, N);
     return m->mean_loss;
+}
+
+void gpt_forward_micro(GPT* m, const int* inputs, const int* targets, int B, int T, int micro, int micros) {
+    const GPTConfig* c = &m->config;
+    const Kernels* k = m->k;
+    int N = B * T;
+    if (!targets) fail("gpt_forward_micro: the training forward needs targets");
+    if (micro < 0 || micro >= micros || (micro > 0 && (micros != m->step_micros || N != m->step_N)))
+        fail("gpt_forward_micro: micro-batch %d of %d (B*T=%d) does not continue the step's %d of B*T=%d", micro,
+             micros, N, m->step_micros, m->step_N);
+    if ((size_t)micros * N > m->step_losses_count) {
+        if (m->step_losses) k->release(m->step_losses), free(m->step_losses_host);
+        m->step_losses_count = (size_t)micros * N;
+        m->step_losses = k->alloc(m->step_losses_count * sizeof(float));
+        m->step_losses_host = malloc_check(m->step_losses_count * sizeof(float));
+    }
+    m->step_micros = micros, m->step_N = N;
+    forward_logits(m, inputs, targets, B, T);
+    k->crossentropy_forward_backward(m->step_losses + (size_t)micro * N, NULL, m->logits, m->targets, 0.0f, N,
+                                     c->vocab_size, c->padded_vocab_size);
+    m->mean_loss = NAN;   // targets given (a backward may follow); the value is on the device
+}
+
+double gpt_step_loss(GPT* m) {
+    if (m->step_micros == 0) fail("gpt_step_loss: no gpt_forward_micro since the last step");
+    int micros = m->step_micros, N = m->step_N;
+    m->k->download(m->step_losses_host, m->step_losses, (size_t)micros * N * sizeof(float));
+    double loss = 0.0;
+    for (int i = 0; i < micros; i++) loss += mean_of(m->step_losses_host + (size_t)i * N, N) / micros;
+    m->step_micros = 0;
+    return loss;
 }
 
 const float* gpt_decode(GPT* m, const int* tokens, int T, int pos0) {

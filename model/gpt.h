@@ -133,7 +133,11 @@ typedef struct {
     float* mlstm_state;               // (L, NH, hs*hs + hs + 1): mLSTM C, n, m of a decoded sequence
     float* losses_host;               // (B, T)
     float* logits_host;               // (Vp): the last decoded position
-    float mean_loss;                  // of the last forward with targets
+    float* step_losses;               // (micros, B, T) kernel memory: gpt_forward_micro's losses
+    float* step_losses_host;          // the same on the host, for gpt_step_loss
+    size_t step_losses_count;         // elements allocated in each
+    int step_micros, step_N;          // the micro-batches of the step so far and their B*T
+    float mean_loss;                  // of the last forward with targets (NAN after gpt_forward_micro: on the device)
     // Called by gpt_backward once layer l's parameter gradients are final (from layer L-1 down to 0),
     // when set: where data parallelism starts reducing them while the layers below run backward.
     void (*on_layer_grads)(void* ctx, int layer);
@@ -171,6 +175,12 @@ void gpt_reserve(GPT* model, int B, int T);
 // Forward over inputs (B,T) (host ids). With targets (host, may be NULL) computes the losses and
 // returns their mean (else returns -1). Logits stay in model->logits.
 float gpt_forward(GPT* model, const int* inputs, const int* targets, int B, int T);
+// The training form of gpt_forward (targets required): the same forward and losses, without waiting for
+// them: the losses of micro-batch `micro` (0, 1, ... of the step's `micros`) stay in kernel memory, and
+// gpt_step_loss brings the whole step's at once and returns the mean over the micro-batches of their
+// mean losses (as the sum of gpt_forward(...) / micros gives, bit for bit). A backward may follow each.
+void gpt_forward_micro(GPT* model, const int* inputs, const int* targets, int B, int T, int micro, int micros);
+double gpt_step_loss(GPT* model);
 void gpt_zero_grad(GPT* model);
 // Backward of the last forward (which must have had targets), over its B x T; dloss = weight of each token's loss,
 // 1/(B*T*grad_accum_steps) for a mean over the global batch. Accumulates into the parameter grads.

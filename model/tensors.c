@@ -447,5 +447,7 @@ void gpt_free(GPT* m) {
     if (m->kv_cache) k->release(m->kv_cache);
     if (m->mlstm_state) k->release(m->mlstm_state);
     if (m->master_memory) k->release(m->master_memory);
+    if (m->step_losses) k->release(m->step_losses);
+    free(m->step_losses_host);
     free(m->logits_host);
 }

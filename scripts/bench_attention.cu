@@ -10,7 +10,9 @@
 //   fwd+bwd     3.5 F for both: the backward's 5 products per product pair of the forward (S or the
 //               states recomputed, dP or the state gradients, dQ, dK, dV), as FlashAttention counts;
 //               work a kernel repeats beyond that (the mLSTM dK/dV kernel recomputes dP) is not counted.
-//   make bench_attention_cuda && ./bench_attention_cuda 989
+// The shapes can be made smaller (scripts/gpu_check.sh --emulate runs it in the CPU emulation of CUDA):
+//   make bench_attention_cuda && ./bench_attention_cuda [PEAK [TOKENS [HEADS [REPS [T...]]]]]
+//   (defaults 989, 16384 tokens, 16 heads, 10 reps, T = 1024 4096 16384)
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -20,6 +22,7 @@
 #include "common/cuda_common.cuh"
 
 extern "C" {
+#include "common/check.h"
 #include "attention/attention_cuda.h"
 #include "attention/mlstm_cuda.h"
 }
@@ -106,7 +109,14 @@ static double flops_forward(const Problem& p, int hs) {
 
 int main(int argc, char** argv) {
     const double peak = argc > 1 ? atof(argv[1]) : 989.0;
-    const int reps = 10, NH = 16, tokens = 16384;
+    const int tokens = argc > 2 ? atoi(argv[2]) : 16384, NH = argc > 3 ? atoi(argv[3]) : 16,
+              reps = argc > 4 ? atoi(argv[4]) : 10;
+    std::vector<int> lengths = {1024, 4096, 16384};
+    if (argc > 5) lengths.assign(argc - 5, 0);
+    for (int i = 5; i < argc; i++) lengths[i - 5] = atoi(argv[i]);
+    if (peak <= 0 || NH < 1 || reps < 1) fail("bench_attention_cuda: PEAK, HEADS and REPS must be positive");
+    for (int T : lengths)
+        if (T < 1 || tokens % T != 0) fail("bench_attention_cuda: T=%d must be positive and divide TOKENS=%d", T, tokens);
     keep_pool_memory();
     printf("token mixers alone: B*T = %d tokens, %d heads, bf16 peak %.0f TFLOP/s; FLOPs per (b, h): attention "
            "2 T^2 hs, mLSTM 2 T L hs + 4 T hs^2 (chunk L), fwd+bwd 3.5x (scripts/bench_attention.cu)\n\n",
@@ -115,7 +125,7 @@ int main(int argc, char** argv) {
            "fwd+bwd time / softmax |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|\n");
     for (int hs : {64, 128}) {
-        for (int T : {1024, 4096, 16384}) {
+        for (int T : lengths) {
             Problem p = {};
             p.B = tokens / T, p.T = T, p.C = NH * hs, p.NH = NH;
             const size_t rows = (size_t)p.B * T;

@@ -21,9 +21,13 @@
 # maxT=128 (attention tiles cut short). Bounds: 1e-4 for the fp32 build; 2e-2 for the bf16 build,
 # whose parameters and activations are bf16 (relative rounding 2^-9 each) where the CPU's are fp32,
 # with several such roundings on a gradient's path: 2e-2 is about five bf16 ulps.
+# Every check prints one line, "ok   ..." or "FAIL ...", and a failure does not stop the others (a check
+# that needs a failed one's checkpoint says so); the exit status is 1 if any failed. CHECKS (the
+# environment) picks checks by name: base (1.-4.), the mixers' names as 5. prints them
+# (e.g. mixer_mlstm_igate_exp_chunk_16), mlstm_tensor_core, bos_window; every check when unset.
 # Used by scripts/gpu_check.sh on a GPU and by make test_cuda_emu on the CPU emulation of CUDA.
-#   bash scripts/compare_cuda_cpu.sh CUDA_BIN_DIR OUT_DIR BOUND exact|report
-set -euo pipefail
+#   [CHECKS="base ..."] bash scripts/compare_cuda_cpu.sh CUDA_BIN_DIR OUT_DIR BOUND exact|report
+set -uo pipefail
 cd "$(dirname "$0")/.."
 cuda_dir=$1 out=$2 bound=$3 decode=$4
 python=${PYTHON:-python3}
@@ -32,13 +36,20 @@ mkdir -p "$out"
 awk 'BEGIN { split("the of attention sink head token layer softmax gate memory value key query", w, " ");
              for (i = 1; i <= 3000; i++) print i ": " w[i % 13 + 1] " " w[(i * 7) % 13 + 1] " " w[(i * 11) % 13 + 1] "." }' \
     > "$out/corpus.txt"
-./prepare -o "$out/data" --bytes --val-frac 0.1 --doc-start '^[0-9]+:' "$out/corpus.txt" > "$out/prepare.log"
+./prepare -o "$out/data" --bytes --val-frac 0.1 --doc-start '^[0-9]+:' "$out/corpus.txt" > "$out/prepare.log" ||
+    { echo "FAIL prepare: $(tail -1 "$out/prepare.log")"; exit 1; }
+status=0
+chosen() { [ -z "${CHECKS:-}" ] || [[ " $CHECKS " == *" $1 "* ]]; }
 val="$out/data/val_000000.bin"
 args=(-i "$out/data/train_000000.bin" -j "$val" -b 2 -t 100 -x 5 -l 1e-3 -sh 0
       -v 0 -s 0 -S 7)
-run() {   # run LOG COMMAND...: stdout to LOG, stderr to LOG.err; on failure their last lines, and stop
+run() {   # run LOG COMMAND...: stdout to LOG, stderr to LOG.err; on failure their last lines, and status 1
     local log=$1; shift
-    "$@" > "$log" 2> "$log.err" || { echo "FAIL $* (exit $?):"; tail -3 "$log" "$log.err"; exit 1; }
+    "$@" > "$log" 2> "$log.err" && return 0
+    echo "FAIL $* (exit $?):"
+    tail -3 "$log" "$log.err"
+    status=1
+    return 1
 }
 # The model descriptor (L, C, H, T, V and mixer keys) as scripts/ref_gpt2.py's config, in JSON for compare_runs.py.
 cfg_json() {
@@ -60,20 +71,26 @@ PY
 train_check() {
     local name=$1 descriptor=$2 dir=$out/$1; shift 2
     mkdir -p "$dir"
-    run "$dir/cpu.log" ./train_gpt2 -e "$descriptor" "$@" -o "$dir/cpu" -dg "$dir/cpu/grads.bin"
-    run "$dir/cuda.log" "$cuda_dir/train_gpt2cu" -e "$descriptor" "$@" -o "$dir/cuda" -dg "$dir/cuda/grads.bin"
+    run "$dir/cpu.log" ./train_gpt2 -e "$descriptor" "$@" -o "$dir/cpu" -dg "$dir/cpu/grads.bin" || return 1
+    run "$dir/cuda.log" "$cuda_dir/train_gpt2cu" -e "$descriptor" "$@" -o "$dir/cuda" -dg "$dir/cuda/grads.bin" ||
+        return 1
     local cfg
     cfg=$(cfg_json "$descriptor")
-    $python scripts/compare_runs.py "$dir/cpu" "$dir/cuda" "$cfg" "$bound" > "$dir/compare_runs.log" ||
-        { echo "FAIL train $name:"; grep -E "^FAIL" "$dir/compare_runs.log"; tail -1 "$dir/compare_runs.log"; exit 1; }
-    echo "train $name: $(tail -1 "$dir/compare_runs.log")"
+    if ! $python scripts/compare_runs.py "$dir/cpu" "$dir/cuda" "$cfg" "$bound" > "$dir/compare_runs.log"; then
+        echo "FAIL train $name: $(tail -1 "$dir/compare_runs.log")"
+        grep -E "^FAIL" "$dir/compare_runs.log"
+        status=1
+        return 1
+    fi
+    echo "ok   train $name: $(tail -1 "$dir/compare_runs.log")"
 }
-train_check base L=2,C=128,H=2,T=128,V=257 "${args[@]}"
 
-model="$out/base/cpu/model_00000005.bin"
-run "$out/eval_cpu.log" ./infer -e "$model" -eval "$val" -b 2 -t 100
-run "$out/eval_cuda.log" "$cuda_dir/infercu" -e "$model" -eval "$val" -b 2 -t 100
-$python - "$out/eval_cpu.log" "$out/eval_cuda.log" "$bound" <<'PY'
+# 2. and 4.: infer -eval and -sa on the base run's checkpoint
+eval_and_sinks() {
+    local model=$1
+    run "$out/eval_cpu.log" ./infer -e "$model" -eval "$val" -b 2 -t 100 &&
+        run "$out/eval_cuda.log" "$cuda_dir/infercu" -e "$model" -eval "$val" -b 2 -t 100 &&
+        $python - "$out/eval_cpu.log" "$out/eval_cuda.log" "$bound" <<'PY' || status=1
 import re, sys
 cpu, cuda = (float(re.search(r"eval loss ([\d.]+)", open(p).read()).group(1)) for p in sys.argv[1:3])
 err = abs(cuda - cpu) / abs(cpu)
@@ -81,36 +98,16 @@ ok = err <= float(sys.argv[3])
 print(f"{'ok  ' if ok else 'FAIL'} infer -eval: cpu {cpu} cuda {cuda} rel {err:.2e}")
 sys.exit(0 if ok else 1)
 PY
-
-# decode_check NAME MODEL TOKENS: infercu's greedy decoding with the KV cache (or mLSTM's recurrent
-# state) against -nocache, from a 3-token prompt
-decode_check() {
-    local name=$1 model=$2 n=$3 total=$(($3 + 3))
-    local decode_args=(-e "$model" -pi 10,20,30 -n "$n" -temp 0)
-    run "$out/decode_cache_$name.log" "$cuda_dir/infercu" "${decode_args[@]}"
-    run "$out/decode_full_$name.log" "$cuda_dir/infercu" "${decode_args[@]}" -nocache 1
-    local cached full agree same n_cached n_full
-    cached=$(cat "$out/decode_cache_$name.log") full=$(cat "$out/decode_full_$name.log")
-    agree=$($python -c "import sys; a, b = sys.argv[1].split(), sys.argv[2].split(); n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b))); print(n, len(a), len(b))" "$cached" "$full")
-    read -r same n_cached n_full <<< "$agree"
-    if [ "$n_cached" -ne "$total" ] || [ "$n_full" -ne "$total" ]; then
-        echo "FAIL infercu decode $name: expected $total tokens (3 prompt + $n), got $n_cached (KV cache) and $n_full (-nocache)"
-        exit 1
-    elif [ "$decode" = exact ] && [ "$same" -ne "$total" ]; then
-        echo "FAIL infercu decode $name: KV cache and -nocache differ from token $same on"
-        exit 1
-    fi
-    echo "ok   infercu decode $name: KV cache and -nocache agree on $same of $total tokens ($decode)"
+    sink_check base "$model"
 }
-decode_check base "$model" 40
 
 # sink_check NAME MODEL: infercu -sa against infer -sa (the same probe set, which the output names), on
 # 16 tokens: every line is a document of 17 to 29 bytes, and a document window may not hold a second EOT
 sink_check() {
     local name=$1 sink_args=(-e "$2" -sa "$val" -sn 8 -st 16)
-    run "$out/sinks_cpu_$name.log" ./infer "${sink_args[@]}" -json "$out/sinks_cpu_$name.json"
-    run "$out/sinks_cuda_$name.log" "$cuda_dir/infercu" "${sink_args[@]}" -json "$out/sinks_cuda_$name.json"
-    $python - "$out/sinks_cpu_$name.json" "$out/sinks_cuda_$name.json" "$bound" "$name" <<'PY'
+    run "$out/sinks_cpu_$name.log" ./infer "${sink_args[@]}" -json "$out/sinks_cpu_$name.json" &&
+        run "$out/sinks_cuda_$name.log" "$cuda_dir/infercu" "${sink_args[@]}" -json "$out/sinks_cuda_$name.json" &&
+        $python - "$out/sinks_cpu_$name.json" "$out/sinks_cuda_$name.json" "$bound" "$name" <<'PY' || status=1
 import json, sys
 cpu, cuda = (json.load(open(p)) for p in sys.argv[1:3])
 flat = lambda x: [v for layer in x for head in layer for v in head]
@@ -122,25 +119,63 @@ print(f"{'ok  ' if ok else 'FAIL'} infer -sa {sys.argv[4]}: alpha and first-toke
 sys.exit(0 if ok else 1)
 PY
 }
-sink_check base "$model"
+
+# decode_check NAME MODEL TOKENS: infercu's greedy decoding with the KV cache (or mLSTM's recurrent
+# state) against -nocache, from a 3-token prompt
+decode_check() {
+    local name=$1 model=$2 n=$3 total=$(($3 + 3))
+    local decode_args=(-e "$model" -pi 10,20,30 -n "$n" -temp 0)
+    run "$out/decode_cache_$name.log" "$cuda_dir/infercu" "${decode_args[@]}" || return 1
+    run "$out/decode_full_$name.log" "$cuda_dir/infercu" "${decode_args[@]}" -nocache 1 || return 1
+    local cached full agree same n_cached n_full
+    cached=$(cat "$out/decode_cache_$name.log") full=$(cat "$out/decode_full_$name.log")
+    agree=$($python -c "import sys; a, b = sys.argv[1].split(), sys.argv[2].split(); n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b))); print(n, len(a), len(b))" "$cached" "$full")
+    read -r same n_cached n_full <<< "$agree"
+    if [ "$n_cached" -ne "$total" ] || [ "$n_full" -ne "$total" ]; then
+        echo "FAIL infercu decode $name: expected $total tokens (3 prompt + $n), got $n_cached (KV cache) and $n_full (-nocache)"
+        status=1
+        return 1
+    elif [ "$decode" = exact ] && [ "$same" -ne "$total" ]; then
+        echo "FAIL infercu decode $name: KV cache and -nocache differ from token $same on"
+        status=1
+        return 1
+    fi
+    echo "ok   infercu decode $name: KV cache and -nocache agree on $same of $total tokens ($decode)"
+}
+if chosen base; then
+    train_check base L=2,C=128,H=2,T=128,V=257 "${args[@]}"
+    model="$out/base/cpu/model_00000005.bin"
+    if [ -f "$model" ]; then
+        eval_and_sinks "$model"
+        decode_check base "$model" 40
+    else
+        echo "FAIL infer -eval, -sa and decode base: no CPU checkpoint from train base"
+        status=1
+    fi
+fi
 
 # 5. the mixer configurations on the tiny model (chunk 16 divides T=48, chunk 20 does not)
 mixers=(gate=head,sink=k gate=elem,rope=1,qknorm=1,sink=kv hybrid=1,layerscale=1,sink=logit rope=1,sink=one
         mixer=sigmoid,bias=-2,gate=elem,rope=1,qknorm=1 mixer=mlstm,igate=exp,chunk=16 mixer=mlstm,igate=sig,chunk=20)
 for keys in "${mixers[@]}"; do
     name=${keys//[=,]/_}
+    chosen "$name" || continue
     train_check "$name" "L=2,C=64,H=2,T=64,V=257,$keys" -i "$out/data/train_000000.bin" -j "$val" -b 2 -t 48 -x 5 \
-        -l 1e-3 -sh 0 -v 0 -s 0 -S 7
-    decode_check "$name" "$out/$name/cpu/model_00000005.bin" 20
+        -l 1e-3 -sh 0 -v 0 -s 0 -S 7 && decode_check "$name" "$out/$name/cpu/model_00000005.bin" 20
 done
 
 # 6. mLSTM on the base model (head size 64, chunk 64 over T=100: a full and a partial chunk), which in
 #    the bf16 build takes the tensor-core kernels
-train_check mlstm_tensor_core L=2,C=128,H=2,T=128,V=257,mixer=mlstm,chunk=64 "${args[@]}"
-decode_check mlstm_tensor_core "$out/mlstm_tensor_core/cpu/model_00000005.bin" 20
+if chosen mlstm_tensor_core; then
+    train_check mlstm_tensor_core L=2,C=128,H=2,T=128,V=257,mixer=mlstm,chunk=64 "${args[@]}" &&
+        decode_check mlstm_tensor_core "$out/mlstm_tensor_core/cpu/model_00000005.bin" 20
+fi
 
 # 7. the BOS-window layout, shuffled over several epochs of the windows (each with its shift)
-train_check bos_window L=2,C=64,H=2,T=64,V=257,rope=1,bos=window -i "$out/data/train_000000.bin" -j "$val" -b 2 \
-    -t 48 -x 5 -l 1e-3 -sh 1 -v 0 -s 0 -S 7
-decode_check bos_window "$out/bos_window/cpu/model_00000005.bin" 20
-sink_check bos_window "$out/bos_window/cpu/model_00000005.bin"
+if chosen bos_window; then
+    train_check bos_window L=2,C=64,H=2,T=64,V=257,rope=1,bos=window -i "$out/data/train_000000.bin" -j "$val" \
+        -b 2 -t 48 -x 5 -l 1e-3 -sh 1 -v 0 -s 0 -S 7 &&
+        decode_check bos_window "$out/bos_window/cpu/model_00000005.bin" 20 &&
+        sink_check bos_window "$out/bos_window/cpu/model_00000005.bin"
+fi
+exit $status

@@ -3,7 +3,10 @@
 // with and without bias, with dinp and dbias NULL, and tensors at an odd element offset (not
 // 256-byte aligned, as slices of one parameter buffer can be). The forward output is poisoned with
 // NaN before the call; the gradients start from the same random values on both sides, so the +=
-// semantics are checked too. A last case runs the backward twice and requires bitwise-equal results.
+// semantics are checked too. Shapes come again with other buffers and other alignments, so that the
+// GEMM plans matmul.cu keeps per problem are found again with the new bias pointer, and not reused
+// for a pointer less aligned than they were made for (the cuBLASLt emulation rejects that). A last
+// case runs the backward twice and requires bitwise-equal results.
 #include "test/cuda/harness.cuh"
 
 extern "C" {
@@ -129,6 +132,8 @@ int test_matmul(void) {
         {768, 768, 768, false, true, false, 0},
         {65, 130, 257, true, true, true, 1},      // every tensor 1 element off its allocation
         {257, 768, 64, true, false, true, 1},
+        {64, 17, 3, true, true, true, 1},
+        {65, 130, 257, true, true, true, 0},      // the same problems again, with new buffers: kept plans
         {64, 17, 3, true, true, true, 1},
     };
     int failures = 0;

@@ -299,6 +299,9 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
 cudaError_t cudaMalloc(void** ptr, size_t bytes);
 cudaError_t cudaMallocAsync(void** ptr, size_t bytes, cudaStream_t stream);
 cudaError_t cudaFree(void* ptr);
+// Pinned host memory: plain host memory here.
+cudaError_t cudaMallocHost(void** ptr, size_t bytes);
+cudaError_t cudaFreeHost(void* ptr);
 cudaError_t cudaFreeAsync(void* ptr, cudaStream_t stream);
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream = 0);
@@ -329,14 +332,18 @@ cudaError_t cudaMemcpyFromSymbol(void* dst, const T& symbol, size_t bytes, size_
 }
 cudaError_t cudaStreamCreate(cudaStream_t* stream);
 cudaError_t cudaStreamDestroy(cudaStream_t stream);
-// Streams with flags and events: everything already runs in order, so they order nothing more.
+// Streams with flags and events: everything already runs in order, so they order nothing more; an
+// event's time is the host time of its cudaEventRecord.
 #define cudaStreamNonBlocking 0x1
 #define cudaEventDisableTiming 0x2
 typedef struct emu_event* cudaEvent_t;
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags);
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags);
 cudaError_t cudaEventDestroy(cudaEvent_t event);
+cudaError_t cudaEventCreate(cudaEvent_t* event);
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = 0);
+cudaError_t cudaEventSynchronize(cudaEvent_t event);
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned flags = 0);
 template <typename T> cudaError_t cudaMallocAsync(T** ptr, size_t bytes, cudaStream_t stream) {
     return cudaMallocAsync((void**)ptr, bytes, stream);

@@ -4,6 +4,7 @@
 // AddressSanitizer's interface, which test_cuda_emu links (weak: without it, only the guard pages
 // and the NaN fill remain).
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
@@ -697,6 +698,14 @@ cudaError_t cudaMemset(void* ptr, int value, size_t bytes) {
     return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t) { return cudaMemset(ptr, value, bytes); }
+cudaError_t cudaMallocHost(void** ptr, size_t bytes) {
+    *ptr = malloc(bytes);
+    return *ptr ? cudaSuccess : (last_error = cudaErrorMemoryAllocation);
+}
+cudaError_t cudaFreeHost(void* ptr) {
+    free(ptr);
+    return cudaSuccess;
+}
 cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
 cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int device) {
     if (device < 0 || device >= device_count) return last_error = cudaErrorInvalidValue;
@@ -714,12 +723,33 @@ cudaError_t cudaStreamCreate(cudaStream_t* stream) {
 }
 cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned) { return cudaStreamCreate(stream); }
-cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned) {
-    *event = (cudaEvent_t)0x3;   // a recorded event is always complete
+// An event is complete as soon as it is recorded; it keeps the host time of its recording, so that
+// cudaEventElapsedTime gives the emulation's time (scripts/bench_attention.cu runs here too).
+struct emu_event {
+    std::chrono::steady_clock::time_point recorded;
+    bool timing, was_recorded;
+};
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags) {
+    *event = new emu_event{{}, !(flags & cudaEventDisableTiming), false};
     return cudaSuccess;
 }
-cudaError_t cudaEventDestroy(cudaEvent_t) { return cudaSuccess; }
-cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaEventCreate(cudaEvent_t* event) { return cudaEventCreateWithFlags(event, 0); }
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+    delete event;
+    return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+    event->recorded = std::chrono::steady_clock::now();
+    event->was_recorded = true;
+    return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+    if (!start->timing || !end->timing || !start->was_recorded || !end->was_recorded)
+        return last_error = cudaErrorInvalidValue;
+    *ms = std::chrono::duration<float, std::milli>(end->recorded - start->recorded).count();
+    return cudaSuccess;
+}
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
     *free_bytes = DEVICE_BYTES - allocated_bytes[current_device];

@@ -4,6 +4,9 @@
 // on thread timing. Calls between ncclGroupStart and ncclGroupEnd are queued and run in order at
 // ncclGroupEnd, as NCCL runs a group's operations together. Misuse that NCCL reports (a rank out of
 // range, a root out of range, two inits of one rank, an unknown type) aborts with an EMU line.
+// ncclCommDestroy prints how many collectives of each kind the rank ran and over how many elements
+// ("EMU NCCL rank R of N: ..."), so that a check can tell that the gradients went through NCCL
+// (scripts/check_data_parallel_cuda.sh).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -93,6 +96,8 @@ void sum_element(void* dst, const std::vector<Slot>& slots, size_t i, ncclDataTy
 struct ncclComm {
     World* world;
     int rank;
+    long runs[3];       // collectives run, by Kind
+    size_t elements[3];   // and their elements
 };
 
 namespace {
@@ -100,6 +105,8 @@ namespace {
 void run(const Op& op) {
     World* w = op.comm->world;
     int rank = op.comm->rank;
+    op.comm->runs[op.kind]++;
+    op.comm->elements[op.kind] += op.count;
     if (op.kind != ALL_REDUCE && (op.root < 0 || op.root >= w->size)) misuse("root out of range");
     w->slots[rank] = Slot{op.send, op.recv};
     pthread_barrier_wait(&w->barrier);
@@ -145,12 +152,20 @@ ncclResult_t ncclCommInitRank(ncclComm_t* comm, int nranks, ncclUniqueId id, int
     }
     if (w->size != nranks) misuse("ncclCommInitRank: ranks of one id disagree on the size");
     if (++w->joined > nranks) misuse("ncclCommInitRank: more ranks joined than the size");
-    *comm = new ncclComm{w, rank};
+    *comm = new ncclComm{w, rank, {0, 0, 0}, {0, 0, 0}};
     return ncclSuccess;
 }
 
 ncclResult_t ncclCommDestroy(ncclComm_t comm) {
+    fprintf(stderr, "EMU NCCL rank %d of %d: all-reduce %ld (%zu elements), reduce %ld (%zu), broadcast %ld (%zu)\n",
+            comm->rank, comm->world->size, comm->runs[ALL_REDUCE], comm->elements[ALL_REDUCE], comm->runs[REDUCE],
+            comm->elements[REDUCE], comm->runs[BROADCAST], comm->elements[BROADCAST]);
     delete comm;   // the world stays: other ranks may still be destroying theirs
+    return ncclSuccess;
+}
+
+ncclResult_t ncclGetVersion(int* version) {
+    *version = 0;   // not a real NCCL
     return ncclSuccess;
 }
 

@@ -24,6 +24,7 @@ typedef enum { ncclSum = 0 } ncclRedOp_t;
 ncclResult_t ncclGetUniqueId(ncclUniqueId* id);
 ncclResult_t ncclCommInitRank(ncclComm_t* comm, int nranks, ncclUniqueId id, int rank);
 ncclResult_t ncclCommDestroy(ncclComm_t comm);
+ncclResult_t ncclGetVersion(int* version);   // 0 in the emulation
 const char* ncclGetErrorString(ncclResult_t result);
 ncclResult_t ncclGroupStart(void);
 ncclResult_t ncclGroupEnd(void);
