@@ -401,3 +401,24 @@ size_t shard_line_starts(const char* pattern, const unsigned char* line_end, int
     ProbeSet p = {-1, line_end, vocab_size, len > 0 ? (size_t)len : 0, 0};
     return probe_spans(pattern, &p, n, tokens_out);
 }
+
+size_t shard_read_stream(const char* pattern, int vocab_size, size_t n, int* tokens_out) {
+    glob_t shards;
+    glob_shards(pattern, &shards);
+    size_t got = 0;
+    for (size_t i = 0; i < shards.gl_pathc && got < n; i++) {
+        const char* path = shards.gl_pathv[i];
+        size_t ntok = shard_check(path), take = ntok < n - got ? ntok : n - got;
+        FILE* f = fopen_check(path, "rb");
+        seek_token(f, path, 0);
+        uint16_t* block = malloc_for(path, sizeof(uint16_t) * (take + 1));
+        fread_check(block, sizeof(uint16_t), take, f, path);
+        fclose(f);
+        check_tokens(block, take, vocab_size, path, 0);
+        for (size_t t = 0; t < take; t++) tokens_out[got + t] = block[t];
+        got += take;
+        free(block);
+    }
+    globfree(&shards);
+    return got;
+}

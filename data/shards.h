@@ -95,3 +95,7 @@ size_t shard_document_starts(const char* pattern, int eot, int vocab_size, int l
 // overlap (each starts at or after the end of the one before); EOT tokens inside a span stay.
 size_t shard_line_starts(const char* pattern, const unsigned char* line_end, int vocab_size, int len, int n,
                          int* tokens_out);
+
+// The first n tokens of the shards of pattern as one stream, in glob order (infer -eval-stream), into
+// tokens_out; returns how many (fewer when the shards run out). Token ids are checked against vocab_size.
+size_t shard_read_stream(const char* pattern, int vocab_size, size_t n, int* tokens_out);

@@ -35,6 +35,7 @@ static const Kernels cpu_kernels = {
     .zero = cpu_zero,
     .upload = cpu_copy,
     .download = cpu_copy,
+    .copy = cpu_copy,
     .memory_free = cpu_memory_free,
     .encoder_forward = encoder_forward,
     .encoder_backward = encoder_backward,

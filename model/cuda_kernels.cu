@@ -84,6 +84,11 @@ static void cuda_download(void* dst, const void* src, size_t bytes) {
     cuda_check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
 }
 
+// On the stream the kernels run on, so it comes after the work queued before it (without a host wait).
+static void cuda_copy(void* dst, const void* src, size_t bytes) {
+    cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cudaStreamPerThread));
+}
+
 static size_t cuda_memory_free(void) {
     size_t free_bytes = 0, total = 0;
     cuda_check(cudaMemGetInfo(&free_bytes, &total));
@@ -98,6 +103,7 @@ static Kernels make_cuda_kernels() {
     k.zero = cuda_zero;
     k.upload = cuda_upload;
     k.download = cuda_download;
+    k.copy = cuda_copy;
     k.memory_free = cuda_memory_free;
     k.encoder_forward = encoder_forward_cuda;
     k.encoder_backward = encoder_backward_cuda;

@@ -15,10 +15,37 @@
 // ----------------------------------------------------------------------------
 // forward
 
-// Where a forward keeps q, k, v: this batch's activations, or (decoding, B = 1) the KV cache.
+// Where a forward keeps q, k, v: this batch's activations, or (decoding, B = 1) the KV cache; with
+// stream, the streaming cache of gpt_stream_decode (one token).
 typedef struct {
-    int use_cache, pos0;
+    int use_cache, pos0, stream;
 } DecodeState;
+
+// The cache row of stream token t: the first `sinks` tokens in rows 0.., the others in a ring of
+// `window` rows after them.
+static long stream_slot(const GPT* m, long t) {
+    int S = m->stream_sinks;
+    return t < S ? t : S + (t - S) % m->stream_window;
+}
+
+// Layer cache's rows of the stream in cache order into m->stream_rows: the sinks, then the window's
+// tokens oldest first (the ring read from the slot after the newest token's, the one just fed).
+// Returns how many.
+static int gather_stream_rows(GPT* m, const floatX* cache) {
+    size_t row_bytes = 3 * (size_t)m->config.channels * sizeof(floatX), row = row_bytes / sizeof(floatX);
+    long fed = m->stream_fed + 1;   // with the new token
+    int S = m->stream_sinks, W = m->stream_window;
+    int sinks = fed < S ? (int)fed : S;
+    int in_window = fed - sinks < W ? (int)(fed - sinks) : W;
+    m->k->copy(m->stream_rows, cache, sinks * row_bytes);
+    if (in_window > 0) {
+        long first = stream_slot(m, fed - in_window);   // the oldest token of the window
+        int tail = (int)(S + W - first) < in_window ? (int)(S + W - first) : in_window;
+        m->k->copy(m->stream_rows + sinks * row, cache + first * row, tail * row_bytes);
+        m->k->copy(m->stream_rows + (sinks + tail) * row, cache + S * row, (in_window - tail) * row_bytes);
+    }
+    return sinks + in_window;
+}
 
 // softmax / sigmoid: qkv projection -> [QK-norm] -> [RoPE] -> attention. ln1 -> mix_out.
 static void attention_mixer_forward(GPT* m, int l, int B, int T, DecodeState d) {
@@ -28,14 +55,24 @@ static void attention_mixer_forward(GPT* m, int l, int B, int T, DecodeState d) 
     ActivationTensors a = gpt_layer_acts(m, l);
     ParameterTensors p = gpt_layer_params(m, &m->params, l);
     floatX* cache = d.use_cache ? m->kv_cache + (size_t)l * c->max_seq_len * 3 * C : NULL;
-    floatX* qkv = d.use_cache ? cache + (size_t)d.pos0 * 3 * C : a.qkv;
+    long row = d.stream ? stream_slot(m, m->stream_fed) : d.pos0;
+    floatX* qkv = d.use_cache ? cache + row * 3 * C : a.qkv;
     k->matmul_forward(c->qknorm ? a.qkv_pre : qkv, a.ln1, p.qkvw, p.qkvb, N, C, 3 * C);
     if (c->qknorm)
         k->qknorm_forward(qkv, a.qk_mean, a.qk_rstd, a.qkv_pre, p.qnormw, p.qnormb, p.knormw, p.knormb, N, C, NH);
-    if (c->rope) k->rope_forward(qkv, qkv, B, T, C, NH, d.pos0);
-    // training: the T rows of this batch; decoding: the new rows at pos0.. of the cache of maxT rows
+    // training: the T rows of this batch; decoding: the new rows at pos0.. of the cache of maxT rows;
+    // streaming: the cached rows in cache order, rotated by cache index, the new token's last
     const floatX* rows = d.use_cache ? cache : qkv;
     int Tk = d.use_cache ? d.pos0 + T : T, Tmax = d.use_cache ? c->max_seq_len : T;
+    if (d.stream) {
+        Tk = Tmax = gather_stream_rows(m, cache);
+        rows = m->stream_rows;
+        if (c->rope) { int Sx = m->stream_fed + 1 < m->stream_sinks ? (int)m->stream_fed + 1 : m->stream_sinks;
+            k->rope_forward(m->stream_rows, m->stream_rows, 1, Sx, C, NH, 0);
+            if (Tk > Sx) k->rope_forward(m->stream_rows + (size_t)Sx * 3 * C, m->stream_rows + (size_t)Sx * 3 * C, 1, Tk - Sx, C, NH, (int)(m->stream_fed + 1 - (Tk - Sx))); }
+    } else if (c->rope) {
+        k->rope_forward(qkv, qkv, B, T, C, NH, d.pos0);
+    }
     k->attention_forward(a.mix_out, a.att_rowstat, rows, B, T, Tk, Tmax, C, NH, gpt_attn_score(c));
     if (c->sink != SINK_NONE)
         k->attention_sink_forward(a.mix_out, a.att_rowstat, rows, p.sink_key, p.sink_value, p.sink_logit, B, T, Tk,
@@ -188,7 +225,7 @@ static void forward_logits(GPT* m, const int* inputs, const int* targets, int B,
     m->B = B, m->T = T;
     m->mean_loss = -1.0f;
     m->k->upload(m->inputs, inputs, N * sizeof(int));
-    forward_blocks(m, B, T, (DecodeState){0, 0});
+    forward_blocks(m, B, T, (DecodeState){0, 0, 0});
     if (targets) m->k->upload(m->targets, targets, N * sizeof(int));
 }
 
@@ -255,8 +292,50 @@ const float* gpt_decode(GPT* m, const int* tokens, int T, int pos0) {
     if (m->mlstm_state && pos0 == 0)   // a new sequence starts from the zero state
         k->zero(m->mlstm_state, gpt_decode_state_bytes(c));
     k->upload(m->inputs, tokens, T * sizeof(int));
-    forward_blocks(m, 1, T, (DecodeState){1, pos0});
+    forward_blocks(m, 1, T, (DecodeState){1, pos0, 0});
     gpt_get_logits(m, T - 1, m->logits_host);
+    return m->logits_host;
+}
+
+const char* gpt_stream_refusal(const GPTConfig* c, int sinks, int window) {
+    if (sinks < 0 || window < 1 || sinks > c->max_seq_len - window)
+        return "the cache needs sinks S >= 0, window W >= 1 and S + W at most the model's maxT";
+    if (c->mixer == MIXER_MLSTM) return NULL;   // the recurrent state streams (the sizes do not apply)
+    if (!c->rope && !c->alibi)
+        return "the model has learned absolute positions (wpe, added to its input), so its cached keys and "
+               "values carry the positions they were computed at and cannot move within the cache; streaming "
+               "needs rope=1 or alibi=1";
+    return NULL;
+}
+
+void gpt_stream_begin(GPT* m, int sinks, int window) {
+    const GPTConfig* c = &m->config;
+    const char* why = gpt_stream_refusal(c, sinks, window);
+    if (why) fail("streaming with %d sinks and a window of %d (maxT %d): %s", sinks, window, c->max_seq_len, why);
+    gpt_ensure_activations(m, 1, 1);
+    gpt_ensure_decode_state(m);
+    if (c->mixer == MIXER_MLSTM) m->k->zero(m->mlstm_state, gpt_decode_state_bytes(c));
+    else if (!m->stream_rows || sinks + window > m->stream_sinks + m->stream_window) {
+        if (m->stream_rows) m->k->release(m->stream_rows);
+        m->stream_rows = m->k->alloc((size_t)(sinks + window) * 3 * c->channels * sizeof(floatX));
+    }
+    m->stream_sinks = sinks, m->stream_window = window;
+    m->stream_fed = 0;
+}
+
+const float* gpt_stream_decode(GPT* m, int token) {
+    const GPTConfig* c = &m->config;
+    if (!m->logits_host || (c->mixer != MIXER_MLSTM && !m->stream_rows))
+        fail("gpt_stream_decode: no stream begun (gpt_stream_begin)");
+    check_inputs(m, &token, NULL, 1);
+    m->B = 1, m->T = 1;
+    m->mean_loss = -1.0f;
+    m->k->upload(m->inputs, &token, sizeof(int));
+    // mLSTM's learned positions run out at maxT: the last one stays (docs/STREAMING.md)
+    int pos = m->stream_fed < c->max_seq_len ? (int)m->stream_fed : c->max_seq_len - 1;
+    forward_blocks(m, 1, 1, (DecodeState){1, pos, 1});
+    m->stream_fed++;
+    gpt_get_logits(m, 0, m->logits_host);
     return m->logits_host;
 }
 

@@ -131,6 +131,12 @@ typedef struct {
     int* targets;                     // (B, T)
     floatX* kv_cache;                 // (L, maxT, 3C): the qkv rows of a decoded sequence (B = 1)
     float* mlstm_state;               // (L, NH, hs*hs + hs + 1): mLSTM C, n, m of a decoded sequence
+    // streaming decoding (gpt_stream_begin): kv_cache rows 0..sinks-1 hold the first tokens, rows
+    // sinks..sinks+window-1 a ring of the last ones (before RoPE); stream_rows is one layer's cache
+    // in cache order, as the attention reads it (rotated by cache index with RoPE)
+    int stream_sinks, stream_window;
+    long stream_fed;                  // tokens fed since gpt_stream_begin
+    floatX* stream_rows;              // (sinks + window, 3C)
     float* losses_host;               // (B, T)
     float* logits_host;               // (Vp): the last decoded position
     float* step_losses;               // (micros, B, T) kernel memory: gpt_forward_micro's losses
@@ -206,6 +212,20 @@ void gpt_adamw_step(GPT* model, float lr, float beta1, float beta2, float eps, f
 // pos0 .. pos0+T-1 (earlier positions must already be in the cache) and returns the logits of the
 // last one (host pointer into model->logits on the CPU; Vp floats, first V real).
 const float* gpt_decode(GPT* model, const int* tokens, int T, int pos0);
+
+// Streaming decoding past maxT with constant memory (StreamingLLM; docs/STREAMING.md, docs/MODEL.md
+// section 12): the KV cache keeps the q, k, v rows of the first `sinks` tokens and of the last
+// `window` tokens (sinks + window <= maxT), evicting the oldest of the window, and positions are taken
+// within the cache: RoPE rotates the cached rows by their cache index at every step, ALiBi measures
+// distances within the cache. mLSTM streams with its recurrent state (sinks and window do not apply;
+// past maxT its learned positions stay at the last one, wpe[maxT-1]). A model with learned positions
+// and attention cannot stream: gpt_stream_refusal says why (NULL: it can, with these sizes).
+const char* gpt_stream_refusal(const GPTConfig* config, int sinks, int window);
+// Starts a new stream (fails with gpt_stream_refusal's line); allocates everything the stream needs,
+// so that gpt_stream_decode allocates nothing that it keeps.
+void gpt_stream_begin(GPT* model, int sinks, int window);
+// Feeds the stream's next token and returns its logits (as gpt_decode).
+const float* gpt_stream_decode(GPT* model, int token);
 
 // The attention-sink analysis (model/analysis.c; docs/MODEL.md section 13) of N sequences of T >= 2
 // tokens (host ids, N x T): forwards them in batches and accumulates every layer's and head's weights

@@ -22,6 +22,8 @@ typedef struct {
     void (*zero)(void* ptr, size_t bytes);
     void (*upload)(void* dst, const void* host_src, size_t bytes);
     void (*download)(void* host_dst, const void* src, size_t bytes);
+    // kernel memory to kernel memory, in order with the kernels; the two ranges may not overlap
+    void (*copy)(void* dst, const void* src, size_t bytes);
     size_t (*memory_free)(void);   // bytes the kernels' memory has free now
 
     void (*encoder_forward)(floatX* out, const int* inp, const floatX* wte, const floatX* wpe, int B, int T, int C);

@@ -445,6 +445,7 @@ void gpt_free(GPT* m) {
     if (m->m_memory) k->release(m->m_memory);
     if (m->v_memory) k->release(m->v_memory);
     if (m->kv_cache) k->release(m->kv_cache);
+    if (m->stream_rows) k->release(m->stream_rows);
     if (m->mlstm_state) k->release(m->mlstm_state);
     if (m->master_memory) k->release(m->master_memory);
     if (m->step_losses) k->release(m->step_losses);

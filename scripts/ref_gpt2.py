@@ -5,7 +5,8 @@ positions, causal softmax attention, tanh-GELU MLP, final LayerNorm, LM head tie
 float64 by default, plus attnlab's mixers from docs/MODEL.md: sigmoid attention (section 5),
 the G1 output gate (7), mLSTM (11, via ref_mlstm), ALiBi (6), RoPE (8), QK-norm (9), hybrid norm
 and LayerScale (10), and the block's options (15): RMSNorm, no linear biases, an untied LM head,
-the erf GELU, SwiGLU and the MLP width. Also reads and writes the checkpoint format (version 3 fp32, 5 bf16; attnlab's
+the erf GELU, SwiGLU and the MLP width; StreamingLLM's cache of first and last tokens (StreamCache,
+stream_logits; docs/STREAMING.md). Also reads and writes the checkpoint format (version 3 fp32, 5 bf16; attnlab's
 mixer settings in header slots 16.., docs/FORMATS.md) so tests can hand the C code a model made here.
 """
 import math
@@ -195,6 +196,26 @@ def rms_norm(x, w, eps=1e-5):
     return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + eps) * w
 
 
+class StreamCache:
+    """StreamingLLM's KV cache (Xiao et al. 2024; docs/STREAMING.md): per layer the keys (after QK-norm,
+    before RoPE) and values of the first `sinks` tokens fed and of the last `window`."""
+
+    def __init__(self, sinks, window):
+        self.sinks, self.window, self.k, self.v = sinks, window, {}, {}
+
+    def add(self, l, k, v):
+        """Appends layer l's new keys and values (B,H,T,hs); evicts the oldest beyond the window; returns
+        the cached keys and values in order (first tokens, then the window)."""
+        k = torch.cat([self.k[l], k], 2) if l in self.k else k
+        v = torch.cat([self.v[l], v], 2) if l in self.v else v
+        n = k.shape[2]
+        if n > self.sinks + self.window:
+            keep = list(range(self.sinks)) + list(range(n - self.window, n))
+            k, v = k[:, :, keep], v[:, :, keep]
+        self.k[l], self.v[l] = k, v
+        return k, v
+
+
 class GPT2(torch.nn.Module):
     def __init__(self, cfg, params, dtype=torch.float64):
         super().__init__()
@@ -203,6 +224,9 @@ class GPT2(torch.nn.Module):
         # when a dict, the forward records per layer what the sink analysis reads (lists by layer):
         # "weights" (B,H,T,T), "slot" (B,H,T) or None, "residual" (B,T,C), "gates" (B,T,G) or None
         self.record = None
+        # when a StreamCache, the attention of each forward (of the next tokens) reads and extends it:
+        # the queries are the cache's last positions, RoPE and ALiBi use positions within the cache
+        self.stream = None
 
     def _record(self, key, value):
         if self.record is not None:
@@ -242,14 +266,17 @@ class GPT2(torch.nn.Module):
         if cfg["qknorm"]:
             q = F.layer_norm(q, (hs,), p["qnormw"][l], p["qnormb"][l], eps=1e-5)
             k = F.layer_norm(k, (hs,), p["knormw"][l], p["knormb"][l], eps=1e-5)
+        if self.stream is not None:
+            k, v = self.stream.add(l, k, v)
+        Tk = k.shape[2]   # the queries are positions Tk-T .. Tk-1
         if cfg["rope"]:
-            q, k = rope(q), rope(k)
+            q, k = rope(q, Tk - T), rope(k)
         s = (q @ k.transpose(-1, -2)) / math.sqrt(hs)
+        qpos, kpos = torch.arange(Tk - T, Tk, dtype=s.dtype), torch.arange(Tk, dtype=s.dtype)
         if cfg["alibi"]:   # -slope_h (i - j), slope_h = 2^(-8 (h+1) / H)
             slopes = torch.tensor([2.0 ** (-8.0 * (i + 1) / H) for i in range(H)], dtype=s.dtype)
-            pos = torch.arange(T, dtype=s.dtype)
-            s = s - slopes[:, None, None] * (pos[:, None] - pos[None, :])
-        mask = torch.ones(T, T, dtype=torch.bool).tril()
+            s = s - slopes[:, None, None] * (qpos[:, None] - kpos[None, :])
+        mask = kpos[None, :] <= qpos[:, None]
         if cfg["mixer"] == "softmax" and cfg["sink"] != "none":   # softmax over [slot; keys]
             if cfg["sink"] in ("k", "kv"):
                 z = (q * p["sink_key"][l][None, :, None, :]).sum(-1) / math.sqrt(hs)
@@ -284,11 +311,13 @@ class GPT2(torch.nn.Module):
         B, T, C = y.shape
         return y.view(B, T, H, C // H).transpose(1, 2)
 
-    def forward(self, idx, targets=None):
+    def forward(self, idx, targets=None, pos=None):
+        """Logits (B,T,Vp) and the mean loss; pos: the learned positions' rows (default 0..T-1)."""
         cfg, p = self.cfg, self.p
         B, T = idx.shape
         C, H, L, V = cfg["C"], cfg["H"], cfg["L"], cfg["V"]
-        x = p["wte"][idx] + (0 if cfg["rope"] or cfg["alibi"] else p["wpe"][:T])
+        pos = torch.arange(T) if pos is None else pos
+        x = p["wte"][idx] + (0 if cfg["rope"] or cfg["alibi"] else p["wpe"][pos])
         for l in range(L):
             h = self.block_norm(x, "ln1", l)
             y = self.mlstm(h, l) if cfg["mixer"] == "mlstm" else self.attention(h, l)   # (B,H,T,hs)
@@ -311,6 +340,21 @@ class GPT2(torch.nn.Module):
         if targets is not None:
             loss = F.cross_entropy(logits[..., :V].reshape(-1, V), targets.reshape(-1))
         return logits, loss
+
+
+def stream_logits(model, tokens, sinks, window):
+    """The logits (N, Vp) of StreamingLLM's decoding of tokens (N,) one at a time (docs/STREAMING.md):
+    attention models through a StreamCache of sinks + window; mLSTM through its full forward (the
+    recurrent state equals it), its learned positions past maxT staying at the last one."""
+    idx = torch.as_tensor(tokens).long()[None]
+    if model.cfg["mixer"] == "mlstm":
+        pos = torch.arange(idx.shape[1]).clamp(max=model.cfg["maxT"] - 1)
+        return model(idx, pos=pos)[0][0]
+    model.stream = StreamCache(sinks, window)
+    try:
+        return torch.cat([model(idx[:, t:t + 1])[0][0] for t in range(idx.shape[1])])
+    finally:
+        model.stream = None
 
 
 def adamw(model, lr, weight_decay, betas=(0.9, 0.95), eps=1e-8, decay_all=False):

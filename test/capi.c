@@ -58,6 +58,13 @@ void capi_decode(GPT* m, const int* tokens, int T, int pos0, float* out) {
     memcpy(out, gpt_decode(m, tokens, T, pos0), sizeof(float) * m->config.padded_vocab_size);
 }
 
+// Streaming decoding (gpt_stream_begin, gpt_stream_decode): each token's logits (Vp) to out.
+const char* capi_stream_why(GPT* m, int sinks, int window) { return gpt_stream_refusal(&m->config, sinks, window); }
+void capi_stream_begin(GPT* m, int sinks, int window) { gpt_stream_begin(m, sinks, window); }
+void capi_stream_decode(GPT* m, int token, float* out) {
+    memcpy(out, gpt_stream_decode(m, token), sizeof(float) * m->config.padded_vocab_size);
+}
+
 // The data loader on an opaque handle, for test/data/test_loader.py (dataloader_seek and
 // shard_document_starts are called directly).
 DataLoader* capi_loader(const char* pattern, int B, int T, int rank, int num_ranks, int shuffle, int seed,
