@@ -139,15 +139,34 @@ def test_seeds_spread_and_claims(tmp_path):
     assert [r.onset() for r in results["softmax"]] == [2, 4, 2]
     table = {c.text: c.judge(results) for c in sa.claims(cfg.tokens_per_step)}
     assert table["Softmax forms a first-token sink on enough distinct tokens (BOS windows), and when"][1] == "reproduced"
-    assert table["Without a constant first token the sink forms later or not at all"][1] == "reproduced"
+    assert table["Without a constant first token the sink forms later or not at all"][1] == \
+        "softmax no BOS: lower on Sink_1, reproduced"
     assert table["Sigmoid attention without normalization forms no sink"][1] == "reproduced"
     assert table["Sigmoid attention with row normalization forms one"][1] == "sink: in 2 of 3 seeds; against sigmoid b=0: higher"
-    assert table["More weight decay strengthens the sink"][1] == "softmax wd 0.5: overlapping"
+    assert table["More weight decay strengthens the sink"][1] == "softmax wd 0.5: overlapping on Sink_1, not distinguishable"
     assert sa.compare([5, 6], [1, 2]) == "higher" and sa.compare([0, 0], [0, 0]) == "equal"
     assert sa.present([0.5, 2.0]) == "in 1 of 2 seeds" and sa.present([]) is None
     sa.write_report(cfg, results, "x")
     text = (out / "results.md").read_text()
     assert "| softmax | `(base)` | - | 3 of 3 | " in text and "3.6 [2.7, 4.0]" in text and "seeds 1, 2, 3" in text
+
+
+def test_without_any_sink_the_first_token_attention_decides(tmp_path):
+    out = tmp_path / "out"
+    _, cfg = config(tmp_path, out, variants={"softmax": "", "softmax 1/4 text": "", "softmax lr 6e-3": ""})
+    cfg = sa.Config(**{**cfg.__dict__, "seeds": [1, 2]})
+    fattn = {"softmax": (0.08, 0.09), "softmax 1/4 text": (0.05, 0.06), "softmax lr 6e-3": (0.085, 0.2)}
+    for name, values in fattn.items():
+        for seed, f in zip(cfg.seeds, values):
+            write_run(out / sa.slug(name) / f"seed{seed}", sink_log([0, 0, 0.5, 0], fattn=f))
+    results = sa.collect(cfg)
+    table = {c.text: c.judge(results) for c in sa.claims(cfg.tokens_per_step)}
+    assert table["Fewer distinct tokens weaken the sink"][1] == \
+        "softmax 1/4 text: lower on first-token attention, reproduced"
+    assert table["A larger learning rate strengthens the sink"][1] == \
+        "softmax lr 6e-3: overlapping on first-token attention, not distinguishable"
+    assert table["Softmax forms a first-token sink on enough distinct tokens (BOS windows), and when"][1] == \
+        "not reproduced"
 
 
 def test_settings_and_their_errors(tmp_path):
