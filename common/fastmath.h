@@ -1,7 +1,8 @@
 // The scalar helpers every kernel shares, C and CUDA: exp, sigmoid and the normal CDF. On the CPU a vectorizable
 // exp (libm's expf and tanhf do not vectorize and cost ~20 ns a call, which would dominate softmax,
-// sigmoid, GELU and cross-entropy); in device code the hardware's fast exp and divide (the CPU
-// emulation of CUDA, which does not define __CUDA_ARCH__, runs the CPU versions).
+// sigmoid, GELU and cross-entropy); in device code the hardware's fast exp and divide, and the CUDA
+// math library's normcdff (the CPU emulation of CUDA defines __CUDA_ARCH__ and emulates those
+// functions within their documented errors, test/cuda/emulate/emulate_math.cpp).
 #pragma once
 #include <math.h>
 #include <stdint.h>

@@ -14,7 +14,9 @@
 #     one), sigmoid with the gate, RoPE and QK-norm, and mLSTM with the exp and the sig input gate
 #     (chunk sizes that do and do not divide T);
 #  6. mLSTM on the first model's size (head size 64, chunk 64 at T=100), the bf16 build's tensor-core
-#     kernels: 1. and 3.
+#     kernels: 1. and 3.;
+#  7. the sink paper's block (RMSNorm, no linear biases, untied head, erf GELU, RoPE, weight decay on
+#     every parameter), and the same with SwiGLU, on the first model's size: 1. and 3.
 # The first model has head size 64 (the tensor-core attention of the bf16 build) and trains at T=100 of
 # maxT=128 (attention tiles cut short). Bounds: 1e-4 for the fp32 build; 2e-2 for the bf16 build,
 # whose parameters and activations are bf16 (relative rounding 2^-9 each) where the CPU's are fp32,
@@ -131,3 +133,10 @@ done
 #    the bf16 build takes the tensor-core kernels
 train_check mlstm_tensor_core L=2,C=128,H=2,T=128,V=257,mixer=mlstm,chunk=64 "${args[@]}"
 decode_check mlstm_tensor_core "$out/mlstm_tensor_core/cpu/model_00000005.bin" 20
+
+# 7. the sink paper's block (docs/MODEL.md section 15) with -ca 1, and with SwiGLU (hidden 8C/3 -> 384)
+for keys in ln=rms,linbias=0,tie=0,gelu=erf,rope=1 ln=rms,linbias=0,tie=0,mlp=swiglu,rope=1; do
+    name=paper_${keys//[=,]/_}
+    train_check "$name" "L=2,C=128,H=2,T=128,V=257,$keys" "${args[@]}" -c 0.1 -ca 1
+    decode_check "$name" "$out/$name/cpu/model_00000005.bin" 20
+done
