@@ -127,7 +127,7 @@ static inline FASTMATH_DEVICE float normal_cdf(float x) {
     p = p * t + 0.09678418f;
     p = p * t + 0.37409196f;
     p = p * t + 1.00002368f;
-    p = p * t - 1.26551223f;   // p in [-1.27, -0.26] for t in [0, 1]: exp_in_range's range
+    p = p * t - 1.26551223f;   // p in [-1.27, 3e-8] for t in [0, 1]: exp_in_range's range
     float half_erfc = 0.5f * t * exp_in_range(p) * exp_minus_half_square(x);
     uint32_t negative = 0u - (float_bits(x) >> 31), near = 0u - (uint32_t)(float_bits(z) <= 0x3f000000u);   // 0.5f
     float near_value = 0.5f + select_bits(negative, -half_erf, half_erf);

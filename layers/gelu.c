@@ -11,8 +11,6 @@
 
 #define GELU_SCALE 0.7978845608028654f   // sqrt(2/pi)
 #define GELU_CUBE 0.044715f
-
-
 #define INV_SQRT_2PI 0.3989422804014327f   // 1/sqrt(2 pi)
 
 // The exact GELU x Phi(x).
