@@ -70,7 +70,7 @@ fail_on_reports "prepare"
 
 MIXERS=("" ",mixer=sigmoid" ",mixer=sigmoid,bias=0,norm=1" ",gate=head" ",gate=elem,rope=1,qknorm=1"
         ",hybrid=1,layerscale=1" ",alibi=1" ",sink=kv" ",sink=logit" ",mixer=mlstm" ",mixer=mlstm,igate=sig" ",bos=1"
-        ",bos=window")
+        ",bos=window" ",ln=rms,linbias=0,tie=0,gelu=erf,rope=1" ",ln=rms,mlp=swiglu,hidden=40,mixer=mlstm")
 for mixer in "${MIXERS[@]}"; do
     model="L=2,C=32,H=2,T=32,V=257$mixer"
     out="$work/run${mixer//[,=]/_}"
