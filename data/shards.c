@@ -69,6 +69,25 @@ static void check_tokens(const uint16_t* tokens, size_t n, int vocab_size, const
     }
 }
 
+// Every token id of a shard of ntok tokens below vocab_size, read in blocks: the largest id of a block
+// is a max the compiler vectorizes, so the check runs at the speed the shard is read. A failure names
+// the first id outside the vocabulary.
+static void check_shard_tokens(const char* path, size_t ntok, int vocab_size) {
+    if (vocab_size > UINT16_MAX) return;   // every uint16 is a token
+    FILE* f = fopen_check(path, "rb");
+    seek_token(f, path, 0);
+    uint16_t* block = malloc_for(path, sizeof(uint16_t) * SCAN_TOKENS);
+    for (size_t pos = 0; pos < ntok; pos += SCAN_TOKENS) {
+        size_t n = ntok - pos < SCAN_TOKENS ? ntok - pos : SCAN_TOKENS;
+        fread_check(block, sizeof(uint16_t), n, f, path);
+        uint16_t most = 0;
+        for (size_t i = 0; i < n; i++) most = block[i] > most ? block[i] : most;
+        if (most >= vocab_size) check_tokens(block, n, vocab_size, path, pos);
+    }
+    free(block);
+    fclose(f);
+}
+
 // Positions p of the EOT token with p + len <= the shard's token count (documents that start
 // there have len tokens in this shard), in order: stores the first max of them in out (out = NULL
 // only counts) and returns how many, at most max. *inputs_read (if not NULL) gets the size of the
@@ -207,6 +226,7 @@ void dataloader_init(DataLoader* dl, const char* pattern, int B, int T, int rank
     int most = 1;   // the longest order any shard needs
     for (int i = 0; i < dl->num_shards; i++) {
         size_t ntok = shard_check(dl->shards.gl_pathv[i]);
+        check_shard_tokens(dl->shards.gl_pathv[i], ntok, vocab_size);   // all of it, batches read or not
         dl->shard_counts[i] = count_shard(dl, i, ntok);
         if (dl->shard_counts[i] > most) most = dl->shard_counts[i];
         dl->num_tokens += ntok;

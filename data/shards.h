@@ -37,7 +37,8 @@ typedef enum { LAYOUT_WINDOWS = 0, LAYOUT_DOCUMENTS = 1, LAYOUT_BOS_WINDOWS = 2 
 //   is an error. The stream's own EOT tokens inside a window stay (documents run into each other).
 // With documents and BOS windows, batch s of rank r takes entries (s*R + r)*B .. +B-1 of the shard's
 // list of starts (shuffled, seeded, when shuffle is on), so R ranks together read what one rank
-// with R*B reads. Shards in order (or shuffled, seeded); every token id is checked against vocab_size.
+// with R*B reads. Shards in order (or shuffled, seeded); every token id of every shard is checked
+// against vocab_size when the loader opens, and each batch's again when it is read.
 typedef struct {
     char* pattern;              // the glob, for messages
     int B, T, rank, num_ranks, vocab_size, shuffle;

@@ -12,6 +12,7 @@ import pytest
 
 from clib import ROOT
 from files import byte_corpus, write_byte_tokenizer, write_shard
+from timeouts import HANG_TIMEOUT
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import ref_gpt2  # noqa: E402
@@ -23,7 +24,7 @@ TINY = "L=2,C=32,H=2,T=32,V=257"
 
 
 def run(*args, ok=True):
-    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=300)
+    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=HANG_TIMEOUT)
     if ok:
         assert p.returncode == 0, f"{args} failed:\n{p.stdout}\n{p.stderr}"
     return p
@@ -279,7 +280,7 @@ def test_gradient_dump_and_run_comparison(data, tmp_path):
         out = tmp_path / name
         args = [TRAIN, "-e", TINY, "-i", data / "*train*.bin", "-b", 2, "-t", 32, "-x", 3, "-sh", 0, "-v", 0,
                 "-s", 0, "-S", seed, "-o", out, "-dg", out / "grads.bin"]
-        p = subprocess.run([str(a) for a in args], capture_output=True, text=True,
+        p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=HANG_TIMEOUT,
                            env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
         assert p.returncode == 0, p.stderr
         return out
@@ -288,9 +289,11 @@ def test_gradient_dump_and_run_comparison(data, tmp_path):
     n_params = sum(int(np.prod(shape)) for _, shape in ref_gpt2.tensor_shapes(json.loads(cfg)))
     assert os.path.getsize(one / "grads.bin") == 4 * (1 + n_params)
     script = os.path.join(ROOT, "scripts", "compare_runs.py")
-    same = subprocess.run(["/usr/bin/python3", script, str(one), str(two), cfg, "1e-5"], capture_output=True, text=True)
+    same = subprocess.run(["/usr/bin/python3", script, str(one), str(two), cfg, "1e-5"], capture_output=True, text=True,
+                          timeout=HANG_TIMEOUT)
     assert same.returncode == 0 and "0 failed" in same.stdout, same.stdout
-    diff = subprocess.run(["/usr/bin/python3", script, str(one), str(other), cfg, "1e-5"], capture_output=True, text=True)
+    diff = subprocess.run(["/usr/bin/python3", script, str(one), str(other), cfg, "1e-5"], capture_output=True, text=True,
+                          timeout=HANG_TIMEOUT)
     assert diff.returncode == 1 and "FAIL" in diff.stdout
 
 
@@ -300,7 +303,8 @@ def test_sink_analysis_in_train_and_infer(data, tmp_path):
     gets one line."""
     out = tmp_path / "run"
     run(*train_args(data, out, 6, "-e", TINY + ",bos=1,sink=k", "-sa", 3, "-sn", 8, "-st", 16))
-    sinks = re.findall(r"s:(\d+) sink:([\d.]+) fattn:([\d.]+) slot:([\d.]+)", (out / "main.log").read_text())
+    log = (out / "main.log").read_text()
+    sinks = re.findall(r"s:(\d+) sink:([\d.]+) fattn:([\d.]+) mass:[\d.]+ slot:([\d.]+)", log)
     assert [int(s[0]) for s in sinks] == [0, 3, 6], sinks
     ckpt = out / "model_00000006.bin"
     before = ckpt.read_bytes()

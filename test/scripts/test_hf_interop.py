@@ -25,6 +25,7 @@ from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, GPT2Tokeniz
 
 from clib import LIB, ROOT  # noqa: E402
 from files import write_shard  # noqa: E402
+from timeouts import HANG_TIMEOUT  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 sys.path.insert(0, os.path.join(ROOT, "test", "data"))
@@ -54,7 +55,7 @@ Café, naïve, jalapeño, Übermaß; Ελληνικά; русский текст
 
 
 def run(*args, ok=True):
-    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=300,
+    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=HANG_TIMEOUT,
                        env=dict(os.environ, OMP_NUM_THREADS="2"))
     if ok:
         assert p.returncode == 0, f"{args} failed:\n{p.stdout}\n{p.stderr}"
