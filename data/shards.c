@@ -39,6 +39,10 @@ size_t shard_check(const char* path) {
     if (header[2] < 0 || size != expected)
         fail("%s: shard is truncated or corrupt (header says %d tokens = %ld bytes, file has %ld)",
              path, header[2], expected, size);
+    for (int i = 3; i < SHARD_HEADER_INTS; i++)
+        if (header[i] != 0)
+            fail("%s: shard header slot %d holds %d, where the format has zero: the file is corrupt", path, i,
+                 header[i]);
     return (size_t)header[2];
 }
 

@@ -14,7 +14,8 @@
 
 // Writes tokens (n) as one shard, atomically (temporary file, then rename).
 void shard_write(const char* path, const uint16_t* tokens, size_t n);
-// Validates a shard's header and exact size; returns its token count. Fails naming the file.
+// Validates a shard's header (slots 3-255 zero) and exact size; returns its token count. Fails naming
+// the file.
 size_t shard_check(const char* path);
 
 // How the loader cuts sequences from the shards. The values are the model's `bos` key (model/config.c:

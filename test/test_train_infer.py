@@ -116,6 +116,16 @@ def test_wrong_shard_magic(data, tmp_path):
     one_line_error(run(TRAIN, "-e", TINY, "-i", bad, "-j", bad, ok=False), bad, "magic")
 
 
+def test_shard_header_slot_set(data, tmp_path):
+    """Slots 3-255 of a shard's header are zero in the format (llm.c's writers too)."""
+    bad = tmp_path / "bad_train.bin"
+    write_shard(bad, byte_corpus(3000))
+    raw = bytearray(bad.read_bytes())
+    raw[4 * 200:4 * 201] = (7).to_bytes(4, "little")
+    bad.write_bytes(bytes(raw))
+    one_line_error(run(TRAIN, "-e", TINY, "-i", bad, "-j", bad, ok=False), bad, "slot 200 holds 7")
+
+
 def test_token_id_outside_vocabulary(data, tmp_path):
     bad = tmp_path / "bad_train.bin"
     toks = byte_corpus(3000)
