@@ -51,7 +51,11 @@ AttnScore gpt_attn_score(const GPTConfig* c) {
 }
 
 // defaults that depend on other keys
-static void derive_padded_vocab(GPTConfig* c) { c->padded_vocab_size = (c->vocab_size + 127) / 128 * 128; }
+// The derived sizes in long: a checkpoint header's V or C may be anything until the ranges are checked,
+// after the defaults (a value out of int's range wraps, and the range check names V or C).
+static void derive_padded_vocab(GPTConfig* c) {
+    c->padded_vocab_size = (int)(((long)c->vocab_size + 127) / 128 * 128);
+}
 // sigmoid attention: b = -ln(n) with n the training context (docs/MODEL.md section 5)
 static void derive_sigmoid_bias(GPTConfig* c) {
     c->sigmoid_bias = c->mixer == MIXER_SIGMOID ? -logf((float)c->max_seq_len) : 0.0f;
@@ -60,7 +64,8 @@ static void derive_gate(GPTConfig* c) { c->gate = c->mixer == MIXER_MLSTM ? GATE
 // GPT-2's 4C; SwiGLU's 8C/3 (the same parameter count as 4C with two input matrices, as LLaMA),
 // rounded up to a multiple of 64
 static void derive_mlp_hidden(GPTConfig* c) {
-    c->mlp_hidden = c->mlp == MLP_SWIGLU ? (8 * c->channels / 3 + 63) / 64 * 64 : 4 * c->channels;
+    long C = c->channels;
+    c->mlp_hidden = (int)(c->mlp == MLP_SWIGLU ? (8 * C / 3 + 63) / 64 * 64 : 4 * C);
 }
 
 // rules across keys

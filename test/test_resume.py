@@ -306,7 +306,8 @@ def test_checkpoint_header_damage_is_refused(data, tmp_path):
     sample = run(INFER, "-e", good, "-n", 8, "-temp", 0).stdout
     cases = [({14: 0, 15: 0}, ("slots 14-15", "zero", "requires one")), ({9: 1}, ("slot 9 holds 1", "8-13")),
              ({13: -7}, ("slot 13 holds -7",)), ({34: 1}, ("does not match its checksum",)),   # gelu=erf
-             ({5: 1}, ("does not match its checksum",))]                                        # H=1
+             ({5: 1}, ("does not match its checksum",)),                                        # H=1
+             ({6: -2147483640}, ("C=-2147483640 is out of range",))]   # 4C overflowed int (make asan's UBSan)
     for edits, needles in cases:
         bad = tmp_path / "bad.bin"
         bad.write_bytes(good.read_bytes())
