@@ -601,9 +601,9 @@ static void plan_run(Run* run, const GPTConfig* c, const DataLoader* epoch) {
         fail("-d %d: total batch must be a multiple of B*T*ranks = %d", run->total_batch, per_step);
     size_t epoch_reads = epoch->num_sequences * (size_t)T;   // a step re-reading its own data is no bigger step
     if (!a->overfit && (size_t)run->total_batch > epoch_reads)
-        fail("-d %d: a step of %d tokens is more than an epoch of the train shards (%s) gives, %zu sequences of T=%d "
-             "= %zu tokens; lower -d or add data", run->total_batch, run->total_batch, a->train_pattern,
-             epoch->num_sequences, T, epoch_reads);
+        fail("-d %d: a step would read more than an epoch of the train shards (%s) gives, %zu sequences of T=%d = "
+             "%zu tokens; lower -d or add data", run->total_batch, a->train_pattern, epoch->num_sequences, T,
+             epoch_reads);
     run->B = B, run->T = T, run->accum = run->total_batch / per_step;
     run->num_steps = a->max_steps > 0 ? a->max_steps : (int)(dataloader_epoch_tokens(epoch) / run->total_batch);
     if (run->num_steps < 1) run->num_steps = 1;
