@@ -13,6 +13,7 @@ import pytest
 
 from clib import ROOT
 from files import byte_corpus, write_byte_tokenizer, write_shard
+from timeouts import HANG_TIMEOUT
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import plot_sinks  # noqa: E402
@@ -27,7 +28,7 @@ TINY = {"base": "L=1,C=16,H=2,T=16,V=257,bos=1", "batch": 2, "seq": 16, "tokens"
 
 
 def run(*args, ok=True):
-    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120,
+    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=HANG_TIMEOUT,
                        env=dict(os.environ, OMP_NUM_THREADS="1"))
     if ok:
         assert p.returncode == 0, f"{args} failed:\n{p.stdout}\n{p.stderr}"
@@ -265,7 +266,7 @@ def test_runner_errors(data, tmp_path):
     base = [PYTHON, ABLATION, "--config", path, "--out", tmp_path / "o"]
     one_line_error(run(*base, "--data", tmp_path / "none", ok=False), "no such directory")
     one_line_error(run(*base, "--data", data, "--only", "nope", ok=False), "unknown variant 'nope'")
-    p = subprocess.run([str(a) for a in base + ["--data", data]], capture_output=True, text=True,
+    p = subprocess.run([str(a) for a in base + ["--data", data]], capture_output=True, text=True, timeout=HANG_TIMEOUT,
                        env=dict(os.environ, ATTNLAB_TRAIN=str(tmp_path / "train_gpt2")))
     one_line_error(p, "make train_gpt2")
 
