@@ -85,7 +85,7 @@ static Args parse_args(int argc, char** argv) {
               .sink_seqs = 100, .sink_T = 64, .sink_key = 1, .sink_eps = 0.3f, .sink_probes = "auto"};
     const char* synopsis = "./infer -e CHECKPOINT [flags]   (sampling; -eval GLOB; -sa GLOB: docs/SINKS.md)";
     args_parse(&a, FLAGS, NUM_FLAGS, argc, argv, synopsis);
-    if (!a.model) args_usage(&a, FLAGS, NUM_FLAGS, synopsis);
+    if (!a.model) fail("no checkpoint: give -e CHECKPOINT (./infer -h lists the flags)");
     if (a.prompt && a.prompt_ids) fail("give -p or -pi, not both");
     if (a.json && !a.sinks && !a.eval_stream) fail("-json writes the sink analysis or the stream evaluation: add -sa GLOB or -eval-stream GLOB");
     if (a.eval_stream && !a.stream) fail("-eval-stream needs -stream S,W: the cache's sinks and window");

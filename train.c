@@ -588,8 +588,9 @@ static void free_rank(Rank* r) {
     gpt_free(&r->model);
 }
 
-// The run's shared settings from a model (rank 0's, before the ranks start): batch, steps, tokenizer.
-static void plan_run(Run* run, const GPTConfig* c, size_t epoch_tokens) {
+// The run's shared settings from a model (rank 0's, before the ranks start): batch and steps. epoch:
+// the train loader over all ranks, for the default step count and the batch the data allows.
+static void plan_run(Run* run, const GPTConfig* c, const DataLoader* epoch) {
     const Args* a = &run->a;
     int B = a->B, T = a->T > 0 ? a->T : c->max_seq_len, R = world_size(a);
     if (T > c->max_seq_len) fail("-t %d: sequence length exceeds the model's maximum %d", T, c->max_seq_len);
@@ -598,15 +599,27 @@ static void plan_run(Run* run, const GPTConfig* c, size_t epoch_tokens) {
     run->total_batch = a->total_batch > 0 ? a->total_batch : per_step;
     if (run->total_batch % per_step != 0)
         fail("-d %d: total batch must be a multiple of B*T*ranks = %d", run->total_batch, per_step);
+    size_t epoch_reads = epoch->num_sequences * (size_t)T;   // a step re-reading its own data is no bigger step
+    if (!a->overfit && (size_t)run->total_batch > epoch_reads)
+        fail("-d %d: a step would read more than an epoch of the train shards (%s) gives, %zu sequences of T=%d = "
+             "%zu tokens; lower -d or add data", run->total_batch, a->train_pattern, epoch->num_sequences, T,
+             epoch_reads);
     run->B = B, run->T = T, run->accum = run->total_batch / per_step;
-    run->num_steps = a->max_steps > 0 ? a->max_steps : (int)(epoch_tokens / run->total_batch);
+    run->num_steps = a->max_steps > 0 ? a->max_steps : (int)(dataloader_epoch_tokens(epoch) / run->total_batch);
     if (run->num_steps < 1) run->num_steps = 1;
+    if (a->warmup > run->num_steps)
+        fail("-u %d: the warmup is longer than the run's %d steps; give -u at most the steps (-x)", a->warmup,
+             run->num_steps);
 }
 
 int main(int argc, char** argv) {
     Run run = {.a = parse_args(argc, argv)};
     const Args* a = &run.a;
     catch_stop_signals();
+    if (a->out_dir && a->node == 0) {   // one run per folder: node 0 writes it, the other nodes only read
+        make_dir(a->out_dir);
+        lock_dir(a->out_dir, "train.lock", "-o");
+    }
     run.resume_step = find_resume_step(a);
     GPTConfig config;
     char path[4096];
@@ -635,7 +648,7 @@ int main(int argc, char** argv) {
     DataLoader probe;   // the epoch's size, for the default step count
     dataloader_init(&probe, a->train_pattern, a->B, a->T > 0 ? a->T : config.max_seq_len, 0, world_size(a), 0, 0,
                     config.vocab_size, run.layout, run.eot);
-    plan_run(&run, &config, dataloader_epoch_tokens(&probe));
+    plan_run(&run, &config, &probe);
     run.data_checksum = checksum_update(CHECKSUM_START, a->train_pattern, strlen(a->train_pattern));
     if (run.resume_step >= 0) {
         check_resume(&run.resumed, &config, a, run.T, run.total_batch, run.num_steps, run.data_checksum);

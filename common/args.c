@@ -19,7 +19,8 @@ static void print_default(const void* args, const ArgSpec* s) {
     else if (s->type == ARG_TEXT && *(const char* const*)at) fprintf(stderr, " [default %s]", *(const char* const*)at);
 }
 
-void args_usage(const void* args, const ArgSpec* specs, int n, const char* synopsis) {
+// The usage: synopsis, then a line per flag with its help and default (from args), on stderr; exits 1.
+static void args_usage(const void* args, const ArgSpec* specs, int n, const char* synopsis) {
     fprintf(stderr, "usage: %s\n", synopsis);
     for (int i = 0; i < n; i++) {
         fprintf(stderr, "  %-9s %s", specs[i].flag, specs[i].help);

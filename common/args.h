@@ -17,5 +17,3 @@ typedef struct {
 // Parses argv's "-flag value" pairs into args (which holds the defaults on entry). `-h` or an unknown
 // flag prints the usage and exits 1; a bad value fails with one line.
 void args_parse(void* args, const ArgSpec* specs, int n, int argc, char** argv, const char* synopsis);
-// The usage: synopsis, then a line per flag with its help and default (from args), on stderr; exits 1.
-void args_usage(const void* args, const ArgSpec* specs, int n, const char* synopsis);

@@ -170,6 +170,35 @@ void atomic_commit(FILE* f, const char* path) {
     temps[slot].f = NULL;   // committed: not fail()'s to remove
 }
 
+// The pid of the process whose lock keeps fd's file from being locked, or 0 if none does now.
+static pid_t lock_holder(int fd) {
+    struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_GETLK, &l) != 0 || l.l_type == F_UNLCK) return 0;
+    return l.l_pid;
+}
+
+void lock_dir(const char* dir, const char* name, const char* flag) {
+    char path[PATH_BYTES];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= PATH_BYTES) fail("%s: path too long", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) fail("%s: cannot open the lock file: %s", path, strerror(errno));
+    // fcntl, not flock: only a record lock tells who holds it (F_GETLK)
+    for (int tries = 0;; tries++) {
+        struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        if (fcntl(fd, F_SETLK, &l) == 0) break;
+        if (errno == ENOLCK || errno == EOPNOTSUPP) {   // a file system without locks (some network ones)
+            fprintf(stderr, "note: %s: cannot lock (%s): a second run in %s would not be stopped\n", path,
+                    strerror(errno), dir);
+            return;
+        }
+        if (errno != EACCES && errno != EAGAIN) fail("%s: cannot lock: %s", path, strerror(errno));
+        pid_t holder = lock_holder(fd);
+        if (holder || tries == 100)   // no holder: it let go between the two calls; try again
+            fail("%s %s: in use by another run (pid %d holds %s); wait for it to end, or give another %s", flag, dir,
+                 (int)holder, path, flag);
+    }
+}
+
 double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

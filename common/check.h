@@ -46,6 +46,12 @@ FILE* atomic_open(const char* path);
 void atomic_commit(FILE* f, const char* path);
 // rename(from, to), then fsync of to's directory so that the rename itself survives a crash.
 void rename_durable(const char* from, const char* to);
+// An exclusive lock on dir for the life of the process: an fcntl record lock on dir/name (created if
+// missing), which the kernel drops when the process ends, however it ends, so a dead run's lock never
+// blocks. When another process holds it, fails with one line naming its pid and `flag` (the flag that
+// gave dir). The file stays open and must not be opened elsewhere in the process: closing any
+// descriptor of it would drop the process's lock.
+void lock_dir(const char* dir, const char* name, const char* flag);
 // Wall clock in seconds.
 double now_seconds(void);
 

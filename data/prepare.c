@@ -11,6 +11,7 @@
 // counts words in one pass, trains, then encodes in a second pass. The shards are written under
 // staging names (".new") and replace the previous set, with the tokenizer, only once all are
 // written: a run that fails leaves the folder as it was (docs/RELIABILITY.md).
+#include <ctype.h>
 #include <errno.h>
 #include <glob.h>
 #include <regex.h>
@@ -28,6 +29,8 @@
 #define BLOCK_BYTES (8u << 20)           // the reader's buffer: it never grows
 #define PATH_BYTES 4096
 #define DEFAULT_SHARD_TOKENS 100000000L  // llm.c's FineWeb shards
+#define MIN_SHARD_TOKENS 1025L           // one sequence of GPT-2's T = 1024 and its last target: the least batch
+#define MAX_SHARDS 1000000               // a split's shards are numbered with six digits
 
 enum { TOK_NONE, TOK_BYTES, TOK_TRAIN, TOK_FILE, TOK_GPT2 };
 
@@ -54,7 +57,7 @@ static const char* USAGE =
     "  --tokenizer FILE   use a tokenizer file (ours or llm.c's)\n"
     "  --gpt2 DIR         import GPT-2's DIR/encoder.json and DIR/vocab.bpe\n"
     "  --val-frac F       fraction of the input (from its start) for validation, 0 <= F < 1 (default 0.1)\n"
-    "  --shard-tokens N   tokens per shard file (default 100000000)\n"
+    "  --shard-tokens N   tokens per shard file, at least 1025 (default 100000000)\n"
     "  --eot-text         the text <|endoftext|> in a file separates documents (it becomes EOT)\n"
     "  --doc-start REGEX  every line that matches REGEX (POSIX extended, without its newline) starts\n"
     "                     a document: EOT goes before it; e.g. '^ +[0-9]+ ' for the verses of bible-kjv\n"
@@ -66,7 +69,17 @@ static long parse_long(const char* flag, const char* v) {
     char* end;
     errno = 0;
     long x = strtol(v, &end, 10);
-    if (errno || *end || end == v) fail("%s %s: expected a whole number", flag, v);
+    if (errno || *end || end == v || isspace((unsigned char)*v)) fail("%s %s: expected a whole number", flag, v);
+    return x;
+}
+
+// --val-frac: a number (not an empty or partly numeric text) in [0, 1).
+static double parse_val_frac(const char* v) {
+    char* end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || isspace((unsigned char)*v) || !(x >= 0 && x < 1))
+        fail("--val-frac '%s': expected a number F with 0 <= F < 1", v);
     return x;
 }
 
@@ -106,13 +119,12 @@ static Options parse_args(int argc, char** argv) {
         else if (!strcmp(a, "--tokenizer")) { set_mode(&o, TOK_FILE, a); o.tok_path = argv[++i]; }
         else if (!strcmp(a, "--gpt2")) { set_mode(&o, TOK_GPT2, a); o.tok_path = argv[++i]; }
         else if (!strcmp(a, "--doc-start")) o.doc_start = argv[++i];
-        else if (!strcmp(a, "--val-frac")) {
-            char* end;
-            o.val_frac = strtod(argv[++i], &end);
-            if (*end || !(o.val_frac >= 0 && o.val_frac < 1)) fail("--val-frac %s: expected 0 <= F < 1", argv[i]);
-        } else if (!strcmp(a, "--shard-tokens")) {
+        else if (!strcmp(a, "--val-frac")) o.val_frac = parse_val_frac(argv[++i]);
+        else if (!strcmp(a, "--shard-tokens")) {
             o.shard_tokens = parse_long(a, argv[++i]);
-            if (o.shard_tokens < 1 || o.shard_tokens > INT32_MAX) fail("--shard-tokens %s: expected 1..%d", argv[i], INT32_MAX);
+            if (o.shard_tokens < MIN_SHARD_TOKENS || o.shard_tokens > INT32_MAX)
+                fail("--shard-tokens %s: expected %ld..%d (a shard shorter than one sequence of T=1024 and its "
+                     "target is no batch)", argv[i], MIN_SHARD_TOKENS, INT32_MAX);
         } else if (a[0] == '-' && a[1]) fail("%s: unknown flag (see ./prepare -h)", a);
         else o.files[o.num_files++] = argv[i];
     }
@@ -412,6 +424,9 @@ static void commit_split(const ShardSink* s) {
 
 static void sink_flush(ShardSink* s) {
     if (s->len == 0) return;
+    if (s->shards == MAX_SHARDS)
+        fail("%s: more than %d %s shards of %zu tokens; give a larger --shard-tokens", s->dir, MAX_SHARDS, s->split,
+             s->shard_tokens);
     char path[PATH_BYTES];
     shard_path(path, s->dir, s->split, s->shards++, ".new");
     shard_write(path, s->buf, s->len);
@@ -524,6 +539,7 @@ int main(int argc, char** argv) {
     if (o.doc_start) compile_doc_start(&o);
     check_inputs(&o);
     make_dir(o.out_dir);
+    lock_dir(o.out_dir, "prepare.lock", "-o");   // two prepares into one folder would mix their shards
     Tokenizer t;
     build_tokenizer(&t, &o);
     if (o.num_files) write_shards(&t, &o);

@@ -39,6 +39,10 @@ size_t shard_check(const char* path) {
     if (header[2] < 0 || size != expected)
         fail("%s: shard is truncated or corrupt (header says %d tokens = %ld bytes, file has %ld)",
              path, header[2], expected, size);
+    for (int i = 3; i < SHARD_HEADER_INTS; i++)
+        if (header[i] != 0)
+            fail("%s: shard header slot %d holds %d, where the format has zero: the file is corrupt", path, i,
+                 header[i]);
     return (size_t)header[2];
 }
 
@@ -67,6 +71,25 @@ static void check_tokens(const uint16_t* tokens, size_t n, int vocab_size, const
             fail("%s: token id %d at token %zu is outside the model's vocabulary (V=%d); "
                  "were the shards made with another tokenizer?", path, tokens[i], token0 + i, vocab_size);
     }
+}
+
+// Every token id of a shard of ntok tokens below vocab_size, read in blocks: the largest id of a block
+// is a max the compiler vectorizes, so the check runs at the speed the shard is read. A failure names
+// the first id outside the vocabulary.
+static void check_shard_tokens(const char* path, size_t ntok, int vocab_size) {
+    if (vocab_size > UINT16_MAX) return;   // every uint16 is a token
+    FILE* f = fopen_check(path, "rb");
+    seek_token(f, path, 0);
+    uint16_t* block = malloc_for(path, sizeof(uint16_t) * SCAN_TOKENS);
+    for (size_t pos = 0; pos < ntok; pos += SCAN_TOKENS) {
+        size_t n = ntok - pos < SCAN_TOKENS ? ntok - pos : SCAN_TOKENS;
+        fread_check(block, sizeof(uint16_t), n, f, path);
+        uint16_t most = 0;
+        for (size_t i = 0; i < n; i++) most = block[i] > most ? block[i] : most;
+        if (most >= vocab_size) check_tokens(block, n, vocab_size, path, pos);
+    }
+    free(block);
+    fclose(f);
 }
 
 // Positions p of the EOT token with p + len <= the shard's token count (documents that start
@@ -207,6 +230,7 @@ void dataloader_init(DataLoader* dl, const char* pattern, int B, int T, int rank
     int most = 1;   // the longest order any shard needs
     for (int i = 0; i < dl->num_shards; i++) {
         size_t ntok = shard_check(dl->shards.gl_pathv[i]);
+        check_shard_tokens(dl->shards.gl_pathv[i], ntok, vocab_size);   // all of it, batches read or not
         dl->shard_counts[i] = count_shard(dl, i, ntok);
         if (dl->shard_counts[i] > most) most = dl->shard_counts[i];
         dl->num_tokens += ntok;

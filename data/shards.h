@@ -14,7 +14,8 @@
 
 // Writes tokens (n) as one shard, atomically (temporary file, then rename).
 void shard_write(const char* path, const uint16_t* tokens, size_t n);
-// Validates a shard's header and exact size; returns its token count. Fails naming the file.
+// Validates a shard's header (slots 3-255 zero) and exact size; returns its token count. Fails naming
+// the file.
 size_t shard_check(const char* path);
 
 // How the loader cuts sequences from the shards. The values are the model's `bos` key (model/config.c:
@@ -37,7 +38,8 @@ typedef enum { LAYOUT_WINDOWS = 0, LAYOUT_DOCUMENTS = 1, LAYOUT_BOS_WINDOWS = 2 
 //   is an error. The stream's own EOT tokens inside a window stay (documents run into each other).
 // With documents and BOS windows, batch s of rank r takes entries (s*R + r)*B .. +B-1 of the shard's
 // list of starts (shuffled, seeded, when shuffle is on), so R ranks together read what one rank
-// with R*B reads. Shards in order (or shuffled, seeded); every token id is checked against vocab_size.
+// with R*B reads. Shards in order (or shuffled, seeded); every token id of every shard is checked
+// against vocab_size when the loader opens, and each batch's again when it is read.
 typedef struct {
     char* pattern;              // the glob, for messages
     int B, T, rank, num_ranks, vocab_size, shuffle;

@@ -116,6 +116,24 @@ static void check_vocab(const int* header, int eot, long size, const char* path)
              "the header hold at most %ld tokens)", path, header[2], most, most);
 }
 
+// Header slots past those the file uses (4: the merges' marker, 5 their count) hold zero in llm.c's
+// files and ours.
+static void check_zero_slots(const int* header, const char* path) {
+    for (int i = header[4] == TOKENIZER_ATTNLAB_MARK ? 6 : 4; i < 256; i++)
+        if (header[i] != 0)
+            fail("%s: tokenizer header slot %d holds %d, where the format has zero: the file is corrupt", path, i,
+                 header[i]);
+}
+
+// The file ends where its structure does: bytes after it mean a damaged header (a cleared merge
+// marker or count leaves the merges behind the token table unread).
+static void check_end(FILE* f, const char* path, long size, int has_merges) {
+    long left = size - ftell(f);
+    if (left != 0)
+        fail("%s: %ld bytes after the token table%s, which the header does not account for: the file is corrupt", path,
+             left, has_merges ? " and merges" : "");
+}
+
 void tokenizer_load(Tokenizer* t, const char* path) {
     FILE* f = fopen_check(path, "rb");
     int header[256];
@@ -129,9 +147,12 @@ void tokenizer_load(Tokenizer* t, const char* path) {
         fail("%s: tokenizer version %d is not supported (expected %d)", path, header[1], TOKENIZER_VERSION);
     int eot = header[1] == 1 ? 50256 : header[3];   // llm.c's version 1 had GPT-2's EOT implied
     check_vocab(header, eot, size, path);
+    check_zero_slots(header, path);
     tokenizer_alloc(t, header[2], eot, path);
     read_token_table(t, f, path);
-    if (header[4] == TOKENIZER_ATTNLAB_MARK) read_merges(t, f, path, header[5], size);
+    int has_merges = header[4] == TOKENIZER_ATTNLAB_MARK;
+    if (has_merges) read_merges(t, f, path, header[5], size);
+    check_end(f, path, size, has_merges);
     fclose(f);
     tokenizer_finish(t, path);
 }

@@ -29,6 +29,18 @@ void matmul_gelu_forward_cuda(floatX* out_gelu, floatX* pre_gelu, const floatX* 
                               const floatX* bias, int N, int C, int OC, int exact);
 void gelu_forward_cuda(floatX* out, const floatX* inp, int N, int exact);
 void gelu_backward_cuda(floatX* dinp, const floatX* inp, const floatX* dout, int N, int exact);
+// SwiGLU's activation (layers/layers.h): out (N,hidden) = silu(gate) * up of the rows [gate | up] of inp.
+void swiglu_forward_cuda(floatX* out, const floatX* inp, int N, int hidden);
+// dinp (N, 2 hidden) += from dout (N,hidden).
+void swiglu_backward_cuda(floatX* dinp, const floatX* inp, const floatX* dout, int N, int hidden);
+// RMSNorm (ln=rms; layers/layers.h): out = inp * rstd * weight, rstd (N) saved; one warp per row.
+void rmsnorm_forward_cuda(floatX* out, float* rstd, const floatX* inp, const floatX* weight, int N, int C);
+// dinp (N,C), dweight (C) += (dweight: deterministic column sum).
+void rmsnorm_backward_cuda(floatX* dinp, floatX* dweight, const floatX* dout, const floatX* inp, const floatX* weight,
+                           const float* rstd, int N, int C);
+// The residual add fused with the RMSNorm after it: residual = inp1 + inp2 (may alias inp2), out = RMSNorm(residual).
+void residual_rmsnorm_forward_cuda(floatX* residual, floatX* out, float* rstd, const floatX* inp1, const floatX* inp2,
+                                   const floatX* weight, int N, int C);
 void residual_forward_cuda(floatX* out, const floatX* inp1, const floatX* inp2, int N);
 void residual_backward_cuda(floatX* dinp1, floatX* dinp2, const floatX* dout, int N);
 // The residual add fused with the LayerNorm after it (one warp per row): residual = inp1 + inp2 (may

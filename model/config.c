@@ -51,7 +51,11 @@ AttnScore gpt_attn_score(const GPTConfig* c) {
 }
 
 // defaults that depend on other keys
-static void derive_padded_vocab(GPTConfig* c) { c->padded_vocab_size = (c->vocab_size + 127) / 128 * 128; }
+// The derived sizes in long: a checkpoint header's V or C may be anything until the ranges are checked,
+// after the defaults (a value out of int's range wraps, and the range check names V or C).
+static void derive_padded_vocab(GPTConfig* c) {
+    c->padded_vocab_size = (int)(((long)c->vocab_size + 127) / 128 * 128);
+}
 // sigmoid attention: b = -ln(n) with n the training context (docs/MODEL.md section 5)
 static void derive_sigmoid_bias(GPTConfig* c) {
     c->sigmoid_bias = c->mixer == MIXER_SIGMOID ? -logf((float)c->max_seq_len) : 0.0f;
@@ -60,7 +64,8 @@ static void derive_gate(GPTConfig* c) { c->gate = c->mixer == MIXER_MLSTM ? GATE
 // GPT-2's 4C; SwiGLU's 8C/3 (the same parameter count as 4C with two input matrices, as LLaMA),
 // rounded up to a multiple of 64
 static void derive_mlp_hidden(GPTConfig* c) {
-    c->mlp_hidden = c->mlp == MLP_SWIGLU ? (8 * c->channels / 3 + 63) / 64 * 64 : 4 * c->channels;
+    long C = c->channels;
+    c->mlp_hidden = (int)(c->mlp == MLP_SWIGLU ? (8 * C / 3 + 63) / 64 * 64 : 4 * C);
 }
 
 // rules across keys
@@ -167,9 +172,11 @@ static const ConfigOption OPTIONS[] = {
 };
 #define NUM_OPTIONS (int)(sizeof(OPTIONS) / sizeof(OPTIONS[0]))
 
-// Header slots: llm.c's sizes in 2-7; attnlab's marker and version, then the mixer options.
+// Header slots: llm.c's sizes in 2-7; attnlab's marker and version, then the mixer options. Version 2:
+// the file's checksum (model/checkpoint.c) covers the whole file and must be there; version 1 files
+// (older attnlab, scripts/ref_gpt2.py) read the same, their checksum covers the tensors, if any.
 #define ATTNLAB_MARKER 0x4c4e5441   // "ATNL"
-#define ATTNLAB_VERSION 1
+#define ATTNLAB_VERSION 2
 #define MARKER_SLOT 16
 #define FIRST_MIXER_SLOT 18
 
@@ -364,28 +371,24 @@ static int zero_slot_is_default(const ConfigOption* o) { return is_mixer_option(
 static int writes_default_as_zero(const ConfigOption* o) { return zero_slot_is_default(o) && o->derive; }
 
 void gpt_config_write_header(int* header, const GPTConfig* c) {
-    int plain = 1;   // every mixer option at its default: llm.c's GPT-2, no marker
-    for (int i = 0; i < NUM_OPTIONS; i++)
-        if (is_mixer_option(&OPTIONS[i]) && get_value(c, &OPTIONS[i]) != default_value(c, &OPTIONS[i])) plain = 0;
     for (int i = 0; i < NUM_OPTIONS; i++) {
         const ConfigOption* o = &OPTIONS[i];
-        if (is_mixer_option(o) && plain) continue;
         if (o->type == OPT_FLOAT) memcpy(&header[o->slot], (const char*)c + o->field, sizeof(float));
         else if (writes_default_as_zero(o) && get_value(c, o) == default_value(c, o)) header[o->slot] = 0;
         else header[o->slot] = *(const int*)((const char*)c + o->field);
     }
-    if (!plain) {
-        header[MARKER_SLOT] = ATTNLAB_MARKER;
-        header[MARKER_SLOT + 1] = ATTNLAB_VERSION;
-    }
+    header[MARKER_SLOT] = ATTNLAB_MARKER;   // always: it tells attnlab's files from llm.c's (no checksum)
+    header[MARKER_SLOT + 1] = ATTNLAB_VERSION;
 }
+
+int gpt_config_header_version(const int* header) { return header[MARKER_SLOT] ? header[MARKER_SLOT + 1] : 0; }
 
 GPTConfig gpt_config_read_header(const int* header, const char* path) {
     int marked = header[MARKER_SLOT] != 0, known[256] = {0};
     if (marked && header[MARKER_SLOT] != ATTNLAB_MARKER)
         fail("%s: header slot %d holds %d, not attnlab's marker", path, MARKER_SLOT, header[MARKER_SLOT]);
-    if (marked && header[MARKER_SLOT + 1] != ATTNLAB_VERSION)
-        fail("%s: attnlab settings version %d is not supported (expected %d)", path, header[MARKER_SLOT + 1],
+    if (marked && (header[MARKER_SLOT + 1] < 1 || header[MARKER_SLOT + 1] > ATTNLAB_VERSION))
+        fail("%s: attnlab settings version %d is not supported (1 to %d)", path, header[MARKER_SLOT + 1],
              ATTNLAB_VERSION);
     GPTConfig c = defaults();
     int given[NUM_OPTIONS] = {0};

@@ -63,12 +63,15 @@ void gpt_config_help(FILE* out);
 // Fails with one line if the kernel set lacks a kernel the config needs (the CUDA set, say).
 void gpt_config_check_kernels(const GPTConfig* c, const Kernels* k);
 
-// The checkpoint header (256 int32; docs/FORMATS.md): slots 2-7 hold llm.c's sizes; the mixer
-// options go in slots 18.. behind attnlab's marker in slot 16, written only when an option differs
-// from its default, so a GPT-2 file stays llm.c's bytes. Reading fails on a slot this build does
-// not know, naming `path`.
+// The checkpoint header (256 int32; docs/FORMATS.md): slots 2-7 hold llm.c's sizes (all llm.c reads);
+// the mixer options go in slots 18.. behind attnlab's marker and settings version in slots 16-17,
+// which every file attnlab writes has. A file without the marker (llm.c's) is GPT-2. Reading fails
+// on a slot this build does not know, naming `path`.
 void gpt_config_write_header(int* header, const GPTConfig* c);
 GPTConfig gpt_config_read_header(const int* header, const char* path);
+// The header's attnlab settings version: 0 without the marker (llm.c's file), else 1 or 2 (2: the file
+// checksum covers the whole file and is required; model/checkpoint.c).
+int gpt_config_header_version(const int* header);
 
 // The G1 gate's width: NH (headwise), C (elementwise) or 0 (none).
 int gpt_gate_width(const GPTConfig* c);

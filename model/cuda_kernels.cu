@@ -114,8 +114,13 @@ static Kernels make_cuda_kernels() {
     k.matmul_gelu_forward = matmul_gelu_forward_cuda;
     k.gelu_forward = gelu_forward_cuda;
     k.gelu_backward = gelu_backward_cuda;
+    k.swiglu_forward = swiglu_forward_cuda;
+    k.swiglu_backward = swiglu_backward_cuda;
     k.residual_forward = residual_forward_cuda;
     k.residual_layernorm_forward = residual_layernorm_forward_cuda;
+    k.rmsnorm_forward = rmsnorm_forward_cuda;
+    k.rmsnorm_backward = rmsnorm_backward_cuda;
+    k.residual_rmsnorm_forward = residual_rmsnorm_forward_cuda;
     k.crossentropy_forward_backward = crossentropy_forward_backward_cuda;
     k.adamw_update = adamw_update_cuda;
     k.global_norm_squared = global_norm_squared_cuda;

@@ -247,7 +247,8 @@ void gpt_sink_analysis_shards(GPT* model, const char* pattern, int eot, const un
                               ProbeSet probes, int N, int T, int k, float eps, SinkReport* r);
 
 // Checkpoints (model/checkpoint.c): llm.c's model file (version 3 fp32 written; 3 and 5 read), with
-// a checksum of its tensors in header slots 14-15 (checked when present). Both return that checksum.
+// the checksum of the whole file in header slots 14-15 (docs/FORMATS.md: required in the files attnlab
+// writes, absent in llm.c's). Both return that checksum.
 // Loading fails with one line on a truncated, corrupt or foreign file, or on NaN / infinite values;
 // saving refuses NaN / infinite parameters (a diverged run never overwrites a good checkpoint).
 uint64_t gpt_load_checkpoint(GPT* model, const char* path, const Kernels* k);
@@ -271,7 +272,7 @@ typedef struct {
 void gpt_save_state(const GPT* model, const TrainState* state, const float* m, const float* v, const char* path);
 // Loads the state and the moments of the model's optimizer shard (all of them unless set).
 void gpt_load_state(GPT* model, TrainState* state, const char* path);
-// The state's header only (checked), before any model exists.
+// The state's fields, before any model exists (the whole file is checked, the moments are not kept).
 TrainState gpt_read_state(const char* path);
 // The step of the newest checkpoint in dir whose model and state files are both complete, agree with
 // their checksums and belong together (-1: none); the ones it passes over get a note on stderr.

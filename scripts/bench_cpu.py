@@ -7,14 +7,15 @@ tied embedding, torch.optim.AdamW), eager and torch.compile, same configs, same 
 
 (`make bench` makes the venv with scripts/bench_env.sh, and passes the library of the ISA it built,
 e.g. build/isa-avx2/libattnlab.so for `make bench ISA=avx2`.) Prints which CPU kernels ./train_gpt2
-was built with (the library's cpu_kernel_shapes(): instruction set and register shapes), then markdown tables of tokens/s (median
-over the steps after 2 warm-up steps; each contender runs once per round, the rounds alternate
-between them, and the best round counts, so a slow spell of a shared machine hits no side alone):
-attnlab against PyTorch eager and compiled, the ratio to the
-better of the two, the fraction of the machine's FMA peak (--peak, GFLOP/s; 6 FLOPs per parameter
-per token plus the attention's 6·L·T·C per token for the causal half of QK^T and AV, forward and
-backward); then attnlab's mixers against softmax at T = 128 and 512, and one rank of two threads
-against two ranks of one thread. Random token data; the throughput does not depend on the values.
+was built with (the library's cpu_kernel_shapes(): instruction set and register shapes), then
+markdown tables of tokens/s (median over the steps after 2 warm-up steps; each contender runs once
+per round, the rounds alternate between them, and the best round counts, so a slow spell of a
+shared machine hits no side alone): attnlab against PyTorch eager and compiled, the ratio to the
+better of the two, the fraction of the machine's FMA peak (--peak, GFLOP/s, by default the 2-core
+peak of the machine docs/PERF.md measured that instruction set on; 6 FLOPs per parameter per token
+plus the attention's 6·L·T·C per token for the causal half of QK^T and AV, forward and backward);
+then attnlab's mixers against softmax at T = 128 and 512, and one rank of two threads against two
+ranks of one thread. Random token data; the throughput does not depend on the values.
 """
 import argparse
 import ctypes
@@ -32,6 +33,7 @@ from torch import nn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+PEAK_2_CORES = {"avx512": 228.0, "avx2": 202.0}   # GFLOP/s, docs/PERF.md
 CONFIGS = [  # key, name, model, B, T
     ("tiny", "tiny (L4 C128 H4, V257)", dict(L=4, C=128, H=4, maxT=128, V=257), 16, 128),
     ("124m", "GPT-2 124M (d12)", dict(L=12, C=768, H=12, maxT=1024, V=50257), 4, 64),
@@ -179,14 +181,19 @@ def main():
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; each contender's best counts")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--peak", type=float, default=228.0, help="FMA peak of the threads used, GFLOP/s")
+    ap.add_argument("--peak", type=float, help="FMA peak of the threads used, GFLOP/s (default: the 2-core peak "
+                    "of the machine docs/PERF.md measured the library's instruction set on)")
     ap.add_argument("--only", choices=[c[0] for c in CONFIGS], help="one config of the first table, nothing else")
     ap.add_argument("--lib", default=os.path.join(ROOT, "build", "libattnlab.so"),
                     help="the library built with ./train_gpt2 (make bench passes the one of its ISA)")
     args = ap.parse_args()
     shapes = ctypes.CDLL(args.lib).cpu_kernel_shapes
     shapes.restype = ctypes.c_char_p
-    print(f"attnlab {shapes().decode()}")
+    shapes = shapes().decode()
+    isa = shapes.split()[2]
+    if args.peak is None:   # register-only FMA loops on 2 cores: the Zen 4 EPYC (AVX-512), the Zen 3 EPYC (AVX2)
+        args.peak = PEAK_2_CORES.get(isa, 228.0)
+    print(f"attnlab {shapes}")
     print(f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}, "
           f"MKL {torch.backends.mkl.is_available()}), threads: {args.threads}, best of {args.rounds} rounds, peak {args.peak:.0f} GFLOP/s\n")
     with tempfile.TemporaryDirectory() as d:

@@ -17,6 +17,8 @@
 #     kernels: 1. and 3.;
 #  7. the BOS-window data layout (bos=window, shuffled: the epoch's shift and order of the windows)
 #     on the tiny model with RoPE: 1., 3. and 4. (the sink analysis at line starts).
+#  8. the sink paper's block (RMSNorm, no linear biases, untied head, erf GELU, RoPE, weight decay on
+#     every parameter), and the same with SwiGLU, on the first model's size: 1. and 3.
 # The first model has head size 64 (the tensor-core attention of the bf16 build) and trains at T=100 of
 # maxT=128 (attention tiles cut short). Bounds: 1e-4 for the fp32 build; 2e-2 for the bf16 build,
 # whose parameters and activations are bf16 (relative rounding 2^-9 each) where the CPU's are fp32,
@@ -24,7 +26,7 @@
 # Every check prints one line, "ok   ..." or "FAIL ...", and a failure does not stop the others (a check
 # that needs a failed one's checkpoint says so); the exit status is 1 if any failed. CHECKS (the
 # environment) picks checks by name: base (1.-4.), the mixers' names as 5. prints them
-# (e.g. mixer_mlstm_igate_exp_chunk_16), mlstm_tensor_core, bos_window; every check when unset.
+# (e.g. mixer_mlstm_igate_exp_chunk_16), mlstm_tensor_core, bos_window, paper_ln_rms_...; every check when unset.
 # Used by scripts/gpu_check.sh on a GPU and by make test_cuda_emu on the CPU emulation of CUDA.
 #   [CHECKS="base ..."] bash scripts/compare_cuda_cpu.sh CUDA_BIN_DIR OUT_DIR BOUND exact|report
 set -uo pipefail
@@ -178,4 +180,12 @@ if chosen bos_window; then
         decode_check bos_window "$out/bos_window/cpu/model_00000005.bin" 20 &&
         sink_check bos_window "$out/bos_window/cpu/model_00000005.bin"
 fi
+
+# 8. the sink paper's block (docs/MODEL.md section 15) with -ca 1, and with SwiGLU (hidden 8C/3 -> 384)
+for keys in ln=rms,linbias=0,tie=0,gelu=erf,rope=1 ln=rms,linbias=0,tie=0,mlp=swiglu,rope=1; do
+    name=paper_${keys//[=,]/_}
+    chosen "$name" || continue
+    train_check "$name" "L=2,C=128,H=2,T=128,V=257,$keys" "${args[@]}" -c 0.1 -ca 1 &&
+        decode_check "$name" "$out/$name/cpu/model_00000005.bin" 20
+done
 exit $status

@@ -46,15 +46,15 @@ ARCH_KEYS = ("mixer", "gate", "rope", "alibi", "qknorm", "hybrid", "layerscale",
 def check_header(path, header):
     """Fails unless the header slots 16.. hold nothing transformers' GPT-2 cannot: a mixer option
     GPT-2 has not, or a setting this script does not know. Slots 8-15 do not change the model
-    (llm.c leaves them zero; attnlab may keep a checksum of the tensors in 14-15) and are not read."""
+    (llm.c leaves them zero; attnlab keeps its checksum of the file in 14-15) and are not read."""
     known = {16, 17, *ref_gpt2.SLOTS.values()}
     unknown = [i for i in range(16, 256) if header[i] != 0 and (i not in known or header[16] == 0)]
     if unknown:
         fail(f"{path}: header slot {unknown[0]} is set ({header[unknown[0]]}): settings this script does not know")
     if header[16] == 0:
         return
-    if header[16] != ref_gpt2.ATTNLAB_MARKER or header[17] != 1:
-        fail(f"{path}: header slots 16-17 hold {header[16]}, {header[17]}, not attnlab's marker and version 1")
+    if header[16] != ref_gpt2.ATTNLAB_MARKER or header[17] not in (1, 2):
+        fail(f"{path}: header slots 16-17 hold {header[16]}, {header[17]}, not attnlab's marker and version 1 or 2")
     try:
         settings = ref_gpt2.full_config(dict(C=int(header[6]), **ref_gpt2._read_mixer_header(header)))
     except IndexError:

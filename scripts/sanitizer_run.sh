@@ -35,14 +35,12 @@ fail_on_reports() {
 #   covered by the others);
 # - the 8 MB line across blocks: the sanitizers' regexec measures the rest of the 8 MB buffer with
 #   strlen at every line (minutes; prepare's --doc-start runs in step 2);
-# - the SIGTERM test (a 4,000-step run) and the 20 random SIGKILLs: over 4 minutes each under the
-#   sanitizers; the checkpoint writes and resumes they exercise run in the other resume tests and
-#   in step 2, the signal handler's own code is the flag it sets;
+# - the 20 random SIGKILLs: over 4 minutes under the sanitizers; the checkpoint writes and resumes
+#   they exercise run in the other resume tests (the stop signals' among them) and in step 2;
 # - every mixer trained and decoded (test_train_infer.py): step 2 trains, resumes and decodes every
 #   mixer, with leak detection.
 SKIP=(test/data/test_prepare.py::test_download_tinyshakespeare_script
       test/data/test_prepare.py::test_doc_start_line_across_the_8mb_block
-      test/test_resume.py::test_sigterm_checkpoints_and_exits_0
       test/test_resume.py::test_sigkill_at_random_moments_leaves_a_resumable_run)
 start=$(date +%s)
 LD_PRELOAD="$(gcc -print-file-name=libasan.so)" ASAN_OPTIONS="$asan:detect_leaks=0" \
@@ -70,7 +68,7 @@ fail_on_reports "prepare"
 
 MIXERS=("" ",mixer=sigmoid" ",mixer=sigmoid,bias=0,norm=1" ",gate=head" ",gate=elem,rope=1,qknorm=1"
         ",hybrid=1,layerscale=1" ",alibi=1" ",sink=kv" ",sink=logit" ",mixer=mlstm" ",mixer=mlstm,igate=sig" ",bos=1"
-        ",bos=window")
+        ",bos=window" ",ln=rms,linbias=0,tie=0,gelu=erf,rope=1" ",ln=rms,mlp=swiglu,hidden=40,mixer=mlstm")
 for mixer in "${MIXERS[@]}"; do
     model="L=2,C=32,H=2,T=32,V=257$mixer"
     out="$work/run${mixer//[,=]/_}"

@@ -1,9 +1,12 @@
 """Input checks and file safety (docs/RELIABILITY.md): a data loader given B = 0 or a saved position
-the shards do not have fails with one line; prepare splits and streams any bytes (non-Latin text,
-NUL bytes, a single 24 MB token); a FIFO given as any input is refused at once instead of blocking;
-a write that fails names the temporary being written and leaves the old files as they were;
-prepare replaces the old shards only once the new ones are complete; every rename of a finished
-file is followed by an fsync of its directory."""
+the shards do not have fails with one line; a token id outside the vocabulary anywhere in a shard,
+and a tokenizer file damaged anywhere (bytes after its end, a cleared merge count or marker, a set
+slot) are refused by every program before any work; values the data makes pointless (a step bigger
+than an epoch, a warmup longer than the run, shards shorter than a sequence) are refused; prepare
+splits and streams any bytes (non-Latin text, NUL bytes, a single 24 MB token); a FIFO given as
+any input is refused at once instead of blocking; a write that fails names the temporary being
+written and leaves the old files as they were; prepare replaces the old shards only once the new
+ones are complete; every rename of a finished file is followed by an fsync of its directory."""
 import ctypes  # noqa: F401 (used in the child processes' code)
 import os
 import resource
@@ -14,13 +17,13 @@ import sys
 import numpy as np
 import pytest
 
+from files import STATE_CHECKSUM_SLOT, byte_corpus, edit_header, write_shard
 from test_train_infer import INFER, TINY, TRAIN, data, one_line_error, run, train_args  # noqa: F401 (data: fixture)
+from timeouts import HANG_TIMEOUT
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "data"))
 from tokhelp import (EOT_TEXT, LIB_PATH, PREPARE, decode, load, read_shard, reference_encode,  # noqa: E402
                      tiktoken_for)
-
-TIMEOUT = 60   # a program that blocks (on a FIFO, say) fails the test instead of hanging it
 
 
 def run_limited(*args, max_file_bytes=None, env=None):
@@ -29,12 +32,12 @@ def run_limited(*args, max_file_bytes=None, env=None):
     def limit():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=TIMEOUT,
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=HANG_TIMEOUT,
                           preexec_fn=limit if max_file_bytes else None, env=env)
 
 
 def run_python(code):
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_TIMEOUT)
 
 
 def split_tokens(out_dir, split):
@@ -59,21 +62,95 @@ lib.dataloader_init(dl, b"{data}/*val*.bin", {B}, {T}, 0, 1, 0, ctypes.c_uint64(
     one_line_error(run(INFER, "-e", "d2", "-eval", data / "*val*.bin", "-b", 0, ok=False), "-b", "0")
 
 
-@pytest.mark.parametrize("slot, value", [(3, -1), (4, -1), (5, -1), (4, 7), (5, 100000)])
+@pytest.mark.parametrize("slot, value", [(4, 7), (5, 100000)])
 def test_a_loader_position_the_shards_do_not_have_is_refused(data, tmp_path, slot, value):
-    # state header slots 3, 4, 5: epoch, shard, batch (docs/FORMATS.md); the checksum covers the
-    # moments only, so the edited file is otherwise valid
+    # state header slots 4, 5: shard, batch (docs/FORMATS.md), with the file's checksum computed again,
+    # so that the edited file is otherwise valid (negative ones: test_resume.py)
     out = tmp_path / "run"
     run(*train_args(data, out, 2, "-n", 2))
-    state = out / "state_00000002.bin"
-    header = np.frombuffer(state.read_bytes()[:1024], dtype=np.int32).copy()
-    header[slot] = value
-    state.write_bytes(header.tobytes() + state.read_bytes()[1024:])
+    edit_header(out / "state_00000002.bin", {slot: value}, checksum_slot=STATE_CHECKSUM_SLOT)
     p = run(*train_args(data, out, 4, "-n", 2, "-y", 1), ok=False)
-    if value < 0:
-        one_line_error(p, state, "negative")
-    else:
-        one_line_error(p, "*train*.bin", "loader position", "does not exist")
+    one_line_error(p, "*train*.bin", "loader position", "does not exist")
+
+
+@pytest.mark.parametrize("bos", ["0", "1", "window"])
+def test_a_token_outside_the_vocabulary_is_refused_before_training(data, tmp_path, bos):
+    """An id equal to V near the end of the shard, in a batch the two steps never read: refused at
+    start, by the trainer and by -eval alike, whatever the layout."""
+    shard = tmp_path / "bad_train_000.bin"
+    tokens = byte_corpus(40000, seed=1)
+    tokens[-3] = 257
+    write_shard(shard, tokens)
+    args = [TRAIN, "-e", f"{TINY},bos={bos}", "-i", shard, "-j", data / "*val*.bin", "-o", tmp_path / "run", "-b", 4,
+            "-t", 32, "-x", 2, "-sh", 0, "-v", 0, "-s", 0]
+    one_line_error(run(*args, ok=False), shard, "token id 257 at token 39997", "vocabulary (V=257)")
+    run(*train_args(data, tmp_path / "good", 2, "-e", f"{TINY},bos={bos}"))
+    one_line_error(run(INFER, "-e", tmp_path / "good" / "model_00000002.bin", "-eval", shard, "-b", 1, "-m", 1,
+                       ok=False), shard, "token id 257")
+
+
+@pytest.fixture(scope="module")
+def bpe(data, tmp_path_factory):
+    """A 300-token BPE tokenizer with merges, and a model with its vocabulary."""
+    d = tmp_path_factory.mktemp("bpe")
+    words = [b"the", b"lord", b"said", b"unto", b"moses", b"and", b"it", b"was", b"good", b"children", b"israel",
+             b"heaven", b"earth", b"beginning", b"created", b"darkness", b"waters", b"firmament"]
+    rng = np.random.default_rng(5)
+    (d / "in.txt").write_bytes(b" ".join(words[i] for i in rng.integers(0, len(words), 3000)))
+    run(PREPARE, "-o", d / "tok", "--vocab", 300, d / "in.txt")
+    run(*train_args(data, d / "run", 1, "-e", "L=1,C=32,H=2,T=32,V=300"))
+    return d / "tok" / "tokenizer.bin", d / "run" / "model_00000001.bin"
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("trailing", "5 bytes after the token table and merges"),
+    ("merge count 0", "bytes after the token table and merges"),
+    ("marker and count cleared", "bytes after the token table,"),
+    ("marker cleared", "slot 5 holds 43"),
+    ("slot 9", "slot 9 holds 1"),
+])
+def test_a_damaged_tokenizer_file_is_refused_by_every_program(bpe, data, tmp_path, damage, message):
+    """A tokenizer file is checked to its last byte: bytes after its structure (a cleared merge count
+    or marker leaves the merges unread), or a set slot the format leaves zero."""
+    good, model = bpe
+    raw = bytearray(good.read_bytes())
+    header = np.frombuffer(bytes(raw[:1024]), dtype="<i4").copy()
+    assert header[2] == 300 and header[5] == 43, header[:6]
+    edits = {"merge count 0": {5: 0}, "marker and count cleared": {4: 0, 5: 0}, "marker cleared": {4: 0},
+             "slot 9": {9: 1}}.get(damage, {})
+    for slot, value in edits.items():
+        header[slot] = value
+    bad = tmp_path / "tokenizer.bin"
+    bad.write_bytes(header.tobytes() + bytes(raw[1024:]) + (b"\0" * 5 if damage == "trailing" else b""))
+    (tmp_path / "in.txt").write_text("the lord\n" * 50)
+
+    def programs(tokenizer):
+        return ([PREPARE, "-o", tmp_path / "out", "--tokenizer", tokenizer, tmp_path / "in.txt"],
+                [INFER, "-e", model, "-tk", tokenizer, "-n", 4],
+                [TRAIN, "-e", "L=1,C=32,H=2,T=32,V=300", "-i", data / "*train*.bin", "-j", data / "*val*.bin",
+                 "-tk", tokenizer, "-b", 4, "-t", 32, "-x", 1, "-s", 1, "-g", 4, "-v", 0])
+    for args in programs(good):
+        run(*args)
+    for args in programs(bad):
+        one_line_error(run(*args, ok=False), bad, message)
+
+
+def test_values_the_data_makes_pointless_are_refused(data, tmp_path):
+    short = tmp_path / "short_train_000.bin"
+    write_shard(short, byte_corpus(3816, seed=4))   # 119 sequences of T=32
+    one_line_error(run(TRAIN, "-e", TINY, "-i", short, "-j", data / "*val*.bin", "-b", 1, "-t", 32, "-d", 8192, "-x", 2,
+                       "-v", 0, ok=False), "-d 8192", "more than an epoch", "3808 tokens")
+    one_line_error(run(*train_args(data, tmp_path / "u", 5, "-u", 6), ok=False), "-u 6",
+                   "longer than the run's 5 steps")
+    run(*train_args(data, tmp_path / "u5", 5, "-u", 5))   # a warmup as long as the run is a choice
+    one_line_error(run(INFER, ok=False), "no checkpoint", "-e")
+    (tmp_path / "in.txt").write_bytes(b"the lord said unto moses\n" * 800)
+    for flags, message in [(("--shard-tokens", 1), "--shard-tokens 1: expected 1025.."),
+                           (("--shard-tokens", 1024), "--shard-tokens 1024"), (("--val-frac", ""), "--val-frac ''"),
+                           (("--val-frac", " 0.1"), "--val-frac ' 0.1'"), (("--val-frac", "0.1x"), "expected a number"),
+                           (("--shard-tokens", " 5000"), "expected a whole number")]:
+        one_line_error(run(PREPARE, "-o", tmp_path / "p", "--bytes", *flags, tmp_path / "in.txt", ok=False), message)
+    run(PREPARE, "-o", tmp_path / "p", "--bytes", "--shard-tokens", 1025, tmp_path / "in.txt")
 
 
 # ----------------------------------------------------------------------------
@@ -114,7 +191,8 @@ def max_rss_mb(args):
     child forked from this one would count this one's memory (pytest's, torch's) as its own."""
     code = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
             "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    p = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=300)
+    p = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                       timeout=HANG_TIMEOUT)
     status, kb = map(int, p.stdout.split())
     assert status == 0, p.stderr
     return kb / 1024
@@ -196,7 +274,8 @@ def test_prepare_keeps_the_old_shards_until_the_new_ones_are_complete(tmp_path):
     assert after == before, "a failed prepare changed the folder"
     # a complete run replaces the set, with fewer shards than before: the extra old shard goes
     run_limited(PREPARE, "-o", out, "--bytes", "--shard-tokens", 100000, tmp_path / "old.txt")
-    assert sorted(f.name for f in out.iterdir()) == ["tokenizer.bin", "train_000000.bin", "val_000000.bin"]
+    assert sorted(f.name for f in out.iterdir()) == ["prepare.lock", "tokenizer.bin", "train_000000.bin",
+                                                     "val_000000.bin"]
     t = load(out / "tokenizer.bin")
     assert decode(t, split_tokens(out, "val") + split_tokens(out, "train")) == EOT_TEXT + old_text
 
@@ -238,7 +317,8 @@ int fsync(int fd) {
 def test_every_rename_is_followed_by_a_directory_fsync(data, tmp_path):
     (tmp_path / "shim.c").write_text(SHIM)
     shim = tmp_path / "shim.so"
-    subprocess.run(["cc", "-shared", "-fPIC", "-O1", tmp_path / "shim.c", "-o", shim, "-ldl"], check=True)
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", tmp_path / "shim.c", "-o", shim, "-ldl"], check=True,
+                   timeout=HANG_TIMEOUT)
     log = tmp_path / "sync.log"
     preload = " ".join(p for p in (os.environ.get("LD_PRELOAD"), str(shim)) if p)
     env = dict(os.environ, LD_PRELOAD=preload, SYNC_LOG=str(log))

@@ -12,6 +12,7 @@ import pytest
 
 from clib import ROOT
 from files import byte_corpus, write_byte_tokenizer, write_shard
+from timeouts import HANG_TIMEOUT
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import ref_gpt2  # noqa: E402
@@ -23,7 +24,7 @@ TINY = "L=2,C=32,H=2,T=32,V=257"
 
 
 def run(*args, ok=True):
-    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=300)
+    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=HANG_TIMEOUT)
     if ok:
         assert p.returncode == 0, f"{args} failed:\n{p.stdout}\n{p.stderr}"
     return p
@@ -113,6 +114,16 @@ def test_wrong_shard_magic(data, tmp_path):
     bad = tmp_path / "bad_train.bin"
     write_shard(bad, byte_corpus(3000), magic=12345)
     one_line_error(run(TRAIN, "-e", TINY, "-i", bad, "-j", bad, ok=False), bad, "magic")
+
+
+def test_shard_header_slot_set(data, tmp_path):
+    """Slots 3-255 of a shard's header are zero in the format (llm.c's writers too)."""
+    bad = tmp_path / "bad_train.bin"
+    write_shard(bad, byte_corpus(3000))
+    raw = bytearray(bad.read_bytes())
+    raw[4 * 200:4 * 201] = (7).to_bytes(4, "little")
+    bad.write_bytes(bytes(raw))
+    one_line_error(run(TRAIN, "-e", TINY, "-i", bad, "-j", bad, ok=False), bad, "slot 200 holds 7")
 
 
 def test_token_id_outside_vocabulary(data, tmp_path):
@@ -279,7 +290,7 @@ def test_gradient_dump_and_run_comparison(data, tmp_path):
         out = tmp_path / name
         args = [TRAIN, "-e", TINY, "-i", data / "*train*.bin", "-b", 2, "-t", 32, "-x", 3, "-sh", 0, "-v", 0,
                 "-s", 0, "-S", seed, "-o", out, "-dg", out / "grads.bin"]
-        p = subprocess.run([str(a) for a in args], capture_output=True, text=True,
+        p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=HANG_TIMEOUT,
                            env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
         assert p.returncode == 0, p.stderr
         return out
@@ -288,9 +299,11 @@ def test_gradient_dump_and_run_comparison(data, tmp_path):
     n_params = sum(int(np.prod(shape)) for _, shape in ref_gpt2.tensor_shapes(json.loads(cfg)))
     assert os.path.getsize(one / "grads.bin") == 4 * (1 + n_params)
     script = os.path.join(ROOT, "scripts", "compare_runs.py")
-    same = subprocess.run(["/usr/bin/python3", script, str(one), str(two), cfg, "1e-5"], capture_output=True, text=True)
+    same = subprocess.run(["/usr/bin/python3", script, str(one), str(two), cfg, "1e-5"], capture_output=True, text=True,
+                          timeout=HANG_TIMEOUT)
     assert same.returncode == 0 and "0 failed" in same.stdout, same.stdout
-    diff = subprocess.run(["/usr/bin/python3", script, str(one), str(other), cfg, "1e-5"], capture_output=True, text=True)
+    diff = subprocess.run(["/usr/bin/python3", script, str(one), str(other), cfg, "1e-5"], capture_output=True, text=True,
+                          timeout=HANG_TIMEOUT)
     assert diff.returncode == 1 and "FAIL" in diff.stdout
 
 
@@ -300,7 +313,8 @@ def test_sink_analysis_in_train_and_infer(data, tmp_path):
     gets one line."""
     out = tmp_path / "run"
     run(*train_args(data, out, 6, "-e", TINY + ",bos=1,sink=k", "-sa", 3, "-sn", 8, "-st", 16))
-    sinks = re.findall(r"s:(\d+) sink:([\d.]+) fattn:([\d.]+) slot:([\d.]+)", (out / "main.log").read_text())
+    log = (out / "main.log").read_text()
+    sinks = re.findall(r"s:(\d+) sink:([\d.]+) fattn:([\d.]+) mass:[\d.]+ slot:([\d.]+)", log)
     assert [int(s[0]) for s in sinks] == [0, 3, 6], sinks
     ckpt = out / "model_00000006.bin"
     before = ckpt.read_bytes()

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from clib import ROOT, call, f32, poison, rel_err, t64
+from timeouts import HANG_TIMEOUT
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import ref_mlstm as R  # noqa: E402
@@ -295,7 +296,7 @@ def test_chunk_not_positive(fn, chunk):
     """chunk <= 0 calls fail(): exit status 1 and one line on stderr, before touching any buffer."""
     lib = os.path.join(ROOT, "build", "libattnlab.so")
     r = subprocess.run([sys.executable, "-c", FAIL_SCRIPT, lib, fn, str(chunk)], capture_output=True, text=True,
-                       timeout=120)
+                       timeout=HANG_TIMEOUT)
     assert r.returncode == 1, f"{fn} chunk={chunk}: exit status {r.returncode}, stderr {r.stderr!r}"
     assert "returned" not in r.stdout
     assert r.stderr.splitlines() == [

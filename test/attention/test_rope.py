@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from clib import LIB, call, f32, poison, rel_err, t64
+from timeouts import HANG_TIMEOUT
 
 
 def rotate_half(x):
@@ -74,7 +75,8 @@ getattr(lib, sys.argv[2])(buf, buf, 1, 1, 9, 3, 0)   # C = 9, NH = 3: hs = 3
 
 @pytest.mark.parametrize("fn", ["rope_forward", "rope_backward"])
 def test_rope_odd_head_size(fn):
-    r = subprocess.run([sys.executable, "-c", ODD_HS, LIB._name, fn], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-c", ODD_HS, LIB._name, fn], capture_output=True, text=True,
+                       timeout=HANG_TIMEOUT)
     assert r.returncode != 0, f"{fn} with hs = 3 did not fail"
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, f"{fn} odd hs: expected a one-line error, got {r.stderr!r}"

@@ -177,6 +177,68 @@ int test_gelu(int N, int offset, int exact, uint64_t seed) {
     return fails;
 }
 
+// SwiGLU's activation: rows [gate | up] of 2 hidden, gates far into both tails of the sigmoid.
+int test_swiglu(int N, int hidden, uint64_t seed) {
+    DeviceBuffers dev;
+    std::string shape = fmt("N=%d hidden=%d", N, hidden);
+    size_t n_in = (size_t)N * 2 * hidden, n_out = (size_t)N * hidden;
+    std::vector<float> inp = random_floatx(n_in, 4.0f, seed);
+    floatX* d_inp = dev(to_device(inp));
+    std::vector<float> out(n_out);
+    swiglu_forward(out.data(), inp.data(), N, hidden);
+    floatX* d_out = poisoned_at(dev, n_out, 0);
+    swiglu_forward_cuda(d_out, d_inp, N, hidden);
+    int fails = check("swiglu_forward " + shape, rel_err(from_device(d_out, n_out), out), TOL_ELEMENTWISE);
+
+    std::vector<float> dout = random_floatx(n_out, 1.0f, seed + 1), dinp = random_floatx(n_in, 1.0f, seed + 2);
+    floatX* d_dinp = dev(to_device(dinp));
+    swiglu_backward(dinp.data(), inp.data(), dout.data(), N, hidden);
+    swiglu_backward_cuda(d_dinp, d_inp, dev(to_device(dout)), N, hidden);
+    fails += check("swiglu_backward " + shape, rel_err(from_device(d_dinp, n_in), dinp), TOL_ELEMENTWISE);
+    return fails;
+}
+
+// RMSNorm (ln=rms) forward and backward; the backward uses the CPU's rstd on both sides and runs twice
+// on the device (bitwise repeatable).
+int test_rmsnorm(int N, int C, uint64_t seed) {
+    DeviceBuffers dev;
+    int fails = 0;
+    size_t NC = (size_t)N * C;
+    std::string shape = fmt("N=%d C=%d", N, C);
+    std::vector<float> inp = host_random(NC, 1.0f, seed);
+    for (float& x : inp) x += 0.5f;   // a mean, which RMSNorm keeps
+    round_to_floatx(inp);
+    std::vector<float> weight = random_floatx(C, 1.0f, seed + 1);
+    floatX* d_inp = dev(to_device(inp));
+    floatX* d_weight = dev(to_device(weight));
+    std::vector<float> out(NC), rstd(N);
+    rmsnorm_forward(out.data(), rstd.data(), inp.data(), weight.data(), N, C);
+    floatX* d_out = poisoned_at(dev, NC, 0);
+    float* d_rstd = poisoned_float(dev, N);
+    rmsnorm_forward_cuda(d_out, d_rstd, d_inp, d_weight, N, C);
+    fails += check("rmsnorm_forward out " + shape, rel_err(from_device(d_out, NC), out), TOL_ELEMENTWISE);
+    fails += check("rmsnorm_forward rstd " + shape, rel_err(from_device_float(d_rstd, N), rstd), TOL_REDUCTION);
+
+    std::vector<float> dout = random_floatx(NC, 1.0f, seed + 3), dinp = random_floatx(NC, 1.0f, seed + 4);
+    std::vector<float> dweight = random_floatx(C, 1.0f, seed + 5);
+    floatX* d_dout = dev(to_device(dout));
+    float* d_rstd_cpu = dev(to_device_float(rstd));
+    std::vector<float> got[2][2];   // per run: dinp, dweight
+    for (int run = 0; run < 2; run++) {
+        floatX* d_dinp = dev(to_device(dinp));
+        floatX* d_dweight = dev(to_device(dweight));
+        rmsnorm_backward_cuda(d_dinp, d_dweight, d_dout, d_inp, d_weight, d_rstd_cpu, N, C);
+        got[run][0] = from_device(d_dinp, NC);
+        got[run][1] = from_device(d_dweight, C);
+    }
+    rmsnorm_backward(dinp.data(), dweight.data(), dout.data(), inp.data(), weight.data(), rstd.data(), N, C);
+    fails += check("rmsnorm_backward dinp " + shape, rel_err(got[0][0], dinp), TOL_REDUCTION);
+    fails += check("rmsnorm_backward dweight " + shape, rel_err(got[0][1], dweight), TOL_REDUCTION);
+    double repeat = fmax(bitwise_diff(got[0][0], got[1][0]), bitwise_diff(got[0][1], got[1][1]));
+    fails += check("rmsnorm_backward bitwise repeatable " + shape, repeat, 0.0);
+    return fails;
+}
+
 int test_residual(int N, int offset, uint64_t seed) {
     DeviceBuffers dev;
     int fails = 0;
@@ -320,6 +382,30 @@ int test_residual_layernorm(int N, int C, bool in_place, uint64_t seed) {
     return fails;
 }
 
+// The fused residual add + RMSNorm against residual_rmsnorm_forward on the CPU, also in place.
+int test_residual_rmsnorm(int N, int C, bool in_place, uint64_t seed) {
+    DeviceBuffers dev;
+    int fails = 0;
+    size_t NC = (size_t)N * C;
+    std::string shape = fmt("N=%d C=%d%s", N, C, in_place ? " in place" : "");
+    std::vector<float> inp1 = random_floatx(NC, 1.0f, seed), inp2 = random_floatx(NC, 1.0f, seed + 1);
+    std::vector<float> weight = random_floatx(C, 1.0f, seed + 2);
+    std::vector<float> residual(NC), out(NC), rstd(N);
+    residual_rmsnorm_forward(residual.data(), out.data(), rstd.data(), inp1.data(), inp2.data(), weight.data(), N, C);
+    round_to_floatx(residual);   // the device stores the sum in floatX before normalizing it
+    floatX* d_inp1 = dev(to_device(inp1));
+    floatX* d_inp2 = dev(to_device(inp2));
+    floatX* d_residual = in_place ? d_inp2 : poisoned_at(dev, NC, 0);
+    floatX* d_out = poisoned_at(dev, NC, 0);
+    float* d_rstd = poisoned_float(dev, N);
+    residual_rmsnorm_forward_cuda(d_residual, d_out, d_rstd, d_inp1, d_inp2, dev(to_device(weight)), N, C);
+    fails += check("residual_rmsnorm residual " + shape, rel_err(from_device(d_residual, NC), residual),
+                   TOL_ELEMENTWISE);
+    fails += check("residual_rmsnorm out " + shape, rel_err(from_device(d_out, NC), out), TOL_REDUCTION);
+    fails += check("residual_rmsnorm rstd " + shape, rel_err(from_device_float(d_rstd, N), rstd), TOL_REDUCTION);
+    return fails;
+}
+
 // The matmul with cuBLASLt's GELU epilogue (and the fallback for OC not a multiple of 8, and for the
 // erf GELU) against matmul_forward then gelu_forward on the CPU; without a bias as linbias=0 runs it.
 int test_matmul_gelu(int N, int C, int OC, bool with_bias, int exact, uint64_t seed) {
@@ -366,6 +452,20 @@ int test_layers(void) {
     fails += test_matmul_gelu(1, 3, 5, true, 1, 45);
     fails += test_matmul_gelu(37, 64, 256, false, 1, 46);
     fails += test_matmul_gelu(128, 768, 3072, true, 1, 47);
+
+    // RMSNorm (ln=rms): C=33 takes the per-element path, C=64 and 768 the packs; N=1100 spans
+    // several chunks of the column sums.
+    fails += test_rmsnorm(1, 1, 91);
+    fails += test_rmsnorm(7, 33, 92);
+    fails += test_rmsnorm(37, 768, 93);
+    fails += test_rmsnorm(1100, 64, 94);
+    fails += test_residual_rmsnorm(1, 1, false, 95);
+    fails += test_residual_rmsnorm(37, 33, true, 96);
+    fails += test_residual_rmsnorm(64, 768, false, 97);
+    fails += test_residual_rmsnorm(64, 768, true, 98);
+    fails += test_swiglu(1, 1, 101);
+    fails += test_swiglu(37, 40, 102);
+    fails += test_swiglu(64, 384, 103);
 
     const int elementwise_sizes[] = {1, 7, 4099, 768 * 37};
     for (int N : elementwise_sizes) {

@@ -60,6 +60,9 @@ int test_model(void) {
     int fails = compare_model("L=2,C=64,H=4,T=64,V=257", 2, 37);          // odd T, fallback attention
     fails += compare_model("L=2,C=256,H=4,T=128,V=1000", 4, 128);        // hs 64
     fails += compare_model("L=1,C=256,H=2,T=128,V=300,mixer=sigmoid", 2, 100);
+    // the sink paper's block (RMSNorm, no linear biases, untied head, erf GELU, RoPE), and with SwiGLU
+    fails += compare_model("L=2,C=64,H=4,T=64,V=257,ln=rms,linbias=0,tie=0,gelu=erf,rope=1", 2, 37, 1);
+    fails += compare_model("L=2,C=64,H=4,T=64,V=257,ln=rms,linbias=0,tie=0,mlp=swiglu,rope=1", 2, 37, 1);
     return fails;
 }
 #endif

@@ -12,6 +12,7 @@ import pytest
 
 from tokhelp import LIB, ROOT
 from files import write_shard
+from timeouts import HANG_TIMEOUT
 
 V, EOT = 257, 256
 WINDOWS, DOCUMENTS, BOS_WINDOWS = 0, 1, 2   # DataLayout, the values of the bos key
@@ -429,7 +430,7 @@ def test_bos_windows_errors(streams, tmp_path):
 def run_child(code):
     """code in a child process (the loader's errors exit it), importing from this folder and test/."""
     path = os.pathsep.join([os.path.dirname(os.path.abspath(__file__)), os.path.join(ROOT, "test")])
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_TIMEOUT,
                           env=dict(os.environ, PYTHONPATH=path))
 
 

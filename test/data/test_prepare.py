@@ -11,6 +11,7 @@ import pytest
 
 from tokhelp import (EOT_TEXT, LIB_PATH, ROOT, decode, load, read_shard, read_tokenizer_file, reference_encode,
                      run_prepare, tiktoken_for, write_tokenizer_file)
+from timeouts import HANG_TIMEOUT
 
 DOCS = [
     "In the beginning God created the heaven and the earth.\n\nAnd the earth was without form, and void.\n".encode() * 40,
@@ -80,9 +81,9 @@ def test_bytes_and_no_val(tmp_path):
 
 def test_many_shards(tmp_path):
     paths = write_docs(tmp_path)
-    run_prepare("-o", tmp_path / "out", "--bytes", "--shard-tokens", 1000, *paths)
+    run_prepare("-o", tmp_path / "out", "--bytes", "--shard-tokens", 1025, *paths)   # the least
     train_shards = split_tokens(tmp_path / "out", "train")[0]
-    assert len(train_shards) > 3 and all(len(read_shard(s)) == 1000 for s in train_shards[:-1])
+    assert len(train_shards) > 3 and all(len(read_shard(s)) == 1025 for s in train_shards[:-1])
     check_output(tmp_path / "out", DOCS)
     # a second run into the same folder replaces the first run's shards, never mixes with them
     run_prepare("-o", tmp_path / "out", "--bytes", *paths)
@@ -118,7 +119,7 @@ for _ in range(3): lib.dataloader_next_batch(dl)
 lib.dataloader_free(dl)
 print(n)
 """
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_TIMEOUT)
     assert r.returncode == 0, r.stderr
     assert int(r.stdout) == len(split_tokens(tmp_path / "out", "train")[1])
 
@@ -147,18 +148,20 @@ def test_download_tinyshakespeare_script(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     script = os.path.join(ROOT, "scripts", "download_tinyshakespeare.sh")
     env = dict(os.environ, TINYSHAKESPEARE_URL=f"http://127.0.0.1:{server.server_address[1]}/input.txt")
-    r = subprocess.run([script, tmp_path / "ts", "--vocab", "300"], env=env, capture_output=True, text=True)
+    r = subprocess.run([script, tmp_path / "ts", "--vocab", "300"], env=env, capture_output=True, text=True,
+                       timeout=HANG_TIMEOUT)
     server.shutdown()
     assert r.returncode == 0, r.stderr
     check_output(tmp_path / "ts", [DOCS[0]])
     env["TINYSHAKESPEARE_URL"] = "http://127.0.0.1:9/input.txt"
-    assert_one_error(subprocess.run([script, tmp_path / "offline"], env=env, capture_output=True, text=True),
+    assert_one_error(subprocess.run([script, tmp_path / "offline"], env=env, capture_output=True, text=True,
+                                    timeout=HANG_TIMEOUT),
                      "download failed")
 
 
 def test_tokenizer_only(tmp_path):
     run_prepare("-o", tmp_path / "out", "--bytes")
-    assert os.listdir(tmp_path / "out") == ["tokenizer.bin"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["prepare.lock", "tokenizer.bin"]
 
 
 def assert_one_error(r, *needles):

@@ -11,6 +11,7 @@ import subprocess
 import numpy as np
 import regex
 import tiktoken
+from timeouts import HANG_TIMEOUT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LIB_PATH = os.environ.get("ATTNLAB_LIB", os.path.join(ROOT, "build", "libattnlab.so"))
@@ -168,7 +169,7 @@ def gpt2_byte_order():
 
 
 def run_prepare(*args, check=True):
-    r = subprocess.run([PREPARE, *map(str, args)], capture_output=True, text=True)
+    r = subprocess.run([PREPARE, *map(str, args)], capture_output=True, text=True, timeout=HANG_TIMEOUT)
     if check:
         assert r.returncode == 0, f"prepare {args} failed:\n{r.stdout}\n{r.stderr}"
     return r

@@ -1,7 +1,9 @@
 // Fuzz target: a training state file through gpt_load_state (model/checkpoint.c) for a fixed tiny
 // model, then what a resume does with it: the train loader (over a shard written at start) seeks
-// to the state's position and reads two batches. Every error must name the state file or the
-// shard. test/fuzz/seeds.py makes its seeds with the same model, shard and loader settings.
+// to the state's position and reads two batches. Every input goes in as it is and re-signed (its
+// checksum computed again), so that mutated header values reach the checks behind the checksum.
+// Every error must name the state file or the shard. test/fuzz/seeds.py makes its seeds with the
+// same model, shard and loader settings.
 #include <stdint.h>
 
 #include "data/shards.h"
@@ -12,6 +14,7 @@
 #define SHARD_TOKENS 4096          // token i is i % 257
 #define B 2
 #define T 8
+#define STATE_CHECKSUM_SLOT 18     // docs/FORMATS.md
 
 static GPT model;
 static const char* shard;
@@ -45,11 +48,17 @@ static void set_up(void) {
     shard_write(shard, tokens, SHARD_TOKENS);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    if (!model.k) set_up();
-    Case c = {.path = fuzz_input_file(data, size)};
+static void try_state(const char* path) {
+    Case c = {.path = path};
     const char* message = fuzz_run(resume, &c);
     if (message && !fuzz_names(message, c.path) && !fuzz_names(message, shard))
         fuzz_finding("an error that names neither the state file nor the shard", message);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    if (!model.k) set_up();
+    try_state(fuzz_input_file(data, size));
+    const char* resigned = fuzz_resigned_file(data, size, STATE_CHECKSUM_SLOT);
+    if (resigned) try_state(resigned);
     return 0;
 }

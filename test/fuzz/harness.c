@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/check.h"
+#include "common/checksum.h"
 
 // The real functions behind the --wrap'ed names.
 void* __real_malloc(size_t size);
@@ -184,6 +185,22 @@ const char* fuzz_scratch_path(const char* suffix) {
     snprintf(scratch[num_scratch], sizeof(scratch[0]), "%s/attnlab_fuzz_%d_%s", tmp ? tmp : "/tmp", (int)getpid(),
              suffix);
     return scratch[num_scratch++];
+}
+
+const char* fuzz_resigned_file(const uint8_t* data, size_t size, int checksum_slot) {
+    static const char* path;
+    int header[256];
+    if (size < sizeof(header)) return NULL;
+    if (!path) path = fuzz_scratch_path("resigned.bin");
+    memcpy(header, data, sizeof(header));
+    header[checksum_slot] = header[checksum_slot + 1] = 0;
+    uint64_t h = checksum_update(CHECKSUM_START, header, sizeof(header));
+    checksum_to_slots(&header[checksum_slot], checksum_update(h, data + sizeof(header), size - sizeof(header)));
+    FILE* f = __real_fopen(path, "wb");
+    if (!f || fwrite(header, 1, sizeof(header), f) != sizeof(header) ||
+        fwrite(data + sizeof(header), 1, size - sizeof(header), f) != size - sizeof(header) || __real_fclose(f) != 0)
+        fuzz_finding("harness", "cannot write the re-signed input");
+    return path;
 }
 
 const char* fuzz_input_file(const uint8_t* data, size_t size) {

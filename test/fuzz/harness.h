@@ -11,6 +11,10 @@
 
 // Writes the input to this process's scratch file and returns its path (the same for every input).
 const char* fuzz_input_file(const uint8_t* data, size_t size);
+// The input with the whole-file checksum in header slots checksum_slot, +1 computed again (docs/FORMATS.md),
+// written to a second scratch file; NULL for an input shorter than the header. Mutations of a
+// checkpoint's or state's header then reach the checks behind the checksum, which they seldom would.
+const char* fuzz_resigned_file(const uint8_t* data, size_t size, int checksum_slot);
 // A path for a second scratch file (suffix tells them apart), removed at exit.
 const char* fuzz_scratch_path(const char* suffix);
 // Runs body(ctx). Returns NULL when it returned; otherwise the message of the fail() that stopped it,

@@ -178,11 +178,17 @@ def test_random_init_and_saved_file(tmp_path):
     cm = CModel(descriptor="L=4,C=64,H=4,T=32,V=100", seed=5)
     call("capi_save", cm.h, path.encode())
     cfg, p, header = ref_gpt2.read_checkpoint(path)
-    assert cfg == dict(maxT=32, V=100, L=4, H=4, C=64, Vp=128)
-    # llm.c reads slots 0-7; a plain GPT-2 leaves every other slot zero but the checksum of its tensors
-    assert header[1] == 3 and not header[8:14].any() and not header[16:].any(), "llm.c's header layout"
-    payload = np.fromfile(path, dtype=np.uint8, offset=1024)
-    assert header[14:16].view(np.uint64)[0] == fnv1a64_words(payload), "slots 14-15: the checksum of the tensors"
+    assert {k: cfg[k] for k in ("maxT", "V", "L", "H", "C", "Vp")} == dict(maxT=32, V=100, L=4, H=4, C=64, Vp=128)
+    assert all(ref_gpt2.is_gpt2_setting(ref_gpt2.full_config(cfg), k) for k in ref_gpt2.SLOTS), "GPT-2's settings"
+    # llm.c reads slots 0-7; 8-13 stay zero, 16-17 hold attnlab's marker and settings version 2, whose
+    # checksum in 14-15 covers the whole file, those two slots counted as zero
+    assert header[1] == 3 and not header[8:14].any(), "llm.c's header layout"
+    assert list(header[16:18]) == [ref_gpt2.ATTNLAB_MARKER, 2], "attnlab's marker and settings version 2"
+    raw = np.fromfile(path, dtype=np.uint8)
+    zeroed = header.astype("<i4").copy()
+    zeroed[14:16] = 0
+    whole = np.concatenate([np.frombuffer(zeroed.tobytes(), dtype=np.uint8), raw[1024:]])
+    assert header[14:16].view(np.uint64)[0] == fnv1a64_words(whole), "slots 14-15: the checksum of the file"
     assert abs(p["wte"][:100].std().item() - 0.02) < 0.002
     assert not p["wte"][100:].any(), "padded vocabulary rows stay zero"
     assert abs(p["qkvw"].std().item() - 0.02) < 0.002

@@ -9,6 +9,7 @@ import re
 import subprocess
 
 from clib import ROOT
+from timeouts import HANG_TIMEOUT
 
 SCRIPT = os.path.join(ROOT, "scripts", "gpu_check.sh")
 VERDICT = re.compile(r"^(\d|end) \| [^|]+ \| (ok|FAIL|TIMEOUT|SKIP|info) \| \d+ s \| .*$")
@@ -43,7 +44,7 @@ def stub_programs(emu, failing_group=None):
 def gpu_check(tmp_path, emu, stages="1"):
     out = tmp_path / "out"
     p = subprocess.run(["bash", SCRIPT, "--emulate", "--stages", stages, str(out)], capture_output=True, text=True,
-                       timeout=120, env=dict(os.environ, EMU_BIN=str(emu), PYTHON="/usr/bin/python3"))
+                       timeout=HANG_TIMEOUT, env=dict(os.environ, EMU_BIN=str(emu), PYTHON="/usr/bin/python3"))
     return p, out
 
 

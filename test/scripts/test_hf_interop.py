@@ -25,6 +25,7 @@ from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, GPT2Tokeniz
 
 from clib import LIB, ROOT  # noqa: E402
 from files import write_shard  # noqa: E402
+from timeouts import HANG_TIMEOUT  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 sys.path.insert(0, os.path.join(ROOT, "test", "data"))
@@ -54,7 +55,7 @@ Café, naïve, jalapeño, Übermaß; Ελληνικά; русский текст
 
 
 def run(*args, ok=True):
-    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=300,
+    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=HANG_TIMEOUT,
                        env=dict(os.environ, OMP_NUM_THREADS="2"))
     if ok:
         assert p.returncode == 0, f"{args} failed:\n{p.stdout}\n{p.stderr}"
@@ -258,8 +259,9 @@ def test_bos_model_exports(tmp_path):
 
 
 def test_header_slots(tmp_path):
-    """Slots 8-15 (llm.c's zeros; a checksum of attnlab's trainer may sit in 14-15) do not stop an
-    export; a set slot after the mixer settings (a setting this script does not know) does."""
+    """Slots 8-15 (llm.c's zeros; the checksum of attnlab's trainer sits in 14-15) do not stop an
+    export, nor do attnlab's marker and settings version 1 or 2 with GPT-2's settings; a set slot after
+    the mixer settings (a setting this script does not know) or another version does."""
     model_bin = write_ours(tmp_path / "model.bin", seed=9)
     data = bytearray(open(model_bin, "rb").read())
     data[14 * 4:16 * 4] = np.array([123456789, -987654321], dtype="<i4").tobytes()
@@ -267,6 +269,13 @@ def test_header_slots(tmp_path):
     script(export_hf, tmp_path / "sum.bin", "-o", tmp_path / "hf")
     assert torch.equal(GPT2LMHeadModel.from_pretrained(tmp_path / "hf").transformer.wpe.weight,
                        ref_gpt2.read_checkpoint(model_bin)[1]["wpe"].float())
+    for version in (1, 2, 3):   # 2: what the trainer writes for every model, GPT-2's too
+        data[16 * 4:18 * 4] = np.array([ref_gpt2.ATTNLAB_MARKER, version], dtype="<i4").tobytes()
+        (tmp_path / f"v{version}.bin").write_bytes(data)
+        if version < 3:
+            script(export_hf, tmp_path / f"v{version}.bin", "-o", tmp_path / f"hf_v{version}")
+        else:
+            script_error(export_hf, tmp_path / "v3.bin", "-o", tmp_path / "hf_v3", texts=("version 1 or 2",))
     data[16 * 4:18 * 4] = np.array([ref_gpt2.ATTNLAB_MARKER, 1], dtype="<i4").tobytes()
     data[60 * 4:61 * 4] = np.array([1], dtype="<i4").tobytes()
     (tmp_path / "future.bin").write_bytes(data)

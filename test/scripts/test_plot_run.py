@@ -10,6 +10,7 @@ import pytest
 
 from clib import ROOT
 from files import byte_corpus, write_byte_tokenizer, write_shard
+from timeouts import HANG_TIMEOUT
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import plot_run  # noqa: E402
@@ -20,7 +21,7 @@ TRAIN = os.path.join(ROOT, "train_gpt2")
 
 
 def run(*args, ok=True, cwd=None):
-    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120, cwd=cwd,
+    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=HANG_TIMEOUT, cwd=cwd,
                        env=dict(os.environ, OMP_NUM_THREADS="1"))
     if ok:
         assert p.returncode == 0, f"{args} failed:\n{p.stdout}\n{p.stderr}"

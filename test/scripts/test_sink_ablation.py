@@ -13,6 +13,7 @@ import pytest
 
 from clib import ROOT
 from files import byte_corpus, write_byte_tokenizer, write_shard
+from timeouts import HANG_TIMEOUT
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import plot_sinks  # noqa: E402
@@ -27,7 +28,7 @@ TINY = {"base": "L=1,C=16,H=2,T=16,V=257,bos=1", "batch": 2, "seq": 16, "tokens"
 
 
 def run(*args, ok=True):
-    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120,
+    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=HANG_TIMEOUT,
                        env=dict(os.environ, OMP_NUM_THREADS="1"))
     if ok:
         assert p.returncode == 0, f"{args} failed:\n{p.stdout}\n{p.stderr}"
@@ -139,15 +140,34 @@ def test_seeds_spread_and_claims(tmp_path):
     assert [r.onset() for r in results["softmax"]] == [2, 4, 2]
     table = {c.text: c.judge(results) for c in sa.claims(cfg.tokens_per_step)}
     assert table["Softmax forms a first-token sink on enough distinct tokens (BOS windows), and when"][1] == "reproduced"
-    assert table["Without a constant first token the sink forms later or not at all"][1] == "reproduced"
+    assert table["Without a constant first token the sink forms later or not at all"][1] == \
+        "softmax no BOS: lower on Sink_1, reproduced"
     assert table["Sigmoid attention without normalization forms no sink"][1] == "reproduced"
     assert table["Sigmoid attention with row normalization forms one"][1] == "sink: in 2 of 3 seeds; against sigmoid b=0: higher"
-    assert table["More weight decay strengthens the sink"][1] == "softmax wd 0.5: overlapping"
+    assert table["More weight decay strengthens the sink"][1] == "softmax wd 0.5: overlapping on Sink_1, not distinguishable"
     assert sa.compare([5, 6], [1, 2]) == "higher" and sa.compare([0, 0], [0, 0]) == "equal"
     assert sa.present([0.5, 2.0]) == "in 1 of 2 seeds" and sa.present([]) is None
     sa.write_report(cfg, results, "x")
     text = (out / "results.md").read_text()
     assert "| softmax | `(base)` | - | 3 of 3 | " in text and "3.6 [2.7, 4.0]" in text and "seeds 1, 2, 3" in text
+
+
+def test_without_any_sink_the_first_token_attention_decides(tmp_path):
+    out = tmp_path / "out"
+    _, cfg = config(tmp_path, out, variants={"softmax": "", "softmax 1/4 text": "", "softmax lr 6e-3": ""})
+    cfg = sa.Config(**{**cfg.__dict__, "seeds": [1, 2]})
+    fattn = {"softmax": (0.08, 0.09), "softmax 1/4 text": (0.05, 0.06), "softmax lr 6e-3": (0.085, 0.2)}
+    for name, values in fattn.items():
+        for seed, f in zip(cfg.seeds, values):
+            write_run(out / sa.slug(name) / f"seed{seed}", sink_log([0, 0, 0.5, 0], fattn=f))
+    results = sa.collect(cfg)
+    table = {c.text: c.judge(results) for c in sa.claims(cfg.tokens_per_step)}
+    assert table["Fewer distinct tokens weaken the sink"][1] == \
+        "softmax 1/4 text: lower on first-token attention, reproduced"
+    assert table["A larger learning rate strengthens the sink"][1] == \
+        "softmax lr 6e-3: overlapping on first-token attention, not distinguishable"
+    assert table["Softmax forms a first-token sink on enough distinct tokens (BOS windows), and when"][1] == \
+        "not reproduced"
 
 
 def test_settings_and_their_errors(tmp_path):
@@ -246,7 +266,7 @@ def test_runner_errors(data, tmp_path):
     base = [PYTHON, ABLATION, "--config", path, "--out", tmp_path / "o"]
     one_line_error(run(*base, "--data", tmp_path / "none", ok=False), "no such directory")
     one_line_error(run(*base, "--data", data, "--only", "nope", ok=False), "unknown variant 'nope'")
-    p = subprocess.run([str(a) for a in base + ["--data", data]], capture_output=True, text=True,
+    p = subprocess.run([str(a) for a in base + ["--data", data]], capture_output=True, text=True, timeout=HANG_TIMEOUT,
                        env=dict(os.environ, ATTNLAB_TRAIN=str(tmp_path / "train_gpt2")))
     one_line_error(p, "make train_gpt2")
 

@@ -212,6 +212,7 @@ float device_sinf(float x);               // sinf: 2 ulp
 float device_cosf(float x);               // cosf: 2 ulp
 float device_tanhf(float x);              // tanhf: 2 ulp
 float device_powf(float x, float y);      // powf: 4 ulp
+float device_normcdff(float x);           // normcdff: 5 ulp
 }   // namespace emu
 
 // (glibc declares __expf and __logf itself, and the standard names: macros, after <cmath>.)
@@ -241,6 +242,7 @@ static inline float rsqrtf(float x) { return emu::device_rsqrtf(x); }
 #define cosf emu::device_cosf
 #define tanhf emu::device_tanhf
 #define powf emu::device_powf
+#define normcdff emu::device_normcdff
 // correctly rounded on the device (IEEE): exact here too
 static inline float __frcp_rn(float x) { return 1.0f / x; }
 static inline float __fsqrt_rn(float x) { return sqrtf(x); }

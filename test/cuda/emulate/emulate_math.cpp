@@ -26,7 +26,7 @@ namespace {
 
 enum Function {
     EX2_APPROX, FAST_LOG, FAST_LOG2, FAST_LOG10, FAST_SIN, FAST_COS, FAST_DIVIDE, RSQRT, EXP, EXP2, EXP10, LOG,
-    LOG2, LOG10, SIN, COS, TANH, POW
+    LOG2, LOG10, SIN, COS, TANH, POW, NORMCDF
 };
 
 uint64_t seed() {
@@ -174,6 +174,10 @@ float device_tanhf(float x) {
 float device_powf(float x, float y) {
     const double exact = std::pow((double)x, (double)y);
     return deviate(exact, 4.0 * ulp(exact), POW, x, y);
+}
+float device_normcdff(float x) {
+    const double exact = 0.5 * std::erfc(-(double)x / std::sqrt(2.0));
+    return deviate(exact, 5.0 * ulp(exact), NORMCDF, x);
 }
 
 }   // namespace emu

@@ -293,6 +293,9 @@ void fast_math_checks() {
                [](float, double e) { return 2.0 * ulp_at(e); }, -120.0, 120.0);
     math_check("logf within 1 ulp", [](float x) { return logf(x); }, [](double x) { return log(x); },
                [](float, double e) { return 1.0 * ulp_at(e); }, 1e-3, 1e3);
+    math_check("normcdff within 5 ulp", [](float x) { return normcdff(x); },
+               [](double x) { return 0.5 * erfc(-x / sqrt(2.0)); }, [](float, double e) { return 5.0 * ulp_at(e); },
+               -12.0, 8.0);
     const bool edges = __fdividef(1.0f, 0x1.8p126f) == 0.0f && std::isnan(__fdividef(INFINITY, 0x1.8p126f)) &&
                        __expf(-100.0f) == 0.0f && expf(0.0f) == 1.0f && logf(1.0f) == 0.0f && exp2f(-3.0f) == 0.125f;
     report(edges, "__fdividef over 2^126, flushed __expf, exact points exact", edges ? "as documented" : "wrong");
