@@ -67,9 +67,7 @@ static void attention_mixer_forward(GPT* m, int l, int B, int T, DecodeState d) 
     if (d.stream) {
         Tk = Tmax = gather_stream_rows(m, cache);
         rows = m->stream_rows;
-        if (c->rope) { int Sx = m->stream_fed + 1 < m->stream_sinks ? (int)m->stream_fed + 1 : m->stream_sinks;
-            k->rope_forward(m->stream_rows, m->stream_rows, 1, Sx, C, NH, 0);
-            if (Tk > Sx) k->rope_forward(m->stream_rows + (size_t)Sx * 3 * C, m->stream_rows + (size_t)Sx * 3 * C, 1, Tk - Sx, C, NH, (int)(m->stream_fed + 1 - (Tk - Sx))); }
+        if (c->rope) k->rope_forward(m->stream_rows, m->stream_rows, 1, Tk, C, NH, 0);   // positions 0..Tk-1
     } else if (c->rope) {
         k->rope_forward(qkv, qkv, B, T, C, NH, d.pos0);
     }
