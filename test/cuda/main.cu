@@ -19,6 +19,7 @@ int test_attention(void);
 int test_model(void);
 int test_mlstm(void);
 int test_mixers(void);
+int test_stream(void);
 
 struct Group {
     const char* name;
@@ -27,7 +28,7 @@ struct Group {
 
 static const Group GROUPS[] = {
     {"layers", test_layers}, {"matmul", test_matmul}, {"attention", test_attention},
-    {"model", test_model},   {"mlstm", test_mlstm},   {"mixers", test_mixers},
+    {"model", test_model},   {"mlstm", test_mlstm},   {"mixers", test_mixers}, {"stream", test_stream},
 };
 static const int NUM_GROUPS = sizeof(GROUPS) / sizeof(GROUPS[0]);
 
