@@ -51,7 +51,7 @@ static const ArgSpec FLAGS[] = {
     {"-tk", ARG_TEXT, A(tokenizer), 0, 0, "tokenizer (decodes the output; without it token ids are printed)"},
     {"-p", ARG_TEXT, A(prompt), 0, 0, "prompt text, encoded with -tk after an end-of-text token"},
     {"-pi", ARG_TEXT, A(prompt_ids), 0, 0, "prompt as comma-separated token ids (default: the end-of-text token)"},
-    {"-n", ARG_INT, A(num_tokens), 0, 1 << 20, "tokens to generate"},
+    {"-n", ARG_INT, A(num_tokens), 0, 1 << 20, "tokens to generate (-eval-stream: positions to score)"},
     {"-temp", ARG_FLOAT, A(temperature), 0, 1000, "temperature (0: greedy)"},
     {"-topk", ARG_INT, A(top_k), 0, 1 << 20, "top-k (0: off)"},
     {"-topp", ARG_FLOAT, A(top_p), 0, 1, "nucleus top-p (1: off)"},

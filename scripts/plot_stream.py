@@ -1,12 +1,13 @@
 """Loss against position of streaming evaluations, the JSON that
 `./infer -eval-stream GLOB -stream S,W -json FILE` writes (docs/STREAMING.md), and their table.
 
-    /usr/bin/python3 scripts/plot_stream.py FILE.json [FILE.json ...] [-o PNG] [--ppl] [--table MD]
+    /usr/bin/python3 scripts/plot_stream.py FILE.json [FILE.json ...] [-o PNG] [--ppl] [--merge K] [--table MD]
 
 One panel per file (titled with the file's name without .json: the suite names them after the
 model), one line per setting of -es (window only, sinks + window, recompute, mLSTM's recurrent
 state): the mean loss (or, --ppl, the perplexity) of each bucket of positions against the
-bucket's first position, a dotted line at the cache size. -o defaults to FILE without .json plus
+bucket's first position (--merge K: K buckets of the JSON averaged into one, by their sizes, for
+a smoother line), a dotted line at the cache size. -o defaults to FILE without .json plus
 .png for one file, stream.png for several. --table writes a markdown table: per file and setting
 the mean loss within the cache's first positions, past them, and past them relative to the best
 recompute setting of the same file (the quality ceiling).
@@ -51,6 +52,20 @@ def load(path):
             fail(f"{path}: setting {s['name']} has {len(s['bucket_loss'])} buckets, bucket_start {len(data['bucket_start'])}")
     data["title"] = os.path.splitext(os.path.basename(path))[0]
     return data
+
+
+def merge(data, k):
+    """Every k consecutive buckets of data as one: bucket_start and each setting's bucket_loss (the
+    mean over the positions of the buckets merged; the last bucket may be short)."""
+    starts, n = data["bucket_start"], data["tokens"]
+    sizes = [min(s + data["bucket"], n) - s for s in starts]
+    for s in data["settings"]:
+        merged = []
+        for i in range(0, len(starts), k):
+            pairs = [(v, w) for v, w in zip(s["bucket_loss"][i:i + k], sizes[i:i + k]) if v is not None]
+            merged.append(sum(v * w for v, w in pairs) / sum(w for _, w in pairs) if pairs else None)
+        s["bucket_loss"] = merged
+    data["bucket_start"], data["bucket"] = starts[::k], data["bucket"] * k
 
 
 def value(loss, ppl):
@@ -105,9 +120,14 @@ def main(argv=None):
     ap.add_argument("json", nargs="+", help="JSON written by ./infer -eval-stream GLOB -stream S,W -json FILE")
     ap.add_argument("-o", dest="out", help="the PNG (default: FILE.png for one file, stream.png for several)")
     ap.add_argument("--ppl", action="store_true", help="perplexity instead of loss")
+    ap.add_argument("--merge", type=int, default=1, help="average every K buckets of the JSON into one (default 1)")
     ap.add_argument("--table", help="also write a markdown table to this file")
     a = ap.parse_args(argv)
+    if a.merge < 1:
+        fail(f"--merge {a.merge}: expected a positive number of buckets")
     runs = [load(p) for p in a.json]
+    for data in runs:
+        merge(data, a.merge)
     out = a.out or (os.path.splitext(a.json[0])[0] + ".png" if len(runs) == 1 else "stream.png")
     plot(runs, out, a.ppl)
     print(f"wrote {out}")

@@ -10,9 +10,9 @@
 # it; then scripts/plot_stream.py draws OUT_DIR/stream.png and writes OUT_DIR/stream_table.md.
 # A run whose JSON exists is not evaluated again (delete it to redo it).
 # Environment: N (positions, default 20000), ES (-es settings, default
-# stream:0,stream:1,stream:4,recompute:0), BUCKET (-eb, default: the model's maxT), B (-b: windows
-# per recomputation forward, default 16), INFER (default ./infer), PYTHON (default /usr/bin/python3),
-# OMP_NUM_THREADS as for any run.
+# stream:0,stream:1,stream:4,recompute:0), BUCKET (-eb, default 500), MERGE (plot_stream.py
+# --merge, default 1), B (-b: windows per recomputation forward, default 16), INFER (default
+# ./infer), PYTHON (default /usr/bin/python3), OMP_NUM_THREADS as for any run.
 set -euo pipefail
 
 if [ $# -ne 3 ]; then
@@ -48,7 +48,7 @@ for run in "$RUNS_DIR"/*/seed*/; do
         maxT=$(od -An -t d4 -j 8 -N 4 "$model" | tr -d ' ')
         echo "$name: $model (maxT $maxT), $N positions, $ES"
         if ! "$INFER" -e "$model" "${TOKENIZER[@]}" -eval-stream "$DATA_DIR/val_*.bin" -stream "4,$((maxT - 4))" \
-                -n "$N" -es "$ES" -b "$B" ${BUCKET:+-eb "$BUCKET"} -json "$json" > "$OUT_DIR/$name.log" 2>&1; then
+                -n "$N" -es "$ES" -b "$B" -eb "${BUCKET:-500}" -json "$json" > "$OUT_DIR/$name.log" 2>&1; then
             echo "FAILED $name: $(tail -n 1 "$OUT_DIR/$name.log")"
             failed=1
             continue
@@ -57,6 +57,6 @@ for run in "$RUNS_DIR"/*/seed*/; do
     jsons+=("$json")
 done
 [ ${#jsons[@]} -gt 0 ] || fail "$RUNS_DIR: no run evaluated (expected RUNS_DIR/<variant>/seed<S>/model_<steps>.bin)"
-"$PYTHON" "$HERE/plot_stream.py" "${jsons[@]}" -o "$OUT_DIR/stream.png" --table "$OUT_DIR/stream_table.md"
+"$PYTHON" "$HERE/plot_stream.py" "${jsons[@]}" --merge "${MERGE:-1}" -o "$OUT_DIR/stream.png" --table "$OUT_DIR/stream_table.md"
 cat "$OUT_DIR/stream_table.md"
 exit $failed

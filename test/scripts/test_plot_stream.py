@@ -40,7 +40,7 @@ def write_eval(path, window_past):
 def test_plot_and_table(tmp_path):
     a = write_eval(tmp_path / "softmax.json", 5.0)
     b = write_eval(tmp_path / "sink_k.json", 1.25)
-    run(a, b, "-o", tmp_path / "all.png", "--table", tmp_path / "t.md", "--ppl")
+    run(a, b, "-o", tmp_path / "all.png", "--table", tmp_path / "t.md", "--ppl", "--merge", 2)
     image = matplotlib.image.imread(tmp_path / "all.png")
     assert image.shape[1] > image.shape[0] > 100, image.shape   # two panels side by side
     rows = (tmp_path / "t.md").read_text().splitlines()
@@ -49,6 +49,17 @@ def test_plot_and_table(tmp_path):
     assert "| softmax | recompute | 2.0000 | 1.5000 | +0.0000 |" in rows, rows
     run(a)
     assert (tmp_path / "softmax.png").exists()
+
+
+def test_merge_averages_buckets_by_their_positions():
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import plot_stream
+    data = dict(tokens=20, bucket=8, bucket_start=[0, 8, 16],
+                settings=[dict(bucket_loss=[1.0, 2.0, 4.0]), dict(bucket_loss=[None, 3.0, None])])
+    plot_stream.merge(data, 2)
+    assert data["bucket_start"] == [0, 16] and data["bucket"] == 16, data
+    assert abs(data["settings"][0]["bucket_loss"][0] - 1.5) < 1e-12 and data["settings"][0]["bucket_loss"][1] == 4.0
+    assert data["settings"][1]["bucket_loss"] == [3.0, None], data
 
 
 def test_one_line_errors(tmp_path):
