@@ -83,11 +83,13 @@ static const ArgSpec FLAGS[] = {
 static Args parse_args(int argc, char** argv) {
     Args a = {.num_tokens = 256, .temperature = 1.0f, .top_p = 1.0f, .seed = 1337, .B = 4, .T = -1,
               .sink_seqs = 100, .sink_T = 64, .sink_key = 1, .sink_eps = 0.3f, .sink_probes = "auto"};
-    const char* synopsis = "./infer -e CHECKPOINT [flags]   (sampling; -eval GLOB; -sa GLOB: docs/SINKS.md)";
+    const char* synopsis = "./infer -e CHECKPOINT [flags]   (sampling; -eval GLOB; -sa GLOB: docs/SINKS.md; "
+                           "-stream S,W, -eval-stream GLOB: docs/STREAMING.md)";
     args_parse(&a, FLAGS, NUM_FLAGS, argc, argv, synopsis);
     if (!a.model) fail("no checkpoint: give -e CHECKPOINT (./infer -h lists the flags)");
     if (a.prompt && a.prompt_ids) fail("give -p or -pi, not both");
-    if (a.json && !a.sinks && !a.eval_stream) fail("-json writes the sink analysis or the stream evaluation: add -sa GLOB or -eval-stream GLOB");
+    if (a.json && !a.sinks && !a.eval_stream)
+        fail("-json writes the sink analysis or the stream evaluation: add -sa GLOB or -eval-stream GLOB");
     if (a.eval_stream && !a.stream) fail("-eval-stream needs -stream S,W: the cache's sinks and window");
     gpt_probe_set(a.sink_probes, "-sp");   // a bad name fails before any work
     if (a.prompt && !a.tokenizer) fail("-p needs a tokenizer to encode the prompt: add -tk FILE");
@@ -267,9 +269,11 @@ static MemoryUse memory_use(const GPT* model) {
 static void report_memory(const GPT* model, MemoryUse from, long token_from, long token_to) {
     MemoryUse to = memory_use(model);
     int same = from.heap == to.heap && from.kernel_free == to.kernel_free;
-    fprintf(stderr, "stream memory %s from token %ld to %ld: heap in use %zu -> %zu bytes", same ? "constant" : "CHANGED",
+    fprintf(stderr, "stream memory %s from token %ld to %ld: heap in use %zu -> %zu bytes",
+            same ? "constant" : "CHANGED",
             token_from, token_to, from.heap, to.heap);
-    if (strcmp(model->k->name, "cpu") != 0) fprintf(stderr, ", kernel memory free %zu -> %zu bytes", from.kernel_free, to.kernel_free);
+    if (strcmp(model->k->name, "cpu") != 0)
+        fprintf(stderr, ", kernel memory free %zu -> %zu bytes", from.kernel_free, to.kernel_free);
     fprintf(stderr, "\n");
 }
 
@@ -363,7 +367,9 @@ static int parse_stream_settings(const char* text, int S, int K, int mlstm, Stre
         else if (strncmp(s, "recompute:", 10) == 0) s += 10, st.recompute = 1;
         else fail("-es %s: expected settings stream:S or recompute:S, comma-separated", s);
         st.sinks = parse_count(&s, "-es", text ? text : fallback);
-        if (st.sinks >= K) fail("-es %s: %d sinks leave no window in a cache of %d (-stream S,W: S + W)", text, st.sinks, K);
+        if (st.sinks >= K)
+            fail("-es %s: %d sinks leave no window in a cache of %d (-stream S,W: S + W)", text ? text : fallback,
+                 st.sinks, K);
         if (mlstm && !st.recompute) st.sinks = 0;   // one recurrent setting
         if (*s == ',') s++;
         int seen = 0;
@@ -397,7 +403,8 @@ static void progress(Progress* p, long done) {
     if (now - p->last < 10.0 || done >= p->N) return;
     p->last = now;
     double rate = done / (now - p->t0);
-    fprintf(stderr, "  %s: %ld/%ld positions, %.0f tok/s, %.0f s to go\n", p->what, done, p->N, rate, (p->N - done) / rate);
+    fprintf(stderr, "  %s: %ld/%ld positions, %.0f tok/s, %.0f s to go\n", p->what, done, p->N, rate,
+            (p->N - done) / rate);
 }
 
 // The streaming cache: every position t of the stream fed once, its next token scored.
@@ -470,8 +477,8 @@ static void write_stream_json(const GPT* model, const Args* a, const StreamSetti
     fprintf(f, ",\n  \"tokens\": %ld,\n  \"bos_token\": ", N);
     if (bos >= 0) fprintf(f, "%d", bos);
     else fprintf(f, "null");
-    fprintf(f, ",\n  \"max_seq_len\": %d,\n  \"cache\": %d,\n  \"bucket\": %d,\n  \"bucket_start\": [", model->config.max_seq_len,
-            K, bucket);
+    fprintf(f, ",\n  \"max_seq_len\": %d,\n  \"cache\": %d,\n  \"bucket\": %d,\n  \"bucket_start\": [",
+            model->config.max_seq_len, K, bucket);
     for (long b = 0; b * bucket < N; b++) fprintf(f, "%s%ld", b ? ", " : "", b * bucket);
     fprintf(f, "],\n  \"settings\": [");
     for (int i = 0; i < n; i++) {
@@ -510,7 +517,8 @@ static void print_stream_table(const StreamSetting* st, int n, long N, int K, in
     }
     long buckets = (N + bucket - 1) / bucket;
     if (buckets > 64) {
-        printf("(%ld buckets of %d positions: the loss per bucket is in -json FILE; a larger -eb prints it here)\n", buckets, bucket);
+        printf("(%ld buckets of %d positions: the loss per bucket is in -json FILE; a larger -eb prints it here)\n",
+               buckets, bucket);
         return;
     }
     printf("\n%-15s", "positions");
