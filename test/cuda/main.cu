@@ -2,7 +2,7 @@
 // named on the command line, and exits non-zero on any failure. Prints one line per check and
 // "N passed, M failed" last. A CUDA or cuBLASLt error ends the process (fail()), so that one group's
 // error hides no other group's verdicts, scripts/gpu_check.sh runs each group in a process of its own.
-//   test_cuda [GROUP...]        GROUP: layers matmul attention model mlstm mixers
+//   test_cuda [GROUP...]        GROUP: layers matmul attention model mlstm mixers stream
 #include <cstdio>
 #include <cstring>
 
