@@ -211,7 +211,7 @@ programs() {
 test_groups() {   # PRECISION STAGE
     local p=$1 stage=$2 g
     emu_env "$p"
-    for g in attention mlstm matmul layers model mixers; do
+    for g in attention mlstm matmul layers model mixers stream; do
         # the dry run leaves out the groups that take minutes in the emulation (make test_emu runs them)
         if [ $emulate = 1 ] && [[ " attention mlstm $([ "$p" = FP32 ] && echo "model matmul") " == *" $g "* ]]; then
             verdict "$stage" "test_cuda ${p,,} $g" SKIP 0 "emulation: minutes for this group; make test_emu runs it"
