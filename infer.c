@@ -492,8 +492,9 @@ static void write_stream_json(const GPT* model, const Args* a, const StreamSetti
         json_number(f, mean_loss(st[i].loss, 0, N < K ? N : K));
         fprintf(f, ", \"mean_loss_past_cache\": ");
         json_number(f, mean_loss(st[i].loss, N < K ? N : K, N));
-        fprintf(f, ", \"seconds\": %.3f, \"tokens_per_s\": %.1f,\n     \"bucket_loss\": [", st[i].seconds,
-                N / st[i].seconds);
+        fprintf(f, ", \"seconds\": %.3f, \"tokens_per_s\": ", st[i].seconds);
+        json_number(f, N / st[i].seconds);   // null, not inf, for a run too short to time
+        fprintf(f, ",\n     \"bucket_loss\": [");
         for (long b = 0; b * bucket < N; b++) {
             long to = (b + 1) * bucket < N ? (b + 1) * bucket : N;
             fprintf(f, "%s", b ? ", " : "");
