@@ -127,6 +127,7 @@ SETTINGS = {
     "final_frac": (1.0, float, "-q", "final lr fraction"),
     "weight_decay": (0.1, float, "-c", "weight decay"),
     "decay_all": (1, int, "-ca", "1: weight decay on every parameter, 0: on 2-D tensors only"),
+    "init": ("gpt2", str, "-init", "weights' init: gpt2 (llm.c's N(0, 0.02)) or neox (the sink paper's code)"),
     "every": (250, int, None, "val loss, sink analysis and checkpoint every N steps"),
     "val_batches": (20, int, "-m", "val batches"),
     "sink_seqs": (100, int, "-sn", "sink analysis sequences"),
@@ -177,6 +178,7 @@ class Config:
     final_frac: float
     weight_decay: float
     decay_all: int
+    init: str
     every: int
     val_batches: int
     sink_seqs: int
@@ -968,7 +970,8 @@ def write_report(cfg, results, command):
 - Training: B={cfg.batch}, T={cfg.seq}, {cfg.tokens_per_step} tokens/step, \
 {' / '.join(f'{b / 1e6:g}M' for b in budgets)} tokens per run; lr {cfg.lr:g} {cfg.schedule}, warmup {cfg.warmup}, \
 final fraction {cfg.final_frac:g}; weight decay {cfg.weight_decay:g} on \
-{'every parameter' if cfg.decay_all else '2-D tensors'}; gradient clipping at train_gpt2's default{extra}; \
+{'every parameter' if cfg.decay_all else '2-D tensors'}; AdamW betas (0.9, 0.95); gradient clipping at \
+1.0 (train_gpt2's defaults); weights' init `{cfg.init}` (docs/MODEL.md section 3){extra}; \
 seeds {', '.join(map(str, cfg.seeds))}.
 - Data: `{cfg.data}` (variants with their own data say so). Per variant, what one epoch trains on \
 (the trainer's `train:` line):
