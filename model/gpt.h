@@ -19,7 +19,7 @@
 // the registry in model/tensors.c say their shapes, init and when they exist (NULL when not).
 typedef struct {
     floatX* wte;          // (Vp, C)
-    floatX* wpe;          // (maxT, C)     learned positions; none with RoPE
+    floatX* wpe;          // (maxT, C)     learned positions; none with RoPE or ALiBi
     floatX* ln1w;         // (L, C)
     floatX* ln1b;         // (L, C)        none with RMSNorm (ln=rms), as ln2b and lnfb
     floatX* qkvw;         // (L, 3C, C)
