@@ -118,7 +118,7 @@ check_aarch64: train_gpt2 aarch64
 	bash scripts/check_aarch64.sh
 
 # The tests: every kernel and the whole model against PyTorch float64, then test_cuda in the CPU
-# emulation of CUDA in both precisions (see README).
+# emulation of CUDA in both precisions (docs/CUDA.md).
 test: pytest test_emu
 
 pytest: train_gpt2 infer prepare lib

@@ -68,7 +68,8 @@ static const ArgSpec FLAGS[] = {
     {"-se", ARG_FLOAT, A(sink_eps), 0, 1, "... threshold on alpha_K"},
     {"-sp", ARG_TEXT, A(sink_probes), 0, 0, "... probe set: doc (document starts), line (line starts), auto "
                                             "(line for bos=window, else doc)"},
-    {"-json", ARG_TEXT, A(json), 0, 0, "FILE: the analysis also as JSON (plots: scripts/plot_sinks.py FILE)"},
+    {"-json", ARG_TEXT, A(json), 0, 0, "FILE: the analysis (or -eval-stream's result) also as JSON (plots: "
+                                            "scripts/plot_sinks.py or scripts/plot_stream.py FILE)"},
     {"-stream", ARG_TEXT, A(stream), 0, 0, "S,W: streaming cache of the first S and the last W tokens (S + W <= maxT), "
                                            "sampling past maxT (docs/STREAMING.md)"},
     {"-eval-stream", ARG_TEXT, A(eval_stream), 0, 0, "GLOB: loss by position over -n tokens of these shards as one "

@@ -44,6 +44,7 @@ typedef struct {
     int overfit;                // -a
     int shuffle;                // -sh
     int seed;                   // -S
+    const char* init;           // -init: the weights' init scheme of a fresh model (gpt2, neox)
     const char* dump_grads;     // -dg: write the first step's loss and gradients here (CPU vs GPU checks)
     int sink_every;             // -sa: attention-sink analysis every N steps on the val shards (0: off)
     int sink_seqs, sink_T, sink_key;  // -sn -st -sk (1-indexed key)
@@ -85,6 +86,8 @@ static const ArgSpec FLAGS[] = {
     {"-a", ARG_INT, A(overfit), 0, 1, "1: overfit a single batch"},
     {"-sh", ARG_INT, A(shuffle), 0, 1, "1: shuffle shards and samples (seeded)"},
     {"-S", ARG_INT, A(seed), 0, BIG, "seed (init, shuffling, sampling)"},
+    {"-init", ARG_TEXT, A(init), 0, 0, "init of a fresh model's weights: gpt2 (llm.c's N(0, 0.02)), neox (GPT-NeoX's "
+                                       "N(0, sqrt(2/5C)), residual projections N(0, 1/(L sqrt(C))))"},
     {"-dg", ARG_TEXT, A(dump_grads), 0, 0, "FILE: the first step's loss and gradients (fp32), to compare builds"},
     {"-sa", ARG_INT, A(sink_every), 0, BIG, "attention-sink analysis every N steps on the val shards (0: off)"},
     {"-sn", ARG_INT, A(sink_seqs), 1, 100000, "... sequences"},
@@ -109,7 +112,7 @@ static Args parse_args(int argc, char** argv) {
               .schedule = "cosine", .B = 4, .T = -1, .total_batch = -1, .max_steps = -1, .lr = 3e-4f,
               .final_frac = 1.0f, .grad_clip = 1.0f, .val_every = 20, .val_steps = 20, .sample_every = 20,
               .gen_T = 64, .shuffle = 1, .seed = 1337, .sink_seqs = 100, .sink_T = 64, .sink_key = 1,
-              .sink_eps = 0.3f, .sink_probes = "auto", .nodes = 1};
+              .sink_eps = 0.3f, .sink_probes = "auto", .init = "gpt2", .nodes = 1};
     args_parse(&a, FLAGS, NUM_FLAGS, argc, argv, "./train_gpt2 -e MODEL [flags]");
     if (!a.model) fail("no model: give -e CHECKPOINT or a descriptor such as -e \"L=4,C=128,H=4,T=256,V=257\"");
     if (!strcmp(a.model, "help")) {
@@ -118,6 +121,7 @@ static Args parse_args(int argc, char** argv) {
     }
     learning_rate_check(a.schedule);
     gpt_probe_set(a.sink_probes, "-sp");   // a bad name fails before any work
+    gpt_init_scheme(a.init, "-init");
     if (a.resume && !a.out_dir) fail("-y 1 needs -o, the directory holding the checkpoints");
     if (a.node >= a.nodes) fail("-pr %d: process numbers run from 0 to -pn - 1 = %d", a.node, a.nodes - 1);
     if (!a.ranks) a.ranks = comm_default_local_ranks();
@@ -151,7 +155,7 @@ static void build_model(GPT* model, const Args* a) {
     } else {
         GPTConfig c = gpt_config_from_descriptor(a->model);
         gpt_build(model, &c, default_kernels());
-        gpt_init_random(model, (uint64_t)a->seed);
+        gpt_init_random(model, (uint64_t)a->seed, gpt_init_scheme(a->init, "-init"));
     }
 }
 
@@ -669,8 +673,9 @@ int main(int argc, char** argv) {
                                      run.resumed.step);
     char model_keys[1024];
     gpt_config_describe(&config, model_keys, sizeof(model_keys));
-    printf("model: %s, %zu parameters (%s)\n", model_keys, ranks[0].model.num_parameters,
-           run.resume_step >= 0 ? "resumed" : a->model);
+    printf("model: %s, %zu parameters (%s%s%s)\n", model_keys, ranks[0].model.num_parameters,
+           run.resume_step >= 0 ? "resumed" : a->model, run.resume_step < 0 && !file_exists(a->model) ? ", init " : "",
+           run.resume_step < 0 && !file_exists(a->model) ? a->init : "");
     printf("batch: B=%d T=%d x %d rank(s)%s, %d tokens/step (%d micro-batches), %d steps, lr %g (%s, warmup %d, "
            "final %g)\n", run.B, run.T, world_size(a), a->zero ? " (ZeRO-1)" : "", run.total_batch, run.accum,
            run.num_steps, a->lr, a->schedule, a->warmup, a->final_frac);

@@ -19,7 +19,7 @@
 // the registry in model/tensors.c say their shapes, init and when they exist (NULL when not).
 typedef struct {
     floatX* wte;          // (Vp, C)
-    floatX* wpe;          // (maxT, C)     learned positions; none with RoPE
+    floatX* wpe;          // (maxT, C)     learned positions; none with RoPE or ALiBi
     floatX* ln1w;         // (L, C)
     floatX* ln1b;         // (L, C)        none with RMSNorm (ln=rms), as ln2b and lnfb
     floatX* qkvw;         // (L, 3C, C)
@@ -154,9 +154,15 @@ typedef struct {
 size_t gpt_num_parameters(const GPTConfig* config);
 // Allocates parameters for a config (uninitialized); fails if the kernel set cannot run it.
 void gpt_build(GPT* model, const GPTConfig* config, const Kernels* k);
-// Each parameter tensor's init from the registry (docs/MODEL.md section 3): llm.c's N(0, 0.02),
-// residual projections N(0, 0.02/sqrt(2L)), LayerNorm 1/0, biases 0; the mixers' own.
-void gpt_init_random(GPT* model, uint64_t seed);
+// The init of the weight matrices, embeddings and LM head (docs/MODEL.md section 3). GPT2: llm.c's
+// N(0, 0.02), residual projections N(0, 0.02/sqrt(2L)). NEOX: GPT-NeoX's small init N(0, sqrt(2/5C))
+// and residual projections N(0, 1/(L sqrt(C))), as TinyLlama (the sink paper's code) has it.
+typedef enum { INIT_SCHEME_GPT2 = 0, INIT_SCHEME_NEOX = 1 } InitScheme;
+// A scheme by name (gpt2, neox); fails with one line naming the flag on another.
+InitScheme gpt_init_scheme(const char* name, const char* flag);
+// Each parameter tensor's init from the registry: the scheme's for the weight matrices, embeddings
+// and LM head; norms 1/0, biases 0 and the mixers' own whatever the scheme.
+void gpt_init_random(GPT* model, uint64_t seed, InitScheme scheme);
 void gpt_free(GPT* model);
 
 // Parameters from / to host floats (the fp32 master weights when floatX is not float).

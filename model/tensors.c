@@ -262,8 +262,22 @@ static void init_mlstm_gate_bias(float* b, int L, int NH) {
     }
 }
 
-static void init_tensor(float* x, const ParamSpec* s, const GPTConfig* c, size_t n, Rng* rng) {
-    float std = s->init == INIT_NORMAL_RESIDUAL ? 0.02f / sqrtf(2.0f * c->num_layers) : 0.02f;
+// The standard deviation of a NORMAL tensor under the scheme (docs/MODEL.md section 3).
+static float init_std(Init init, const GPTConfig* c, InitScheme scheme) {
+    float L = (float)c->num_layers, C = (float)c->channels;
+    if (scheme == INIT_SCHEME_NEOX) return init == INIT_NORMAL_RESIDUAL ? 1.0f / (L * sqrtf(C)) : sqrtf(2.0f / (5.0f * C));
+    return init == INIT_NORMAL_RESIDUAL ? 0.02f / sqrtf(2.0f * L) : 0.02f;
+}
+
+InitScheme gpt_init_scheme(const char* name, const char* flag) {
+    static const char* const names[] = {"gpt2", "neox"};
+    for (int i = 0; i < 2; i++)
+        if (!strcmp(name, names[i])) return (InitScheme)i;
+    fail("%s %s: unknown init (known: gpt2 neox)", flag, name);
+}
+
+static void init_tensor(float* x, const ParamSpec* s, const GPTConfig* c, size_t n, InitScheme scheme, Rng* rng) {
+    float std = init_std(s->init, c, scheme);
     if (s->init == INIT_NORMAL_VOCAB) n = (size_t)c->vocab_size * c->channels;   // padding rows stay 0
     switch (s->init) {
     case INIT_ZERO: break;   // the buffer starts at 0
@@ -276,14 +290,14 @@ static void init_tensor(float* x, const ParamSpec* s, const GPTConfig* c, size_t
     }
 }
 
-void gpt_init_random(GPT* m, uint64_t seed) {
+void gpt_init_random(GPT* m, uint64_t seed, InitScheme scheme) {
     float* host = calloc_check(m->num_parameters, sizeof(float));
     Rng rng;
     rng_seed(&rng, seed);
     size_t offset = 0;
     for (int i = 0; i < NUM_PARAMS; i++) {
         size_t n = param_numel(&PARAMS[i], &m->config);
-        if (n) init_tensor(host + offset, &PARAMS[i], &m->config, n, &rng);
+        if (n) init_tensor(host + offset, &PARAMS[i], &m->config, n, scheme, &rng);
         offset += n;
     }
     gpt_set_parameters(m, host);

@@ -3,7 +3,7 @@ size, seed, data order and budget; report the val loss and the CPU training thro
 
     /usr/bin/python3 scripts/compare_mixers.py [--steps 400] [--out runs/mixers]
 
-Writes the table to docs/MIXERS.md and, when matplotlib is installed, the val-loss curves to
+Writes the table into docs/MIXERS.md (between its two markers; the rest of the page stays) and, when matplotlib is installed, the val-loss curves to
 docs/mixers_val_loss.png. Prepares datasets/kjv_bytes (byte-level) first if it is missing (Debian's bible-kjv).
 """
 import argparse
@@ -11,6 +11,7 @@ import os
 import re
 import statistics
 import subprocess
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = "L=4,C=128,H=4,T=128,V=257"
@@ -75,6 +76,17 @@ def plot(results, path):
     print("wrote", path)
 
 
+def write_results(path, table):
+    """Replaces the text between MIXERS.md's two markers with table; the page's other text stays."""
+    start, end = "<!-- compare_mixers.py: results -->\n", "<!-- compare_mixers.py: end -->"
+    with open(path) as f:
+        page = f.read()
+    if start not in page or end not in page:
+        sys.exit(f"error: {path}: the markers {start.strip()} and {end} are gone; put them back around the results")
+    head, rest = page.split(start, 1)
+    with open(path, "w") as f:
+        f.write(head + start + table + "\n" + end + rest.split(end, 1)[1])
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=400)
@@ -90,8 +102,7 @@ def main():
         lines.append(f"| {r['name']} | `{r['keys']}` | {r['val'][-1][1]:.4f} | {r['tok_s']:.0f} |")
     table = "\n".join(lines)
     print(table)
-    with open(os.path.join(ROOT, "docs", "MIXERS.md"), "w") as f:
-        f.write("# Mixers compared\n\n" + table + "\n\n![val loss](mixers_val_loss.png)\n")
+    write_results(os.path.join(ROOT, "docs", "MIXERS.md"), table)
     plot(results, os.path.join(ROOT, "docs", "mixers_val_loss.png"))
 
 

@@ -1,27 +1,34 @@
-"""An attnlab GPT-2 checkpoint (and its tokenizer) to a Hugging Face folder, so that a model trained
-here loads where people evaluate and share models:
+"""An attnlab GPT-2 or Llama-block checkpoint (and its tokenizer) to a Hugging Face folder, so that a
+model trained here loads where people evaluate and share models:
 
     /usr/bin/python3 scripts/export_hf.py runs/kjv/model_00000400.bin -o hf/kjv -tk datasets/kjv/tokenizer.bin
 
-then, in Python, `GPT2LMHeadModel.from_pretrained("hf/kjv")` and `AutoTokenizer.from_pretrained("hf/kjv")`
-(or GPT2TokenizerFast). The folder gets:
-- config.json: a GPT2Config of the checkpoint's sizes (vocab_size = V, not the padded Vp;
-  n_positions = maxT; tanh GELU, LayerNorm eps 1e-5 as here; dropout 0, as this trainer has none;
-  bos and eos = the tokenizer's end-of-text id, or V-1 without a tokenizer);
-- model.safetensors: the weights in fp32, as save_pretrained names them (transformer.wte.weight, ...),
-  the Conv1D weights of c_attn, c_proj and c_fc transposed to (in, out), wte without its padding
-  rows, no lm_head (tied to wte);
-- with a tokenizer (-tk, by default tokenizer.bin beside the checkpoint when it exists): vocab.json
-  and merges.txt in GPT-2's byte alphabet with our token ids, and tokenizer_config.json
-  (end-of-text as bos, eos and unk). A tokenizer file without merges (llm.c's gpt2_tokenizer.bin,
-  the byte tokenizer) gets them from the ids: each token's pair is where BPE with the lower ids
-  leaves it, as tiktoken recovers merges from ranks.
+then, in Python, `AutoModelForCausalLM.from_pretrained("hf/kjv")` (a GPT2LMHeadModel or a
+LlamaForCausalLM) and `AutoTokenizer.from_pretrained("hf/kjv")` (or GPT2TokenizerFast). The
+checkpoint's settings pick the family:
+- plain GPT-2 (every mixer and block option at GPT-2's value): config.json is a GPT2Config
+  (n_positions = maxT; tanh GELU, LayerNorm eps 1e-5 as here), model.safetensors names the tensors
+  as save_pretrained does (transformer.wte.weight, ...), the Conv1D weights of c_attn, c_proj and
+  c_fc transposed to (in, out), no lm_head (tied to wte);
+- the Llama block, `rope=1,ln=rms,linbias=0,mlp=swiglu` with softmax attention and no other mixer
+  option, tied or untied head, any hidden: config.json is a LlamaConfig (intermediate_size = hidden,
+  num_key_value_heads = heads, max_position_embeddings = maxT, rope_theta 10000 and rms_norm_eps
+  1e-5 as here, SiLU, no biases, tie_word_embeddings = tie), model.safetensors holds qkvw split
+  into q_proj, k_proj, v_proj and fcw into gate_proj, up_proj, rows as they are (both rotate RoPE's
+  halves, j with j + hs/2), and lm_head.weight for an untied head.
+Both: vocab_size = V, not the padded Vp (the padding rows of wte and lm_head are dropped); dropout
+0, as this trainer has none; bos and eos = the tokenizer's end-of-text id, or V-1 without a
+tokenizer; fp32.
+With a tokenizer (-tk, by default tokenizer.bin beside the checkpoint when it exists): vocab.json
+and merges.txt in GPT-2's byte alphabet with our token ids, and tokenizer_config.json
+(end-of-text as bos, eos and unk). A tokenizer file without merges (llm.c's gpt2_tokenizer.bin,
+the byte tokenizer) gets them from the ids: each token's pair is where BPE with the lower ids
+leaves it, as tiktoken recovers merges from ranks.
 
-Only plain GPT-2 exports: a checkpoint with mixer or block options that transformers' GPT-2 has not
-(sigmoid or mLSTM mixer, gate, RoPE, ALiBi, QK-norm, hybrid norm, LayerScale, sink slots; RMSNorm, no
-linear biases, an untied head, erf GELU, SwiGLU, an MLP width other than 4C) is refused with one line
-naming them; bos=1 (data alignment only) exports. Every file is written to a temporary name and
-renamed.
+Any other checkpoint (sigmoid or mLSTM mixer, gate, ALiBi, QK-norm, hybrid norm, LayerScale, sink
+slots; a block that is neither GPT-2's nor Llama's, e.g. RMSNorm with a GELU MLP or linear biases)
+is refused with one line naming the options each family has not; bos=1 (data alignment only)
+exports. Every file is written to a temporary name and renamed.
 """
 import argparse
 import json
@@ -32,41 +39,51 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ref_gpt2  # noqa: E402  (header constants and the checkpoint's tensor order)
-from import_hf import TENSORS, atomic_write, bf16_to_f32, fail  # noqa: E402
+from import_hf import (FAMILIES, LLAMA_BLOCK, RMS_EPS, ROPE_BASE, atomic_write, bf16_to_f32, fail,  # noqa: E402
+                       hf_names, parameter_count, used_rows)
 
 TOKENIZER_MAGIC, TOKENIZER_MARKER = 20240328, 0x424C5441
 # mixer and block settings that change the model's function; the others only matter under another
 # mixer (bias, norm: sigmoid; igate, chunk: mLSTM) or only select data (bos)
 ARCH_KEYS = ("mixer", "gate", "rope", "alibi", "qknorm", "hybrid", "layerscale", "sink", "ln", "linbias", "tie", "gelu",
              "mlp", "hidden")
+# the settings of the Llama block (LlamaForCausalLM); tie and hidden are free, gelu is moot with SwiGLU
+LLAMA_SETTINGS = dict(mixer="softmax", gate="none", alibi=0, qknorm=0, hybrid=0, layerscale=0, sink="none",
+                      **LLAMA_BLOCK)
+assert set(LLAMA_SETTINGS) | {"tie", "hidden", "gelu"} == set(ARCH_KEYS)
 
 
 # ---------------------------------------------------------------- our checkpoint
 
 def check_header(path, header):
-    """Fails unless the header slots 16.. hold nothing transformers' GPT-2 cannot: a mixer option
-    GPT-2 has not, or a setting this script does not know. Slots 8-15 do not change the model
-    (llm.c leaves them zero; attnlab keeps its checksum of the file in 14-15) and are not read."""
+    """(family, settings) of the header: "gpt2" for llm.c's GPT-2 (slots 16.. zero, settings {}) and
+    attnlab's with every option at GPT-2's value, "llama" for the Llama block. Fails on any other
+    model and on a setting this script does not know. Slots 8-15 do not change the model (llm.c
+    leaves them zero; attnlab keeps its checksum of the file in 14-15) and are not read."""
     known = {16, 17, *ref_gpt2.SLOTS.values()}
     unknown = [i for i in range(16, 256) if header[i] != 0 and (i not in known or header[16] == 0)]
     if unknown:
         fail(f"{path}: header slot {unknown[0]} is set ({header[unknown[0]]}): settings this script does not know")
     if header[16] == 0:
-        return
+        return "gpt2", {}
     if header[16] != ref_gpt2.ATTNLAB_MARKER or header[17] not in (1, 2):
         fail(f"{path}: header slots 16-17 hold {header[16]}, {header[17]}, not attnlab's marker and version 1 or 2")
     try:
         settings = ref_gpt2.full_config(dict(C=int(header[6]), **ref_gpt2._read_mixer_header(header)))
     except IndexError:
         fail(f"{path}: a mixer setting in the header is out of range")
-    options = [f"{k}={settings[k]}" for k in ARCH_KEYS if not ref_gpt2.is_gpt2_setting(settings, k)]
-    if options:
-        fail(f"{path}: mixer options GPT-2 has not ({', '.join(options)}): transformers' GPT2LMHeadModel cannot "
-             "hold this model; only plain GPT-2 checkpoints export")
+    not_gpt2 = [f"{k}={settings[k]}" for k in ARCH_KEYS if not ref_gpt2.is_gpt2_setting(settings, k)]
+    if not not_gpt2:
+        return "gpt2", settings
+    not_llama = [f"{k}={settings[k]}" for k, v in LLAMA_SETTINGS.items() if settings[k] != v]
+    if not not_llama:
+        return "llama", settings
+    fail(f"{path}: mixer options GPT-2 has not ({', '.join(not_gpt2)}) and options Llama has not "
+         f"({', '.join(not_llama)}): neither transformers' GPT2LMHeadModel nor LlamaForCausalLM holds this model")
 
 
 def read_checkpoint(path):
-    """(cfg, {name: float32 array}) of our checkpoint: fp32 memory-mapped, bf16 converted."""
+    """(family, cfg, {name: float32 array}) of our checkpoint: fp32 memory-mapped, bf16 converted."""
     try:
         size = os.path.getsize(path)
         header = np.fromfile(path, dtype="<i4", count=256)
@@ -76,9 +93,9 @@ def read_checkpoint(path):
         fail(f"{path}: not a model checkpoint (magic {header[0] if len(header) else None}, expected {ref_gpt2.MAGIC})")
     if header[1] not in (ref_gpt2.V_FP32, ref_gpt2.V_BF16):
         fail(f"{path}: checkpoint version {header[1]} (expected 3 fp32 or 5 bf16)")
-    check_header(path, header)
-    cfg = dict(maxT=int(header[2]), V=int(header[3]), L=int(header[4]), H=int(header[5]), C=int(header[6]),
-               Vp=int(header[7]))
+    family, settings = check_header(path, header)
+    cfg = {**settings, **dict(maxT=int(header[2]), V=int(header[3]), L=int(header[4]), H=int(header[5]),
+                              C=int(header[6]), Vp=int(header[7]))}
     shapes = ref_gpt2.tensor_shapes(cfg)
     n = sum(int(np.prod(s)) for _, s in shapes)
     bf16 = header[1] == ref_gpt2.V_BF16
@@ -90,19 +107,23 @@ def read_checkpoint(path):
         k = int(np.prod(shape))
         params[name] = (bf16_to_f32(flat[off:off + k]) if bf16 else flat[off:off + k]).reshape(shape)
         off += k
-    return cfg, params
+    return family, cfg, params
 
 
-def hf_tensors(cfg, params):
-    """[(Hugging Face name, float32 array)] in save_pretrained's naming, Conv1D weights (in, out)."""
+def hf_tensors(family, cfg, params):
+    """[(Hugging Face name, float32 array)] in save_pretrained's naming: our stacked tensors split
+    into their parts (q, k, v; gate, up), GPT-2's Conv1D weights (in, out), no padding rows."""
+    prefix = "transformer." if family == "gpt2" else "model."
     out = []
-    for name, hf, transposed in TENSORS:
-        layers = range(cfg["L"]) if "{}" in hf else [None]
-        for l in layers:
+    for name, hf, transposed in used_rows(family, cfg):
+        names = hf_names(hf)
+        for l in range(cfg["L"]) if "{}" in names[0] else [None]:
             arr = params[name] if l is None else params[name][l]
-            if name == "wte":
+            if name in ("wte", "lm_head"):
                 arr = arr[:cfg["V"]]
-            out.append(("transformer." + hf.format(l), arr.T if transposed else arr))
+            for n, part in zip(names, np.split(arr, len(names))):
+                hf_name = ("" if n == "lm_head.weight" else prefix) + n.format(l)
+                out.append((hf_name, part.T if transposed else part))
     return out
 
 
@@ -133,6 +154,21 @@ def gpt2_config(cfg, eot):
         "layer_norm_epsilon": 1e-5, "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
         "initializer_range": 0.02, "scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False,
         "reorder_and_upcast_attn": False, "tie_word_embeddings": True, "use_cache": True,
+        "bos_token_id": eot, "eos_token_id": eot, "torch_dtype": "float32",
+    }
+
+
+def llama_config(cfg, eot):
+    """transformers' LlamaConfig of our Llama-block model, as config.json: full multi-head attention,
+    RoPE and RMSNorm as the engine computes them (base 10000, eps 1e-5), SiLU, no biases."""
+    return {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+        "vocab_size": cfg["V"], "hidden_size": cfg["C"], "intermediate_size": cfg["hidden"],
+        "num_hidden_layers": cfg["L"], "num_attention_heads": cfg["H"], "num_key_value_heads": cfg["H"],
+        "head_dim": cfg["C"] // cfg["H"], "hidden_act": "silu", "max_position_embeddings": cfg["maxT"],
+        "rms_norm_eps": RMS_EPS, "rope_theta": ROPE_BASE, "rope_scaling": None, "attention_bias": False,
+        "attention_dropout": 0.0, "mlp_bias": False, "pretraining_tp": 1, "initializer_range": 0.02,
+        "tie_word_embeddings": bool(cfg["tie"]), "use_cache": True,
         "bos_token_id": eot, "eos_token_id": eot, "torch_dtype": "float32",
     }
 
@@ -239,7 +275,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg, params = read_checkpoint(args.checkpoint)
+    family, cfg, params = read_checkpoint(args.checkpoint)
     tk = args.tokenizer
     if tk is None:
         beside = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "tokenizer.bin")
@@ -248,11 +284,11 @@ def main(argv=None):
     eot = cfg["V"] - 1
     if tk:
         tokens, eot, merges = write_tokenizer(args.out, tk, cfg["V"], cfg["maxT"])
-    write_safetensors(os.path.join(args.out, "model.safetensors"), hf_tensors(cfg, params))
-    write_json(os.path.join(args.out, "config.json"), gpt2_config(cfg, eot))
-    n = sum(int(np.prod(s)) for _, s in ref_gpt2.tensor_shapes(cfg)) - (cfg["Vp"] - cfg["V"]) * cfg["C"]
-    print(f"wrote {args.out}: config.json, model.safetensors (GPT-2 L={cfg['L']} H={cfg['H']} C={cfg['C']} "
-          f"V={cfg['V']} maxT={cfg['maxT']}, {n:,} parameters, fp32)")
+    write_safetensors(os.path.join(args.out, "model.safetensors"), hf_tensors(family, cfg, params))
+    write_json(os.path.join(args.out, "config.json"), (gpt2_config if family == "gpt2" else llama_config)(cfg, eot))
+    block = f" hidden={cfg['hidden']} {'tied' if cfg['tie'] else 'untied'} head," if family == "llama" else ","
+    print(f"wrote {args.out}: config.json, model.safetensors ({FAMILIES[family][0]} L={cfg['L']} H={cfg['H']} "
+          f"C={cfg['C']} V={cfg['V']} maxT={cfg['maxT']}{block} {parameter_count(cfg):,} parameters, fp32)")
     if tk:
         print(f"wrote {args.out}: vocab.json, merges.txt, tokenizer_config.json from {tk} "
               f"({len(tokens)} tokens, {len(merges)} merges, end-of-text id {eot})")

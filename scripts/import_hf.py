@@ -1,26 +1,35 @@
-"""A Hugging Face GPT-2 to attnlab: its weights to our checkpoint (llm.c's format, fp32 or bf16)
-and its tokenizer (vocab.json + merges.txt) to our tokenizer file, so that a pretrained GPT-2 trains,
-samples and evaluates here.
+"""A Hugging Face GPT-2 or Llama to attnlab: its weights to our checkpoint (llm.c's format, fp32 or
+bf16) and its tokenizer (vocab.json + merges.txt) to our tokenizer file, so that a pretrained model
+trains, samples and evaluates here.
 
-    /usr/bin/python3 scripts/import_hf.py DIR_OR_FILE -o gpt2/model.bin [--bf16] [-tk FILE]
+    /usr/bin/python3 scripts/import_hf.py DIR_OR_FILE -o gpt2/model.bin [--bf16] [-tk FILE] [-T N]
 
 DIR_OR_FILE is a folder as transformers' save_pretrained writes it or the Hub holds it: config.json
 and model.safetensors, or pytorch_model.bin, or the sharded form of either (*.index.json); or one
-weights file with config.json beside it. Any model of the family converts (gpt2, gpt2-medium,
-gpt2-large, gpt2-xl, distilgpt2, a fine-tune). Getting the folder needs the network, once, e.g.
-`hf download gpt2 --local-dir hf/gpt2`; the import itself is offline.
+weights file with config.json beside it. config.json's model_type picks the family:
 
-The weights: the same 16 tensors as llm.c's, in its order. Hugging Face's GPT-2 keeps its linear
-layers as Conv1D with (in, out) weights, llm.c as (out, in) like torch.nn.Linear, so c_attn, c_proj
-and c_fc weights are transposed; wte gets zero rows up to Vp (V rounded up to 128); the LM head is
-wte (tied), and a model whose lm_head differs is refused. `--bf16` writes version 5 (bf16, rounded
-to nearest even), otherwise version 3 (fp32).
+- "gpt2" (GPT2LMHeadModel): any model of the family converts (gpt2, gpt2-medium, gpt2-large, gpt2-xl,
+  distilgpt2, a fine-tune). Hugging Face's GPT-2 keeps its linear layers as Conv1D with (in, out)
+  weights, llm.c as (out, in) like torch.nn.Linear, so c_attn, c_proj and c_fc weights are
+  transposed; the LM head is wte (tied), and a model whose lm_head differs is refused.
+- "llama" (LlamaForCausalLM): our model `rope=1,ln=rms,linbias=0,tie=<tie_word_embeddings>,
+  mlp=swiglu,hidden=<intermediate_size>` (docs/MODEL.md section 15). q_proj, k_proj, v_proj stack
+  into qkvw and gate_proj, up_proj into fcw, as they are: both rotate RoPE's halves (channel j
+  with j + hs/2 of each head), so no rows are permuted. What the engine cannot compute is refused
+  with one line: grouped KV heads, attention or MLP biases, rope_scaling, a rope_theta other than
+  10000, an rms_norm_eps other than 1e-5 (transformers' LlamaConfig default is 1e-6), an
+  activation other than SiLU, a head_dim other than hidden_size / heads, more than 65536 tokens.
+  maxT is max_position_embeddings, or -T (RoPE has no position table, so any T fits).
+
+Getting the folder needs the network, once, e.g. `hf download gpt2 --local-dir hf/gpt2`; the
+import itself is offline. wte (and an untied lm_head) gets zero rows up to Vp (V rounded up to
+128). `--bf16` writes version 5 (bf16, rounded to nearest even), otherwise version 3 (fp32).
 
 The tokenizer: Hugging Face's vocab.json and merges.txt are OpenAI's encoder.json and vocab.bpe
 under other names (same content), so ./prepare --gpt2 converts them (`make prepare` first). It is
-written to -tk, by default tokenizer.bin beside the checkpoint; a folder without the two files gets
-a note and no tokenizer. Both files are written to a temporary name and renamed, so a reader never
-sees half a file.
+written to -tk, by default tokenizer.bin beside the checkpoint; a folder without the two files (a
+Llama's SentencePiece tokenizer.model or tokenizer.json alone) gets a note and no tokenizer. Both
+files are written to a temporary name and renamed, so a reader never sees half a file.
 """
 import argparse
 import json
@@ -49,11 +58,29 @@ TENSORS = [
     ("fcprojw", "h.{}.mlp.c_proj.weight", True), ("fcprojb", "h.{}.mlp.c_proj.bias", False),
     ("lnfw", "ln_f.weight", False), ("lnfb", "ln_f.bias", False),
 ]
-# buffers transformers saves with some versions: the causal mask, not parameters
-BUFFERS = (".attn.bias", ".attn.masked_bias")
+# Llama's tensors (names without the "model." prefix): several names are stacked along the rows of
+# ours (q, k, v; gate, up); lm_head only for an untied head (tensor_shapes decides which are used)
+LLAMA_TENSORS = [
+    ("wte", "embed_tokens.weight", False), ("ln1w", "layers.{}.input_layernorm.weight", False),
+    ("qkvw", ("layers.{}.self_attn.q_proj.weight", "layers.{}.self_attn.k_proj.weight",
+              "layers.{}.self_attn.v_proj.weight"), False),
+    ("attprojw", "layers.{}.self_attn.o_proj.weight", False),
+    ("ln2w", "layers.{}.post_attention_layernorm.weight", False),
+    ("fcw", ("layers.{}.mlp.gate_proj.weight", "layers.{}.mlp.up_proj.weight"), False),
+    ("fcprojw", "layers.{}.mlp.down_proj.weight", False), ("lnfw", "norm.weight", False),
+    ("lm_head", "lm_head.weight", False),
+]
+# our settings of the Llama block; tie and hidden come from config.json
+LLAMA_BLOCK = dict(rope=1, ln="rms", linbias=0, mlp="swiglu")
+# buffers transformers saves with some versions, not parameters: GPT-2's causal mask, Llama's RoPE
+# frequencies
+BUFFERS = (".attn.bias", ".attn.masked_bias", ".rotary_emb.inv_freq")
 # transformers' names of the tanh approximation of GELU, the one GPT-2 (and llm.c) uses
 TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
 SAFETENSORS_DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "BF16": "<u2"}
+# what the engine computes (attention/rope.c, layers/rmsnorm.c) and its limits (model/config.c)
+ROPE_BASE, RMS_EPS = 10000.0, 1e-5
+MAX_V, MAX_T = 65536, 1 << 20
 
 
 def fail(message):
@@ -147,18 +174,20 @@ def weight_files(path):
 
 
 def read_weights(files):
-    """Every tensor of the weights files, with transformers' 'transformer.' prefix removed."""
+    """Every tensor of the weights files, with transformers' 'transformer.' (GPT-2) or 'model.'
+    (Llama) prefix removed."""
     out = {}
     for path in files:
         tensors = read_safetensors(path) if path.endswith(".safetensors") else read_torch_bin(path)
         for name, arr in tensors.items():
-            out[name[len("transformer."):] if name.startswith("transformer.") else name] = arr
+            prefix = next((p for p in ("transformer.", "model.") if name.startswith(p)), "")
+            out[name[len(prefix):]] = arr
     return out
 
 
-def read_config(folder):
-    """config.json as our model sizes {maxT, V, L, H, C, Vp}; refuses anything but the plain GPT-2
-    llm.c computes (tanh GELU, LayerNorm eps 1e-5, 1/sqrt(d) attention, MLP of 4C, tied head)."""
+def read_config(folder, maxT=None):
+    """(family, our model config) of config.json: "gpt2" or "llama" by its model_type (or
+    architectures); maxT (-T) replaces a Llama's max_position_embeddings."""
     path = os.path.join(folder, "config.json")
     try:
         with open(path) as f:
@@ -167,9 +196,20 @@ def read_config(folder):
         fail(f"{path}: no such file (Hugging Face's model config; it sits beside the weights)")
     except (json.JSONDecodeError, UnicodeDecodeError):
         fail(f"{path}: not JSON")
-    if not isinstance(cfg, dict) or cfg.get("model_type") != "gpt2":
-        kind = cfg.get("model_type") if isinstance(cfg, dict) else None
-        fail(f"{path}: not a GPT-2 config (model_type {kind!r}, expected 'gpt2')")
+    if not isinstance(cfg, dict):
+        fail(f"{path}: not a GPT-2 or Llama config (a JSON object with model_type 'gpt2' or 'llama')")
+    if cfg.get("model_type") == "llama" or "LlamaForCausalLM" in (cfg.get("architectures") or []):
+        return "llama", llama_config(cfg, path, maxT)
+    if cfg.get("model_type") != "gpt2":
+        fail(f"{path}: not a GPT-2 or Llama config (model_type {cfg.get('model_type')!r}, expected 'gpt2' or 'llama')")
+    if maxT is not None:
+        fail(f"-T {maxT}: only for a Llama; GPT-2's position table (wpe) fixes maxT at n_positions")
+    return "gpt2", gpt2_config(cfg, path)
+
+
+def gpt2_config(cfg, path):
+    """config.json as our model sizes {maxT, V, L, H, C, Vp}; refuses anything but the plain GPT-2
+    llm.c computes (tanh GELU, LayerNorm eps 1e-5, 1/sqrt(d) attention, MLP of 4C, tied head)."""
     C, H = cfg.get("n_embd", 768), cfg.get("n_head", 12)
     unsupported = [
         (cfg.get("activation_function", "gelu_new") not in TANH_GELUS, f"activation {cfg.get('activation_function')}"),
@@ -189,39 +229,104 @@ def read_config(folder):
     return dict(maxT=cfg.get("n_positions", 1024), V=V, L=cfg.get("n_layer", 12), H=H, C=C, Vp=padded_vocab(V))
 
 
+def llama_config(cfg, path, maxT):
+    """config.json of a LlamaForCausalLM as our config: the sizes and LLAMA_BLOCK with the head's
+    tying and the MLP width. Missing keys take transformers' LlamaConfig defaults; refuses what
+    the engine does not compute (grouped KV heads, biases, RoPE other than plain base 10000, an
+    RMSNorm eps other than 1e-5, an activation other than SiLU) or cannot hold (V > 65536)."""
+    C, H = cfg.get("hidden_size", 4096), cfg.get("num_attention_heads", 32)
+    kv, head_dim = cfg.get("num_key_value_heads") or H, cfg.get("head_dim")
+    theta, eps = cfg.get("rope_theta", 10000.0), cfg.get("rms_norm_eps", 1e-6)
+    V, T = cfg.get("vocab_size", 32000), maxT or cfg.get("max_position_embeddings", 2048)
+    unsupported = [
+        (kv != H, f"num_key_value_heads {kv} (grouped KV; the engine's attention has a key and value per head, {H})"),
+        (cfg.get("attention_bias", False), "attention_bias true"),
+        (cfg.get("mlp_bias", False), "mlp_bias true"),
+        (cfg.get("rope_scaling") is not None, f"rope_scaling {json.dumps(cfg.get('rope_scaling'))}"),
+        (theta != ROPE_BASE, f"rope_theta {theta} (the engine's RoPE base is 10000)"),
+        (abs(eps - RMS_EPS) > 1e-12, f"rms_norm_eps {eps} (the engine's RMSNorm eps is 1e-5)"),
+        (cfg.get("hidden_act", "silu") not in ("silu", "swish"), f"hidden_act {cfg.get('hidden_act')} (not silu)"),
+        (C % H != 0, f"hidden_size {C} not divisible by num_attention_heads {H}"),
+        (C % H == 0 and head_dim not in (None, C // H), f"head_dim {head_dim} (not hidden_size / heads = {C // H})"),
+        (C % H == 0 and C // H % 2, f"head size {C // H} odd (RoPE rotates channel pairs)"),
+        (V > MAX_V, f"vocab_size {V} (the engine's token ids are 16-bit: at most {MAX_V})"),
+        (T > MAX_T, f"max_position_embeddings {T} (the engine's T is at most {MAX_T}; -T N imports with maxT N)"),
+    ]
+    bad = [what for is_bad, what in unsupported if is_bad]
+    if bad:
+        fail(f"{path}: {', '.join(bad)}: not a Llama the engine computes")
+    return dict(maxT=T, V=V, L=cfg.get("num_hidden_layers", 32), H=H, C=C, Vp=padded_vocab(V), **LLAMA_BLOCK,
+                tie=int(bool(cfg.get("tie_word_embeddings", False))), hidden=cfg.get("intermediate_size", 11008))
+
+
 # ---------------------------------------------------------------- our checkpoint
 
-def check_names(tensors, cfg, where):
-    """Fails on a missing or unexpected tensor and on an lm_head that is not wte."""
-    expected = {hf.format(l) for _, hf, _ in TENSORS for l in (range(cfg["L"]) if "{}" in hf else [0])}
+# per family: its name, transformers' class (for messages) and its tensor table
+FAMILIES = {"gpt2": ("GPT-2", "GPT2LMHeadModel / GPT2Model", TENSORS),
+            "llama": ("Llama", "LlamaForCausalLM", LLAMA_TENSORS)}
+
+
+def hf_names(hf):
+    """The Hugging Face names of a table row: one, or the parts stacked into our tensor."""
+    return (hf,) if isinstance(hf, str) else hf
+
+
+def used_rows(family, cfg):
+    """The rows of the family's table that the model has (an untied head's lm_head), in checkpoint
+    order."""
+    shapes = dict(ref_gpt2.tensor_shapes(cfg))
+    rows = [row for row in FAMILIES[family][2] if row[0] in shapes]
+    assert [r[0] for r in rows] == list(shapes), (rows, list(shapes))
+    return rows
+
+
+def parameter_count(cfg):
+    """Parameters of the model, without the padding rows of wte (and of an untied lm_head)."""
+    padding = (cfg["Vp"] - cfg["V"]) * cfg["C"] * (1 if ref_gpt2.full_config(cfg)["tie"] else 2)
+    return sum(int(np.prod(s)) for _, s in ref_gpt2.tensor_shapes(cfg)) - padding
+
+
+def check_names(tensors, family, cfg, where):
+    """Fails on a missing or unexpected tensor and, for a tied head, on an lm_head that is not wte."""
+    name, model, _ = FAMILIES[family]
+    rows = used_rows(family, cfg)
+    expected = {n.format(l) for _, hf, _ in rows for n in hf_names(hf) for l in (range(cfg["L"]) if "{}" in n else [0])}
     missing = sorted(expected - set(tensors))
     if missing:
-        fail(f"{where}: no tensor {missing[0]} ({len(missing)} missing); not a GPT2LMHeadModel / GPT2Model checkpoint")
+        fail(f"{where}: no tensor {missing[0]} ({len(missing)} missing); not a {model} checkpoint")
     extra = sorted(n for n in set(tensors) - expected - {"lm_head.weight"} if not n.endswith(BUFFERS))
     if extra:
-        fail(f"{where}: unexpected tensor {extra[0]}; not a plain GPT-2 language model")
-    if "lm_head.weight" in tensors and not np.array_equal(tensors["lm_head.weight"], tensors["wte.weight"]):
-        fail(f"{where}: lm_head.weight differs from wte.weight: an untied output layer, which llm.c's GPT-2 has not")
+        fail(f"{where}: unexpected tensor {extra[0]}; not a plain {name} language model")
+    wte = rows[0][1]
+    if "lm_head.weight" not in expected and "lm_head.weight" in tensors \
+            and not np.array_equal(tensors["lm_head.weight"], tensors[wte]):
+        if family == "gpt2":
+            fail(f"{where}: lm_head.weight differs from wte.weight: an untied output layer, which llm.c's GPT-2 has not")
+        fail(f"{where}: lm_head.weight differs from {wte}, but config.json ties them (tie_word_embeddings true)")
 
 
 def layer_arrays(tensors, cfg, name, hf, transposed, where):
     """Our tensor `name` as a list of float32 arrays to write one after another (one per layer for
-    the per-layer tensors), each checked against its shape."""
+    the per-layer tensors; the parts of a stacked one concatenated), each checked against its shape."""
     shape = dict(ref_gpt2.tensor_shapes(cfg))[name]
-    per_layer = "{}" in hf
+    names = hf_names(hf)
+    per_layer = "{}" in names[0]
     want = shape[1:] if per_layer else shape
-    if name == "wte":
+    if name in ("wte", "lm_head"):
         want = (cfg["V"], cfg["C"])
+    want = (want[0] // len(names),) + tuple(want[1:])   # of each part: q, k, v or gate, up
     out = []
     for l in range(cfg["L"]) if per_layer else [None]:
-        key = hf.format(l)
-        arr = np.asarray(tensors[key], dtype=np.float32)
-        arr = arr.T if transposed else arr
-        if tuple(arr.shape) != tuple(want):
-            stored, implied = (tuple(reversed(arr.shape)), tuple(reversed(want))) if transposed else (arr.shape, want)
-            fail(f"{where}: {key} has shape {tuple(stored)}, config.json implies {tuple(implied)}")
-        out.append(arr)
-    if name == "wte":   # llm.c's padding rows: zero, never trained, never sampled
+        parts = []
+        for key in (n.format(l) for n in names):
+            arr = np.asarray(tensors[key], dtype=np.float32)
+            arr = arr.T if transposed else arr
+            if tuple(arr.shape) != tuple(want):
+                stored, implied = (tuple(reversed(arr.shape)), tuple(reversed(want))) if transposed else (arr.shape, want)
+                fail(f"{where}: {key} has shape {tuple(stored)}, config.json implies {tuple(implied)}")
+            parts.append(arr)
+        out.append(parts[0] if len(parts) == 1 else np.concatenate(parts))
+    if name in ("wte", "lm_head"):   # llm.c's padding rows: zero, never trained, never sampled
         out.append(np.zeros((cfg["Vp"] - cfg["V"], cfg["C"]), dtype=np.float32))
     return out
 
@@ -232,18 +337,18 @@ def to_bf16(arr):
     return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
 
 
-def write_checkpoint(path, cfg, tensors, bf16, where):
+def write_checkpoint(path, family, cfg, tensors, bf16, where):
     """Our checkpoint from Hugging Face's tensors, streamed tensor by tensor (a 1.5B model never
-    needs a second copy in memory)."""
+    needs a second copy in memory). The settings go to header slots 16.. as ref_gpt2 writes them
+    (settings version 1, no checksum): none for GPT-2, the Llama block's for a Llama."""
     header = np.zeros(256, dtype=np.int32)
     header[:8] = [ref_gpt2.MAGIC, ref_gpt2.V_BF16 if bf16 else ref_gpt2.V_FP32,
                   cfg["maxT"], cfg["V"], cfg["L"], cfg["H"], cfg["C"], cfg["Vp"]]
-    order = [name for name, _ in ref_gpt2.tensor_shapes(cfg)]
-    assert order == [name for name, _, _ in TENSORS], order
+    header[16:] = ref_gpt2._mixer_header(cfg)
 
     def write(f):
         f.write(header.tobytes())
-        for name, hf, transposed in TENSORS:
+        for name, hf, transposed in used_rows(family, cfg):
             for arr in layer_arrays(tensors, cfg, name, hf, transposed, where):
                 f.write(to_bf16(arr).tobytes() if bf16 else np.ascontiguousarray(arr, dtype="<f4").tobytes())
     atomic_write(path, write)
@@ -280,25 +385,32 @@ def import_tokenizer(folder, out_path):
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", metavar="DIR_OR_FILE", help="Hugging Face GPT-2 folder, or its weights file")
+    p.add_argument("source", metavar="DIR_OR_FILE", help="Hugging Face GPT-2 or Llama folder, or its weights file")
     p.add_argument("-o", "--out", required=True, help="our checkpoint to write, e.g. gpt2/model.bin")
     p.add_argument("--bf16", action="store_true", help="write bf16 parameters (version 5) instead of fp32 (3)")
     p.add_argument("-tk", "--tokenizer", help="our tokenizer file to write (default: tokenizer.bin beside -o)")
+    p.add_argument("-T", type=int, metavar="N",
+                   help="a Llama's maxT (default: its max_position_embeddings); not for GPT-2, whose wpe fixes it")
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.T is not None and not 1 <= args.T <= MAX_T:
+        fail(f"-T {args.T}: maxT must be 1..{MAX_T}")
     folder, files = weight_files(args.source)
-    cfg = read_config(folder)
+    family, cfg = read_config(folder, args.T)
     tensors = read_weights(files)
-    check_names(tensors, cfg, args.source)
+    check_names(tensors, family, cfg, args.source)
     out_dir = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
-    write_checkpoint(args.out, cfg, tensors, args.bf16, args.source)
-    n = sum(int(np.prod(s)) for _, s in ref_gpt2.tensor_shapes(cfg)) - (cfg["Vp"] - cfg["V"]) * cfg["C"]
-    print(f"wrote {args.out}: GPT-2 L={cfg['L']} H={cfg['H']} C={cfg['C']} V={cfg['V']} (Vp={cfg['Vp']}) "
-          f"maxT={cfg['maxT']}, {n:,} parameters, {'bf16' if args.bf16 else 'fp32'}")
+    write_checkpoint(args.out, family, cfg, tensors, args.bf16, args.source)
+    block = ""
+    if family == "llama":   # the descriptor's block keys, as ./train_gpt2 -e takes them
+        block = " (" + ",".join(f"{k}={cfg[k]}" for k in (*LLAMA_BLOCK, "tie", "hidden")) + ")"
+    print(f"wrote {args.out}: {FAMILIES[family][0]} L={cfg['L']} H={cfg['H']} C={cfg['C']} V={cfg['V']} "
+          f"(Vp={cfg['Vp']}) maxT={cfg['maxT']}{block}, {parameter_count(cfg):,} parameters, "
+          f"{'bf16' if args.bf16 else 'fp32'}")
     tk_path = args.tokenizer or os.path.join(os.path.dirname(args.out), "tokenizer.bin")
     summary = import_tokenizer(folder, tk_path)
     if summary is None:

@@ -11,11 +11,11 @@ as training goes, and say for each claim of the sink papers whether these runs r
 
 The suite (docs/ABLATIONS.md): every variant is the base model (the sink paper's kind of block:
 RMSNorm, no biases in the linear layers, untied LM head, exact GELU, RoPE, weight decay on every
-parameter; BOS windows: every sequence is the end-of-text token followed by T-1 tokens from any
+parameter, GPT-NeoX's init as the paper's code (`-init neox`); BOS windows: every sequence is the end-of-text token followed by T-1 tokens from any
 offset of the text) plus its descriptor keys and training flags. `--suite core` (the default) is
 the seven contrasts of the papers; `--suite full` adds learning rate, weight decay, the amount of
-text, each component of GPT-2's block switched on one at a time under the unnormalized sigmoid,
-GPT-2's whole block, and mLSTM. `--list` prints them.
+text, llm.c's init, each component of GPT-2's block switched on one at a time under the
+unnormalized sigmoid, GPT-2's whole block, and mLSTM. `--list` prints them.
 
 Each (variant, seed) trains with `-v`, `-sa` and `-n` every `--every` steps into
 `--out/<variant-slug>/seed<S>/` (main.log, checkpoints, train.out: its stdout, cmd.txt: the command
@@ -103,6 +103,7 @@ VARIANTS = {
     "softmax 1/4 text": Variant(data="kjv_stream_q4", group="softmax knobs", suite="full"),
     "softmax 1/16 text": Variant(data="kjv_stream_q16", group="softmax knobs", suite="full"),
     "softmax GPT-2 block": Variant(GPT2_BLOCK, flags="-ca 0", group="softmax knobs", suite="full"),
+    "softmax GPT-2 init": Variant(flags="-init gpt2", group="softmax knobs", suite="full"),
     # ... and GPT-2's block under the unnormalized sigmoid, one component at a time
     "sigmoid b=0 LayerNorm": Variant(SIG + ",ln=layer", group="sigmoid block", suite="full"),
     "sigmoid b=0 biases": Variant(SIG + ",linbias=1", group="sigmoid block", suite="full"),
@@ -120,14 +121,15 @@ SETTINGS = {
     "batch": (32, int, "-b", "micro-batch size B"),
     "seq": (128, int, "-t", "sequence length T"),
     "total_batch": (0, int, "-d", "tokens per step (0: B*T)"),
-    "tokens": (12e6, float, None, "token budget: steps = tokens // tokens per step"),
+    "tokens": (4e6, float, None, "token budget: steps = tokens // tokens per step"),
     "lr": (3e-3, float, "-l", "learning rate"),
     "schedule": ("constant", str, "-k", "lr schedule"),
     "warmup": (100, int, "-u", "warmup steps"),
     "final_frac": (1.0, float, "-q", "final lr fraction"),
     "weight_decay": (0.1, float, "-c", "weight decay"),
     "decay_all": (1, int, "-ca", "1: weight decay on every parameter, 0: on 2-D tensors only"),
-    "every": (250, int, None, "val loss, sink analysis and checkpoint every N steps"),
+    "init": ("neox", str, "-init", "weights' init: gpt2 (llm.c's N(0, 0.02)) or neox (the sink paper's code)"),
+    "every": (125, int, None, "val loss, sink analysis and checkpoint every N steps"),
     "val_batches": (20, int, "-m", "val batches"),
     "sink_seqs": (100, int, "-sn", "sink analysis sequences"),
     "sink_T": (64, int, "-st", "sink analysis tokens per sequence"),
@@ -177,6 +179,7 @@ class Config:
     final_frac: float
     weight_decay: float
     decay_all: int
+    init: str
     every: int
     val_batches: int
     sink_seqs: int
@@ -824,6 +827,9 @@ def claims(tps):
         Claim("GPT-2's block forms a softmax sink later or not at all (this engine's question)",
               "(not in the papers)", ["softmax GPT-2 block", "softmax"],
               judge_direction([("softmax GPT-2 block", "lower")], "softmax", tps)),
+        Claim("llm.c's init N(0, 0.02) forms a softmax sink later or not at all (this engine's question)",
+              "(not in the papers)", ["softmax GPT-2 init", "softmax"],
+              judge_direction([("softmax GPT-2 init", "lower")], "softmax", tps)),
     ]
 
 
@@ -968,7 +974,8 @@ def write_report(cfg, results, command):
 - Training: B={cfg.batch}, T={cfg.seq}, {cfg.tokens_per_step} tokens/step, \
 {' / '.join(f'{b / 1e6:g}M' for b in budgets)} tokens per run; lr {cfg.lr:g} {cfg.schedule}, warmup {cfg.warmup}, \
 final fraction {cfg.final_frac:g}; weight decay {cfg.weight_decay:g} on \
-{'every parameter' if cfg.decay_all else '2-D tensors'}; gradient clipping at train_gpt2's default{extra}; \
+{'every parameter' if cfg.decay_all else '2-D tensors'}; AdamW betas (0.9, 0.95); gradient clipping at \
+1.0 (train_gpt2's defaults); weights' init `{cfg.init}` (docs/MODEL.md section 3){extra}; \
 seeds {', '.join(map(str, cfg.seeds))}.
 - Data: `{cfg.data}` (variants with their own data say so). Per variant, what one epoch trains on \
 (the trainer's `train:` line):

@@ -13,13 +13,15 @@ GPT* capi_load(const char* path) {
     return m;
 }
 
-GPT* capi_random(const char* descriptor, int seed) {
+GPT* capi_random_init(const char* descriptor, int seed, const char* init) {
     GPT* m = malloc_check(sizeof(GPT));
     GPTConfig c = gpt_config_from_descriptor(descriptor);
     gpt_build(m, &c, default_kernels());
-    gpt_init_random(m, (uint64_t)seed);
+    gpt_init_random(m, (uint64_t)seed, gpt_init_scheme(init, "init"));
     return m;
 }
+
+GPT* capi_random(const char* descriptor, int seed) { return capi_random_init(descriptor, seed, "gpt2"); }
 
 void capi_save(GPT* m, const char* path) { gpt_save_checkpoint(m, path); }
 void capi_free(GPT* m) { gpt_free(m); free(m); }

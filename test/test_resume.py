@@ -283,6 +283,7 @@ def test_corrupt_and_nan_checkpoints_are_refused(data, tmp_path):
     (("-l", -0.1), "-l -0.1: out of range"), (("-c", -1), "out of range"), (("-gc", -1), "out of range"),
     (("-q", 2), "-q 2: out of range"), (("-y", 2), "out of range"), (("-b", "four"), "not an integer"),
     (("-l", "nan"), "not a finite number"), (("-e", ""), "empty model descriptor"),
+    (("-init", "xavier"), "-init xavier: unknown init (known: gpt2 neox)"),
 ])
 def test_bad_flag_values(data, tmp_path, flags, message):
     one_line_error(run(*train_args(data, tmp_path / "r", 2), *flags, ok=False), message)

@@ -23,8 +23,8 @@ static int compare_model(const char* descriptor, int B, int T, int decay_all = 0
     GPT cpu, gpu;
     gpt_build(&cpu, &c, cpu_kernel_set());
     gpt_build(&gpu, &c, cuda_kernel_set());
-    gpt_init_random(&cpu, 7);
-    gpt_init_random(&gpu, 7);
+    gpt_init_random(&cpu, 7, INIT_SCHEME_GPT2);
+    gpt_init_random(&gpu, 7, INIT_SCHEME_GPT2);
     std::vector<int> inputs(B * T), targets(B * T);
     int fails = 0;
     std::vector<float> g_cpu(cpu.num_parameters), g_gpu(gpu.num_parameters);

@@ -16,6 +16,7 @@ import ref_gpt2  # noqa: E402
 
 LIB.capi_load.restype = ctypes.c_void_p
 LIB.capi_random.restype = ctypes.c_void_p
+LIB.capi_random_init.restype = ctypes.c_void_p
 LIB.capi_num_parameters.restype = ctypes.c_size_t
 LIB.capi_params.restype = ctypes.POINTER(ctypes.c_float)
 LIB.capi_grads.restype = ctypes.POINTER(ctypes.c_float)
@@ -30,9 +31,11 @@ CONFIGS = [
 
 
 class CModel:
-    def __init__(self, path=None, descriptor=None, seed=0):
+    def __init__(self, path=None, descriptor=None, seed=0, init=None):
         if path:
             self.h = ctypes.c_void_p(LIB.capi_load(path.encode()))
+        elif init:
+            self.h = ctypes.c_void_p(LIB.capi_random_init(descriptor.encode(), seed, init.encode()))
         else:
             self.h = ctypes.c_void_p(LIB.capi_random(descriptor.encode(), seed))
         self.n = LIB.capi_num_parameters(self.h)
@@ -197,6 +200,28 @@ def test_random_init_and_saved_file(tmp_path):
     assert (p["ln1w"] == 1).all() and (p["lnfw"] == 1).all() and not p["qkvb"].any() and not p["lnfb"].any()
     again = CModel(descriptor="L=4,C=64,H=4,T=32,V=100", seed=5)
     assert np.array_equal(again.params(), cm.params()), "init must be reproducible from the seed"
+
+
+def test_neox_init(tmp_path):
+    """-init neox: GPT-NeoX's small init N(0, sqrt(2/(5C))) for every weight matrix, the embedding and
+    the untied LM head, and N(0, 1/(L sqrt(C))) for the two residual projections (TinyLlama's
+    _init_weights, which the sink paper's code uses); norms 1, no biases here. gpt2 differs from it."""
+    desc = "L=4,C=128,H=4,T=32,V=300,rope=1,ln=rms,linbias=0,tie=0,gelu=erf"
+    path = str(tmp_path / "neox.bin")
+    cm = CModel(descriptor=desc, seed=3, init="neox")
+    call("capi_save", cm.h, path.encode())
+    _, p, _ = ref_gpt2.read_checkpoint(path)
+    small, residual = math.sqrt(2 / (5 * 128)), 1 / (4 * math.sqrt(128))   # 0.0559, 0.0221
+    for name in ("qkvw", "fcw", "lm_head", "wte"):
+        x = p[name][:300] if name in ("wte", "lm_head") else p[name]
+        # thousands of draws: the sample std is within 3% of sigma with overwhelming probability
+        assert abs(x.std().item() / small - 1) < 0.03, f"{name}: std {x.std().item()} vs {small}"
+    for name in ("attprojw", "fcprojw"):
+        assert abs(p[name].std().item() / residual - 1) < 0.03, f"{name}: std {p[name].std().item()} vs {residual}"
+    assert not p["wte"][300:].any() and not p["lm_head"][300:].any(), "padded vocabulary rows stay zero"
+    assert (p["ln1w"] == 1).all() and (p["lnfw"] == 1).all()
+    gpt2 = split(CModel(descriptor=desc, seed=3).params(), ref_gpt2.read_checkpoint(path)[0])
+    assert abs(gpt2["qkvw"].std() - 0.02) < 0.002, "the default stays llm.c's"
 
 
 def test_reads_bf16_checkpoint(tmp_path):

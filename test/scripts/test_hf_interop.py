@@ -1,8 +1,10 @@
-"""scripts/import_hf.py and scripts/export_hf.py against transformers, offline: random GPT-2s of a
-small config saved by transformers (safetensors, pytorch_model.bin, the Hub's older layout) are
-imported and evaluated by ./infer and the C library; our checkpoints are exported and loaded by
-GPT2LMHeadModel.from_pretrained; round trips are byte-identical; a BPE trained by ./prepare is
-exported and transformers' tokenizers give our token ids; bad input gives one `error:` line.
+"""scripts/import_hf.py and scripts/export_hf.py against transformers, offline: random GPT-2s and
+Llamas (tied and untied head) of a small config saved by transformers (safetensors,
+pytorch_model.bin, the Hub's older layout) are imported and evaluated by ./infer and the C library;
+our checkpoints (random, and a Llama-block model trained by ./train_gpt2) are exported and loaded
+by GPT2LMHeadModel / LlamaForCausalLM.from_pretrained; round trips are byte-identical; a BPE
+trained by ./prepare is exported and transformers' tokenizers give our token ids; bad input and
+models the other side cannot express give one `error:` line.
 
 Bounds: logits of the C model (fp32) against transformers' model in float64, 1e-5 relative to the
 largest |logit| (about 100 ulp of fp32); ./infer -eval prints the loss with 4 decimals, so it must
@@ -21,10 +23,11 @@ import pytest
 import torch
 
 os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
-from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, GPT2Tokenizer, GPT2TokenizerFast  # noqa: E402
+from transformers import (AutoTokenizer, GPT2Config, GPT2LMHeadModel, GPT2Tokenizer, GPT2TokenizerFast,  # noqa: E402
+                          LlamaConfig, LlamaForCausalLM)
 
 from clib import LIB, ROOT  # noqa: E402
-from files import write_shard  # noqa: E402
+from files import byte_corpus, write_byte_tokenizer, write_shard  # noqa: E402
 from timeouts import HANG_TIMEOUT  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
@@ -40,6 +43,10 @@ IMPORT, EXPORT = os.path.join(ROOT, "scripts", "import_hf.py"), os.path.join(ROO
 INFER, PREPARE = os.path.join(ROOT, "infer"), os.path.join(ROOT, "prepare")
 HF_CFG = dict(vocab_size=300, n_positions=32, n_embd=48, n_layer=2, n_head=3)
 OUR_CFG = dict(maxT=32, V=300, Vp=384, L=2, H=3, C=48)
+LLAMA_CFG = dict(vocab_size=300, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=4, max_position_embeddings=64, rms_norm_eps=1e-5)
+OUR_LLAMA = dict(maxT=64, V=300, Vp=384, L=2, H=4, C=64, rope=1, ln="rms", linbias=0, mlp="swiglu", hidden=96)
+TRAIN = os.path.join(ROOT, "train_gpt2")
 B, T, BATCHES = 2, 16, 3
 CORPUS = """In the beginning God created the heaven and the earth. And the earth was without form, and void;
 and darkness was upon the face of the deep. And the Spirit of God moved upon the face of the waters.
@@ -97,6 +104,18 @@ def hf_model(seed=0, **overrides):
         for name, p in model.named_parameters():
             scale = 0.3 if "wte" in name else 0.1
             p.copy_(torch.randn_like(p) * scale + (1.0 if ".ln_" in name and name.endswith("weight") else 0.0))
+    return model
+
+
+def llama_model(seed=0, tie=False, **overrides):
+    """A transformers LlamaForCausalLM of LLAMA_CFG with every parameter random: RMSNorm weights
+    about 1, the embedding and head large enough that the logits are far from uniform."""
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(LlamaConfig(**{**LLAMA_CFG, "tie_word_embeddings": tie, **overrides})).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            scale = 0.3 if "embed_tokens" in name or "lm_head" in name else 0.1
+            p.copy_(torch.randn_like(p) * scale + (1.0 if "norm" in name else 0.0))
     return model
 
 
@@ -161,9 +180,12 @@ def assert_same_model(model_bin, hf, tmp_path, V=300, evaluate=True):
 
 
 def write_ours(path, cfg=OUR_CFG, seed=0, version=ref_gpt2.V_FP32):
-    """Our checkpoint with random parameters (scale 0.2) and zero padding rows of wte, as here."""
+    """Our checkpoint with random parameters (scale 0.2) and zero padding rows of wte (and of an
+    untied lm_head), as here."""
     params = ref_gpt2.random_params(cfg, seed=seed, scale=0.2)
-    params["wte"][cfg["V"]:] = 0
+    for name in ("wte", "lm_head"):
+        if name in params:
+            params[name][cfg["V"]:] = 0
     ref_gpt2.write_checkpoint(str(path), cfg, params, version=version)
     return str(path)
 
@@ -282,6 +304,146 @@ def test_header_slots(tmp_path):
     script_error(export_hf, tmp_path / "future.bin", "-o", tmp_path / "hf2", texts=("header slot 60 is set",))
 
 
+# ---------------------------------------------------------------- Llama
+
+def llama_cfg(tie):
+    return dict(OUR_LLAMA, tie=int(tie))
+
+
+@pytest.mark.parametrize("tie,layout", [(False, "safetensors"), (True, "safetensors"), (True, "pytorch_bin")])
+def test_llama_import_matches_transformers(tmp_path, tie, layout):
+    """A random LlamaForCausalLM imports as rope=1,ln=rms,linbias=0,mlp=swiglu with its head's tying
+    and width, and gives transformers' logits and loss (pytorch_model.bin keeps a tied lm_head)."""
+    hf = llama_model(seed=11 + tie, tie=tie)
+    hf.save_pretrained(tmp_path / "hf", safe_serialization=layout == "safetensors")
+    model_bin = tmp_path / "ours" / "model.bin"
+    args = (tmp_path / "hf", "-o", model_bin)
+    out = run(PYTHON, IMPORT, *args).stdout if not tie else script(import_hf, *args)
+    assert f"Llama L=2 H=4 C=64 V=300 (Vp=384) maxT=64 (rope=1,ln=rms,linbias=0,mlp=swiglu,tie={int(tie)},hidden=96)" \
+        in out and "no tokenizer written" in out, out
+    cfg, params, header = ref_gpt2.read_checkpoint(str(model_bin))
+    assert cfg == ref_gpt2.full_config(llama_cfg(tie)) | {"Vp": 384} and header[1] == 3, cfg
+    for name in ("wte",) if tie else ("wte", "lm_head"):
+        assert torch.all(params[name][300:] == 0), name
+    assert_same_model(str(model_bin), hf, tmp_path)
+
+
+def test_llama_import_maxT(tmp_path):
+    """-T sets a Llama's maxT (RoPE has no position table); a max_position_embeddings beyond the
+    engine's T needs it; GPT-2 refuses -T."""
+    hf = llama_model(seed=13, max_position_embeddings=1 << 21)
+    hf.save_pretrained(tmp_path / "hf")
+    script_error(import_hf, tmp_path / "hf", "-o", tmp_path / "m.bin",
+                 texts=("max_position_embeddings 2097152", "-T N imports with maxT N"))
+    script(import_hf, tmp_path / "hf", "-o", tmp_path / "m.bin", "-T", 48)
+    cfg, _, _ = ref_gpt2.read_checkpoint(str(tmp_path / "m.bin"))
+    assert cfg["maxT"] == 48, cfg
+    assert_same_model(str(tmp_path / "m.bin"), hf, tmp_path, evaluate=False)
+    script_error(import_hf, tmp_path / "hf", "-o", tmp_path / "m.bin", "-T", 0, texts=("-T 0",))
+    hf_model().save_pretrained(tmp_path / "gpt2")
+    script_error(import_hf, tmp_path / "gpt2", "-o", tmp_path / "g.bin", "-T", 16, texts=("only for a Llama",))
+
+
+@pytest.fixture(scope="module")
+def trained_llama(tmp_path_factory):
+    """The paper's block with SwiGLU (untied head) trained 8 steps by ./train_gpt2 on byte text, and
+    a byte tokenizer beside it."""
+    d = tmp_path_factory.mktemp("llama")
+    write_shard(d / "tiny_train_000.bin", byte_corpus(20000, seed=1))
+    write_shard(d / "tiny_val_000.bin", byte_corpus(3000, seed=2))
+    descriptor = "L=2,C=64,H=4,T=64,V=257,rope=1,ln=rms,linbias=0,tie=0,mlp=swiglu,hidden=96"
+    run(TRAIN, "-e", descriptor, "-i", d / "*train*.bin", "-j", d / "*val*.bin", "-o", d / "run", "-b", 4, "-t", 32,
+        "-x", 8, "-l", 3e-3, "-ca", 1, "-v", 0, "-s", 0)
+    write_byte_tokenizer(d / "run" / "tokenizer.bin")
+    return d / "run" / "model_00000008.bin"
+
+
+def test_llama_export_of_a_trained_model(tmp_path, trained_llama):
+    """A model trained here with the Llama block exports (with its tokenizer, taken from beside the
+    checkpoint) and LlamaForCausalLM gives its logits and loss; imported back, the same tensors."""
+    out = script(export_hf, trained_llama, "-o", tmp_path / "hf")
+    assert "Llama L=2 H=4 C=64 V=257 maxT=64 hidden=96 untied head" in out and "257 tokens" in out, out
+    hf, info = LlamaForCausalLM.from_pretrained(tmp_path / "hf", output_loading_info=True)
+    assert all(not v for v in info.values()), info
+    c = hf.config
+    assert (c.vocab_size, c.max_position_embeddings, c.intermediate_size, c.num_key_value_heads, c.eos_token_id) \
+        == (257, 64, 96, 4, 256) and not c.tie_word_embeddings, c
+    assert_same_model(str(trained_llama), hf.eval(), tmp_path, V=257)
+    tok = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    assert tok.encode(TEXT) == list(TEXT.encode("utf-8"))
+    script(import_hf, tmp_path / "hf", "-o", tmp_path / "again" / "model.bin")
+    cfg0, p0, _ = ref_gpt2.read_checkpoint(str(trained_llama))
+    cfg1, p1, _ = ref_gpt2.read_checkpoint(str(tmp_path / "again" / "model.bin"))
+    assert cfg0 == cfg1, (cfg0, cfg1)
+    for name, t in p0.items():
+        assert torch.equal(p1[name], t), name
+
+
+@pytest.mark.parametrize("tie,version", [(1, ref_gpt2.V_FP32), (0, ref_gpt2.V_BF16)])
+def test_llama_export_matches_transformers(tmp_path, tie, version):
+    model_bin = write_ours(tmp_path / "model.bin", llama_cfg(tie), seed=14, version=version)
+    out = run(PYTHON, EXPORT, model_bin, "-o", tmp_path / "hf").stdout if tie else \
+        script(export_hf, model_bin, "-o", tmp_path / "hf")
+    assert f"hidden=96 {'tied' if tie else 'untied'} head" in out, out
+    hf, info = LlamaForCausalLM.from_pretrained(tmp_path / "hf", output_loading_info=True)
+    assert all(not v for v in info.values()), info
+    assert hf.config.tie_word_embeddings == bool(tie)
+    assert torch.equal(hf.lm_head.weight, hf.model.embed_tokens.weight) == bool(tie)
+    assert_same_model(model_bin, hf.eval(), tmp_path)
+
+
+@pytest.mark.parametrize("tie", [0, 1])
+def test_llama_round_trips_are_exact(tmp_path, tie):
+    """ours -> HF -> ours is byte for byte the file; HF -> ours -> HF gives transformers' tensors."""
+    model_bin = write_ours(tmp_path / "model.bin", llama_cfg(tie), seed=15)
+    script(export_hf, model_bin, "-o", tmp_path / "hf")
+    script(import_hf, tmp_path / "hf", "-o", tmp_path / "again.bin")
+    assert open(model_bin, "rb").read() == open(tmp_path / "again.bin", "rb").read()
+    hf = llama_model(seed=16, tie=bool(tie))
+    hf.save_pretrained(tmp_path / "orig")
+    script(import_hf, tmp_path / "orig", "-o", tmp_path / "ours.bin")
+    script(export_hf, tmp_path / "ours.bin", "-o", tmp_path / "back")
+    back = LlamaForCausalLM.from_pretrained(tmp_path / "back").state_dict()
+    for name, t in hf.state_dict().items():
+        assert torch.equal(back[name], t), name
+
+
+def test_llama_import_refusals(tmp_path):
+    """Each Llama setting the engine does not compute stops the import with one line naming it."""
+    out = tmp_path / "m.bin"
+    llama_model(seed=17).save_pretrained(tmp_path / "hf")
+    cfg = json.loads((tmp_path / "hf" / "config.json").read_text())
+    for key, value, text in [("num_key_value_heads", 2, "num_key_value_heads 2 (grouped KV"),
+                             ("attention_bias", True, "attention_bias true"),
+                             ("mlp_bias", True, "mlp_bias true"),
+                             ("rope_scaling", {"type": "linear", "factor": 2.0}, 'rope_scaling {"type": "linear"'),
+                             ("rope_theta", 500000.0, "rope_theta 500000.0 (the engine's RoPE base is 10000)"),
+                             ("rms_norm_eps", 1e-6, "rms_norm_eps 1e-06 (the engine's RMSNorm eps is 1e-5)"),
+                             ("hidden_act", "gelu", "hidden_act gelu (not silu)"),
+                             ("head_dim", 32, "head_dim 32 (not hidden_size / heads = 16)"),
+                             ("num_attention_heads", 64, "head size 1 odd (RoPE rotates channel pairs)"),
+                             ("vocab_size", 70000, "vocab_size 70000"),
+                             ("model_type", "bert", "not a GPT-2 or Llama config")]:
+        bad = dict(cfg, **{key: value})
+        if key == "model_type":
+            bad.pop("architectures")
+        (tmp_path / "hf" / "config.json").write_text(json.dumps(bad))
+        script_error(import_hf, tmp_path / "hf", "-o", out, texts=(text,))
+    del cfg["rms_norm_eps"]   # transformers' default, 1e-6
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(cfg))
+    script_error(import_hf, tmp_path / "hf", "-o", out, texts=("rms_norm_eps 1e-06",))
+    tied = llama_model(seed=18, tie=True)
+    tied.save_pretrained(tmp_path / "tied", safe_serialization=False)
+    sd = torch.load(tmp_path / "tied" / "pytorch_model.bin")
+    sd["lm_head.weight"] = sd["lm_head.weight"] + 1
+    torch.save(sd, tmp_path / "tied" / "pytorch_model.bin")
+    script_error(import_hf, tmp_path / "tied", "-o", out, texts=("lm_head.weight differs from embed_tokens.weight",))
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(dict(cfg, rms_norm_eps=1e-5, intermediate_size=128)))
+    script_error(import_hf, tmp_path / "hf", "-o", out,
+                 texts=("layers.0.mlp.gate_proj.weight has shape (96, 64), config.json implies (128, 64)",))
+    assert not out.exists() and not os.path.exists(str(out) + ".tmp")
+
+
 # ---------------------------------------------------------------- tokenizer
 
 @pytest.fixture(scope="module")
@@ -356,7 +518,7 @@ def test_import_errors(tmp_path):
     hf = hf_model()
     hf.save_pretrained(tmp_path / "hf")
     cfg = json.loads((tmp_path / "hf" / "config.json").read_text())
-    for key, value, text in [("model_type", "llama", "not a GPT-2 config"),
+    for key, value, text in [("model_type", "bert", "not a GPT-2 or Llama config (model_type 'bert'"),
                              ("activation_function", "gelu", "activation gelu"),
                              ("scale_attn_by_inverse_layer_idx", True, "scale_attn_by_inverse_layer_idx")]:
         (tmp_path / "hf" / "config.json").write_text(json.dumps(dict(cfg, **{key: value})))
@@ -387,7 +549,8 @@ def test_export_errors(tmp_path, trained):
     cfg = dict(OUR_CFG, rope=1, qknorm=1)
     ref_gpt2.write_checkpoint(str(tmp_path / "rope.bin"), cfg, ref_gpt2.random_params(cfg))
     script_error(export_hf, tmp_path / "rope.bin", "-o", out,
-                 texts=("mixer options GPT-2 has not", "rope=1", "qknorm=1"))
+                 texts=("mixer options GPT-2 has not (rope=1, qknorm=1)",
+                        "options Llama has not (qknorm=1, ln=layer, linbias=1, mlp=gelu)"))
     cfg = dict(OUR_CFG, mixer="sigmoid", gate="elem")
     ref_gpt2.write_checkpoint(str(tmp_path / "sig.bin"), cfg, ref_gpt2.random_params(cfg))
     script_error(export_hf, tmp_path / "sig.bin", "-o", out, texts=("mixer=sigmoid", "gate=elem"))
@@ -398,6 +561,18 @@ def test_export_errors(tmp_path, trained):
     cfg = dict(OUR_CFG, mlp="swiglu")
     ref_gpt2.write_checkpoint(str(tmp_path / "swiglu.bin"), cfg, ref_gpt2.random_params(cfg))
     script_error(export_hf, tmp_path / "swiglu.bin", "-o", out, texts=("mlp=swiglu",))
+    # the Llama block with one thing Llama has not
+    llama = dict(OUR_CFG, rope=1, ln="rms", linbias=0, mlp="swiglu", tie=0)
+    for change, text in [(dict(mlp="gelu", gelu="erf"), "Llama has not (mlp=gelu)"),
+                         (dict(linbias=1), "Llama has not (linbias=1)"), (dict(ln="layer"), "Llama has not (ln=layer)"),
+                         (dict(rope=0, alibi=1), "Llama has not (alibi=1, rope=0)"),
+                         (dict(mixer="sigmoid"), "Llama has not (mixer=sigmoid)"),
+                         (dict(gate="head"), "Llama has not (gate=head)"), (dict(qknorm=1), "Llama has not (qknorm=1)"),
+                         (dict(sink="kv"), "Llama has not (sink=kv)"), (dict(layerscale=1), "Llama has not (layerscale=1)"),
+                         (dict(hybrid=1), "Llama has not (hybrid=1)")]:
+        cfg = dict(llama, **change)
+        ref_gpt2.write_checkpoint(str(tmp_path / "near.bin"), cfg, ref_gpt2.random_params(cfg))
+        script_error(export_hf, tmp_path / "near.bin", "-o", out, texts=(text, "nor LlamaForCausalLM"))
     small = dict(OUR_CFG, V=200, Vp=256)
     ref_gpt2.write_checkpoint(str(tmp_path / "small.bin"), small, ref_gpt2.random_params(small))
     script_error(export_hf, tmp_path / "small.bin", "-o", out, "-tk", trained[0],

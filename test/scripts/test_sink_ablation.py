@@ -23,7 +23,7 @@ PYTHON = sys.executable
 ABLATION = os.path.join(ROOT, "scripts", "sink_ablation.py")
 PLOT = os.path.join(ROOT, "scripts", "plot_sinks.py")
 TINY = {"base": "L=1,C=16,H=2,T=16,V=257,bos=1", "batch": 2, "seq": 16, "tokens": 192, "warmup": 2,
-        "val_batches": 2, "sink_seqs": 4, "sink_T": 8, "every": 2,
+        "val_batches": 2, "sink_seqs": 4, "sink_T": 8, "sink_probes": "auto", "every": 2,
         "variants": {"softmax": "", "softmax + KV bias": "sink=kv"}}   # 6 steps of 32 tokens
 
 
