@@ -151,8 +151,11 @@ def mixer_table(args, d):
     shard = os.path.join(d, "bench_mixers.bin")
     write_shard(shard, 16 * 512 * (args.steps + 1) + 1, cfg["V"])
     mixers = [("softmax", ""), ("sigmoid", ",mixer=sigmoid"), ("gate head", ",gate=head"),
-              ("mLSTM exp", ",mixer=mlstm"), ("mLSTM sig", ",mixer=mlstm,igate=sig")]
-    print("\n| mixer (L4 C128 H4) | T=128 tok/s | vs softmax | T=512 tok/s | vs softmax |")
+              ("mLSTM exp", ",mixer=mlstm"), ("mLSTM sig", ",mixer=mlstm,igate=sig"),
+              # the sink paper's block (docs/MODEL.md): its kernels must not slow the tiny model down
+              ("softmax, paper block", ",ln=rms,linbias=0,tie=0,gelu=erf"),
+              ("softmax, paper block + SwiGLU", ",ln=rms,linbias=0,tie=0,mlp=swiglu,hidden=344")]
+    print("\n| mixer or block (L4 C128 H4) | T=128 tok/s | vs softmax | T=512 tok/s | vs softmax |")
     print("|---|---|---|---|---|")
     shapes = ((16, 128), (4, 512))
     runs = [lambda extra=extra, B=B, T=T: bench_attnlab(cfg, B, T, args.steps, args.threads, shard, extra)
