@@ -35,7 +35,7 @@ static int stream_vs_forward(const char* descriptor, int sinks, int window) {
     GPTConfig c = gpt_config_from_descriptor(descriptor);
     GPT m;
     gpt_build(&m, &c, cuda_kernel_set());
-    gpt_init_random(&m, 7);
+    gpt_init_random(&m, 7, INIT_SCHEME_GPT2);
     std::vector<int> tokens = stream_tokens(c.vocab_size);
     std::vector<std::vector<float>> streamed;
     gpt_stream_begin(&m, sinks, window);
@@ -60,8 +60,8 @@ static int stream_cuda_vs_cpu(const char* descriptor, int sinks, int window) {
     GPT cpu, gpu;
     gpt_build(&cpu, &c, cpu_kernel_set());
     gpt_build(&gpu, &c, cuda_kernel_set());
-    gpt_init_random(&cpu, 7);
-    gpt_init_random(&gpu, 7);
+    gpt_init_random(&cpu, 7, INIT_SCHEME_GPT2);
+    gpt_init_random(&gpu, 7, INIT_SCHEME_GPT2);
     std::vector<int> tokens = stream_tokens(c.vocab_size);
     gpt_stream_begin(&cpu, sinks, window);
     gpt_stream_begin(&gpu, sinks, window);
