@@ -2,8 +2,8 @@
 // torch.nn.functional.gelu(x, approximate='tanh'): gelu(x) = 0.5 x (1 + tanh(u)),
 // u = sqrt(2/pi) (x + 0.044715 x^3), with a vectorizable tanh: libm's tanhf does not vectorize and
 // costs ~20 ns a call. With exact = 1 the erf form (gelu=erf), as torch.nn.functional.gelu(x):
-// gelu(x) = x Phi(x) with Phi the standard normal CDF, from the vectorizable normal_cdf of
-// common/fastmath.h.
+// gelu(x) = x Phi(x) with Phi the standard normal CDF, from the vectorizable normal_cdf_gauss of
+// common/fastmath.h (one exp per element, forward and backward).
 #include <stdint.h>
 
 #include "common/fastmath.h"
@@ -44,12 +44,13 @@ static void gelu_erf_forward(float* out, const float* inp, int N) {
     for (int i = 0; i < N; i++) out[i] = inp[i] * normal_cdf(inp[i]);
 }
 
-// dinp (N) += (Phi(x) + x phi(x)) * dout, phi(x) = exp(-x^2 / 2) / sqrt(2 pi).
+// dinp (N) += (Phi(x) + x phi(x)) * dout, phi(x) = exp(-x^2 / 2) / sqrt(2 pi): the exp that Phi's
+// tail is built from, so one exp per element.
 static void gelu_erf_backward(float* dinp, const float* inp, const float* dout, int N) {
     #pragma omp parallel for simd
     for (int i = 0; i < N; i++) {
-        float x = inp[i];
-        dinp[i] += (normal_cdf(x) + x * INV_SQRT_2PI * exp_minus_half_square(x)) * dout[i];
+        float x = inp[i], gauss, cdf = normal_cdf_gauss(x, &gauss);
+        dinp[i] += (cdf + x * INV_SQRT_2PI * gauss) * dout[i];
     }
 }
 

@@ -2,9 +2,9 @@
 // u = sqrt(2/pi) (x + 0.044715 x^3), and the same derivative s + 2 x s (1 - s) u'(x) with
 // 1 - s = s exp(-2u). The exponent is clamped at 88 as fast_exp clamps it on the CPU, so a very
 // negative x gives 0 and its gradient stays finite (no inf * 0). With exact = 1 the erf form x Phi(x)
-// and its derivative Phi(x) + x phi(x), from common/fastmath.h's normal_cdf (normcdff on the device)
-// and exp_minus_half_square, as the CPU. Elementwise, fp32 math; one thread per 128-bit pack of the
-// tensor when the pointers allow it, else per element.
+// and its derivative Phi(x) + x phi(x), from common/fastmath.h's normal_cdf_gauss (normcdff and
+// exp_minus_half_square on the device), as the CPU. Elementwise, fp32 math; one thread per 128-bit
+// pack of the tensor when the pointers allow it, else per element.
 #include <cstdint>
 
 #include "common/cuda_common.cuh"
@@ -28,7 +28,10 @@ __device__ float gelu(float x, bool exact) {
     return x / (1.0f + exp_minus_2u(x));
 }
 __device__ float gelu_grad(float x, bool exact) {
-    if (exact) return normal_cdf(x) + x * INV_SQRT_2PI * exp_minus_half_square(x);
+    if (exact) {
+        float gauss, cdf = normal_cdf_gauss(x, &gauss);
+        return cdf + x * INV_SQRT_2PI * gauss;
+    }
     float e = exp_minus_2u(x), s = 1.0f / (1.0f + e);
     float du = GELU_SCALE * (1.0f + 3.0f * GELU_CUBE * x * x);
     return s + 2.0f * x * s * s * e * du;
