@@ -86,7 +86,7 @@ static Args parse_args(int argc, char** argv) {
               .sink_seqs = 100, .sink_T = 64, .sink_key = 1, .sink_eps = 0.3f, .sink_probes = "auto"};
     const char* synopsis = "./infer -e CHECKPOINT [flags]   (sampling; -eval GLOB; -sa GLOB: docs/SINKS.md; "
                            "-stream S,W, -eval-stream GLOB: docs/STREAMING.md)";
-    args_parse(&a, FLAGS, NUM_FLAGS, argc, argv, synopsis);
+    args_parse(&a, FLAGS, NUM_FLAGS, argc, argv, synopsis, NULL);
     if (!a.model) fail("no checkpoint: give -e CHECKPOINT (./infer -h lists the flags)");
     if (a.prompt && a.prompt_ids) fail("give -p or -pi, not both");
     if (a.json && !a.sinks && !a.eval_stream)

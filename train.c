@@ -113,7 +113,7 @@ static Args parse_args(int argc, char** argv) {
               .final_frac = 1.0f, .grad_clip = 1.0f, .val_every = 20, .val_steps = 20, .sample_every = 20,
               .gen_T = 64, .shuffle = 1, .seed = 1337, .sink_seqs = 100, .sink_T = 64, .sink_key = 1,
               .sink_eps = 0.3f, .sink_probes = "auto", .init = "gpt2", .nodes = 1};
-    args_parse(&a, FLAGS, NUM_FLAGS, argc, argv, "./train_gpt2 -e MODEL [flags]");
+    args_parse(&a, FLAGS, NUM_FLAGS, argc, argv, "./train_gpt2 -e MODEL [flags]", NULL);
     if (!a.model) fail("no model: give -e CHECKPOINT or a descriptor such as -e \"L=4,C=128,H=4,T=256,V=257\"");
     if (!strcmp(a.model, "help")) {
         gpt_config_help(stdout);

@@ -1,6 +1,6 @@
 // prepare: text files -> a tokenizer and token shards for the trainer.
 //     ./prepare -o DIR [--bytes | --vocab N | --tokenizer FILE | --gpt2 DIR] [--val-frac F] FILE...
-// (and --shard-tokens N, --eot-text, --doc-start REGEX; see USAGE).
+// (and --shard-tokens N, --eot-text, --doc-start REGEX: the flag table FLAGS, ./prepare -h).
 // Writes DIR/tokenizer.bin and DIR/val_000000.bin, DIR/train_000000.bin, ... (llm.c's formats, see
 // data/tokenizer.h and data/shards.h). Every input file is a document and starts with the EOT
 // token; with --eot-text the text <|endoftext|> inside a file also ends a document (TinyStories,
@@ -11,7 +11,6 @@
 // counts words in one pass, trains, then encodes in a second pass. The shards are written under
 // staging names (".new") and replace the previous set, with the tokenizer, only once all are
 // written: a run that fails leaves the folder as it was (docs/RELIABILITY.md).
-#include <ctype.h>
 #include <errno.h>
 #include <glob.h>
 #include <regex.h>
@@ -20,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/args.h"
 #include "common/check.h"
 #include "data/pretokenize.h"
 #include "data/shards.h"
@@ -28,68 +28,58 @@
 #define MAX_VOCAB 65536                  // shards store ids as uint16
 #define BLOCK_BYTES (8u << 20)           // the reader's buffer: it never grows
 #define PATH_BYTES 4096
-#define DEFAULT_SHARD_TOKENS 100000000L  // llm.c's FineWeb shards
-#define MIN_SHARD_TOKENS 1025L           // one sequence of GPT-2's T = 1024 and its last target: the least batch
+#define DEFAULT_SHARD_TOKENS 100000000   // llm.c's FineWeb shards
+#define MIN_SHARD_TOKENS 1025            // one sequence of GPT-2's T = 1024 and its last target: the least batch
 #define MAX_SHARDS 1000000               // a split's shards are numbered with six digits
 
 enum { TOK_NONE, TOK_BYTES, TOK_TRAIN, TOK_FILE, TOK_GPT2 };
 
 typedef struct {
     const char* out_dir;
-    int tok_mode, vocab_size;
+    int bytes;                           // --bytes
+    int vocab_size;                      // --vocab N; -1: not given
+    const char* tok_file;                // --tokenizer FILE
+    const char* gpt2_dir;                // --gpt2 DIR
+    int tok_mode;                        // which of the four was given (exactly one)
+    const char* tok_path;                // --tokenizer FILE or --gpt2 DIR
     int eot_text;                        // "<|endoftext|>" in the text separates documents
     const char* doc_start;               // --doc-start REGEX: lines that match start documents
     regex_t doc_start_re;                // compiled when doc_start is set
-    const char* tok_path;                // --tokenizer FILE or --gpt2 DIR
     double val_frac;
-    long shard_tokens;
-    char** files;
+    int shard_tokens;
+    const char** files;
     int num_files;
     size_t total_bytes;
 } Options;
 
-static const char* USAGE =
-    "usage: ./prepare -o DIR [--bytes | --vocab N | --tokenizer FILE | --gpt2 DIR] [--val-frac F]\n"
+static const char* SYNOPSIS =
+    "./prepare -o DIR [--bytes | --vocab N | --tokenizer FILE | --gpt2 DIR] [--val-frac F]\n"
     "                 [--shard-tokens N] [--eot-text] [--doc-start REGEX] FILE...\n"
-    "  -o DIR             output folder: DIR/tokenizer.bin, DIR/val_*.bin, DIR/train_*.bin\n"
-    "  --bytes            byte tokenizer: 256 bytes + EOT = 257 tokens\n"
-    "  --vocab N          train a byte-level BPE of N tokens (257..65536) on the input files\n"
-    "  --tokenizer FILE   use a tokenizer file (ours or llm.c's)\n"
-    "  --gpt2 DIR         import GPT-2's DIR/encoder.json and DIR/vocab.bpe\n"
-    "  --val-frac F       fraction of the input (from its start) for validation, 0 <= F < 1 (default 0.1)\n"
-    "  --shard-tokens N   tokens per shard file, at least 1025 (default 100000000)\n"
-    "  --eot-text         the text <|endoftext|> in a file separates documents (it becomes EOT)\n"
-    "  --doc-start REGEX  every line that matches REGEX (POSIX extended, without its newline) starts\n"
-    "                     a document: EOT goes before it; e.g. '^ +[0-9]+ ' for the verses of bible-kjv\n"
     "Each FILE is one document (or more, with --eot-text or --doc-start); documents are separated by\n"
     "the end-of-text token (EOT).\n"
-    "Without FILEs only DIR/tokenizer.bin is written (not with --vocab).\n";
+    "Without FILEs only DIR/tokenizer.bin is written (not with --vocab).";
 
-static long parse_long(const char* flag, const char* v) {
-    char* end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || *end || end == v || isspace((unsigned char)*v)) fail("%s %s: expected a whole number", flag, v);
-    return x;
-}
-
-// --val-frac: a number (not an empty or partly numeric text) in [0, 1).
-static double parse_val_frac(const char* v) {
-    char* end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || end == v || *end || isspace((unsigned char)*v) || !(x >= 0 && x < 1))
-        fail("--val-frac '%s': expected a number F with 0 <= F < 1", v);
-    return x;
-}
-
-static int parse_vocab(const char* v) {
-    long n = parse_long("--vocab", v);
-    if (n < 257 || n > MAX_VOCAB)
-        fail("--vocab %s: a vocabulary has 257 (256 bytes + EOT) to %d tokens, as shards store token ids as uint16",
-             v, MAX_VOCAB);
-    return (int)n;
-}
+#define A(f) offsetof(Options, f)
+static const ArgSpec FLAGS[] = {
+    {"-o", ARG_TEXT, A(out_dir), 0, 0, "DIR: output folder: DIR/tokenizer.bin, DIR/val_*.bin, DIR/train_*.bin"},
+    {"--bytes", ARG_SWITCH, A(bytes), 0, 0, "byte tokenizer: 256 bytes + EOT = 257 tokens"},
+    {"--vocab", ARG_INT, A(vocab_size), 257, MAX_VOCAB, "N: train a byte-level BPE of N tokens on the input "
+                                                        "files (257 = 256 bytes + EOT, to 65536: shards store ids "
+                                                        "as uint16)"},
+    {"--tokenizer", ARG_TEXT, A(tok_file), 0, 0, "FILE: use a tokenizer file (ours or llm.c's)"},
+    {"--gpt2", ARG_TEXT, A(gpt2_dir), 0, 0, "DIR: import GPT-2's DIR/encoder.json and DIR/vocab.bpe"},
+    {"--val-frac", ARG_DOUBLE, A(val_frac), 0, 1, "F: fraction of the input (from its start) for validation, "
+                                                  "0 <= F < 1"},
+    {"--shard-tokens", ARG_INT, A(shard_tokens), MIN_SHARD_TOKENS, INT32_MAX,
+     "N: tokens per shard file, at least 1025 (one sequence of T=1024 and its target: the least batch)"},
+    {"--eot-text", ARG_SWITCH, A(eot_text), 0, 0, "the text <|endoftext|> in a file separates documents "
+                                                 "(it becomes EOT)"},
+    {"--doc-start", ARG_TEXT, A(doc_start), 0, 0, "REGEX: every line that matches REGEX (POSIX extended, without "
+                                                  "its newline) starts a document: EOT goes before it; e.g. "
+                                                  "'^ +[0-9]+ ' for the verses of bible-kjv"},
+};
+#undef A
+#define NUM_FLAGS (int)(sizeof(FLAGS) / sizeof(FLAGS[0]))
 
 static void compile_doc_start(Options* o) {
     int rc = regcomp(&o->doc_start_re, o->doc_start, REG_EXTENDED | REG_NOSUB);
@@ -99,35 +89,31 @@ static void compile_doc_start(Options* o) {
     fail("--doc-start %s: not a POSIX extended regular expression: %s", o->doc_start, why);
 }
 
-static void set_mode(Options* o, int mode, const char* flag) {
-    if (o->tok_mode != TOK_NONE) fail("%s: choose one of --bytes, --vocab, --tokenizer, --gpt2", flag);
-    o->tok_mode = mode;
+// The tokenizer: exactly one of --bytes, --vocab, --tokenizer, --gpt2 (the flags given are named).
+static void pick_tokenizer(Options* o) {
+    static const char* const flag[] = {[TOK_BYTES] = "--bytes", [TOK_TRAIN] = "--vocab",
+                                       [TOK_FILE] = "--tokenizer", [TOK_GPT2] = "--gpt2"};
+    const int given[] = {[TOK_BYTES] = o->bytes, [TOK_TRAIN] = o->vocab_size >= 0,
+                         [TOK_FILE] = o->tok_file != NULL, [TOK_GPT2] = o->gpt2_dir != NULL};
+    char named[64] = "";
+    int count = 0;
+    for (int m = TOK_BYTES; m <= TOK_GPT2; m++) {
+        if (!given[m]) continue;
+        size_t used = strlen(named);
+        snprintf(named + used, sizeof(named) - used, "%s%s", count++ ? " and " : "", flag[m]);
+        o->tok_mode = m;
+    }
+    if (count > 1) fail("%s: choose one of --bytes, --vocab, --tokenizer, --gpt2", named);
+    o->tok_path = o->tok_mode == TOK_GPT2 ? o->gpt2_dir : o->tok_file;
 }
 
 static Options parse_args(int argc, char** argv) {
-    Options o = {.val_frac = 0.1, .shard_tokens = DEFAULT_SHARD_TOKENS};
+    Options o = {.vocab_size = -1, .val_frac = 0.1, .shard_tokens = DEFAULT_SHARD_TOKENS};
     o.files = malloc_check(sizeof(char*) * argc);
-    for (int i = 1; i < argc; i++) {
-        const char* a = argv[i];
-        int has_value = i + 1 < argc;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(USAGE, stdout); exit(0); }
-        if (!strcmp(a, "--bytes")) { set_mode(&o, TOK_BYTES, a); continue; }
-        if (!strcmp(a, "--eot-text")) { o.eot_text = 1; continue; }
-        if (a[0] == '-' && a[1] && !has_value) fail("%s: missing value or unknown flag (see ./prepare -h)", a);
-        if (!strcmp(a, "-o")) o.out_dir = argv[++i];
-        else if (!strcmp(a, "--vocab")) { set_mode(&o, TOK_TRAIN, a); o.vocab_size = parse_vocab(argv[++i]); }
-        else if (!strcmp(a, "--tokenizer")) { set_mode(&o, TOK_FILE, a); o.tok_path = argv[++i]; }
-        else if (!strcmp(a, "--gpt2")) { set_mode(&o, TOK_GPT2, a); o.tok_path = argv[++i]; }
-        else if (!strcmp(a, "--doc-start")) o.doc_start = argv[++i];
-        else if (!strcmp(a, "--val-frac")) o.val_frac = parse_val_frac(argv[++i]);
-        else if (!strcmp(a, "--shard-tokens")) {
-            o.shard_tokens = parse_long(a, argv[++i]);
-            if (o.shard_tokens < MIN_SHARD_TOKENS || o.shard_tokens > INT32_MAX)
-                fail("--shard-tokens %s: expected %ld..%d (a shard shorter than one sequence of T=1024 and its "
-                     "target is no batch)", argv[i], MIN_SHARD_TOKENS, INT32_MAX);
-        } else if (a[0] == '-' && a[1]) fail("%s: unknown flag (see ./prepare -h)", a);
-        else o.files[o.num_files++] = argv[i];
-    }
+    o.num_files = args_parse(&o, FLAGS, NUM_FLAGS, argc, argv, SYNOPSIS, o.files);
+    // the table's range is inclusive: F = 1 would leave nothing to train on
+    if (o.val_frac >= 1) fail("--val-frac %g: expected a number F with 0 <= F < 1", o.val_frac);
+    pick_tokenizer(&o);
     if (!o.out_dir) fail("-o DIR: missing; say where to write the tokenizer and shards (see ./prepare -h)");
     if (o.tok_mode == TOK_NONE) fail("%s: choose a tokenizer: --bytes, --vocab N, --tokenizer FILE or --gpt2 DIR", o.out_dir);
     if (o.tok_mode == TOK_TRAIN && o.num_files == 0) fail("--vocab %d: no input files to train on", o.vocab_size);

@@ -1,7 +1,7 @@
 // The attention-sink analysis of a model (gpt.h; docs/MODEL.md section 13): the sequences go through
 // the ordinary forward in batches; then, layer by layer, a kernel materializes the T x T weights of
 // every head (small T: 64 by default) from the saved q, k, v and row statistics, and the metrics of
-// attention/sink.c accumulate them with the residual stream and the gates. The same code serves
+// model/sink_metric.c accumulate them with the residual stream and the gates. The same code serves
 // `infer -sa` and the trainer's `-sa` (train.c).
 #include <stdio.h>
 #include <stdlib.h>

@@ -10,10 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "attention/sink.h"
 #include "common/floatx.h"
 #include "model/config.h"
 #include "model/kernels.h"
+#include "model/sink_metric.h"
 
 // The parameter tensors: llm.c's 16 in its checkpoint order, then the mixers' extras; the rows of
 // the registry in model/tensors.c say their shapes, init and when they exist (NULL when not).

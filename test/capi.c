@@ -94,7 +94,7 @@ void capi_loader_info(const DataLoader* dl, long* out) {
 
 void capi_loader_free(DataLoader* dl) { dataloader_free(dl); free(dl); }
 
-// The sink report (attention/sink.h) for the metric tests: built, fed and read through these.
+// The sink report (model/sink_metric.h) for the metric tests: built, fed and read through these.
 SinkReport* capi_sink_report_new(int L, int NH, int T, int k, float eps, int has_slot, int has_gate) {
     SinkReport* r = malloc_check(sizeof(SinkReport));
     sink_report_init(r, L, NH, T, k, eps, "test", has_slot, has_gate);

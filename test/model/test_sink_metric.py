@@ -1,4 +1,4 @@
-# The attention-sink metric (attention/sink.c) against a Python reference written from the paper's
+# The attention-sink metric (model/sink_metric.c) against a Python reference written from the paper's
 # definition (Gu et al., arXiv 2410.10781, docs/MODEL.md section 13) on stored attention tensors:
 # normalized weights, the proxy |w| / (sum |w| + 1e-8) of unnormalized ones (the paper's code), the
 # extra slot; and against hand-built patterns with known answers.

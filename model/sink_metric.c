@@ -1,8 +1,8 @@
-// The attention-sink metrics (see sink.h). Gu et al., "When Attention Sink Emerges in Language
+// The attention-sink metrics (see sink_metric.h). Gu et al., "When Attention Sink Emerges in Language
 // Models", arXiv 2410.10781: per sequence, layer and head the importance alpha_k of key k; a head
 // has a sink on k when alpha_k > eps; Sink_k^eps is the share of (layer, head) pairs with a sink,
 // per sequence, averaged over sequences (docs/MODEL.md section 13).
-#include "attention/sink.h"
+#include "model/sink_metric.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-// The attention-sink metrics (attention/sink.c; docs/MODEL.md section 13), on host arrays: the
+// The attention-sink metrics (model/sink_metric.c; docs/MODEL.md section 13), on host arrays: the
 // importance of each key in a head's causal weight matrix, the proxy of unnormalized weights, and
 // the report that accumulates them over layers, heads and sequences, with its table and JSON.
 // Positions in the code are 0-indexed: key k here is the paper's key k+1.
