@@ -3,7 +3,7 @@
 # not there, builds, and trains the suite of scripts/sink_ablation.py two runs at a time with one
 # thread each (on 2 cores the faster way), resuming whatever an earlier call left unfinished.
 # Extra arguments go to scripts/sink_ablation.py:
-#   bash scripts/sink_ablation_cpu.sh                          the core set, one seed (about 90 min on 2 cores)
+#   bash scripts/sink_ablation_cpu.sh                          the core set, one seed (about 40 min on 2 quiet cores)
 #   bash scripts/sink_ablation_cpu.sh --suite full --seeds 3   every variant over 3 seeds (overnight)
 # The data: the King James Bible (Debian's bible-kjv), byte-level, as one long document (no
 # end-of-text tokens inside: every training sequence is BOS + 127 bytes from any offset), the first
