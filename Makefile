@@ -52,15 +52,15 @@ PRECISION ?= BF16
 PRECISION_FLAG = $(if $(filter BF16,$(PRECISION)),-DATTNLAB_BF16,)
 CUDA_ARCHS ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=[sm_90,compute_90]
 # NCCL and cuBLASLt: the toolkit's or the system's where they are there; else the pip wheels' (NCCL from
-# nvidia-nccl-cu13, as PyTorch installs it), found by scripts/find_cuda_libs.sh; NCCL_DIR / CUBLAS_DIR
+# nvidia-nccl-cu13, as PyTorch installs it), found by scripts/build_tools/find_cuda_libs.sh; NCCL_DIR / CUBLAS_DIR
 # (a folder with include/ and lib/) say where by hand. A wheel's folder goes into the include and
 # library paths and the programs' rpath, and its library is linked by file name (a wheel has
 # libnccl.so.2, not libnccl.so).
 ifeq ($(origin NCCL_DIR),undefined)
-NCCL_DIR := $(shell command -v $(NVCC) > /dev/null && bash scripts/find_cuda_libs.sh dir nccl)
+NCCL_DIR := $(shell command -v $(NVCC) > /dev/null && bash scripts/build_tools/find_cuda_libs.sh dir nccl)
 endif
 ifeq ($(origin CUBLAS_DIR),undefined)
-CUBLAS_DIR := $(shell command -v $(NVCC) > /dev/null && bash scripts/find_cuda_libs.sh dir cublasLt)
+CUBLAS_DIR := $(shell command -v $(NVCC) > /dev/null && bash scripts/build_tools/find_cuda_libs.sh dir cublasLt)
 endif
 lib_include = $(if $(1),$(if $(wildcard $(1)/include),-I$(1)/include))
 lib_link = $(if $(1),-L$(1)/lib -Xlinker -rpath=$(1)/lib -l:$(notdir $(firstword $(wildcard $(1)/lib/lib$(2).so*) \
@@ -110,12 +110,12 @@ $(BUILD)/libattnlab.so: $(LIB_OBJ) $(BUILD)/test/capi.o
 
 # The CPU programs for aarch64 (NEON shapes), cross-compiled: train_gpt2-aarch64, infer-aarch64,
 # prepare-aarch64 (needs gcc-aarch64-linux-gnu; scripts/install_deps.sh installs it). Off ARM they run
-# under qemu-user: scripts/check_aarch64.sh trains every mixer a few steps and compares the losses
+# under qemu-user: scripts/check/check_aarch64.sh trains every mixer a few steps and compares the losses
 # with this machine's build.
 aarch64:
 	$(MAKE) ISA=aarch64 train_gpt2-aarch64 infer-aarch64 prepare-aarch64
 check_aarch64: train_gpt2 aarch64
-	bash scripts/check_aarch64.sh
+	bash scripts/check/check_aarch64.sh
 
 # The tests: every kernel and the whole model against PyTorch float64, then test_cuda in the CPU
 # emulation of CUDA in both precisions (docs/CUDA.md).
@@ -208,10 +208,10 @@ $(EMU_BUILD)/infercu: $(CUDA_BUILD)/infer.o $(EMU_PROGRAM_OBJ)
 	$(EMU_LINK)
 
 # The emulation's self-test, test_cuda, then the CUDA programs against the CPU programs
-# (scripts/compare_cuda_cpu.sh), all on the emulation. One line per check goes to the logs; the
-# failures and the summaries are printed. The bounds are explained in scripts/compare_cuda_cpu.sh.
+# (scripts/check/compare_cuda_cpu.sh), all on the emulation. One line per check goes to the logs; the
+# failures and the summaries are printed. The bounds are explained in scripts/check/compare_cuda_cpu.sh.
 # The fp32 build also trains on 2 emulated GPUs through dist/comm_nccl.cu and the NCCL emulation
-# (scripts/check_data_parallel_cuda.sh: 2 ranks and ZeRO-1 against 1 GPU with the whole batch, and a
+# (scripts/check/check_data_parallel_cuda.sh: 2 ranks and ZeRO-1 against 1 GPU with the whole batch, and a
 # resumed run byte for byte; once, in fp32, where the bound is tight).
 # The bf16 build runs the blocks of each launch on 2 host threads at once (EMU_CONCURRENCY; races
 # between blocks happen for real and show in the run-twice determinism checks), the fp32 build one
@@ -230,24 +230,24 @@ test_cuda_emu: $(EMU_BUILD)/selftest $(EMU_BUILD)/test_cuda_emu $(EMU_BUILD)/tra
 	@$(EMU_ENV) $(EMU_BUILD)/test_cuda_emu > $(EMU_BUILD)/test_cuda_emu.log 2>&1; status=$$?; \
 	 grep -E "^(FAIL|EMU|error)" $(EMU_BUILD)/test_cuda_emu.log; tail -n 1 $(EMU_BUILD)/test_cuda_emu.log; exit $$status
 	@echo "train_gpt2cu, infercu vs train_gpt2, infer (CPU emulation, $(PRECISION)): logs in $(EMU_BUILD)/compare"
-	@$(EMU_ENV) PYTHON=$(PYTHON) bash scripts/compare_cuda_cpu.sh $(EMU_BUILD) $(EMU_BUILD)/compare $(EMU_COMPARE)
+	@$(EMU_ENV) PYTHON=$(PYTHON) bash scripts/check/compare_cuda_cpu.sh $(EMU_BUILD) $(EMU_BUILD)/compare $(EMU_COMPARE)
 	@$(if $(filter FP32,$(PRECISION)),echo "train_gpt2cu on 2 emulated GPUs (NCCL emulation, FP32): log in \
-	 $(EMU_BUILD)/data_parallel.log"; EMU_DEVICES=2 PYTHON=$(PYTHON) bash scripts/check_data_parallel_cuda.sh \
+	 $(EMU_BUILD)/data_parallel.log"; EMU_DEVICES=2 PYTHON=$(PYTHON) bash scripts/check/check_data_parallel_cuda.sh \
 	 $(EMU_BUILD) $(EMU_BUILD)/data_parallel 1e-4 2 > $(EMU_BUILD)/data_parallel.log 2>&1; status=$$?; \
 	 grep -E "^(ok|FAIL)|resumed" $(EMU_BUILD)/data_parallel.log; exit $$status,true)
 
 # The attention kernels alone on a GPU (TFLOP/s against the chip's peak); the emulated one runs small
 # shapes in scripts/gpu_check.sh --emulate.
-bench_attention_cuda: $(CUDA_BUILD)/scripts/bench_attention.o $(SHARED_OBJ) $(CU_OBJ) $(CUDA_STAMP)
+bench_attention_cuda: $(CUDA_BUILD)/scripts/bench/bench_attention.o $(SHARED_OBJ) $(CU_OBJ) $(CUDA_STAMP)
 	$(NVCC) $(NVCC_FLAGS) $(filter %.o,$^) -o $@ $(CUDA_LIBS)
 
-$(EMU_BUILD)/bench_attention_cuda: $(EMU_BUILD)/scripts/bench_attention.o $(SHARED_OBJ) $(EMU_KERNEL_OBJ)
+$(EMU_BUILD)/bench_attention_cuda: $(EMU_BUILD)/scripts/bench/bench_attention.o $(SHARED_OBJ) $(EMU_KERNEL_OBJ)
 	$(EMU_LINK)
 
 # The prebuilt programs a GPU check carries to the device machine (docs/GPU.md): both precisions, sm_90
-# SASS, x86-64-v3 host code, in build/gpu_bundle.tar.gz (at most 16 MiB; scripts/gpu_bundle.sh).
+# SASS, x86-64-v3 host code, in build/gpu_bundle.tar.gz (at most 16 MiB; scripts/build_tools/gpu_bundle.sh).
 gpu_bundle:
-	bash scripts/gpu_bundle.sh build/gpu_bundle.tar.gz
+	bash scripts/build_tools/gpu_bundle.sh build/gpu_bundle.tar.gz
 
 # The GPU check's dry run (scripts/gpu_check.sh --emulate): every stage on the emulated programs at
 # small shapes, verdicts and the 8-file rule checked, in a scratch folder.
@@ -260,13 +260,13 @@ gpu_check_emu: train_gpt2 infer prepare
 
 # Compile-and-link check of the CUDA toolkit, cuBLASLt and NCCL (runs nothing here), and every
 # kernel's registers, shared memory and spills from ptxas for sm_80 and sm_90 against the launch
-# configurations in the code (scripts/check_kernel_resources.sh, after its self-test of planted bugs).
+# configurations in the code (scripts/check/check_kernel_resources.sh, after its self-test of planted bugs).
 # (a stamp: make test_emu runs it again only when a CUDA source changed)
 cuda_check: build/cuda_link_check kernel_resources
 kernel_resources: build/resources/passed
-build/resources/passed: scripts/check_kernel_resources.sh $(CU_SRC) $(wildcard */*.h */*.cuh)
-	@bash scripts/check_kernel_resources.sh --selftest
-	@NVCC="$(NVCC)" NVCC_FLAGS="$(NVCC_FLAGS)" PYTHON=$(PYTHON) bash scripts/check_kernel_resources.sh
+build/resources/passed: scripts/check/check_kernel_resources.sh $(CU_SRC) $(wildcard */*.h */*.cuh)
+	@bash scripts/check/check_kernel_resources.sh --selftest
+	@NVCC="$(NVCC)" NVCC_FLAGS="$(NVCC_FLAGS)" PYTHON=$(PYTHON) bash scripts/check/check_kernel_resources.sh
 	@touch $@
 build/cuda_link_check: test/cuda/link_check.cu
 	@mkdir -p build
@@ -274,20 +274,20 @@ build/cuda_link_check: test/cuda/link_check.cu
 
 # The benchmarks (docs/PERF.md): on the CPU, training throughput and the matmul against PyTorch 2.x,
 # tokenizer encoding against tiktoken; on a machine with an NVIDIA GPU also bench_cuda.
-# PyTorch here is 2.x from PyPI in build/bench_venv (scripts/bench_env.sh installs it; the tests use Debian's).
+# PyTorch here is 2.x from PyPI in build/bench_venv (scripts/bench/bench_env.sh installs it; the tests use Debian's).
 bench: train_gpt2 prepare lib
-	$$(bash scripts/bench_env.sh) scripts/bench_cpu.py --lib $(BUILD)/libattnlab.so
-	$$(bash scripts/bench_env.sh) scripts/bench_matmul.py --lib $(BUILD)/libattnlab.so
-	$(PYTHON) scripts/bench_tokenizer.py
+	$$(bash scripts/bench/bench_env.sh) scripts/bench/bench_cpu.py --lib $(BUILD)/libattnlab.so
+	$$(bash scripts/bench/bench_env.sh) scripts/bench/bench_matmul.py --lib $(BUILD)/libattnlab.so
+	$(PYTHON) scripts/bench/bench_tokenizer.py
 	@if nvidia-smi -L > /dev/null 2>&1; then $(MAKE) bench_cuda; else echo "no NVIDIA GPU: make bench_cuda skipped"; fi
 
 # The GPU benchmarks (bf16 build): GPT-2 124M training tokens/s and MFU, the attention kernels' TFLOP/s.
 bench_cuda:
 	$(MAKE) cuda PRECISION=BF16
-	bash scripts/bench_cuda.sh build/bench_cuda
+	bash scripts/bench/bench_cuda.sh build/bench_cuda
 
 # The sanitizer build (docs/RELIABILITY.md): the CPU programs and library with ASan and UBSan in
-# build/asan; scripts/sanitizer_run.sh runs the pytest suite against them, then a short train,
+# build/asan; scripts/check/sanitizer_run.sh runs the pytest suite against them, then a short train,
 # resume, infer and prepare for every mixer. Any report fails.
 ASAN_BUILD = build/asan
 ASAN_CFLAGS = -std=c11 -D_GNU_SOURCE -fopenmp -fPIC -Wall -Wextra -I. -g -O1 -fno-omit-frame-pointer \
@@ -313,7 +313,7 @@ $(ASAN_BUILD)/libattnlab.so: $(ASAN_LIB_OBJ) $(ASAN_BUILD)/test/capi.o
 	$(CC) $(ASAN_CFLAGS) -shared $^ -o $@ $(LDLIBS)
 
 asan: $(addprefix $(ASAN_BUILD)/,train_gpt2 infer prepare libattnlab.so)
-	PYTHON=$(PYTHON) bash scripts/sanitizer_run.sh $(ASAN_BUILD)
+	PYTHON=$(PYTHON) bash scripts/check/sanitizer_run.sh $(ASAN_BUILD)
 
 # Fuzzing (test/fuzz, docs/RELIABILITY.md): libFuzzer targets for the shard, tokenizer, checkpoint and
 # state loaders and the BPE encoder, built with clang, ASan and UBSan in build/fuzz; each runs

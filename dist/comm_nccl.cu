@@ -15,7 +15,7 @@
 // One rank in all: no NCCL communicator is made and every collective is a no-op, unless
 // ATTNLAB_FORCE_NCCL=1: then the one rank gets a communicator of its own and every collective, the side
 // stream and its events run through NCCL as with several ranks (the data-parallel path checked on a
-// machine with one GPU; scripts/check_data_parallel_cuda.sh). comm_init says on stderr when it makes
+// machine with one GPU; scripts/check/check_data_parallel_cuda.sh). comm_init says on stderr when it makes
 // communicators, so that a check can tell that NCCL ran.
 #include <cerrno>
 #include <cstdio>

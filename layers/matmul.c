@@ -34,7 +34,7 @@
 // is summed while dout^T is packed for the weight gradient.
 // Measured on a 2-core EPYC with AVX-512 (Zen 4, ~114 GFLOP/s FMA peak per core): 180-200 GFLOP/s
 // on the GPT-2 124M layers with 2 threads; on a 2-core EPYC with AVX2 (Zen 3, ~101 GFLOP/s per
-// core): see docs/PERF.md (scripts/bench_matmul.py).
+// core): see docs/PERF.md (scripts/bench/bench_matmul.py).
 #include "layers.h"
 
 #include <omp.h>

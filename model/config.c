@@ -174,7 +174,7 @@ static const ConfigOption OPTIONS[] = {
 
 // Header slots: llm.c's sizes in 2-7; attnlab's marker and version, then the mixer options. Version 2:
 // the file's checksum (model/checkpoint.c) covers the whole file and must be there; version 1 files
-// (older attnlab, scripts/ref_gpt2.py) read the same, their checksum covers the tensors, if any.
+// (older attnlab, scripts/ref/ref_gpt2.py) read the same, their checksum covers the tensors, if any.
 #define ATTNLAB_MARKER 0x4c4e5441   // "ATNL"
 #define ATTNLAB_VERSION 2
 #define MARKER_SLOT 16

@@ -37,7 +37,7 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ref"))
 import ref_gpt2  # noqa: E402  (header constants and the checkpoint's tensor order)
 from import_hf import (FAMILIES, LLAMA_BLOCK, RMS_EPS, ROPE_BASE, atomic_write, bf16_to_f32, fail,  # noqa: E402
                        hf_names, parameter_count, used_rows)

@@ -6,8 +6,8 @@
 #     build/gpu_bundle.tar.gz when it loads here, else built on this machine with every core), ldd;
 #   1 bf16: test_cuda, one process per group; GPT-2 124M training at B=16, T=1024 (the first tokens/s);
 #   2 bf16: the CUDA programs against the CPU programs for every mixer configuration
-#     (scripts/compare_cuda_cpu.sh, going on past a failure), the same training run twice compared
-#     byte for byte, data parallelism through NCCL (scripts/check_data_parallel_cuda.sh);
+#     (scripts/check/compare_cuda_cpu.sh, going on past a failure), the same training run twice compared
+#     byte for byte, data parallelism through NCCL (scripts/check/check_data_parallel_cuda.sh);
 #   3 benchmarks: GPT-2 124M tokens/s and MFU at B=16 and 32, the token mixers' forward and
 #     forward+backward TFLOP/s at T = 1k to 16k (bench_attention_cuda; its table in OUT_DIR/bench.md);
 #   4 fp32: test_cuda and the comparison at the tight bound;
@@ -96,7 +96,7 @@ skip_stage() {
 # 0. environment and programs
 
 # The programs of one precision: bin[BF16], bin[FP32] folders, test[...] the test binary's name; CPU
-# programs in the repository root (scripts/compare_cuda_cpu.sh runs ./train_gpt2 there).
+# programs in the repository root (scripts/check/compare_cuda_cpu.sh runs ./train_gpt2 there).
 declare -A bin test
 if [ $emulate = 1 ]; then
     export EMU_DEVICES=1
@@ -124,10 +124,10 @@ environment() {
         verdict 0 GPU info $((SECONDS - t0)) "$gpus x ${q:-none: nvidia-smi failed}; peak $peak TFLOP/s (bf16 dense)"
     fi
     verdict 0 nvcc info 0 "$(command -v nvcc > /dev/null && nvcc --version | tail -2 | head -1 || echo "not on PATH")"
-    bash scripts/find_cuda_libs.sh report > "$logs/libraries.txt" 2>&1
+    bash scripts/build_tools/find_cuda_libs.sh report > "$logs/libraries.txt" 2>&1
     while read -r line; do verdict 0 "${line%%:*}" info 0 "${line#*: }"; done < "$logs/libraries.txt"
     local dirs
-    dirs=$(bash scripts/find_cuda_libs.sh libdirs)
+    dirs=$(bash scripts/build_tools/find_cuda_libs.sh libdirs)
     [ -n "$dirs" ] && export LD_LIBRARY_PATH=$dirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     verdict 0 "cores, budget" info 0 "$jobs cores; budget $budget s"
 }
@@ -156,8 +156,8 @@ bundle_loads() {
             cuobjdump --list-elf "$p" > "$logs/cuobjdump_$(basename "$p").txt" 2>&1
             grep -q "sm_90" "$logs/cuobjdump_$(basename "$p").txt" || { echo "$p: no sm_90 SASS (cuobjdump)"; return 1; }
         else
-            "$python" scripts/fatbin_archs.py "$p" --require sass:sm_90 > /dev/null 2>&1 ||
-                { echo "$p: no sm_90 SASS (scripts/fatbin_archs.py)"; return 1; }
+            "$python" scripts/check/fatbin_archs.py "$p" --require sass:sm_90 > /dev/null 2>&1 ||
+                { echo "$p: no sm_90 SASS (scripts/check/fatbin_archs.py)"; return 1; }
         fi
     done
 }
@@ -261,14 +261,14 @@ train_run() {
 # ------------------------------------------------------------------------------------------------
 # 2. and 4.: the CUDA programs against the CPU programs, determinism, data parallelism
 
-# compare PRECISION STAGE BOUND DECODE: scripts/compare_cuda_cpu.sh; one verdict, and each FAIL line
+# compare PRECISION STAGE BOUND DECODE: scripts/check/compare_cuda_cpu.sh; one verdict, and each FAIL line
 compare() {
     local p=$1 stage=$2
     emu_env "$p"
     # the dry run: one mixer configuration (the whole script is 3.5 minutes in the emulation)
     local checks=""
     [ $emulate = 1 ] && checks="mixer_mlstm_igate_exp_chunk_16"
-    CHECKS=$checks PYTHON=$python step "${stage}_compare_$p" 420 bash scripts/compare_cuda_cpu.sh "${bin[$p]}" \
+    CHECKS=$checks PYTHON=$python step "${stage}_compare_$p" 420 bash scripts/check/compare_cuda_cpu.sh "${bin[$p]}" \
         "$work/compare_$p" "$3" "$4"
     local oks fails
     oks=$(grep -c "^ok" "$step_log") fails=$(grep -c "^FAIL" "$step_log")
@@ -299,7 +299,7 @@ determinism() {
 data_parallel() {
     emu_env BF16
     STEPS=$([ $emulate = 1 ] && echo 2 || echo 8) PYTHON=$python step 2_data_parallel 150 \
-        bash scripts/check_data_parallel_cuda.sh "${bin[BF16]}" "$work/data_parallel" 2e-2 "$gpus"
+        bash scripts/check/check_data_parallel_cuda.sh "${bin[BF16]}" "$work/data_parallel" 2e-2 "$gpus"
     local last
     last=$(grep -E "^(ok|FAIL) data parallel" "$step_log" | tail -1)
     verdict 2 "data parallel (NCCL)" "$step_status" "$step_secs" "${last:-$(last_line "$step_log")}"

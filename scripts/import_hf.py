@@ -43,7 +43,7 @@ import numpy as np
 
 SCRIPTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(SCRIPTS)
-sys.path.insert(0, SCRIPTS)
+sys.path.insert(0, os.path.join(SCRIPTS, "ref"))
 import ref_gpt2  # noqa: E402  (the checkpoint's tensor order and header constants)
 
 PREPARE = os.path.join(ROOT, "prepare")

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# ATTNLAB_LIB: another build of the library, e.g. the sanitizer build (scripts/sanitizer_run.sh)
+# ATTNLAB_LIB: another build of the library, e.g. the sanitizer build (scripts/check/sanitizer_run.sh)
 LIB = ctypes.CDLL(os.environ.get("ATTNLAB_LIB", os.path.join(ROOT, "build", "libattnlab.so")))
 
 

@@ -8,7 +8,7 @@
 - docs/FORMATS.md: the model checkpoint's slot table against OPTIONS (slot and key, choice indices)
   and the attnlab marker and version, the training state's against model/checkpoint.c's slot enum,
   every header covering slots 0-255 exactly once, and the tensor table against model/tensors.c's
-  PARAMS order and scripts/ref_gpt2.py's shapes;
+  PARAMS order and scripts/ref/ref_gpt2.py's shapes;
 - every path (`dir/file`, a source file's name) and code identifier (`snake_case`, `CamelCase`,
   `name()`) in backticks, and every repository path in the text, exists in the tree;
 - the README's layout names every top-level folder and its docs index every docs/*.md; the README's
@@ -25,7 +25,7 @@ import pytest
 from timeouts import HANG_TIMEOUT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
+sys.path.insert(0, os.path.join(ROOT, "scripts", "ref"))
 import ref_gpt2  # noqa: E402
 
 DOCS = ["README.md"] + sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "docs", "*.md")))
@@ -355,7 +355,7 @@ def test_formats_tensor_table_matches_registry():
             if math.prod(shape):
                 used.add(name)
                 assert shape_size(shapes[name], dims) == tuple(shape), \
-                    f"{where}: {name} {shapes[name]} is not scripts/ref_gpt2.py's {tuple(shape)} for {over}"
+                    f"{where}: {name} {shapes[name]} is not scripts/ref/ref_gpt2.py's {tuple(shape)} for {over}"
     assert used == set(names), f"test: SHAPE_CONFIGS leave {set(names) - used} unchecked"
 
 

@@ -1,6 +1,6 @@
 """infer -stream and -eval-stream end to end (docs/STREAMING.md): sampling 10 x maxT tokens with a
 process whose memory stays the same once the cache is full, bad S,W refused with one line, and
--eval-stream's losses per position against the PyTorch reference (scripts/ref_gpt2.py) computing the
+-eval-stream's losses per position against the PyTorch reference (scripts/ref/ref_gpt2.py) computing the
 streaming cache and the recomputed windows itself."""
 import json
 import math
@@ -17,7 +17,7 @@ from clib import ROOT
 from files import write_shard
 from timeouts import HANG_TIMEOUT
 
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
+sys.path.insert(0, os.path.join(ROOT, "scripts", "ref"))
 import ref_gpt2  # noqa: E402
 
 INFER = os.environ.get("ATTNLAB_INFER", os.path.join(ROOT, "infer"))

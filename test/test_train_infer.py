@@ -14,10 +14,10 @@ from clib import ROOT
 from files import byte_corpus, write_byte_tokenizer, write_shard
 from timeouts import HANG_TIMEOUT
 
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
+sys.path.insert(0, os.path.join(ROOT, "scripts", "ref"))
 import ref_gpt2  # noqa: E402
 
-# ATTNLAB_TRAIN / ATTNLAB_INFER: other builds of the programs, e.g. the sanitizer build (scripts/sanitizer_run.sh)
+# ATTNLAB_TRAIN / ATTNLAB_INFER: other builds of the programs, e.g. the sanitizer build (scripts/check/sanitizer_run.sh)
 TRAIN = os.environ.get("ATTNLAB_TRAIN", os.path.join(ROOT, "train_gpt2"))
 INFER = os.environ.get("ATTNLAB_INFER", os.path.join(ROOT, "infer"))
 TINY = "L=2,C=32,H=2,T=32,V=257"
@@ -284,7 +284,7 @@ def test_weight_decay_on_every_parameter(data, tmp_path):
 
 
 def test_gradient_dump_and_run_comparison(data, tmp_path):
-    """-dg writes the first step's loss and every gradient; scripts/compare_runs.py (the GPU check's
+    """-dg writes the first step's loss and every gradient; scripts/check/compare_runs.py (the GPU check's
     CPU-vs-CUDA comparison) finds 1 and 2 threads equal, and a different seed different."""
     def train(name, threads, seed=7):
         out = tmp_path / name
@@ -298,7 +298,7 @@ def test_gradient_dump_and_run_comparison(data, tmp_path):
     cfg = '{"L": 2, "C": 32, "H": 2, "maxT": 32, "V": 257, "Vp": 384}'
     n_params = sum(int(np.prod(shape)) for _, shape in ref_gpt2.tensor_shapes(json.loads(cfg)))
     assert os.path.getsize(one / "grads.bin") == 4 * (1 + n_params)
-    script = os.path.join(ROOT, "scripts", "compare_runs.py")
+    script = os.path.join(ROOT, "scripts", "check", "compare_runs.py")
     same = subprocess.run(["/usr/bin/python3", script, str(one), str(two), cfg, "1e-5"], capture_output=True, text=True,
                           timeout=HANG_TIMEOUT)
     assert same.returncode == 0 and "0 failed" in same.stdout, same.stdout

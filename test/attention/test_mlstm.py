@@ -1,4 +1,4 @@
-# The mLSTM cell kernels (attention/mlstm.c) against the float64 reference scripts/ref_mlstm.py
+# The mLSTM cell kernels (attention/mlstm.c) against the float64 reference scripts/ref/ref_mlstm.py
 # (docs/MODEL.md sections 11.1-11.4): the reference's own consistency (stop-gradient autograd == the closed-form
 # backward of docs/MODEL.md 11.2; recurrent loop == parallel form), the C parallel form against it, the C
 # chunkwise form against the C parallel form over chunk sizes that do and do not divide T, the C
@@ -16,7 +16,7 @@ import torch
 from clib import ROOT, call, f32, poison, rel_err, t64
 from timeouts import HANG_TIMEOUT
 
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
+sys.path.insert(0, os.path.join(ROOT, "scripts", "ref"))
 import ref_mlstm as R  # noqa: E402
 
 VARIANTS = {"exp": 0, "sig": 1}

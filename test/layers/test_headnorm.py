@@ -1,5 +1,5 @@
 # headnorm_forward/backward (layers/headnorm.c) against the float64 MultiHeadLayerNorm of
-# scripts/ref_mlstm.py (per-head LayerNorm, biased variance, per-channel weight, no bias).
+# scripts/ref/ref_mlstm.py (per-head LayerNorm, biased variance, per-channel weight, no bias).
 import os
 import sys
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from clib import ROOT, call, f32, poison, rel_err, t64
 
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
+sys.path.insert(0, os.path.join(ROOT, "scripts", "ref"))
 import ref_mlstm as R  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""The whole CPU model against the PyTorch reference (scripts/ref_gpt2.py) built from the same
+"""The whole CPU model against the PyTorch reference (scripts/ref/ref_gpt2.py) built from the same
 checkpoint file: loss, every parameter gradient, AdamW steps, KV-cache decoding, file formats."""
 import ctypes
 import math
@@ -11,7 +11,7 @@ import torch
 
 from clib import LIB, ROOT, call, rel_err
 
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
+sys.path.insert(0, os.path.join(ROOT, "scripts", "ref"))
 import ref_gpt2  # noqa: E402
 
 LIB.capi_load.restype = ctypes.c_void_p

@@ -1,5 +1,5 @@
 """Every mixer in the whole model: loss and every parameter gradient against the PyTorch reference
-(scripts/ref_gpt2.py) built from the same checkpoint file, KV-cache / recurrent decoding against the
+(scripts/ref/ref_gpt2.py) built from the same checkpoint file, KV-cache / recurrent decoding against the
 full forward over 50+ steps, and the settings' round trip through the checkpoint header."""
 import ctypes
 import math

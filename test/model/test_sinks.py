@@ -1,5 +1,5 @@
 """The sink analysis of a whole model (model/analysis.c, gpt_sink_analysis) against the PyTorch
-reference model (scripts/ref_gpt2.py) built from the same checkpoint, which records every layer's
+reference model (scripts/ref/ref_gpt2.py) built from the same checkpoint, which records every layer's
 attention weights (or mLSTM gated scores), the slot's weights, the residual stream and the gates:
 Sink_k, Sink*, first-token attention, alpha, massive activations and gate statistics."""
 import ctypes

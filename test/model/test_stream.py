@@ -2,7 +2,7 @@
 first S and the last W tokens with positions taken within the cache, against
 - a fresh forward over the cached tokens, C and PyTorch, in one-layer models: there a token's cached
   q, k, v rows depend on the token alone, so streaming and recomputing the cache are the same model;
-- the PyTorch reference's own streaming cache (scripts/ref_gpt2.py StreamCache) in two-layer models,
+- the PyTorch reference's own streaming cache (scripts/ref/ref_gpt2.py StreamCache) in two-layer models,
   where the deeper layers' cached rows keep the context they were computed in (as in StreamingLLM),
   for every mixer that streams, mLSTM's recurrent state past maxT included."""
 import ctypes

@@ -31,6 +31,7 @@ from files import byte_corpus, write_byte_tokenizer, write_shard  # noqa: E402
 from timeouts import HANG_TIMEOUT  # noqa: E402
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
+sys.path.insert(0, os.path.join(ROOT, "scripts", "ref"))
 sys.path.insert(0, os.path.join(ROOT, "test", "data"))
 import export_hf  # noqa: E402
 import import_hf  # noqa: E402

@@ -34,7 +34,7 @@
 // rsqrtf, expf, exp2f, logf, ...) return results off the exact value by up to their documented
 // maximum error (emulate_math.cpp; EMU_MATH_SEED picks the deviations, 0 makes them exact), and
 // __CUDA_ARCH__ is defined, so device code paths (common/fastmath.h) are the ones emulated.
-// What it cannot show: timing, bank conflicts, register pressure (scripts/check_kernel_resources.sh
+// What it cannot show: timing, bank conflicts, register pressure (scripts/check/check_kernel_resources.sh
 // checks registers, spills and shared memory from ptxas at build time), races whose window holds no
 // collective unless two host threads happen to interleave them, and any behavior the emulated PTX
 // does not model (see common/ptx.cuh here).

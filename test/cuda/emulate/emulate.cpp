@@ -724,7 +724,7 @@ cudaError_t cudaStreamCreate(cudaStream_t* stream) {
 cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned) { return cudaStreamCreate(stream); }
 // An event is complete as soon as it is recorded; it keeps the host time of its recording, so that
-// cudaEventElapsedTime gives the emulation's time (scripts/bench_attention.cu runs here too).
+// cudaEventElapsedTime gives the emulation's time (scripts/bench/bench_attention.cu runs here too).
 struct emu_event {
     std::chrono::steady_clock::time_point recorded;
     bool timing, was_recorded;

@@ -6,7 +6,7 @@
 // range, a root out of range, two inits of one rank, an unknown type) aborts with an EMU line.
 // ncclCommDestroy prints how many collectives of each kind the rank ran and over how many elements
 // ("EMU NCCL rank R of N: ..."), so that a check can tell that the gradients went through NCCL
-// (scripts/check_data_parallel_cuda.sh).
+// (scripts/check/check_data_parallel_cuda.sh).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# The PyTorch a user would pick today, for the CPU benchmarks only (scripts/bench_cpu.py, make bench):
+# The PyTorch a user would pick today, for the CPU benchmarks only (scripts/bench/bench_cpu.py, make bench):
 # PyTorch 2.15 from PyPI in a virtual environment, build/bench_venv. The tests do not use it (their
 # oracle is Debian's python3-torch). PyPI's Linux wheel depends on several GB of CUDA wheels it does
 # not need on a CPU; it is installed without them (--no-deps), with its pure-Python dependencies and
 # the four NVIDIA libraries it loads at import (NCCL, NVSHMEM, cuSPARSELt, cuFile); the CUDA 13
 # toolkit installed on the machine provides the rest (cuBLAS, cudart). torch.compile's CPU backend
 # compiles C++ with the system's g++ and needs Python's headers (python3-dev).
-#   bash scripts/bench_env.sh        (prints the venv's python)
+#   bash scripts/bench/bench_env.sh        (prints the venv's python)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 VENV=build/bench_venv
 TORCH=2.15.0
 if ! "$VENV/bin/python" -c "import torch; assert torch.__version__.startswith('$TORCH')" 2>/dev/null; then

@@ -2,7 +2,7 @@
 first step's loss and every parameter gradient (per tensor, relative to the tensor's largest
 CPU gradient), then the training losses of main.log step by step. Exits 1 if a bound is broken.
 
-    python3 scripts/compare_runs.py CPU_DIR GPU_DIR DESCRIPTOR_CFG_JSON BOUND
+    python3 scripts/check/compare_runs.py CPU_DIR GPU_DIR DESCRIPTOR_CFG_JSON BOUND
 """
 import json
 import os
@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ref"))
 import ref_gpt2  # noqa: E402
 
 

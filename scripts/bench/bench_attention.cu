@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
         if (T < 1 || tokens % T != 0) fail("bench_attention_cuda: T=%d must be positive and divide TOKENS=%d", T, tokens);
     keep_pool_memory();
     printf("token mixers alone: B*T = %d tokens, %d heads, bf16 peak %.0f TFLOP/s; FLOPs per (b, h): attention "
-           "2 T^2 hs, mLSTM 2 T L hs + 4 T hs^2 (chunk L), fwd+bwd 3.5x (scripts/bench_attention.cu)\n\n",
+           "2 T^2 hs, mLSTM 2 T L hs + 4 T hs^2 (chunk L), fwd+bwd 3.5x (scripts/bench/bench_attention.cu)\n\n",
            tokens, NH, peak);
     printf("| mixer | T | head dim | fwd ms | fwd TFLOP/s | fwd %% peak | fwd+bwd ms | fwd+bwd TFLOP/s | %% peak | "
            "fwd+bwd time / softmax |\n");

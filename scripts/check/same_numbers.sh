@@ -3,14 +3,14 @@
 # on byte-level shards (fixed seed, checkpoints at steps 10 and 20), then prints each run's loss
 # lines and the sha256 of every file it wrote. Run it before and after a change that must not
 # change the numbers, and diff the two outputs:
-#   bash scripts/same_numbers.sh DATA_DIR > before.txt; (change); bash scripts/same_numbers.sh DATA_DIR > after.txt
+#   bash scripts/check/same_numbers.sh DATA_DIR > before.txt; (change); bash scripts/check/same_numbers.sh DATA_DIR > after.txt
 # TRAIN names another training program, e.g. the CUDA one in the CPU emulation (one block at a time,
-# so its numbers repeat): TRAIN=build/emu/FP32/train_gpt2cu bash scripts/same_numbers.sh DATA_DIR
+# so its numbers repeat): TRAIN=build/emu/FP32/train_gpt2cu bash scripts/check/same_numbers.sh DATA_DIR
 # DATA_DIR holds train_*.bin and val_*.bin with a vocabulary of at most 257 tokens
 # (./prepare -o DATA_DIR --bytes FILE); the step lines' timings are left out of the output.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-data=${1:?usage: scripts/same_numbers.sh DATA_DIR}
+cd "$(dirname "$0")/../.."
+data=${1:?usage: scripts/check/same_numbers.sh DATA_DIR}
 train=${TRAIN:-./train_gpt2}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The CUDA programs against the CPU programs on small models, the same bytes and the same seed:
-#  1. train_gpt2cu vs train_gpt2 (scripts/compare_runs.py): the first step's loss and every
+#  1. train_gpt2cu vs train_gpt2 (scripts/check/compare_runs.py): the first step's loss and every
 #     parameter gradient (-dg dumps), then the losses of 5 AdamW steps, each within BOUND (relative);
 #  2. infercu vs infer on the CPU run's checkpoint: the -eval loss over the val shard, within BOUND;
 #  3. infercu's greedy decoding with the KV cache against -nocache (a full forward per token): with
@@ -28,9 +28,9 @@
 # environment) picks checks by name: base (1.-4.), the mixers' names as 5. prints them
 # (e.g. mixer_mlstm_igate_exp_chunk_16), mlstm_tensor_core, bos_window, paper_ln_rms_...; every check when unset.
 # Used by scripts/gpu_check.sh on a GPU and by make test_cuda_emu on the CPU emulation of CUDA.
-#   [CHECKS="base ..."] bash scripts/compare_cuda_cpu.sh CUDA_BIN_DIR OUT_DIR BOUND exact|report
+#   [CHECKS="base ..."] bash scripts/check/compare_cuda_cpu.sh CUDA_BIN_DIR OUT_DIR BOUND exact|report
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 cuda_dir=$1 out=$2 bound=$3 decode=$4
 python=${PYTHON:-python3}
 mkdir -p "$out"
@@ -53,7 +53,7 @@ run() {   # run LOG COMMAND...: stdout to LOG, stderr to LOG.err; on failure the
     status=1
     return 1
 }
-# The model descriptor (L, C, H, T, V and mixer keys) as scripts/ref_gpt2.py's config, in JSON for compare_runs.py.
+# The model descriptor (L, C, H, T, V and mixer keys) as scripts/ref/ref_gpt2.py's config, in JSON for compare_runs.py.
 cfg_json() {
     $python - "$1" <<'PY'
 import json, sys
@@ -78,7 +78,7 @@ train_check() {
         return 1
     local cfg
     cfg=$(cfg_json "$descriptor")
-    if ! $python scripts/compare_runs.py "$dir/cpu" "$dir/cuda" "$cfg" "$bound" > "$dir/compare_runs.log"; then
+    if ! $python scripts/check/compare_runs.py "$dir/cpu" "$dir/cuda" "$cfg" "$bound" > "$dir/compare_runs.log"; then
         echo "FAIL train $name: $(tail -1 "$dir/compare_runs.log")"
         grep -E "^FAIL" "$dir/compare_runs.log"
         status=1

@@ -5,7 +5,7 @@ Reads the ELF section .nv_fatbin: fat binaries (magic 0xBA55ED50, a 16-byte head
 header size, size of the entries), each entry a header (kind: 1 PTX, 2 ELF i.e. SASS; its header
 size at byte 4, its padded payload size at byte 8, its architecture at byte 28) and the payload.
 Prints one line per kind and architecture with the number of entries, e.g. "sass sm_90 44".
-    python3 scripts/fatbin_archs.py PROGRAM [--require sass:sm_90]"""
+    python3 scripts/check/fatbin_archs.py PROGRAM [--require sass:sm_90]"""
 import collections
 import struct
 import sys

@@ -8,9 +8,9 @@
 # (bench_attention_cuda: flash softmax, sigmoid and mLSTM, forward and forward+backward). Random
 # tokens, so no dataset is needed. An estimated 1-2 minutes on one H200. Prints a markdown table
 # last and writes it to OUT_DIR/bench_cuda.md, each run's log beside it.
-#   bash scripts/bench_cuda.sh OUT_DIR          (make bench_cuda builds and runs it)
+#   bash scripts/bench/bench_cuda.sh OUT_DIR          (make bench_cuda builds and runs it)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 out=${1:-bench_cuda_out}
 peak=${PEAK_TFLOPS:-989}
 mkdir -p "$out"

@@ -1,6 +1,6 @@
 """Encoding throughput: attnlab's tokenizer against tiktoken, same text, same vocabulary, same run.
 
-    /usr/bin/python3 scripts/bench_tokenizer.py [--text FILE] [--vocab N] [--repeat K]
+    /usr/bin/python3 scripts/bench/bench_tokenizer.py [--text FILE] [--vocab N] [--repeat K]
 
 Without --text it uses the King James Bible (Debian's bible-kjv: `bible "Gen1:1-Rev22:21"`),
 repeated K times (default 4, about 17 MB). It trains a BPE of N tokens with ./prepare (default
@@ -24,7 +24,7 @@ import time
 import numpy as np
 import tiktoken
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 

@@ -6,11 +6,11 @@
 # CPU programs the comparisons need (train_gpt2, infer, prepare), host code
 # for x86-64-v3 (AVX2; not -march=native: the device machine's CPU is not this one). Built in a copy
 # of the working tree (build/gpu_bundle/src), so this tree's objects stay as they are. Fails if the
-# archive is over 16 MiB or a CUDA program lacks sm_90 SASS (scripts/fatbin_archs.py; cuobjdump
+# archive is over 16 MiB or a CUDA program lacks sm_90 SASS (scripts/check/fatbin_archs.py; cuobjdump
 # --list-elf shows the same where it is installed).
-#   bash scripts/gpu_bundle.sh [ARCHIVE]       (default build/gpu_bundle.tar.gz)
+#   bash scripts/build_tools/gpu_bundle.sh [ARCHIVE]       (default build/gpu_bundle.tar.gz)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 archive=${1:-build/gpu_bundle.tar.gz}
 limit=$((16 * 1024 * 1024))
 work=build/gpu_bundle
@@ -35,14 +35,14 @@ for precision in BF16 FP32; do
     mkdir -p "$work/stage/$precision"
     for p in $programs; do
         cp "$work/src/$p" "$work/stage/$precision/"
-        python3 scripts/fatbin_archs.py "$work/stage/$precision/$p" --require sass:sm_90 > /dev/null
+        python3 scripts/check/fatbin_archs.py "$work/stage/$precision/$p" --require sass:sm_90 > /dev/null
     done
 done
 {
     echo "attnlab GPU bundle: commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' (with uncommitted changes)'), $(date -u +%Y-%m-%dT%H:%MZ)"
     echo "nvcc: $(nvcc --version | tail -1)"
     echo "host code: $host_flags; GPU code: sm_90 SASS; BF16/ and FP32/: $programs; CPU: train_gpt2 infer prepare; cuda_link_check"
-    echo "GPU code of BF16/train_gpt2cu: $(python3 scripts/fatbin_archs.py "$work/stage/BF16/train_gpt2cu" | tr '\n' ' ')"
+    echo "GPU code of BF16/train_gpt2cu: $(python3 scripts/check/fatbin_archs.py "$work/stage/BF16/train_gpt2cu" | tr '\n' ' ')"
 } > "$work/stage/BUNDLE.txt"
 strip "$work/stage"/{train_gpt2,infer,prepare,cuda_link_check} "$work/stage"/*/*
 tar -C "$work/stage" -cf - . | gzip -9 > "$archive.tmp"

@@ -17,12 +17,12 @@
 #     and no __launch_bounds__.
 # Prints the violations and a summary; the full table goes to OUT/report.txt. Exit status 1 on any
 # violation.
-#   bash scripts/check_kernel_resources.sh [FILE.cu ...]     (default: common/ layers/ attention/ model/)
-#   bash scripts/check_kernel_resources.sh --selftest        (planted bugs it must catch, and a clean kernel)
+#   bash scripts/check/check_kernel_resources.sh [FILE.cu ...]     (default: common/ layers/ attention/ model/)
+#   bash scripts/check/check_kernel_resources.sh --selftest        (planted bugs it must catch, and a clean kernel)
 # Environment: NVCC (nvcc), NVCC_FLAGS (the Makefile's; -gencode, -Xcompiler and the precision flag
 # are replaced here), OUT (build/resources), PYTHON (python3).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 NVCC=${NVCC:-nvcc}
 PTXAS=${PTXAS:-$(dirname "$(command -v "$NVCC")")/ptxas}
 PYTHON=${PYTHON:-python3}
@@ -123,7 +123,7 @@ ALLOWED_SPILLS = {
                                           "hs 32 on sm_90 at 80), far below the register limit, so a scheduling "
                                           "choice of ptxas, not pressure; the slot stays in L1 and the tile loop is "
                                           "bound by mma and cp.async; whether it costs anything is for a GPU "
-                                          "benchmark (scripts/bench_cuda.sh) to show"),
+                                          "benchmark (scripts/bench/bench_cuda.sh) to show"),
 }
 REGISTER_FILE, ALLOC_UNIT, STATIC_SMEM_LIMIT, BOUNDS_REQUIRED_ABOVE = 65536, 256, 48 * 1024, 256
 

@@ -16,9 +16,9 @@
 #     deterministic).
 # With one GPU the last line says "1 rank through NCCL; multi-GPU untested". Exit status 1 if any check
 # failed. STEPS (default 8) shortens 1.-3. (gpu_check.sh --emulate: 2, without the val loss).
-#   [STEPS=N] bash scripts/check_data_parallel_cuda.sh CUDA_BIN_DIR OUT_DIR BOUND [GPUS]     (GPUS: nvidia-smi's count)
+#   [STEPS=N] bash scripts/check/check_data_parallel_cuda.sh CUDA_BIN_DIR OUT_DIR BOUND [GPUS]     (GPUS: nvidia-smi's count)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 bin=$1 out=$2 bound=$3 gpus=${4:-$(nvidia-smi -L 2>/dev/null | wc -l)}
 python=${PYTHON:-python3}
 mkdir -p "$out"

@@ -2,10 +2,10 @@
 (a nanoGPT-style GPT-2: nn.Linear, nn.LayerNorm, F.scaled_dot_product_attention with is_causal,
 tied embedding, torch.optim.AdamW), eager and torch.compile, same configs, same machine, same run.
 
-    build/bench_venv/bin/python scripts/bench_cpu.py [--steps 12] [--rounds 3] [--threads 2] [--only tiny]
+    build/bench_venv/bin/python scripts/bench/bench_cpu.py [--steps 12] [--rounds 3] [--threads 2] [--only tiny]
         [--lib build/libattnlab.so]
 
-(`make bench` makes the venv with scripts/bench_env.sh, and passes the library of the ISA it built,
+(`make bench` makes the venv with scripts/bench/bench_env.sh, and passes the library of the ISA it built,
 e.g. build/isa-avx2/libattnlab.so for `make bench ISA=avx2`.) Prints which CPU kernels ./train_gpt2
 was built with (the library's cpu_kernel_shapes(): instruction set and register shapes), then
 markdown tables of tokens/s (median over the steps after 2 warm-up steps; each contender runs once
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 PEAK_2_CORES = {"avx512": 228.0, "avx2": 202.0}   # GFLOP/s, docs/PERF.md
 CONFIGS = [  # key, name, model, B, T

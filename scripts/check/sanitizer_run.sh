@@ -9,9 +9,9 @@
 #      attention-sink analysis, with leak detection.
 # Sanitizer reports go to files (log_path) as well as failing the program, so that none is lost
 # where a test expects a failure: any report fails the run.
-#     bash scripts/sanitizer_run.sh [BUILD]
+#     bash scripts/check/sanitizer_run.sh [BUILD]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 build=${1:-build/asan}
 PYTHON=${PYTHON:-/usr/bin/python3}
 reports="$PWD/$build/reports"

@@ -3,7 +3,7 @@
 # (L4 C128 H4 V257, B=16, T=128) on random tokens, one thread (no OpenMP spin-waiting in the
 # figures), the top symbols by share of samples, after the line naming the instruction set and
 # register shapes BIN's kernels were built with (make ISA=...). docs/PERF.md keeps its output.
-#   bash scripts/profile_cpu.sh [BIN (./train_gpt2)] [STEPS (20)] [extra descriptor fields, e.g. ,mixer=mlstm]
+#   bash scripts/bench/profile_cpu.sh [BIN (./train_gpt2)] [STEPS (20)] [extra descriptor fields, e.g. ,mixer=mlstm]
 set -euo pipefail
 BIN=${1:-./train_gpt2}
 STEPS=${2:-20}

@@ -4,9 +4,9 @@
 # and every step's loss must equal the native build's within TOL (default 1e-4). Both run on one
 # thread, on the same random tokens. It checks the NEON shapes' arithmetic (through qemu's
 # emulation of the instructions), not their speed on ARM hardware.
-#   bash scripts/check_aarch64.sh [TOL (1e-4)] [NATIVE_BIN (./train_gpt2)] [ARM_BIN (./train_gpt2-aarch64)]
+#   bash scripts/check/check_aarch64.sh [TOL (1e-4)] [NATIVE_BIN (./train_gpt2)] [ARM_BIN (./train_gpt2-aarch64)]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 TOL=${1:-1e-4}
 NATIVE=${2:-./train_gpt2}
 ARM=${3:-./train_gpt2-aarch64}

@@ -1,7 +1,7 @@
 """GFLOP/s of our matmul_forward / matmul_backward (build/libattnlab.so) against PyTorch on the CPU.
 
-Usage: build/bench_venv/bin/python scripts/bench_matmul.py [--threads 2] [--lib build/libattnlab.so]
-(`make bench` makes the venv with scripts/bench_env.sh: PyTorch 2.x from PyPI, whose CPU matmul is MKL.)
+Usage: build/bench_venv/bin/python scripts/bench/bench_matmul.py [--threads 2] [--lib build/libattnlab.so]
+(`make bench` makes the venv with scripts/bench/bench_env.sh: PyTorch 2.x from PyPI, whose CPU matmul is MKL.)
 Both sides get the same number of threads (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / torch.set_num_threads).
 Forward counts 2*N*C*OC flops; backward 4*N*C*OC (dinp and dweight; dbias is negligible).
 Each cell is the best over --rounds passes of --min-time repeats: the machine may be shared.
@@ -12,10 +12,10 @@ import os
 import re
 import time
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ap = argparse.ArgumentParser()
 ap.add_argument("--threads", type=int, default=2)
-ap.add_argument("--lib", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                              "build", "libattnlab.so"))
+ap.add_argument("--lib", default=os.path.join(ROOT, "build", "libattnlab.so"))
 ap.add_argument("--min-time", type=float, default=0.3, help="seconds of repeats per measurement")
 ap.add_argument("--rounds", type=int, default=3,
                 help="passes over all shapes; each cell keeps its best (the machine may be shared)")
