@@ -84,10 +84,3 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, int N, int 
         dinp[i] += (half_1pt + x * half_1pt * (1.0f - t) * du) * dout[i];
     }
 }
-
-// The CPU runs the matmul and the GELU one after the other (the CUDA twin uses cuBLASLt's epilogue).
-void matmul_gelu_forward(float* out_gelu, float* pre_gelu, const float* inp, const float* weight, const float* bias,
-                         int N, int C, int OC, int exact) {
-    matmul_forward(pre_gelu, inp, weight, bias, N, C, OC);
-    gelu_forward(out_gelu, pre_gelu, N * OC, exact);
-}

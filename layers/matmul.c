@@ -412,3 +412,10 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
               .beta = 1.0f, .c = dweight, .ldc = C, .a_row_sums = dbias};
     sgemm(&g);
 }
+
+// The CPU runs the matmul and the GELU one after the other (the CUDA twin uses cuBLASLt's epilogue).
+void matmul_gelu_forward(float* out_gelu, float* pre_gelu, const float* inp, const float* weight, const float* bias,
+                         int N, int C, int OC, int exact) {
+    matmul_forward(pre_gelu, inp, weight, bias, N, C, OC);
+    gelu_forward(out_gelu, pre_gelu, N * OC, exact);
+}

@@ -15,10 +15,3 @@ void residual_backward(float* dinp1, float* dinp2, const float* dout, int N) {
         dinp2[i] += dout[i];
     }
 }
-
-// The CPU runs the residual add and the LayerNorm one after the other (the CUDA twin fuses them).
-void residual_layernorm_forward(float* residual, float* out, float* mean, float* rstd, const float* inp1,
-                                const float* inp2, const float* weight, const float* bias, int N, int C) {
-    residual_forward(residual, inp1, inp2, N * C);
-    layernorm_forward(out, mean, rstd, residual, weight, bias, N, C);
-}
