@@ -48,7 +48,6 @@
 
 extern "C" {
 #include "attention/mlstm.h"
-#include "attention/mlstm_cuda.h"
 #include "common/check.h"
 }
 

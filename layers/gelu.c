@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "common/fastmath.h"
-#include "layers/layers.h"
+#include "layers/gelu.h"
 
 #define GELU_SCALE 0.7978845608028654f   // sqrt(2/pi)
 #define GELU_CUBE 0.044715f

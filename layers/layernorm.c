@@ -7,8 +7,9 @@
 #include <stdlib.h>
 
 #include "common/check.h"
+#include "layers/layernorm.h"
 #include "layers/layernorm_row.h"
-#include "layers/layers.h"
+#include "layers/residual.h"
 
 #define LAYERNORM_EPS 1e-5f
 

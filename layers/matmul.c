@@ -35,7 +35,7 @@
 // Measured on a 2-core EPYC with AVX-512 (Zen 4, ~114 GFLOP/s FMA peak per core): 180-200 GFLOP/s
 // on the GPT-2 124M layers with 2 threads; on a 2-core EPYC with AVX2 (Zen 3, ~101 GFLOP/s per
 // core): see docs/PERF.md (scripts/bench_matmul.py).
-#include "layers.h"
+#include "layers/matmul.h"
 
 #include <omp.h>
 #include <stdlib.h>
@@ -43,6 +43,7 @@
 
 #include "common/check.h"
 #include "common/cpu_shapes.h"
+#include "layers/gelu.h"
 
 #define VLEN CPU_VLEN   // floats per vector register
 #define DO_PRAGMA(x) _Pragma(#x)

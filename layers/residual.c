@@ -1,5 +1,5 @@
 // Residual connection: the sum of two streams, and its backward that passes dout to both.
-#include "layers/layers.h"
+#include "layers/residual.h"
 
 // out (N) = inp1 + inp2.
 void residual_forward(float* out, const float* inp1, const float* inp2, int N) {
