@@ -66,7 +66,7 @@
 
 #include "common/cuda_common.cuh"
 #include "common/fastmath.h"
-#include "attention/attention_cuda.h"
+#include "attention/softmax_sigmoid.h"
 #include "common/ptx.cuh"
 
 namespace flash {

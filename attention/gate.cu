@@ -4,7 +4,7 @@
 // come from sigmoid_pair (common/fastmath.h), as on the CPU. Forward and elementwise backward: one
 // thread per element (grid-stride). Headwise backward: one warp per (row, head), whose dz is the
 // warp sum of dO' * O over the head's channels; every output element has one owner, no atomics.
-#include "attention/attention_cuda.h"
+#include "attention/gate.h"
 #include "common/fastmath.h"
 #include "common/reduce.cuh"
 

@@ -5,7 +5,7 @@
 // LayerNorm (layers/layernorm_group.cuh: one warp per head of a row); mean and rstd are saved in the
 // CPU's layout (N, 2, NH). dqw, dqb, dkw, dkb are deterministic column sums over the rows, each row's
 // heads added in head order (common/reduce.cuh).
-#include "attention/attention_cuda.h"
+#include "attention/qknorm.h"
 #include "layers/layernorm_group.cuh"
 
 #define QKNORM_EPS 1e-5f

@@ -8,7 +8,6 @@
 // thread reads its pair before writing it).
 #include <cmath>
 
-#include "attention/attention_cuda.h"
 #include "attention/rope.h"
 #include "common/check.h"
 #include "common/cuda_common.cuh"

@@ -1,5 +1,7 @@
 // Moving one head's rows between the (N, 3C) / (N, C) tensors, where they lie `stride` floats
 // apart, and the CPU kernels' contiguous scratch (rows ld floats apart, zero past column hs).
+// A helper inside softmax_sigmoid.c and mlstm.c (static inline C, no kernel of its own and no CUDA
+// twin), so not a kernel pair's header.
 #pragma once
 #include <stddef.h>
 

@@ -8,7 +8,7 @@
 // (common/reduce.cuh), where the CPU gives each head's sums to one thread.
 #include <cmath>
 
-#include "attention/attention_cuda.h"
+#include "attention/sink_slot.h"
 #include "common/reduce.cuh"
 
 #define SINK_THREADS 128   // one (row, head) per warp

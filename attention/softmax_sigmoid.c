@@ -270,7 +270,7 @@ static void attention_forward_group(float* out, float* stat, const float* head, 
     gemm_a_columns(out + (size_t)i0 * C, C, 1.0f, 0, w->st, GROUP, w->v, hsp, g, hs, n);   // O = A V
 }
 
-// qkv (B,Tmax,3C) -> out (B,Tq,C), stat (B,NH,Tq); query i is position Tk-Tq+i (see attention.h).
+// qkv (B,Tmax,3C) -> out (B,Tq,C), stat (B,NH,Tq); query i is position Tk-Tq+i (see softmax_sigmoid.h).
 void attention_forward(float* out, float* stat, const float* qkv, int B, int Tq, int Tk, int Tmax, int C, int NH,
                        AttnScore score) {
     int hs = C / NH, hsp = round_up(hs, VEC), n_blocks = (Tq + QUERY_BLOCK - 1) / QUERY_BLOCK;

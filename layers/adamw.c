@@ -4,7 +4,7 @@
 // buffer is never rewritten.
 #include <math.h>
 
-#include "layers/layers.h"
+#include "layers/adamw.h"
 
 // params, m, v (N) updated in place from grads (N); t is the step number, starting at 1.
 void adamw_update(float* params, float* m, float* v, const float* grads, size_t N,

@@ -8,7 +8,7 @@
 #include <cmath>
 
 #include "common/cuda_common.cuh"
-#include "layers/layers_cuda.h"
+#include "layers/adamw.h"
 
 #define ADAMW_THREADS 256
 

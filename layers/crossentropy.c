@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "common/fastmath.h"
-#include "layers/layers.h"
+#include "layers/crossentropy.h"
 
 
 #define SUM_CHUNK 1024   // exps summed in float (vectorized) per chunk, chunks summed in double
@@ -52,7 +52,7 @@ static float crossentropy_row(float* dx, const float* x, int target, float dloss
     return (float)log(sum) - (target_logit - maxv);
 }
 
-// losses (N), dlogits (N,Vp) or NULL, from logits (N,Vp) and targets (N); see layers.h.
+// losses (N), dlogits (N,Vp) or NULL, from logits (N,Vp) and targets (N); see crossentropy.h.
 void crossentropy_forward_backward(float* losses, float* dlogits, const float* logits, const int* targets,
                                    float dloss, int N, int V, int Vp) {
     #pragma omp parallel for

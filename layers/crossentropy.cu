@@ -11,7 +11,7 @@
 #include <cstdint>
 
 #include "common/cuda_common.cuh"
-#include "layers/layers_cuda.h"
+#include "layers/crossentropy.h"
 
 #define CE_THREADS 512
 

@@ -5,7 +5,7 @@
 // contributions in (b,t) order whatever the thread count (bitwise deterministic).
 #include <omp.h>
 
-#include "layers/layers.h"
+#include "layers/encoder.h"
 
 // out (B,T,C) = wte[inp[b,t]] + wpe[t]. inp (B,T); wte (V,C); wpe (>=T,C), NULL without learned positions (RoPE).
 void encoder_forward(float* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C) {

@@ -11,7 +11,7 @@
 #include <cstdint>
 
 #include "common/cuda_common.cuh"
-#include "layers/layers_cuda.h"
+#include "layers/encoder.h"
 
 #define ENC_THREADS 256
 #define ENC_WARPS (ENC_THREADS / 32)

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "common/fastmath.h"
-#include "layers/layers.h"
+#include "layers/gelu.h"
 
 #define GELU_SCALE 0.7978845608028654f   // sqrt(2/pi)
 #define GELU_CUBE 0.044715f
@@ -83,11 +83,4 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, int N, int 
         float half_1pt = 0.5f * (1.0f + t);
         dinp[i] += (half_1pt + x * half_1pt * (1.0f - t) * du) * dout[i];
     }
-}
-
-// The CPU runs the matmul and the GELU one after the other (the CUDA twin uses cuBLASLt's epilogue).
-void matmul_gelu_forward(float* out_gelu, float* pre_gelu, const float* inp, const float* weight, const float* bias,
-                         int N, int C, int OC, int exact) {
-    matmul_forward(pre_gelu, inp, weight, bias, N, C, OC);
-    gelu_forward(out_gelu, pre_gelu, N * OC, exact);
 }

@@ -9,7 +9,7 @@
 
 #include "common/cuda_common.cuh"
 #include "common/fastmath.h"
-#include "layers/layers_cuda.h"
+#include "layers/gelu.h"
 
 #define GELU_SCALE 0.7978845608028654f   // sqrt(2/pi)
 #define GELU_CUBE 0.044715f

@@ -1,7 +1,7 @@
 // Sum of squares of a gradient tensor, for global-norm clipping. Accumulated in double over a
 // fixed split into NORM_CHUNKS contiguous chunks whose partial sums are added in chunk order, so
 // the result does not depend on the thread count (clipping, hence training, is reproducible).
-#include "layers/layers.h"
+#include "layers/grad_norm.h"
 
 #define NORM_CHUNKS 64
 #define NORM_PARALLEL_MIN 65536   // below this many values threads cost more than they save

@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "common/cuda_common.cuh"
-#include "layers/layers_cuda.h"
+#include "layers/grad_norm.h"
 
 #define NORM_BLOCKS 512
 #define NORM_THREADS 512

@@ -3,8 +3,8 @@
 // eps from the caller), times a per-channel weight, no bias; mean and rstd saved per (row, head).
 // One warp per (row, head) (layers/layernorm_group.cuh); dweight is a deterministic column sum over
 // the rows (common/reduce.cuh), where the CPU sums per-thread partials.
+#include "layers/headnorm.h"
 #include "layers/layernorm_group.cuh"
-#include "layers/layers_cuda.h"
 
 namespace {
 

@@ -7,8 +7,9 @@
 #include <stdlib.h>
 
 #include "common/check.h"
+#include "layers/layernorm.h"
 #include "layers/layernorm_row.h"
-#include "layers/layers.h"
+#include "layers/residual.h"
 
 #define LAYERNORM_EPS 1e-5f
 
@@ -62,4 +63,11 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
         }
     }
     free(partial);
+}
+
+// The CPU runs the residual add and the LayerNorm one after the other (the CUDA twin fuses them).
+void residual_layernorm_forward(float* residual, float* out, float* mean, float* rstd, const float* inp1,
+                                const float* inp2, const float* weight, const float* bias, int N, int C) {
+    residual_forward(residual, inp1, inp2, N * C);
+    layernorm_forward(out, mean, rstd, residual, weight, bias, N, C);
 }

@@ -10,7 +10,7 @@
 #include <cstdint>
 
 #include "common/cuda_common.cuh"
-#include "layers/layers_cuda.h"
+#include "layers/layernorm.h"
 
 #define LN_EPS 1e-5f
 #define LN_THREADS 256                // one row per warp: 8 rows per block

@@ -3,6 +3,8 @@
 // k inside qkv rows: weights and biases shared by the heads), as layers/layernorm_row.h is on the
 // CPU. One warp per group, fp32 statistics by two passes (mean, then the sum of squared deviations)
 // and warp sums; the weight and bias gradients are column sums (common/reduce.cuh) in the callers.
+// A helper inside those CUDA kernels (device code, a copy in each includer), not a kernel of its
+// own, so not a kernel pair's header.
 #pragma once
 #include "common/reduce.cuh"
 

@@ -1,5 +1,7 @@
 // The backward of LayerNorm over one row of C features, shared by layernorm.c, headnorm.c (one
-// head of a row) and attention/qknorm.c (one head of q or k).
+// head of a row) and attention/qknorm.c (one head of q or k). A helper inside those CPU kernels
+// (static inline C, no kernel of its own and no CUDA twin), so not a kernel pair's header; the
+// GPU's counterpart is layers/layernorm_group.cuh.
 #pragma once
 
 // dx (C) += input gradient; dw (C) += weight gradient; db (C) += bias gradient unless db is NULL.

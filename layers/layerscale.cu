@@ -3,7 +3,7 @@
 // (grid-stride); dscale is a deterministic column sum over the rows (common/reduce.cuh), where the
 // CPU sums fixed row chunks.
 #include "common/reduce.cuh"
-#include "layers/layers_cuda.h"
+#include "layers/layerscale.h"
 
 #define LAYERSCALE_THREADS 256
 

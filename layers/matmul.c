@@ -35,7 +35,7 @@
 // Measured on a 2-core EPYC with AVX-512 (Zen 4, ~114 GFLOP/s FMA peak per core): 180-200 GFLOP/s
 // on the GPT-2 124M layers with 2 threads; on a 2-core EPYC with AVX2 (Zen 3, ~101 GFLOP/s per
 // core): see docs/PERF.md (scripts/bench/bench_matmul.py).
-#include "layers.h"
+#include "layers/matmul.h"
 
 #include <omp.h>
 #include <stdlib.h>
@@ -43,6 +43,7 @@
 
 #include "common/check.h"
 #include "common/cpu_shapes.h"
+#include "layers/gelu.h"
 
 #define VLEN CPU_VLEN   // floats per vector register
 #define DO_PRAGMA(x) _Pragma(#x)
@@ -411,4 +412,11 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
     Gemm g = {.trans_a = 1, .M = OC, .N = C, .K = N, .alpha = 1.0f, .a = dout, .lda = OC, .b = inp, .ldb = C,
               .beta = 1.0f, .c = dweight, .ldc = C, .a_row_sums = dbias};
     sgemm(&g);
+}
+
+// The CPU runs the matmul and the GELU one after the other (the CUDA twin uses cuBLASLt's epilogue).
+void matmul_gelu_forward(float* out_gelu, float* pre_gelu, const float* inp, const float* weight, const float* bias,
+                         int N, int C, int OC, int exact) {
+    matmul_forward(pre_gelu, inp, weight, bias, N, C, OC);
+    gelu_forward(out_gelu, pre_gelu, N * OC, exact);
 }

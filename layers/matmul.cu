@@ -52,7 +52,8 @@
 extern "C" {
 #include "common/check.h"
 }
-#include "layers/layers_cuda.h"
+#include "layers/gelu.h"
+#include "layers/matmul.h"
 
 // Fails with one line naming the call site and the status, e.g.
 // "error: cuBLASLt: CUBLAS_STATUS_NOT_SUPPORTED (15): <what it means> (layers/matmul.cu:120)".

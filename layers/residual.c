@@ -1,5 +1,5 @@
 // Residual connection: the sum of two streams, and its backward that passes dout to both.
-#include "layers/layers.h"
+#include "layers/residual.h"
 
 // out (N) = inp1 + inp2.
 void residual_forward(float* out, const float* inp1, const float* inp2, int N) {
@@ -14,11 +14,4 @@ void residual_backward(float* dinp1, float* dinp2, const float* dout, int N) {
         dinp1[i] += dout[i];
         dinp2[i] += dout[i];
     }
-}
-
-// The CPU runs the residual add and the LayerNorm one after the other (the CUDA twin fuses them).
-void residual_layernorm_forward(float* residual, float* out, float* mean, float* rstd, const float* inp1,
-                                const float* inp2, const float* weight, const float* bias, int N, int C) {
-    residual_forward(residual, inp1, inp2, N * C);
-    layernorm_forward(out, mean, rstd, residual, weight, bias, N, C);
 }

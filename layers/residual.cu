@@ -5,7 +5,7 @@
 #include <cstdint>
 
 #include "common/cuda_common.cuh"
-#include "layers/layers_cuda.h"
+#include "layers/residual.h"
 
 #define RESIDUAL_THREADS 256
 

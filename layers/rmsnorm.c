@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 #include "common/check.h"
-#include "layers/layers.h"
+#include "layers/rmsnorm.h"
 
 #define RMSNORM_EPS 1e-5f
 

@@ -6,7 +6,7 @@
 // dx = r (g - n mean(g n)), g = w dy, n = x r; dweight is a deterministic column sum over the rows
 // (common/reduce.cuh), where the CPU sums per-thread partials. No atomics: the same bits every run.
 #include "common/reduce.cuh"
-#include "layers/layers_cuda.h"
+#include "layers/rmsnorm.h"
 
 #define RMS_EPS 1e-5f
 #define RMS_THREADS 256                 // one row per warp: 8 rows per block

@@ -5,7 +5,7 @@
 #include <stdint.h>
 
 #include "common/fastmath.h"
-#include "layers/layers.h"
+#include "layers/swiglu.h"
 
 // s = sigmoid(g) and 1 - s = sigmoid(-g), both from exp(-|g|) without a subtraction (as sigmoid_pair
 // of common/fastmath.h), selected by the sign bit so the loops vectorize.

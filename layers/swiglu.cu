@@ -5,7 +5,7 @@
 // (grid-stride).
 #include "common/cuda_common.cuh"
 #include "common/fastmath.h"
-#include "layers/layers_cuda.h"
+#include "layers/swiglu.h"
 
 #define SWIGLU_THREADS 256
 

@@ -3,17 +3,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "attention/gate.h"
-#include "attention/mlstm.h"
-#include "attention/qknorm.h"
-#include "attention/rope.h"
-#include "attention/sink_slot.h"
-#include "attention/softmax_sigmoid.h"
 #include "common/check.h"
-#include "layers/headnorm.h"
-#include "layers/layers.h"
-#include "layers/layerscale.h"
-#include "model/kernels.h"
+#include "model/kernels.h"   // and through it every kernel pair's header (layers/*.h, attention/*.h)
 
 static void* cpu_alloc(size_t bytes) { return malloc_check(bytes); }
 

@@ -9,12 +9,9 @@
 #include "common/cuda_common.cuh"
 
 extern "C" {
-#include "attention/attention_cuda.h"
-#include "attention/mlstm_cuda.h"
 #include "common/check.h"
-#include "layers/layers_cuda.h"
-#include "model/kernels.h"
 }
+#include "model/kernels.h"   // and through it every kernel pair's header (layers/*.h, attention/*.h)
 
 // The kernels' per-call scratch (cudaMallocAsync) comes from the device's default memory pool,
 // which by default hands its memory back to the driver at every synchronization, to be mapped

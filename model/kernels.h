@@ -1,14 +1,32 @@
 // The kernel table: the one model graph (gpt.c) calls its kernels and memory functions through
 // it, so the CPU set (layers/*.c, attention/*.c) and the CUDA set (*.cu) plug in without a second
 // copy of the model. Tensors are floatX (common/floatx.h: float on the CPU, bf16 in the CUDA bf16
-// build); statistics, losses and optimizer state are float. Signatures and shapes are documented in
-// layers/layers.h, layers/headnorm.h, layers/layerscale.h and attention/*.h (softmax_sigmoid.h, gate.h,
-// rope.h, qknorm.h, mlstm.h, sink_slot.h). A kernel set may leave a mixer's entries NULL: gpt_build then refuses models that need them.
+// build); statistics, losses and optimizer state are float. Each kernel entry has the function type
+// its header declares with the pair (layers/x.h, attention/x.h: the shapes and the contract), the type
+// of the CUDA twin; in the CPU build floatX is float and the CPU kernel has that type too. A kernel
+// set may leave a mixer's entries NULL: gpt_build then refuses models that need them.
 #pragma once
 #include <stddef.h>
 
-#include "attention/score.h"
+#include "attention/gate.h"
+#include "attention/mlstm.h"
+#include "attention/qknorm.h"
+#include "attention/rope.h"
+#include "attention/sink_slot.h"
+#include "attention/softmax_sigmoid.h"
 #include "common/floatx.h"
+#include "layers/adamw.h"
+#include "layers/crossentropy.h"
+#include "layers/encoder.h"
+#include "layers/gelu.h"
+#include "layers/grad_norm.h"
+#include "layers/headnorm.h"
+#include "layers/layernorm.h"
+#include "layers/layerscale.h"
+#include "layers/matmul.h"
+#include "layers/residual.h"
+#include "layers/rmsnorm.h"
+#include "layers/swiglu.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -26,84 +44,48 @@ typedef struct {
     void (*copy)(void* dst, const void* src, size_t bytes);
     size_t (*memory_free)(void);   // bytes the kernels' memory has free now
 
-    void (*encoder_forward)(floatX* out, const int* inp, const floatX* wte, const floatX* wpe, int B, int T, int C);
-    void (*encoder_backward)(floatX* dwte, floatX* dwpe, const floatX* dout, const int* inp, int B, int T, int C);
-    void (*layernorm_forward)(floatX* out, float* mean, float* rstd, const floatX* inp, const floatX* weight,
-                              const floatX* bias, int N, int C);
-    void (*layernorm_backward)(floatX* dinp, floatX* dweight, floatX* dbias, const floatX* dout, const floatX* inp,
-                               const floatX* weight, const float* mean, const float* rstd, int N, int C);
-    void (*matmul_forward)(floatX* out, const floatX* inp, const floatX* weight, const floatX* bias, int N, int C,
-                           int OC);
-    // out_gelu = gelu(pre_gelu), pre_gelu = inp @ weight^T + bias (the matmul's GELU epilogue); exact: 1 for
-    // the erf GELU, 0 for the tanh approximation (likewise in gelu_forward, gelu_backward)
-    void (*matmul_gelu_forward)(floatX* out_gelu, floatX* pre_gelu, const floatX* inp, const floatX* weight,
-                                const floatX* bias, int N, int C, int OC, int exact);
-    void (*matmul_backward)(floatX* dinp, floatX* dweight, floatX* dbias, const floatX* dout, const floatX* inp,
-                            const floatX* weight, int N, int C, int OC);
-    void (*gelu_forward)(floatX* out, const floatX* inp, int N, int exact);
-    void (*gelu_backward)(floatX* dinp, const floatX* inp, const floatX* dout, int N, int exact);
-    // the SwiGLU MLP's activation: out (N,hidden) = silu(inp[:, :hidden]) * inp[:, hidden:]
-    void (*swiglu_forward)(floatX* out, const floatX* inp, int N, int hidden);
-    void (*swiglu_backward)(floatX* dinp, const floatX* inp, const floatX* dout, int N, int hidden);
-    void (*residual_forward)(floatX* out, const floatX* inp1, const floatX* inp2, int N);
-    // residual = inp1 + inp2 (may alias inp2), then out = LayerNorm(residual): the fused residual add
-    void (*residual_layernorm_forward)(floatX* residual, floatX* out, float* mean, float* rstd, const floatX* inp1,
-                                       const floatX* inp2, const floatX* weight, const floatX* bias, int N, int C);
-    // RMSNorm (ln=rms): out = inp * rstd * weight, rstd = 1/sqrt(mean(inp^2) + eps); and its fused residual add
-    void (*rmsnorm_forward)(floatX* out, float* rstd, const floatX* inp, const floatX* weight, int N, int C);
-    void (*rmsnorm_backward)(floatX* dinp, floatX* dweight, const floatX* dout, const floatX* inp,
-                             const floatX* weight, const float* rstd, int N, int C);
-    void (*residual_rmsnorm_forward)(floatX* residual, floatX* out, float* rstd, const floatX* inp1,
-                                     const floatX* inp2, const floatX* weight, int N, int C);
-    void (*crossentropy_forward_backward)(float* losses, floatX* dlogits, const floatX* logits, const int* targets,
-                                          float dloss, int N, int V, int Vp);
-    // master: fp32 master weights when floatX is not float (else NULL); m, v: AdamW moments
-    void (*adamw_update)(floatX* params, float* master, float* m, float* v, const floatX* grads, size_t N, float lr,
-                         float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t);
-    void (*global_norm_squared)(float* out, const floatX* values, size_t N);
-    void (*layerscale_forward)(floatX* out, const floatX* inp, const floatX* scale, int N, int C);
-    void (*layerscale_backward)(floatX* dinp, floatX* dscale, const floatX* dout, const floatX* inp,
-                                const floatX* scale, int N, int C);
-    // the token mixers and their options
-    void (*attention_forward)(floatX* out, float* stat, const floatX* qkv, int B, int Tq, int Tk, int Tmax, int C,
-                              int NH, AttnScore score);
-    void (*attention_backward)(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
-                               const float* stat, int B, int T, int C, int NH, AttnScore score);
-    // analysis: the weights each query gave each key (float), as the forward computed them
-    void (*attention_weights)(float* weights, const floatX* qkv, const float* stat, int B, int T, int C, int NH,
-                              AttnScore score);
-    void (*mlstm_score_matrix)(float* weights, const floatX* qkv, const floatX* gates, int B, int T, int C, int NH,
-                               int sig_igate);
-    // the sink slot folded into softmax attention (attention/sink_slot.h)
-    void (*attention_sink_forward)(floatX* out, float* lse, const floatX* qkv, const floatX* sink_key,
-                                   const floatX* sink_value, const floatX* sink_logit, int B, int Tq, int Tk, int Tmax,
-                                   int C, int NH, SinkKind kind);
-    void (*attention_sink_backward)(floatX* dqkv, floatX* dsink_key, floatX* dsink_value, floatX* dsink_logit,
-                                    const floatX* dout, const floatX* qkv, const floatX* out, const float* lse,
-                                    const floatX* sink_key, const floatX* sink_value, const floatX* sink_logit, int B,
-                                    int T, int C, int NH, SinkKind kind);
-    void (*gate_forward)(floatX* out, const floatX* inp, const floatX* gate_preact, int N, int NH, int hs,
-                         int headwise);
-    void (*gate_backward)(floatX* dinp, floatX* dgate_preact, const floatX* dout, const floatX* inp,
-                          const floatX* gate_preact, int N, int NH, int hs, int headwise);
-    void (*rope_forward)(floatX* out, const floatX* inp, int B, int T, int C, int NH, int pos0);
-    void (*rope_backward)(floatX* dinp, const floatX* dout, int B, int T, int C, int NH, int pos0);
-    void (*qknorm_forward)(floatX* out, float* mean, float* rstd, const floatX* inp, const floatX* qw,
-                           const floatX* qb, const floatX* kw, const floatX* kb, int N, int C, int NH);
-    void (*qknorm_backward)(floatX* dinp, floatX* dqw, floatX* dqb, floatX* dkw, floatX* dkb, const floatX* dout,
-                            const floatX* inp, const floatX* qw, const floatX* kw, const float* mean,
-                            const float* rstd, int N, int C, int NH);
-    void (*mlstm_chunkwise_forward)(floatX* h, float* n_out, float* m_out, const floatX* qkv, const floatX* gates,
-                                    int B, int T, int C, int NH, int chunk, int sig_igate);
-    void (*mlstm_chunkwise_backward)(floatX* dqkv, floatX* dgates, const floatX* dh, const floatX* qkv,
-                                     const floatX* gates, const float* n_out, const float* m_out, int B, int T, int C,
-                                     int NH, int chunk, int sig_igate);
-    void (*mlstm_recurrent_step)(floatX* h, float* c_state, float* n_state, float* m_state, const floatX* qkv,
-                                 const floatX* gates, int B, int C, int NH, int sig_igate);
-    void (*headnorm_forward)(floatX* out, float* mean, float* rstd, const floatX* inp, const floatX* weight, int N,
-                             int NH, int hs, float eps);
-    void (*headnorm_backward)(floatX* dinp, floatX* dweight, const floatX* dout, const floatX* inp,
-                              const floatX* weight, const float* mean, const float* rstd, int N, int NH, int hs);
+    // the block's layers: layers/encoder.h, layernorm.h, matmul.h, gelu.h, swiglu.h, residual.h, rmsnorm.h,
+    // crossentropy.h, adamw.h, grad_norm.h, layerscale.h
+    EncoderForwardFn* encoder_forward;
+    EncoderBackwardFn* encoder_backward;
+    LayernormForwardFn* layernorm_forward;
+    LayernormBackwardFn* layernorm_backward;
+    MatmulForwardFn* matmul_forward;
+    MatmulGeluForwardFn* matmul_gelu_forward;
+    MatmulBackwardFn* matmul_backward;
+    GeluForwardFn* gelu_forward;
+    GeluBackwardFn* gelu_backward;
+    SwigluForwardFn* swiglu_forward;
+    SwigluBackwardFn* swiglu_backward;
+    ResidualForwardFn* residual_forward;
+    ResidualLayernormForwardFn* residual_layernorm_forward;
+    RmsnormForwardFn* rmsnorm_forward;
+    RmsnormBackwardFn* rmsnorm_backward;
+    ResidualRmsnormForwardFn* residual_rmsnorm_forward;
+    CrossentropyForwardBackwardFn* crossentropy_forward_backward;
+    AdamwUpdateFn* adamw_update;   // master: fp32 master weights when floatX is not float, else NULL
+    GlobalNormSquaredFn* global_norm_squared;
+    LayerscaleForwardFn* layerscale_forward;
+    LayerscaleBackwardFn* layerscale_backward;
+    // the token mixers and their options: attention/softmax_sigmoid.h, mlstm.h, sink_slot.h, gate.h, rope.h,
+    // qknorm.h; and the mLSTM's head norm, layers/headnorm.h
+    AttentionForwardFn* attention_forward;
+    AttentionBackwardFn* attention_backward;
+    AttentionWeightsFn* attention_weights;   // analysis: the weights each query gave each key
+    MlstmScoreMatrixFn* mlstm_score_matrix;  // analysis: the mLSTM's gated score magnitudes
+    AttentionSinkForwardFn* attention_sink_forward;
+    AttentionSinkBackwardFn* attention_sink_backward;
+    GateForwardFn* gate_forward;
+    GateBackwardFn* gate_backward;
+    RopeForwardFn* rope_forward;
+    RopeBackwardFn* rope_backward;
+    QknormForwardFn* qknorm_forward;
+    QknormBackwardFn* qknorm_backward;
+    MlstmChunkwiseForwardFn* mlstm_chunkwise_forward;
+    MlstmChunkwiseBackwardFn* mlstm_chunkwise_backward;
+    MlstmRecurrentStepFn* mlstm_recurrent_step;
+    HeadnormForwardFn* headnorm_forward;
+    HeadnormBackwardFn* headnorm_backward;
 } Kernels;
 
 // The kernel sets: the CPU one (model/cpu_kernels.c) and the CUDA one (model/cuda_kernels.cu).

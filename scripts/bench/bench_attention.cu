@@ -23,8 +23,8 @@
 
 extern "C" {
 #include "common/check.h"
-#include "attention/attention_cuda.h"
-#include "attention/mlstm_cuda.h"
+#include "attention/mlstm.h"
+#include "attention/softmax_sigmoid.h"
 }
 
 struct Problem {

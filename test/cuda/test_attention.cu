@@ -13,10 +13,7 @@
 
 #include "test/cuda/harness.cuh"
 
-extern "C" {
 #include "attention/softmax_sigmoid.h"
-#include "attention/attention_cuda.h"
-}
 
 namespace {
 

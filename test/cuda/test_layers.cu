@@ -9,10 +9,16 @@
 #include <string>
 
 #include "test/cuda/harness.cuh"
-extern "C" {
-#include "layers/layers.h"
-}
-#include "layers/layers_cuda.h"
+#include "layers/adamw.h"
+#include "layers/crossentropy.h"
+#include "layers/encoder.h"
+#include "layers/gelu.h"
+#include "layers/grad_norm.h"
+#include "layers/layernorm.h"
+#include "layers/matmul.h"
+#include "layers/residual.h"
+#include "layers/rmsnorm.h"
+#include "layers/swiglu.h"
 
 namespace {
 

@@ -9,10 +9,7 @@
 // case runs the backward twice and requires bitwise-equal results.
 #include "test/cuda/harness.cuh"
 
-extern "C" {
-#include "layers/layers.h"
-}
-#include "layers/layers_cuda.h"
+#include "layers/matmul.h"
 
 #include <cstring>
 #include <string>

@@ -14,16 +14,12 @@
 
 #include "test/cuda/harness.cuh"
 
-extern "C" {
 #include "attention/gate.h"
 #include "attention/qknorm.h"
 #include "attention/rope.h"
 #include "attention/sink_slot.h"
 #include "layers/headnorm.h"
 #include "layers/layerscale.h"
-}
-#include "attention/attention_cuda.h"
-#include "layers/layers_cuda.h"
 
 namespace {
 

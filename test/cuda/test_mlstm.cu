@@ -14,10 +14,7 @@
 
 #include "test/cuda/harness.cuh"
 
-extern "C" {
 #include "attention/mlstm.h"
-#include "attention/mlstm_cuda.h"
-}
 
 namespace {
 
