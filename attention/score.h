@@ -14,6 +14,10 @@
 // A new score modifier is one function here, called from attn_logit, plus its field in AttnScore.
 // The functions are host and device code; where the two round differently (fmaf against the CPU's
 // contracted FMA, fast_exp against __expf) the body says which is which.
+// CUDA files that call the map include common/cuda_common.cuh before this header: the CPU emulation
+// of CUDA defines __CUDA_ARCH__ and the device math (expf, logf, exp2f) in its cuda_runtime.h
+// (test/cuda/emulate), and the functions here and in common/fastmath.h take the forms that are
+// defined where they are first read.
 #pragma once
 #include <math.h>
 
@@ -73,11 +77,19 @@ static inline SCORE_HOST_DEVICE float attn_alibi(float s, float slope, int i, in
 #endif
 }
 
-// The logit of query position i and key position j from the scaled score s. head.score's switches
-// are constants in the CUDA kernels (ScoreMap), so a term that is off costs nothing there; the CPU's
-// loops are unswitched on them by the compiler.
+// The logit of query position i and key position j from the scaled score s: the terms of the map
+// added to it. Device code skips a term whose switch is off (the switches are constants in the CUDA
+// kernels, ScoreMap, so such a term costs nothing there); the CPU adds every term at its off value,
+// where it is the identity (slope 0: s exactly for j <= i), so that its vectorized loops have no
+// branch. The tensor-core kernels add each term per fragment element (ScoreMap::fragment_logit):
+// ATTN_LOGIT_TERMS counts the terms, and the build fails there until a new one has its form.
+#define ATTN_LOGIT_TERMS 1   // ALiBi's
 static inline SCORE_HOST_DEVICE float attn_logit(AttnHead head, float s, int i, int j) {
+#ifdef __CUDA_ARCH__
     return head.score.alibi ? attn_alibi(s, head.slope, i, j) : s;
+#else
+    return attn_alibi(s, head.slope, i, j);
+#endif
 }
 
 // ---- (b) the weight and the score gradient

@@ -191,8 +191,8 @@ static void gemm_a_rows(float* out, size_t ldo, float alpha, int accumulate, con
 // gradients that are 0 in exact arithmetic stay at rounding noise, which Adam would amplify).
 static void forward_weights(float* restrict st, float* stat, const int pos[GROUP], int n, int g, AttnHead map) {
     float sums[GROUP] = {0}, maxs[GROUP];
+    for (int r = 0; r < GROUP; r++) maxs[r] = -INFINITY;   // the sigmoid's statistic ignores it
     if (!map.score.sigmoid) {
-        for (int r = 0; r < GROUP; r++) maxs[r] = -INFINITY;
         for (int j = 0; j < n; j++) {
             float* s = st + (size_t)j * GROUP;
             #pragma omp simd

@@ -32,8 +32,8 @@
 #include <cmath>
 #include <type_traits>
 
+#include "attention/flash.cuh"   // first: common/cuda_common.cuh before attention/score.h (see there)
 #include "attention/attention_cuda.h"
-#include "attention/flash.cuh"
 #include "attention/score.h"
 
 namespace flash {
@@ -75,13 +75,15 @@ template <int MODE_, bool ALIBI_> struct ScoreMap {
     __device__ __forceinline__ float logit(float s, int i, int j) const { return attn_logit(head, s, i, j); }
 
     // The tensor-core kernels' attn_logit of C-fragment element e of n-block nb (fragment layout:
-    // attention/flash.cuh), from the raw product s and the scale a: there ALiBi's term, linear in
-    // j - i, costs one FMA per element. o0 = tile_offset(d0), d0 the j - i of the thread's element
-    // (0, 0) in this tile; the element's column minus row relative to it is c = 8 nb + (e & 1) - 8 (e >> 1),
-    // a compile-time constant, so its j - i is d0 + SIGN c (SIGN = 1 when the columns are keys, as in
-    // S; -1 when they are queries, as in S^T). The offset o0 + slope SIGN c is one FMA, shared by the
-    // elements with equal c, and the addend of the scale's FMA. Exactly a s without ALiBi.
+    // attention/flash.cuh), from the raw product s and the scale a, in the kernel's units; it adds
+    // every term of attn_logit in its own form. ALiBi's, linear in j - i, costs one FMA per element:
+    // o0 = tile_offset(d0), d0 the j - i of the thread's element (0, 0) in this tile; the element's
+    // column minus row relative to it is c = 8 nb + (e & 1) - 8 (e >> 1), a compile-time constant, so
+    // its j - i is d0 + SIGN c (SIGN = 1 when the columns are keys, as in S; -1 when they are queries,
+    // as in S^T). The offset o0 + slope SIGN c is one FMA, shared by the elements with equal c, and
+    // the addend of the scale's FMA. Exactly a s without ALiBi.
     __device__ __forceinline__ float tile_offset(int d0) const { return head.slope * (float)d0; }
+    static_assert(ATTN_LOGIT_TERMS == 1, "attn_logit has a new term: add its fragment form to fragment_logit");
     template <int SIGN>
     __device__ __forceinline__ float fragment_logit(float s, float a, float o0, int nb, int e) const {
         const int c = 8 * nb + (e & 1) - 8 * (e >> 1);

@@ -67,7 +67,7 @@ __global__ void __launch_bounds__(THREADS)
         const bf16* ks = k_s + (it & 1) * BC * LD;
         const bf16* vs = v_s + (it & 1) * BC * LD;
         const int kv0 = it * BC;
-        const float o0 = map.tile_offset(kv0 + 2 * t - pos_r);   // ALiBi: see ScoreMap::fragment_logit
+        const float o0 = map.tile_offset(kv0 + 2 * t - pos_r);   // see ScoreMap::fragment_logit
 
         // S (16 x BC) = Q K^T
         float s[BC / 8][4] = {};
@@ -242,7 +242,7 @@ __global__ void __launch_bounds__(THREADS)
         const float* stat_t = stat_s + stage * BQ;
         const float* dsum_t = d_s + stage * BQ;
         const int q0 = qt * BQ;
-        const float o0 = map.tile_offset(j_r - q0 - 2 * t);   // ALiBi: see ScoreMap::fragment_logit (columns are queries)
+        const float o0 = map.tile_offset(j_r - q0 - 2 * t);   // see ScoreMap::fragment_logit (columns: queries)
 
         // S^T (16 keys x BQ queries) = K Q^T, dP^T = V dO^T
         float st[BQ / 8][4] = {}, dpt[BQ / 8][4] = {};
@@ -331,7 +331,7 @@ __global__ void __launch_bounds__(THREADS)
         const bf16* ks = k_s + (it & 1) * BK * LD;
         const bf16* vs = v_s + (it & 1) * BK * LD;
         const int kv0 = it * BK;
-        const float o0 = map.tile_offset(kv0 + 2 * t - i_r);   // ALiBi: see ScoreMap::fragment_logit
+        const float o0 = map.tile_offset(kv0 + 2 * t - i_r);   // see ScoreMap::fragment_logit
 
         // S (16 x BK) = Q K^T, dP = dO V^T
         float s[BK / 8][4] = {}, dp[BK / 8][4] = {};
@@ -346,8 +346,8 @@ __global__ void __launch_bounds__(THREADS)
             for (int e = 0; e < 4; e++) {
                 const int r = e >> 1, i = i_r + 8 * r, j = kv0 + nb * 8 + 2 * t + (e & 1);
                 float w, ds;
-                map.template weight_and_grad<true>(map.template fragment_logit<1>(s[nb][e], scale, o0, nb, e), dp[nb][e],
-                                                   stat_r[r], D_r[r], w, ds);
+                map.template weight_and_grad<true>(map.template fragment_logit<1>(s[nb][e], scale, o0, nb, e),
+                                                   dp[nb][e], stat_r[r], D_r[r], w, ds);
                 dp[nb][e] = need_mask && (j > i || i >= T) ? 0.0f : ds;
             }
         }
