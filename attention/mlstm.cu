@@ -1,4 +1,4 @@
-// The CUDA twins of attention/mlstm.c (declared in attention/mlstm.h): the mLSTM cell (docs/MODEL.md section 11)
+// The CUDA twins of attention/mlstm.c (mlstm.h): the mLSTM cell (docs/MODEL.md section 11)
 // in its chunkwise form, in the spirit of Tiled Flash Linear Attention (Beck et al., arXiv 2503.14376):
 // the chunk states are materialized by a kernel that runs over the chunks of each (b, h) in order
 // (into a stream-ordered scratch buffer, cudaMallocAsync), and every output row of a chunk is its query

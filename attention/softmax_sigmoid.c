@@ -1,7 +1,7 @@
 // Causal attention on the CPU, flash-style (FlashAttention, Dao et al. 2022; docs/MODEL.md section 4),
-// with the score-to-weight map of AttnScore: softmax, sigmoid(s + b) (docs/MODEL.md 5.1-5.2, FlashSigmoid)
-// or sigmoid divided by its row sum (the sink paper's normalized variant, docs/MODEL.md 5.3), with or
-// without ALiBi's offset -slope_h (i - j) added to the scores (docs/MODEL.md section 6).
+// with the score-to-weight map of AttnScore, as attention/score.h defines it: softmax, sigmoid(s + b)
+// (docs/MODEL.md 5.1-5.2, FlashSigmoid) or sigmoid divided by its row sum (the sink paper's normalized
+// variant, docs/MODEL.md 5.3), the logits with or without ALiBi's offset (docs/MODEL.md section 6).
 // No (T,T) buffer exists in either direction: the forward keeps one statistic per row (softmax: the
 // log-sum-exp; normalized sigmoid: the row sum Z) and the backward recomputes the weights from it:
 //   softmax:      p = exp(s - LSE),        dS = p (dP - D),                          D = dO . O
@@ -25,7 +25,8 @@
 // (rows of qkv are 3C floats apart and would map onto few cache sets): K^T (forward), Q^T, K^T, V^T,
 // dO^T (backward) by VEC x VEC transposes (VEC = 16, 8 or 4) with shuffles in registers, copies of
 // V (forward) and K (backward), and the dK, dV accumulators; a group's rows of Q and dO are read in
-// place when hs is a multiple of VEC, else from zero-padded copies. fast_exp is a vectorizable exp.
+// place when hs is a multiple of VEC, else from zero-padded copies. The map's exp is fast_exp
+// (common/fastmath.h), which vectorizes.
 // Parallelism: the forward runs one task per (b, h, block of query rows); the backward one task per
 // (b, h), which owns that head's columns of dqkv, so its += into dK and dV needs no atomics.
 #include <math.h>
@@ -35,7 +36,6 @@
 
 #include "attention/rows.h"
 #include "attention/softmax_sigmoid.h"
-#include "common/fastmath.h"
 #include "common/check.h"
 #include "common/cpu_shapes.h"
 
@@ -43,7 +43,6 @@
 #define GROUP ATTN_GROUP  // query rows handled together: GROUP / VEC vectors of scores per key
 #define QUERY_BLOCK 128   // query rows per forward task; they share one scratch copy of K and V
 #define LINE 16           // floats per 64-byte cache line
-#define SIGMOID_NORM_EPS 1e-8f   // Z' = Z + eps in the normalized sigmoid (docs/MODEL.md 5.3)
 #define INLINE static inline __attribute__((always_inline))
 // The register tiles of gemm: TILE_ROWS x TILE_VECS, the last columns TAIL_ROWS x 1 vector.
 #define TILE_ROWS ATTN_TILE_ROWS
@@ -185,24 +184,20 @@ static void gemm_a_rows(float* out, size_t ldo, float alpha, int accumulate, con
     gemm(out, ldo, alpha, accumulate, a, 1, GROUP, b, ldb, M, N, K);
 }
 
-// The ALiBi offset of query position pos and key j (0 without ALiBi: slope 0).
-static inline float alibi(float slope, int pos, int j) { return slope * (float)(pos - j); }
-
 // The forward's weights of one group, in place: st (n, GROUP) holds scaled scores, row j the key j
 // for each query r, which sees keys j <= pos[r]; masked entries become 0. stat[r] for r < g: the row
 // statistic (see the file header). The rows are normalized here, not O after A V: O then comes from
 // the very weights the backward recomputes, so dS sums to 0 over a row as closely as it can (the
 // gradients that are 0 in exact arithmetic stay at rounding noise, which Adam would amplify).
-static void forward_weights(float* restrict st, float* stat, const int pos[GROUP], int n, int g, AttnScore score,
-                            float slope) {
+static void forward_weights(float* restrict st, float* stat, const int pos[GROUP], int n, int g, AttnHead map) {
     float sums[GROUP] = {0}, maxs[GROUP];
-    if (!score.sigmoid) {
-        for (int r = 0; r < GROUP; r++) maxs[r] = -INFINITY;
+    for (int r = 0; r < GROUP; r++) maxs[r] = -INFINITY;   // the sigmoid's statistic ignores it
+    if (!map.score.sigmoid) {
         for (int j = 0; j < n; j++) {
             float* s = st + (size_t)j * GROUP;
             #pragma omp simd
             for (int r = 0; r < GROUP; r++) {
-                float x = s[r] - alibi(slope, pos[r], j);   // masked keys too (one condition, so it vectorizes)
+                float x = attn_logit(map, s[r], pos[r], j);   // masked keys too (one condition, so it vectorizes)
                 s[r] = x;
                 maxs[r] = j <= pos[r] && x > maxs[r] ? x : maxs[r];
             }
@@ -211,7 +206,7 @@ static void forward_weights(float* restrict st, float* stat, const int pos[GROUP
             float* s = st + (size_t)j * GROUP;
             #pragma omp simd
             for (int r = 0; r < GROUP; r++) {
-                float weight = fast_exp(s[r] - maxs[r]);
+                float weight = attn_softmax_weight(s[r], maxs[r]);
                 s[r] = j <= pos[r] ? weight : 0.0f;
                 sums[r] += s[r];
             }
@@ -221,7 +216,7 @@ static void forward_weights(float* restrict st, float* stat, const int pos[GROUP
             float* s = st + (size_t)j * GROUP;
             #pragma omp simd
             for (int r = 0; r < GROUP; r++) {
-                float weight = sigmoid(s[r] - alibi(slope, pos[r], j) + score.bias);
+                float weight = attn_sigmoid_weight(map, attn_logit(map, s[r], pos[r], j));
                 s[r] = j <= pos[r] ? weight : 0.0f;
                 sums[r] += s[r];
             }
@@ -229,10 +224,10 @@ static void forward_weights(float* restrict st, float* stat, const int pos[GROUP
     }
     float norm[GROUP];
     for (int r = 0; r < GROUP; r++) {
-        if (r < g) stat[r] = !score.sigmoid ? maxs[r] + logf(sums[r]) : score.normalize ? sums[r] : 0.0f;
-        norm[r] = !score.sigmoid ? 1.0f / sums[r] : score.normalize ? 1.0f / (sums[r] + SIGMOID_NORM_EPS) : 1.0f;
+        if (r < g) stat[r] = attn_row_stat(map.score, maxs[r], sums[r]);
+        norm[r] = attn_row_scale(map.score, sums[r]);
     }
-    if (score.sigmoid && !score.normalize) return;
+    if (map.score.sigmoid && !map.score.normalize) return;
     for (int j = 0; j < n; j++) {
         float* s = st + (size_t)j * GROUP;
         #pragma omp simd
@@ -258,15 +253,14 @@ typedef struct {
 // The forward for the g <= GROUP query rows i0.. of one (b, h), query i0+r at position pos0+r.
 // head: qkv at its row 0, column h*hs; out, stat: this head's (Tq rows, C apart), (Tq).
 static void attention_forward_group(float* out, float* stat, const float* head, const ForwardScratch* w, int ld,
-                                    int hsp, int i0, int pos0, int g, int C, int hs, float scale, AttnScore score,
-                                    float slope) {
+                                    int hsp, int i0, int pos0, int g, int C, int hs, float scale, AttnHead map) {
     size_t stride = 3 * (size_t)C;
     int pos[GROUP];
     for (int r = 0; r < GROUP; r++) pos[r] = pos0 + min_int(r, g - 1);   // rows past g repeat the last
     int n = pos[GROUP - 1] + 1;   // keys seen by the last row
     transpose_rows(w->qt, GROUP, head + (size_t)pos0 * stride, g, stride, hs);
     gemm_a_columns(w->st, GROUP, scale, 0, w->kt, ld, w->qt, GROUP, n, GROUP, hs);   // S^T = scale K Q^T
-    forward_weights(w->st, stat + i0, pos, n, g, score, slope);
+    forward_weights(w->st, stat + i0, pos, n, g, map);
     gemm_a_columns(out + (size_t)i0 * C, C, 1.0f, 0, w->st, GROUP, w->v, hsp, g, hs, n);   // O = A V
 }
 
@@ -295,8 +289,8 @@ void attention_forward(float* out, float* stat, const float* qkv, int B, int Tq,
                     for (int i = i0; i < i1; i += GROUP)
                         attention_forward_group(out + (size_t)b * Tq * C + (size_t)h * hs,
                                                 stat + ((size_t)b * NH + h) * Tq, head, &w, ld, hsp, i,
-                                                Tk - Tq + i, min_int(GROUP, i1 - i), C, hs, scale, score,
-                                                attn_alibi_slope(score, h, NH));
+                                                Tk - Tq + i, min_int(GROUP, i1 - i), C, hs, scale,
+                                                attn_head(score, h, NH));
                 }
             }
         }
@@ -317,30 +311,30 @@ static float row_dot(const float* a, const float* b, int hs) {
 // which sees keys j <= pos[r] (-1 for rows past the group's end); on exit pt holds the weights and
 // dst scale * dS^T, 0 where masked. stat, D: each row's statistic and dO . O.
 static void backward_scores(float* restrict pt, float* restrict dst, const float stat[GROUP], const float D[GROUP],
-                            const int pos[GROUP], int n, float scale, AttnScore score, float slope) {
-    if (!score.sigmoid) {
+                            const int pos[GROUP], int n, float scale, AttnHead map) {
+    if (!map.score.sigmoid) {
         for (int j = 0; j < n; j++) {
             float *p = pt + (size_t)j * GROUP, *ds = dst + (size_t)j * GROUP;
             #pragma omp simd
             for (int r = 0; r < GROUP; r++) {
-                float weight = fast_exp(p[r] - alibi(slope, pos[r], j) - stat[r]);
+                float weight = attn_softmax_weight(attn_logit(map, p[r], pos[r], j), stat[r]);
                 p[r] = j <= pos[r] ? weight : 0.0f;
-                ds[r] = scale * p[r] * (ds[r] - D[r]);
+                ds[r] = attn_softmax_grad(scale * p[r], ds[r], D[r]);
             }
         }
         return;
     }
-    // sigmoid: p (1 - p) = sig^2 e with e = exp(-(s + b)); unnormalized is D = 0, Z' = 1
+    // sigmoid: unnormalized is D = 0, Z' = 1
     float inv_z[GROUP];
-    for (int r = 0; r < GROUP; r++) inv_z[r] = score.normalize ? 1.0f / (stat[r] + SIGMOID_NORM_EPS) : 1.0f;
+    for (int r = 0; r < GROUP; r++) inv_z[r] = map.score.normalize ? attn_norm_scale(stat[r]) : 1.0f;
     for (int j = 0; j < n; j++) {
         float *p = pt + (size_t)j * GROUP, *ds = dst + (size_t)j * GROUP;
         #pragma omp simd
         for (int r = 0; r < GROUP; r++) {
-            float e = fast_exp(-(p[r] - alibi(slope, pos[r], j) + score.bias)), sig = 1.0f / (1.0f + e);
+            AttnSigmoid sig = attn_sigmoid(map, attn_logit(map, p[r], pos[r], j));
             int seen = j <= pos[r];
-            p[r] = seen ? sig * inv_z[r] : 0.0f;
-            ds[r] = seen ? scale * (ds[r] - D[r]) * inv_z[r] * sig * sig * e : 0.0f;
+            p[r] = seen ? sig.p * inv_z[r] : 0.0f;
+            ds[r] = seen ? attn_sigmoid_grad(sig, scale * (ds[r] - D[r]) * inv_z[r]) : 0.0f;
         }
     }
 }
@@ -356,7 +350,7 @@ typedef struct {
 // The backward for the g <= GROUP rows i0.. of one head (see attention_backward_head).
 static void attention_backward_group(float* dqkv, const float* dout, const float* qkv, const float* stat,
                                      const BackwardScratch* w, int ld, int hsp, int i0, int g, int C, int hs,
-                                     float scale, AttnScore score, float slope) {
+                                     float scale, AttnHead map) {
     size_t stride = 3 * (size_t)C;
     int n = i0 + g;   // keys seen by the last row
     int pos[GROUP];
@@ -368,7 +362,7 @@ static void attention_backward_group(float* dqkv, const float* dout, const float
     }
     gemm_a_columns(w->pt, GROUP, scale, 0, w->kt, ld, w->qt + i0, ld, n, GROUP, hs);   // S^T = scale K Q^T
     gemm_a_columns(w->dst, GROUP, 1.0f, 0, w->vt, ld, w->dot + i0, ld, n, GROUP, hs);  // dP^T = V dO^T
-    backward_scores(w->pt, w->dst, stat_g, D, pos, n, scale, score, slope);
+    backward_scores(w->pt, w->dst, stat_g, D, pos, n, scale, map);
     // Q and dO rows with hsp readable floats: in place, or padded copies
     const float *q = qkv + (size_t)i0 * stride, *dout_g = dout + (size_t)i0 * C;
     size_t ldq = stride, lddo = C;
@@ -390,10 +384,10 @@ static void attention_backward_group(float* dqkv, const float* dout, const float
 // One (b, h): dqkv (T,3C) += for this head's columns, from dout, qkv, out (T rows) and stat (T).
 // Pointers are at row 0, column h*hs; rows are 3C (qkv, dqkv) or C (out, dout) floats apart.
 static void attention_backward_head(float* dqkv, const float* dout, const float* qkv, const float* out,
-                                    const float* stat, int T, int C, int hs, float scale, AttnScore score,
-                                    float slope, const BackwardScratch* w) {
+                                    const float* stat, int T, int C, int hs, float scale, AttnHead map,
+                                    const BackwardScratch* w) {
     size_t stride = 3 * (size_t)C;
-    int ld = padded_ld(T), hsp = round_up(hs, VEC), need_d = !score.sigmoid || score.normalize;
+    int ld = padded_ld(T), hsp = round_up(hs, VEC), need_d = !map.score.sigmoid || map.score.normalize;
     transpose_rows(w->qt, ld, qkv, T, stride, hs);
     transpose_rows(w->kt, ld, qkv + C, T, stride, hs);
     transpose_rows(w->vt, ld, qkv + 2 * C, T, stride, hs);
@@ -401,8 +395,7 @@ static void attention_backward_head(float* dqkv, const float* dout, const float*
     copy_rows(w->k, hsp, qkv + C, T, stride, hs);
     for (int i = 0; i < T; i++) w->d[i] = need_d ? row_dot(dout + (size_t)i * C, out + (size_t)i * C, hs) : 0.0f;
     for (int i0 = 0; i0 < T; i0 += GROUP)
-        attention_backward_group(dqkv, dout, qkv, stat, w, ld, hsp, i0, min_int(GROUP, T - i0), C, hs, scale, score,
-                                 slope);
+        attention_backward_group(dqkv, dout, qkv, stat, w, ld, hsp, i0, min_int(GROUP, T - i0), C, hs, scale, map);
     add_rows(dqkv + C, stride, w->dk, hsp, T, hs);
     add_rows(dqkv + 2 * C, stride, w->dv, hsp, T, hs);
 }
@@ -426,8 +419,8 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
             for (int h = 0; h < NH; h++) {
                 size_t at3 = (size_t)b * T * 3 * C + (size_t)h * hs, at1 = (size_t)b * T * C + (size_t)h * hs;
                 attention_backward_head(dqkv + at3, dout + at1, qkv + at3, out + at1,
-                                        stat + ((size_t)b * NH + h) * T, T, C, hs, scale, score,
-                                        attn_alibi_slope(score, h, NH), &w);
+                                        stat + ((size_t)b * NH + h) * T, T, C, hs, scale, attn_head(score, h, NH),
+                                        &w);
             }
         }
         free(block);
@@ -435,11 +428,11 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
 }
 
 // One row of attention_weights: s (n) holds the scaled scores of a query that sees n keys.
-static void stored_weights_row(float* restrict s, int n, float stat, AttnScore score, float slope) {
-    float inv_z = score.normalize ? 1.0f / (stat + SIGMOID_NORM_EPS) : 1.0f;
+static void stored_weights_row(float* restrict s, int n, float stat, AttnHead map) {
+    float inv_z = map.score.normalize ? attn_norm_scale(stat) : 1.0f;
     for (int j = 0; j < n; j++) {
-        float x = s[j] - alibi(slope, n - 1, j);
-        s[j] = score.sigmoid ? sigmoid(x + score.bias) * inv_z : fast_exp(x - stat);
+        float x = attn_logit(map, s[j], n - 1, j);
+        s[j] = map.score.sigmoid ? attn_sigmoid_weight(map, x) * inv_z : attn_softmax_weight(x, stat);
     }
 }
 
@@ -455,7 +448,7 @@ void attention_weights(float* weights, const float* qkv, const float* stat, int 
                 float* w = weights + (((size_t)b * NH + h) * T + i) * T;
                 for (int j = 0; j < T; j++)
                     w[j] = j <= i ? scale * row_dot(head + (size_t)i * 3 * C, head + (size_t)j * 3 * C + C, hs) : 0.0f;
-                stored_weights_row(w, i + 1, stat[((size_t)b * NH + h) * T + i], score, attn_alibi_slope(score, h, NH));
+                stored_weights_row(w, i + 1, stat[((size_t)b * NH + h) * T + i], attn_head(score, h, NH));
             }
         }
     }
