@@ -1,3 +1,4 @@
+// Internal to the CUDA mLSTM (attention/mlstm.h): what its three files share, in namespace
 // mlstm. attention/mlstm.cu holds the entry points (the dispatch between the kernel families), the
 // recurrent step and the analysis matrix; attention/mlstm_fp32.cu the fp32 kernels of the chunkwise
 // form; attention/mlstm_tc.cu its tensor-core kernels (bf16 build). Here: the launch constants, the
