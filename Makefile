@@ -182,10 +182,12 @@ $(EMU_GEN_CUH): $(EMU_BUILD)/include/%.cuh: %.cuh $(EMU_DIR)/launches.py
 	@mkdir -p $(dir $@)
 	$(PYTHON) $(EMU_DIR)/launches.py $< $@
 
+# -include cuda_runtime.h: as nvcc does, so __CUDA_ARCH__ is defined before any header (common/fastmath.h
+# picks the device math by it, whatever order a .cu file includes its headers in).
 $(EMU_BUILD)/%.o: %.cu $(EMU_HEADERS) $(EMU_GEN_CUH) $(EMU_DIR)/launches.py
 	@mkdir -p $(dir $@)
 	$(PYTHON) $(EMU_DIR)/launches.py $< $(EMU_BUILD)/$*.cpp
-	$(CXX) $(EMU_FLAGS) -c $(EMU_BUILD)/$*.cpp -o $@
+	$(CXX) $(EMU_FLAGS) -include cuda_runtime.h -c $(EMU_BUILD)/$*.cpp -o $@
 
 $(EMU_BUILD)/%.o: $(EMU_DIR)/%.cpp $(EMU_HEADERS) $(EMU_GEN_CUH)
 	@mkdir -p $(dir $@)
