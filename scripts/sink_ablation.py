@@ -22,7 +22,8 @@ Each (variant, seed) trains with `-v`, `-sa` and `-n` every `--every` steps into
 of each invocation). At the end, and with `--report-only`, `--out` gets results.md: the setup (data:
 tokens, epochs, distinct tokens; block; seeds; the metric), the claims table (each claim of the
 papers, what was compared, the measured values as mean [min, max] over seeds, and whether it
-reproduces), the table of every variant, and plots per group of variants: Sink_k, first-token
+reproduces), the table of every variant, with more than one seed the table of each run (its value
+per seed and when its sink held from), and plots per group of variants: Sink_k, first-token
 attention, massive activation and val loss against tokens seen, the mean over seeds as a line and
 their range as a band (sink_<group>.png, first_token_<group>.png, massive_<group>.png,
 val_loss_<group>.png).
@@ -867,6 +868,38 @@ def variants_table(cfg, results):
     return "\n".join(rows)
 
 
+def seeds_table(cfg, results):
+    """The markdown table of each run on its own: Sink_k % / first-token attention per seed (Sink* too
+    for sink-slot variants), and the analysis from which Sink_k stayed at or above SINK_PRESENT."""
+    k = cfg.sink_key
+    rows = ["| variant | " + " | ".join(f"seed {s}" for s in cfg.seeds) +
+            f" | Sink_{k} sustained from ({', '.join(map(str, cfg.seeds))}) |", "|---" * (len(cfg.seeds) + 2) + "|"]
+    for name, runs in results.items():
+        cells = []
+        for r in runs:
+            if r.last_step is None:
+                cells.append("-")
+                continue
+            slot = f" (Sink* {r.final('slot'):.1f})" if r.curves["slot"] else ""
+            cut = "" if r.finished else f" (to step {r.last_step})"
+            cells.append(f"{r.final('sink'):.1f} / {fmt(r.final('fattn'), '.3f')}{slot}{cut}")
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {onset_text({name: runs}, name, cfg.tokens_per_step)} |")
+    return "\n".join(rows)
+
+
+def seeds_section(cfg, results):
+    """The per-seed table under its heading, or nothing for one seed (the variants table is it)."""
+    if len(cfg.seeds) < 2:
+        return ""
+    return f"""## Seeds
+
+Each run's value, Sink_{cfg.sink_key} % / first-token attention (and Sink* for sink-slot variants):
+
+{seeds_table(cfg, results)}
+
+"""
+
+
 # ---------------------------------------------------------------- plots
 
 def band(cfg, runs, key):
@@ -1000,7 +1033,7 @@ over the seeds do not overlap. Uniform causal attention gives first-token attent
 
 tok/s: the median training step's throughput (runs trained side by side share the machine).
 
-- Command (in `{os.getcwd()}`): `{command}`
+{seeds_section(cfg, results)}- Command (in `{os.getcwd()}`): `{command}`
 - Date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}
 
 ## Plots

@@ -114,6 +114,11 @@ def test_report_from_logs(tmp_path):
     assert rows["gate"] == ("| gate | `gate=elem` | -l 0.01 | 0 of 1 (at step 2 of 6) | 5.0000 | 6.2 | - | 0.2250 "
                             "| - | - |")
     assert rows["never"] == "| never | `x=1` | - | not run | - | - | - | - | - | - |"
+    assert "## Seeds" not in text                                        # one seed: the variants table is it
+    seeds = sa.seeds_table(cfg, results).splitlines()
+    assert seeds[0] == "| variant | seed 1337 | Sink_1 sustained from (1337) |"
+    assert seeds[3] == "| kv | 0.0 / 0.163 (Sink* 48.8) | never |"
+    assert seeds[4] == "| gate | 6.2 / 0.225 (to step 2) | 0.0M |" and seeds[5] == "| never | - | - |"
     claim = rows["Softmax forms a first-token sink on enough distinct tokens (BOS windows), and when"]
     assert "Sink_1 50.0 %" in claim and "sustained from 0.0M" in claim and claim.endswith("| reproduced |")
     assert "python3 sink_ablation.py --test" in text and "BOS windows" in text
@@ -150,6 +155,12 @@ def test_seeds_spread_and_claims(tmp_path):
     sa.write_report(cfg, results, "x")
     text = (out / "results.md").read_text()
     assert "| softmax | `(base)` | - | 3 of 3 | " in text and "3.6 [2.7, 4.0]" in text and "seeds 1, 2, 3" in text
+    assert "## Seeds" in text
+    # the per-seed table: each run's final Sink_1 / first-token attention, then the onsets in M tokens
+    onset = [f"{s * cfg.tokens_per_step / 1e6:.1f}M" for s in (2, 4, 2)]
+    assert "| variant | seed 1 | seed 2 | seed 3 | Sink_1 sustained from (1, 2, 3) |" in text
+    assert f"| softmax | 4.0 / 0.100 | 2.7 / 0.100 | 4.0 / 0.100 | {', '.join(onset)} |" in text
+    assert "| sigmoid b=0 | 0.2 / 0.100 | 0.2 / 0.100 | 0.2 / 0.100 | never, never, never |" in text
 
 
 def test_without_any_sink_the_first_token_attention_decides(tmp_path):
