@@ -555,7 +555,7 @@ static void chunk_backward(BackwardScratch* w, const Head* hd, const float* dh, 
 // k_u.dk_u), through sigmoid (mLSTMsig input gate), logsigmoid (forget gate) and the soft-cap, += into
 // dgate_i[t*gstride], dgate_f[t*gstride]; the raw pre-activations are at gate_i, gate_f likewise.
 static void log_gates_backward(float* dgate_i, float* dgate_f, const float* gate_i, const float* gate_f, size_t gstride,
-                          const Head* hd, BackwardScratch* w, int T) {
+                               const Head* hd, BackwardScratch* w, int T) {
     int hs = hd->hs, hsp = w->c.hsp;
     for (int t = 0; t < T; t++) {   // independent dot products first, then the cumulative sum
         w->kdk[t] = dot(hd->k + t * hd->stride, w->dk + (size_t)t * hsp, hs);
@@ -607,7 +607,7 @@ void mlstm_chunkwise_backward(float* dqkv, float* dgates, const float* dh, const
                 size_t at = ((size_t)b * NH + head) * T, g_at = (size_t)b * T * 2 * NH + head;
                 head_backward(&w, &hd, dh + (size_t)b * T * C + (size_t)head * hs, n_out + at, m_out + at, T, L, C);
                 log_gates_backward(dgates + g_at, dgates + g_at + NH, gates + g_at, gates + g_at + NH, 2 * (size_t)NH,
-                              &hd, &w, T);
+                                   &hd, &w, T);
                 float* dq = dqkv + (size_t)b * T * 3 * C + (size_t)head * hs;
                 add_rows(dq, 3 * (size_t)C, w.dq, w.c.hsp, T, hs);
                 add_rows(dq + C, 3 * (size_t)C, w.dk, w.c.hsp, T, hs);
